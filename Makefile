@@ -1,0 +1,44 @@
+# aigate — everything a newcomer needs: `make demo`, `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: venv demo test lint typecheck unit control-plane cluster cluster-down crd bench clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+## demo: the failing and the remediated example against the built-in simulator
+demo: venv
+	$(BIN)/aigate demo
+
+## test: lint, type-check, and every test (the cluster tests build or reuse the local control plane)
+test: venv control-plane lint typecheck
+	$(BIN)/pytest
+
+lint: venv
+	$(BIN)/ruff check operator tests bench hack
+	$(BIN)/ruff format --check operator tests bench hack
+
+typecheck: venv
+	$(BIN)/mypy
+
+## unit: the tests that need no cluster
+unit: venv
+	$(BIN)/pytest -m 'not cluster'
+
+## control-plane: build (or reuse from the cache) etcd, kube-apiserver, kube-controller-manager
+control-plane:
+	bash hack/build-control-plane.sh
+
+crd: venv
+	$(BIN)/aigate crd > crds/aiworkloads.aigate.dev.yaml
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
