@@ -1,0 +1,214 @@
+"""Reading an AIWorkload from YAML and resolving what it references (prompts, suite, tool manifests).
+
+A workload file may carry its ConfigMaps as further YAML documents, as `kubectl apply -f` would accept
+them; `configMapRef`s resolve against those on a laptop and against the API server in a cluster.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+from aigate.api.errors import WorkloadError, format_validation_error
+from aigate.api.models import AIWorkload, Case, ConfigMapKeyRef, Source
+
+ConfigMapLookup = Callable[[ConfigMapKeyRef], str]
+"""Returns the text at a ConfigMap key, or raises WorkloadError naming what is missing."""
+
+
+@dataclass(frozen=True)
+class ResolvedTool:
+    name: str
+    access: str | None
+    approval: str
+    description: str
+    parameters: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ResolvedWorkload:
+    """A workload with every reference read: what the runner executes and what the spec digest covers."""
+
+    workload: AIWorkload
+    system_prompt: str
+    cases: list[Case]
+    tools: list[ResolvedTool]
+    referenced: dict[str, str] = field(default_factory=dict)
+    """Field path -> the referenced text, e.g. {'spec.prompts[0]': '...', 'spec.suite': '...'}."""
+
+    @property
+    def name(self) -> str:
+        return self.workload.metadata.name
+
+
+def _yaml_documents(text: str, source: str) -> list[Any]:
+    try:
+        return [d for d in yaml.safe_load_all(text) if d is not None]
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"
+        raise WorkloadError(f"YAML syntax error at {where}: {e.problem or e}", source=source) from None
+    except yaml.YAMLError as e:
+        raise WorkloadError(f"YAML syntax error: {e}", source=source) from None
+
+
+def parse_workload(doc: Any, source: str = "workload") -> AIWorkload:
+    if not isinstance(doc, dict):
+        raise WorkloadError("an AIWorkload must be a YAML mapping", source=source)
+    try:
+        return AIWorkload.model_validate(doc)
+    except ValidationError as e:
+        lines = format_validation_error(e)
+        raise WorkloadError("; ".join(lines), source=source) from None
+
+
+@dataclass
+class WorkloadFile:
+    workload: AIWorkload
+    config_maps: dict[str, dict[str, str]]
+    base_dir: Path
+    source: str
+
+    def config_map_lookup(self, ref: ConfigMapKeyRef) -> str:
+        cm = self.config_maps.get(ref.name)
+        if cm is None:
+            raise WorkloadError(
+                f"ConfigMap {ref.name!r} is not in the file (add it as another YAML document)",
+                source=self.source,
+            )
+        if ref.key not in cm:
+            raise WorkloadError(f"ConfigMap {ref.name!r} has no key {ref.key!r}", source=self.source)
+        return cm[ref.key]
+
+
+def load_workload_file(path: str | Path) -> WorkloadFile:
+    p = Path(path)
+    source = str(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise WorkloadError("file not found", source=source) from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise WorkloadError(f"cannot read: {e}", source=source) from None
+    docs = _yaml_documents(text, source)
+    workloads = [d for d in docs if isinstance(d, dict) and d.get("kind") == "AIWorkload"]
+    if len(workloads) != 1:
+        found = "no" if not workloads else str(len(workloads))
+        raise WorkloadError(f"expected one document of kind AIWorkload, found {found}", source=source)
+    config_maps: dict[str, dict[str, str]] = {}
+    for d in docs:
+        if isinstance(d, dict) and d.get("kind") == "ConfigMap":
+            name = str((d.get("metadata") or {}).get("name", ""))
+            data = d.get("data") or {}
+            config_maps[name] = {str(k): str(v) for k, v in data.items()}
+    return WorkloadFile(parse_workload(workloads[0], source), config_maps, p.resolve().parent, source)
+
+
+class _SuiteDoc(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    cases: list[Case] = Field(min_length=1)
+
+
+_CASES = TypeAdapter(list[Case])
+
+
+def _read_source(src: Source, where: str, lookup: ConfigMapLookup, base_dir: Path | None) -> str:
+    if src.inline is not None:
+        return src.inline
+    if src.config_map_ref is not None:
+        return lookup(src.config_map_ref)
+    assert src.file is not None
+    return _read_file(src.file, where, base_dir)
+
+
+def _read_file(name: str, where: str, base_dir: Path | None) -> str:
+    if base_dir is None:
+        raise WorkloadError(f"{where}.file: files can only be referenced from the CLI; use configMapRef")
+    try:
+        return (base_dir / name).read_text(encoding="utf-8")
+    except OSError as e:
+        raise WorkloadError(f"{where}.file: cannot read {name}: {e.strerror or e}") from None
+
+
+def _parse_cases(text: str, where: str) -> list[Case]:
+    docs = _yaml_documents(text, where)
+    doc = docs[0] if len(docs) == 1 else docs
+    try:
+        if isinstance(doc, dict):
+            return _SuiteDoc.model_validate(doc).cases
+        return _CASES.validate_python(doc)
+    except ValidationError as e:
+        raise WorkloadError("; ".join(format_validation_error(e, prefix=where))) from None
+
+
+def resolve(workload: AIWorkload, lookup: ConfigMapLookup, base_dir: Path | None = None) -> ResolvedWorkload:
+    """Read every reference; any missing one is a WorkloadError naming the field."""
+    spec = workload.spec
+    referenced: dict[str, str] = {}
+    prompts = []
+    for i, src in enumerate(spec.prompts):
+        where = f"spec.prompts[{i}]"
+        text = _read_source(src, where, lookup, base_dir)
+        if src.inline is None:
+            referenced[where] = text
+        prompts.append(text)
+    suite = spec.suite
+    if suite.cases is not None:
+        cases = suite.cases
+    else:
+        text = (
+            lookup(suite.config_map_ref)
+            if suite.config_map_ref is not None
+            else _read_file(suite.file or "", "spec.suite", base_dir)
+        )
+        referenced["spec.suite"] = text
+        cases = _parse_cases(text, "spec.suite")
+        names = [c.name for c in cases]
+        if len(set(names)) != len(names):
+            raise WorkloadError("spec.suite: duplicate case names")
+    tools = []
+    for i, t in enumerate(spec.tools):
+        params = t.parameters
+        if t.manifest is not None:
+            where = f"spec.tools[{i}].manifest"
+            text = _read_source(t.manifest, where, lookup, base_dir)
+            if t.manifest.inline is None:
+                referenced[where] = text
+            params = _parse_manifest(text, where)
+        tools.append(
+            ResolvedTool(
+                name=t.name,
+                access=t.access,
+                approval=t.approval,
+                description=t.description or t.name,
+                parameters=params or {"type": "object", "properties": {}},
+            )
+        )
+    return ResolvedWorkload(workload, "\n\n".join(prompts), list(cases), tools, referenced)
+
+
+def _parse_manifest(text: str, where: str) -> dict[str, Any]:
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError:
+        docs = _yaml_documents(text, where)
+        doc = docs[0] if docs else None
+    if not isinstance(doc, dict):
+        raise WorkloadError(f"{where}: a tool manifest must be a JSON schema object")
+    return doc
+
+
+def load_and_resolve(path: str | Path) -> ResolvedWorkload:
+    wf = load_workload_file(path)
+    try:
+        return resolve(wf.workload, wf.config_map_lookup, wf.base_dir)
+    except WorkloadError as e:
+        if e.source is None:
+            raise WorkloadError(e.message, source=wf.source) from None
+        raise

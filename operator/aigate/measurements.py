@@ -1,0 +1,197 @@
+"""What the runner measured: the boundary between measuring (probes) and judging (gates).
+
+Plain pydantic models so that a gate Job can hand them to the operator as JSON and the evidence can
+carry them. Times are milliseconds, money is USD.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+FaultMode = Literal["timeout", "http_5xx", "http_429", "connection_reset", "malformed_body"]
+FAULT_MODES: tuple[FaultMode, ...] = ("timeout", "http_5xx", "http_429", "connection_reset", "malformed_body")
+
+ErrorKind = Literal["timeout", "http_4xx", "http_429", "http_5xx", "connection", "malformed", "budget", "other"]
+
+
+class _M(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Usage(_M):
+    input_tokens: int = 0
+    output_tokens: int = 0
+    estimated: bool = False
+    """True when the provider did not report usage and the tokens were estimated from the text."""
+
+
+class ToolCall(_M):
+    name: str
+    arguments: dict[str, Any] | str = Field(default_factory=dict)
+
+
+class ModelIdentity(_M):
+    """What the provider said it served, which may differ from what was asked for."""
+
+    requested: str
+    model: str | None = None
+    system_fingerprint: str | None = None
+
+
+class AssertionResult(_M):
+    name: str
+    """jsonSchema | contains | notContains | regex | toolCalls | maxLatencyMs."""
+    passed: bool
+    detail: str = ""
+
+
+class Attempt(_M):
+    """One HTTP exchange with a provider."""
+
+    status: int | None = None
+    error: ErrorKind | None = None
+    error_detail: str = ""
+    latency_ms: float
+    ttft_ms: float | None = None
+    usage: Usage = Field(default_factory=Usage)
+    injected_fault: FaultMode | None = None
+
+
+class CaseRun(_M):
+    """One test case sent once to one model, retries included: what a caller of that model would see."""
+
+    case: str
+    model: str
+    """The spec's model name (spec.models[].name)."""
+    repeat: int = 0
+    adversarial: bool = False
+    ok: bool
+    """A well-formed answer arrived (after retries)."""
+    error: ErrorKind | None = None
+    error_detail: str = ""
+    latency_ms: float
+    """End to end as the caller sees it: client queue time, every attempt and backoff."""
+    queue_ms: float = 0.0
+    ttft_ms: float | None = None
+    attempts: list[Attempt] = Field(default_factory=list)
+    usage: Usage = Field(default_factory=Usage)
+    """Tokens billed across all attempts."""
+    cost_usd: float | None = None
+    """None when the model's price is unknown."""
+    text: str = ""
+    tool_calls: list[ToolCall] = Field(default_factory=list)
+    assertions: list[AssertionResult] = Field(default_factory=list)
+    identity: ModelIdentity | None = None
+
+    @property
+    def retries(self) -> int:
+        return max(0, len(self.attempts) - 1)
+
+    @property
+    def passed(self) -> bool:
+        return self.ok and all(a.passed for a in self.assertions)
+
+
+class Price(_M):
+    input_per_m_tok_usd: float
+    output_per_m_tok_usd: float
+    source: str
+    """'spec' or 'genai-prices <version>'."""
+
+
+class ModelMeasurement(_M):
+    """The whole suite (x repeats) against one model at test concurrency, no faults injected."""
+
+    model: str
+    provider: str
+    requested_model: str
+    price: Price | None = None
+    price_problem: str | None = None
+    """Why the price is unknown, when it is."""
+    runs: list[CaseRun] = Field(default_factory=list)
+    identities: list[ModelIdentity] = Field(default_factory=list)
+    concurrency: int = 1
+
+
+class Outcome(_M):
+    """How one case ended when a fault was injected on the primary."""
+
+    case: str
+    repeat: int = 0
+    served_by: str
+    """'primary', 'model:<name>', 'humanRoute', 'safeStop' or 'none'."""
+    valid: bool
+    """The final answer passed the case's assertions (or a human route / safe stop took the case)."""
+    latency_ms: float
+    detail: str = ""
+    path: list[str] = Field(default_factory=list)
+    """Every step tried, e.g. ['primary:timeout', 'primary:timeout', 'model:fallback-1:ok']."""
+
+
+class FaultRun(_M):
+    mode: FaultMode
+    outcomes: list[Outcome] = Field(default_factory=list)
+
+
+class HumanRouteProbe(_M):
+    url: str
+    acknowledged: bool
+    status: int | None = None
+    latency_ms: float | None = None
+    detail: str = ""
+
+
+class McpTool(_M):
+    name: str
+    read_only_hint: bool | None = None
+    destructive_hint: bool | None = None
+    description: str = ""
+
+
+class McpServerProbe(_M):
+    name: str
+    url: str
+    reachable: bool
+    error: str = ""
+    server_name: str | None = None
+    protocol_version: str | None = None
+    tools: list[McpTool] = Field(default_factory=list)
+
+
+class RbacCheck(_M):
+    verb: str
+    resource: str
+    group: str = ""
+    subresource: str = ""
+    namespace: str | None = None
+    allowed: bool
+
+
+class RbacProbe(_M):
+    service_account: str
+    namespace: str
+    skipped_reason: str | None = None
+    checks: list[RbacCheck] = Field(default_factory=list)
+
+
+class Measurements(_M):
+    """Everything a gate may look at besides the spec."""
+
+    started_at: datetime
+    finished_at: datetime
+    runner_version: str
+    concurrency: int
+    models: dict[str, ModelMeasurement] = Field(default_factory=dict)
+    """Keyed by spec model name; primary and every fallback."""
+    faults: list[FaultRun] = Field(default_factory=list)
+    human_route: HumanRouteProbe | None = None
+    mcp: list[McpServerProbe] = Field(default_factory=list)
+    rbac: RbacProbe | None = None
+    spent_usd: float = 0.0
+    budget_exhausted: bool = False
+    """The run stopped itself at budget.gateRunMaxUSD; the gates it starved report ERROR."""
+    aborted: str | None = None
+    """Why the run stopped early, if it did."""
