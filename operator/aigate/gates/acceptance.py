@@ -1,0 +1,53 @@
+"""Risk acceptances: a FAIL a named person has accepted until a date. One function judges expiry for the
+CLI, the operator and the admission webhook alike."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from aigate.api.models import RiskAcceptance
+from aigate.gates.result import Finding, GateResult
+
+
+def is_active(acceptance: RiskAcceptance, now: datetime) -> bool:
+    return acceptance.expires > now
+
+
+def apply_acceptances(results: list[GateResult], acceptances: list[RiskAcceptance], now: datetime) -> list[GateResult]:
+    """Turn a FAIL into ACCEPTED while an acceptance for that gate is unexpired; an ERROR is never accepted,
+    since nobody can accept what was not measured."""
+    out = []
+    for r in results:
+        mine = [a for a in acceptances if a.gate == r.gate]
+        active = [a for a in mine if is_active(a, now)]
+        expired = [a for a in mine if not is_active(a, now)]
+        extra = [
+            Finding(
+                severity="warn",
+                subject=r.gate,
+                message=f"risk acceptance for {r.gate} expired at {a.expires.isoformat()} "
+                f"({a.reason}; accepted by {a.accepted_by or 'unknown'}): it counts for nothing",
+            )
+            for a in expired
+        ]
+        if r.status == "FAIL" and active:
+            a = max(active, key=lambda x: x.expires)
+            info = {
+                "reason": a.reason,
+                "acceptedBy": a.accepted_by,
+                "expires": a.expires.isoformat(),
+            }
+            out.append(
+                r.model_copy(
+                    update={
+                        "status": "ACCEPTED",
+                        "reason": f"{r.reason} (risk accepted by {a.accepted_by or 'unknown'} until "
+                        f"{a.expires.date().isoformat()}: {a.reason})",
+                        "acceptance": info,
+                        "findings": r.findings + extra,
+                    }
+                )
+            )
+        else:
+            out.append(r.model_copy(update={"findings": r.findings + extra}) if extra else r)
+    return out

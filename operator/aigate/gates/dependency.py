@@ -1,0 +1,60 @@
+"""Provider-dependency gate: the loss of one provider (or cloud) must leave a validated path."""
+
+from __future__ import annotations
+
+from aigate.api.models import AIWorkloadSpec
+from aigate.gates.result import Finding, GateResult
+from aigate.gates.stats import rate
+from aigate.measurements import Measurements
+
+
+def validated_paths(spec: AIWorkloadSpec, m: Measurements, validated_fallbacks: list[str]) -> list[str]:
+    """The primary (when it passes the suite) and the fallbacks the fallback gate validated."""
+    out = []
+    primary = m.models.get(spec.primary.name)
+    passing = (
+        primary is not None and rate(sum(r.passed for r in primary.runs), len(primary.runs)) >= spec.slo.min_pass_rate
+    )
+    if passing:
+        out.append(spec.primary.name)
+    return out + [n for n in validated_fallbacks if n != spec.primary.name]
+
+
+def judge_provider_dependency(
+    spec: AIWorkloadSpec, m: Measurements, validated_fallbacks: list[str], drift: dict[str, list[str]]
+) -> GateResult:
+    by_name = {x.name: x for x in spec.models}
+    paths = validated_paths(spec, m, validated_fallbacks)
+    providers = sorted({by_name[p].provider_family for p in paths})
+    clouds_declared = any(x.cloud for x in spec.models)
+    clouds = sorted({by_name[p].cloud or "undeclared" for p in paths})
+    findings = [
+        Finding(severity="info", subject=name, message=f"{by_name[name].model} did not reproduce the primary's {d}")
+        for name, items in drift.items()
+        for d in items
+    ]
+    metrics = {"validatedPaths": paths, "providers": providers, "clouds": clouds if clouds_declared else []}
+    fails = []
+    if not paths:
+        fails.append("no validated path")
+    elif len(providers) < 2:
+        fails.append(f"single provider: {providers[0]}")
+    if clouds_declared and paths and len(set(clouds) - {"undeclared"}) < 2:
+        fails.append(f"single cloud: {', '.join(clouds)}")
+    findings = [Finding(severity="fail", message=f) for f in fails] + findings
+    if fails:
+        return GateResult(
+            gate="providerDependency",
+            status="FAIL",
+            reason="Provider dependency: " + "; ".join(fails),
+            findings=findings,
+            metrics=metrics,
+        )
+    where = f" across clouds {', '.join(clouds)}" if clouds_declared else ""
+    return GateResult(
+        gate="providerDependency",
+        status="PASS",
+        reason=f"Provider dependency: validated paths on {', '.join(providers)}{where}",
+        findings=findings,
+        metrics=metrics,
+    )

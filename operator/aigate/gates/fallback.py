@@ -1,0 +1,181 @@
+"""Fallback gate: when the primary fails, does every case still end well, and are the fallbacks fit to
+serve? Drift between primary and fallback is reported, since a fallback that answers differently changes
+what flows downstream."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+
+from aigate.api.models import AIWorkloadSpec
+from aigate.gates.result import Finding, GateResult
+from aigate.gates.stats import ms, pct, percentile, rate
+from aigate.measurements import CaseRun, Measurements, ModelMeasurement
+
+ASSERTION_LABELS = {
+    "jsonSchema": "JSON schema broken",
+    "contains": "expected text missing",
+    "notContains": "forbidden text present",
+    "regex": "pattern not matched",
+    "toolCalls": "tool calls wrong",
+    "maxLatencyMs": "too slow",
+}
+_REFUSAL = re.compile(r"\b(I can(no|')t|I am unable|I'm unable|I won't|cannot help with)\b", re.IGNORECASE)
+
+
+def deadline_ms(spec: AIWorkloadSpec, assumed_timeout_ms: float) -> float:
+    """The end-to-end deadline a case must meet under a fault: declared, else three timeouts."""
+    if spec.fallback.deadline_ms is not None:
+        return spec.fallback.deadline_ms
+    return 3 * (spec.slo.timeout_ms or assumed_timeout_ms)
+
+
+def validation(spec: AIWorkloadSpec, mm: ModelMeasurement) -> tuple[bool, str]:
+    """A fallback counts only if it passes the suite at slo.minPassRate; say why not in the report's words."""
+    runs = mm.runs
+    if not runs:
+        return False, f"{mm.requested_model}: not measured"
+    pass_rate = rate(sum(1 for r in runs if r.passed), len(runs))
+    if pass_rate >= spec.slo.min_pass_rate:
+        return True, f"{mm.requested_model}: {pct(pass_rate)} of cases pass"
+    broken: Counter[str] = Counter()
+    with_assertion: Counter[str] = Counter()
+    for r in runs:
+        for a in r.assertions:
+            with_assertion[a.name] += 1
+            if not a.passed:
+                broken[a.name] += 1
+    errors = sum(1 for r in runs if not r.ok)
+    parts = [f"{mm.requested_model}: {pct(pass_rate)} of cases pass"]
+    if broken:
+        name, n = broken.most_common(1)[0]
+        parts.append(f"{ASSERTION_LABELS.get(name, name)} in {n}/{with_assertion[name]}")
+    if errors:
+        parts.append(f"errors in {errors}/{len(runs)}")
+    return False, ", ".join(parts)
+
+
+def _shape(r: CaseRun) -> str:
+    text = r.text.strip()
+    if text.startswith("```"):
+        text = text.strip("`").removeprefix("json").strip()
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        return "text"
+    if isinstance(doc, dict):
+        return "json:" + ",".join(sorted(doc))
+    return "json:" + type(doc).__name__
+
+
+def drift(primary: ModelMeasurement, other: ModelMeasurement) -> list[str]:
+    """Provider-specific behaviour the fallback does not reproduce, in short phrases."""
+    out: list[str] = []
+    p_ok = [r for r in primary.runs if r.ok]
+    o_ok = [r for r in other.runs if r.ok]
+    if not p_ok or not o_ok:
+        return out
+    p_shapes, o_shapes = Counter(_shape(r) for r in p_ok), Counter(_shape(r) for r in o_ok)
+    p_main, o_main = p_shapes.most_common(1)[0][0], o_shapes.most_common(1)[0][0]
+    if p_main != o_main:
+        out.append(f"output structure: primary mostly {p_main}, {other.model} mostly {o_main}")
+    p_ref = rate(sum(1 for r in p_ok if _REFUSAL.search(r.text)), len(p_ok))
+    o_ref = rate(sum(1 for r in o_ok if _REFUSAL.search(r.text)), len(o_ok))
+    if abs(p_ref - o_ref) >= 0.1:
+        out.append(f"refusals: primary {pct(p_ref)}, {other.model} {pct(o_ref)}")
+
+    def calls(runs: list[CaseRun]) -> dict[str, set[str]]:
+        acc: dict[str, set[str]] = {}
+        for r in runs:
+            acc.setdefault(r.case, set()).update(c.name for c in r.tool_calls)
+        return acc
+
+    pc, oc = calls(p_ok), calls(o_ok)
+    differing = sorted(c for c in pc.keys() & oc.keys() if pc[c] != oc[c])
+    if differing:
+        out.append(f"tool-call pattern differs in {len(differing)} case(s): {', '.join(differing[:5])}")
+    p50p = percentile([r.latency_ms for r in p_ok], 50) or 0.0
+    p50o = percentile([r.latency_ms for r in o_ok], 50) or 0.0
+    if p50p > 0 and (p50o > 2 * p50p or p50o < p50p / 2):
+        out.append(f"latency: p50 {ms(p50p)} on the primary, {ms(p50o)} on {other.model}")
+    return out
+
+
+def judge_fallback(spec: AIWorkloadSpec, m: Measurements, assumed_timeout_ms: float) -> GateResult:
+    fb = spec.fallback
+    findings: list[Finding] = []
+    fails: list[str] = []
+    has_path = bool(spec.fallbacks) or fb.human_route is not None or fb.safe_stop is not None
+    if not has_path:
+        return GateResult(
+            gate="fallback",
+            status="FAIL",
+            reason="Fallback: none (no fallback model, human route or safe stop declared)",
+            findings=[Finding(severity="fail", message="no fallback path: the loss of the primary stops the workload")],
+        )
+    validated: list[str] = []
+    not_validated: list[str] = []
+    drift_by_model: dict[str, list[str]] = {}
+    primary = m.models.get(spec.primary.name)
+    for f in spec.fallbacks:
+        mm = m.models.get(f.name)
+        if mm is None:
+            not_validated.append(f"{f.model}: not measured")
+            continue
+        ok, why = validation(spec, mm)
+        (validated if ok else not_validated).append(f.name if ok else why)
+        if primary is not None:
+            d = drift(primary, mm)
+            drift_by_model[f.name] = d
+            findings.extend(Finding(severity="info", subject=f.name, message=f"drift: {x}") for x in d)
+    if not_validated:
+        fails.append(f"Fallback: not validated ({'; '.join(not_validated)})")
+    if fb.human_route is not None:
+        probe = m.human_route
+        if probe is None or not probe.acknowledged:
+            detail = probe.detail if probe else "not probed"
+            fails.append(f"human route {fb.human_route.url} did not acknowledge ({detail})")
+    limit = deadline_ms(spec, assumed_timeout_ms)
+    modes: dict[str, dict[str, object]] = {}
+    for run in m.faults:
+        total = len(run.outcomes)
+        bad = [o for o in run.outcomes if not o.valid or o.latency_ms > limit]
+        served = Counter(o.served_by for o in run.outcomes)
+        worst = max((o.latency_ms for o in run.outcomes), default=0.0)
+        modes[run.mode] = {
+            "cases": total,
+            "valid": total - len(bad),
+            "servedBy": dict(served),
+            "maxLatencyMs": round(worst, 1),
+        }
+        if bad:
+            late = [o for o in bad if o.valid]
+            what = f"{len(bad)}/{total} cases without a valid outcome"
+            if late:
+                what += f" ({len(late)} past the {ms(limit)} deadline)"
+            fails.append(f"with {run.mode} on the primary: {what}")
+            for o in bad[:5]:
+                findings.append(
+                    Finding(
+                        severity="fail",
+                        subject=o.case,
+                        message=f"{run.mode}: {o.case} served by {o.served_by} in {ms(o.latency_ms)}"
+                        + (f" ({o.detail})" if o.detail else ""),
+                    )
+                )
+    if not m.faults:
+        fails.append("no fault was injected: the fallback path is untested")
+    metrics = {
+        "validatedFallbacks": validated,
+        "deadlineMs": limit,
+        "faultModes": modes,
+        "drift": drift_by_model,
+    }
+    findings = [Finding(severity="fail", message=f) for f in fails] + findings
+    if fails:
+        return GateResult(gate="fallback", status="FAIL", reason="; ".join(fails), findings=findings, metrics=metrics)
+    models = {f.name: f.model for f in spec.fallbacks}
+    path = models[validated[0]] if validated else ("human route" if fb.human_route else "safe stop")
+    reason = f"Fallback: validated ({path}); {len(m.faults)} fault modes, every case ended within {ms(limit)}"
+    return GateResult(gate="fallback", status="PASS", reason=reason, findings=findings, metrics=metrics)
