@@ -1,1 +1,24 @@
-"""report."""
+"""Renderings of an assessment: text for people, JSON for machines, JUnit for CI, Markdown for reviews."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Literal
+
+from aigate.assessment import Assessment
+from aigate.report.jsondoc import render_json
+from aigate.report.junit import render_junit
+from aigate.report.markdown import render_markdown
+from aigate.report.text import render_text
+
+Format = Literal["text", "json", "junit", "markdown"]
+FORMATS: dict[str, Callable[[Assessment], str]] = {
+    "text": render_text,
+    "json": render_json,
+    "junit": render_junit,
+    "markdown": render_markdown,
+}
+
+
+def render(a: Assessment, fmt: str) -> str:
+    return FORMATS[fmt](a)

@@ -1,0 +1,141 @@
+"""The readiness report a person reads: the shape of DESIGN.md, with the measured figures."""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Sequence
+
+from aigate.assessment import Assessment
+from aigate.gates.reliability import TIMEOUT_UNDEFINED
+from aigate.gates.result import GateResult
+
+GATE_TITLES = {
+    "cost": "Cost",
+    "reliability": "Reliability",
+    "fallback": "Fallback",
+    "toolControl": "Tool control",
+    "providerDependency": "Provider dependency",
+    "evidence": "Evidence",
+}
+
+
+def _fails(g: GateResult) -> list[str]:
+    return [f.message for f in g.findings if f.severity == "fail"]
+
+
+def summary_lines(a: Assessment) -> list[str]:
+    """The headline lines, in the order a reviewer asks: what runs, what it costs, how fast, what it may do."""
+    primary = next(p for p in a.paths if p.role == "primary")
+    lines = [f"Workload: {a.name}", f"Primary model: {primary.model} ({primary.provider})"]
+    fb = a.gate("fallback")
+    cost, rel, tool = a.gate("cost"), a.gate("reliability"), a.gate("toolControl")
+    dep, ev = a.gate("providerDependency"), a.gate("evidence")
+
+    fb_lines = [x for x in _fails(fb) if x.startswith("Fallback:")]
+    if fb.status == "ERROR":
+        fb_lines = [f"Fallback: not assessed ({fb.reason})"]
+    elif not fb_lines:
+        fb_lines = [fb.reason.split(";")[0] if fb.status != "FAIL" else fb.reason]
+    lines += fb_lines
+    lines += [x for x in _fails(fb) if not x.startswith("Fallback:")]
+
+    if cost.status == "ERROR":
+        lines.append(f"Projected monthly cost: not assessed ({cost.reason})")
+    else:
+        lines += _fails(cost) or [cost.reason]
+    rel_fails = _fails(rel)
+    if rel.status == "ERROR":
+        lines.append(f"p95 latency: not assessed ({rel.reason})")
+    else:
+        p95 = rel.metrics.get("p95LatencyMs")
+        target = rel.metrics.get("p95LatencyTargetMs")
+        if not any(x.startswith("p95 latency") for x in rel_fails) and p95 is not None:
+            lines.append(f"p95 latency: {p95:,.0f} ms, within threshold {target:,.0f} ms")
+        lines += [x for x in rel_fails if x != TIMEOUT_UNDEFINED]
+    writes = [t for t in tool.metrics.get("tools", []) if t.get("access") in ("write", "destructive")]
+    if writes:
+        lines.append("Tool access: " + ", ".join(f"{t['name']} ({t['access']})" for t in writes))
+    lines += _fails(tool)
+    lines.append(dep.reason)
+    if TIMEOUT_UNDEFINED in rel_fails:
+        lines.append(TIMEOUT_UNDEFINED)
+    lines.append(ev.reason)
+    for g in a.gates:
+        if g.status == "ACCEPTED" and g.acceptance:
+            acc = g.acceptance
+            lines.append(
+                f"Risk accepted: {g.gate} by {acc.get('acceptedBy') or 'unknown'} until {acc.get('expires')}"
+                f" ({acc.get('reason')})"
+            )
+        lines += [f.message for f in g.findings if f.severity == "warn" and "risk acceptance" in f.message]
+    return lines
+
+
+def remediation_topics(a: Assessment) -> list[str]:
+    topics: list[str] = []
+    for g in a.gates:
+        if g.status != "FAIL":
+            continue
+        if g.gate == "reliability":
+            fails = _fails(g)
+            topics += [
+                t
+                for t, key in (
+                    ("latency", "p95 latency"),
+                    ("error rate", "error rate"),
+                    ("answer quality", "test-case pass rate"),
+                )
+                if any(x.startswith(key) for x in fails)
+            ]
+            if TIMEOUT_UNDEFINED in fails:
+                topics.append("timeout behavior")
+        else:
+            topics.append(
+                {"toolControl": "tool-control", "providerDependency": "provider dependency"}.get(g.gate, g.gate)
+            )
+    # timeout behaviour reads best last among the measured topics, as in the design's example
+    if "timeout behavior" in topics:
+        topics.remove("timeout behavior")
+        topics.insert(len([t for t in topics if t != "evidence"]), "timeout behavior")
+    return topics
+
+
+def _join(items: Sequence[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def decision_text(a: Assessment) -> str:
+    errors = [g for g in a.gates if g.status == "ERROR"]
+    if errors:
+        names = _join([GATE_TITLES[g.gate].lower() for g in errors])
+        return f"Not assessed: {names} could not be judged ({errors[0].reason}). Fix the run and re-test."
+    if a.decision == "PASS":
+        text = "Ready for production."
+        if a.evidence is not None:
+            text += f" Evidence expires {a.evidence.expires_at.date().isoformat()}; re-gate before then."
+        accepted = [g.gate for g in a.gates if g.status == "ACCEPTED"]
+        if accepted:
+            text += f" Accepted risks: {_join(accepted)}."
+        return text
+    return f"Do not release to production until {_join(remediation_topics(a))} are remediated and re-tested."
+
+
+def render_text(a: Assessment) -> str:
+    out = [f"AI Production Readiness: {a.decision}", ""]
+    out += summary_lines(a)
+    out += ["", "Decision:"]
+    out += textwrap.wrap(decision_text(a), width=72)
+    out += ["", "Gates:"]
+    for g in a.gates:
+        out.append(f"  {GATE_TITLES[g.gate]:<20} {g.status:<8} {g.reason}")
+    m = a.measurements
+    out += [
+        "",
+        f"Measured: {sum(len(x.runs) for x in m.models.values())} requests on {len(m.models)} model(s) "
+        f"at concurrency {m.concurrency}, {sum(len(f.outcomes) for f in m.faults)} under "
+        f"{len(m.faults)} fault modes; gate run spent ${m.spent_usd:.4f}",
+        f"Spec digest: {a.spec_digest}",
+    ]
+    if a.evidence is not None and a.evidence.path:
+        out.append(f"Evidence: {a.evidence.path} (expires {a.evidence.expires_at.isoformat()})")
+    return "\n".join(out) + "\n"
