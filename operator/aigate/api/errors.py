@@ -70,7 +70,10 @@ def _describe(err: ErrorDetails) -> str:
     }
     if kind in bounds:
         text, key = bounds[kind]
-        return text.format(ctx.get(key)) + got
+        bound = ctx.get(key)
+        if isinstance(bound, float) and bound.is_integer():
+            bound = int(bound)
+        return text.format(bound) + got
     if kind == "literal_error":
         return f"must be one of {ctx.get('expected', '')}{got}"
     if kind == "too_short":

@@ -92,8 +92,8 @@ class Credentials(_Model):
 
 
 class Pricing(_Model):
-    input_per_m_tok_usd: float = Field(ge=0, description="USD per million input tokens.")
-    output_per_m_tok_usd: float = Field(ge=0, description="USD per million output tokens.")
+    input_per_m_tok_usd: float = Field(alias="inputPerMTokUSD", ge=0, description="USD per million input tokens.")
+    output_per_m_tok_usd: float = Field(alias="outputPerMTokUSD", ge=0, description="USD per million output tokens.")
 
 
 class ModelRef(_Model):
@@ -136,9 +136,11 @@ class Traffic(_Model):
 
 
 class Budget(_Model):
-    monthly_usd: float = Field(gt=0, description="Monthly spend the workload must stay within.")
-    max_cost_per_request_usd: float | None = Field(default=None, gt=0)
-    gate_run_max_usd: float = Field(default=5.0, gt=0, description="The gate run stops before spending more.")
+    monthly_usd: float = Field(alias="monthlyUSD", gt=0, description="Monthly spend the workload must stay within.")
+    max_cost_per_request_usd: float | None = Field(alias="maxCostPerRequestUSD", default=None, gt=0)
+    gate_run_max_usd: float = Field(
+        alias="gateRunMaxUSD", default=5.0, gt=0, description="The gate run stops before spending more."
+    )
 
 
 class Slo(_Model):
@@ -259,6 +261,13 @@ class EvidencePolicy(_Model):
     valid_for: str = Field(default="720h", pattern=DURATION_PATTERN)
     regate_before: str = Field(default="24h", pattern=DURATION_PATTERN)
 
+    @field_validator("valid_for", "regate_before", mode="before")
+    @classmethod
+    def _duration(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            parse_duration(v)
+        return v
+
     def valid_for_delta(self) -> timedelta:
         return parse_duration(self.valid_for)
 
@@ -354,12 +363,12 @@ class LastRun(_Model):
     job: str | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
-    spent_usd: float | None = None
+    spent_usd: float | None = Field(default=None, alias="spentUSD")
 
 
 class StatusSummary(_Model):
     cost_ratio: float | None = Field(default=None, description="Projected monthly cost / budget.")
-    projected_monthly_usd: float | None = None
+    projected_monthly_usd: float | None = Field(default=None, alias="projectedMonthlyUSD")
     p95_latency_ms: float | None = None
 
 
