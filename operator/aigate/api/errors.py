@@ -18,6 +18,10 @@ class WorkloadError(Exception):
         super().__init__(f"{source}: {message}" if source else message)
 
 
+class UsageError(Exception):
+    """A bad command line, or a file aigate cannot read or write: exit 2 with one line."""
+
+
 def field_path(loc: Sequence[int | str], prefix: str = "") -> str:
     """('spec', 'models', 1, 'pricing') -> 'spec.models[1].pricing'."""
     out = prefix

@@ -1,0 +1,203 @@
+"""One gate run end to end: measure, judge, build and sign the evidence, decide.
+
+The CLI (`aigate check`), the demo and the operator's gate Job all come through here, so a workload is
+judged the same way wherever it runs.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from aigate.api.digest import spec_digest
+from aigate.api.errors import UsageError
+from aigate.api.load import ResolvedWorkload, load_and_resolve
+from aigate.assessment import Assessment, EvidenceInfo, build_predicate, case_summaries, paths_of
+from aigate.gates import apply_acceptances, decide, judge_evidence, judge_measured
+from aigate.gates.result import GateResult
+from aigate.gates.toolcontrol import ExtraCheck
+from aigate.measurements import McpServerProbe, Measurements, RbacProbe
+
+Progress = Callable[[str], None]
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class CheckOptions:
+    environ: Mapping[str, str]
+    sign_key: Path | None = None
+    evidence_out: Path | None = None
+    endpoint_overrides: dict[str, str] = field(default_factory=dict)
+    concurrency: int | None = None
+    progress: Progress | None = None
+    now: Callable[[], datetime] = _utcnow
+    rbac: RbacProbe | None = None
+    """An RBAC probe done by the caller (in a cluster); None means skipped: no cluster here."""
+
+
+def assumed_timeout_ms(resolved: ResolvedWorkload) -> float:
+    """When no timeout is declared the run still needs one; the reliability gate fails it regardless."""
+    slo = resolved.workload.spec.slo
+    return slo.timeout_ms if slo.timeout_ms is not None else 2 * slo.p95_latency_ms
+
+
+async def measure(resolved: ResolvedWorkload, opts: CheckOptions) -> Measurements:
+    """All the I/O of a gate run: models, fault injection, human route, MCP servers."""
+    from aigate.probes.credentials import resolve_credentials
+    from aigate.probes.runner import RunOptions, run_workload
+
+    spec = resolved.workload.spec
+    credentials = resolve_credentials(spec, opts.environ)
+    run_opts = RunOptions(
+        concurrency=opts.concurrency,
+        default_timeout_ms=assumed_timeout_ms(resolved),
+        endpoint_overrides=dict(opts.endpoint_overrides),
+    )
+    m = await run_workload(resolved, credentials, options=run_opts, progress=opts.progress)
+    m.mcp = await _probe_mcp(resolved, opts)
+    m.rbac = opts.rbac or _rbac_skipped(resolved)
+    return m
+
+
+async def _probe_mcp(resolved: ResolvedWorkload, opts: CheckOptions) -> list[McpServerProbe]:
+    from aigate.probes.credentials import credential_value
+    from aigate.probes.mcp import probe_mcp_server
+
+    out = []
+    for i, server in enumerate(resolved.workload.spec.mcp_servers):
+        token = credential_value(server.credentials, opts.environ, f"spec.mcpServers[{i}].credentials")
+        if opts.progress:
+            opts.progress(f"MCP server {server.name}: listing tools")
+        out.append(await probe_mcp_server(server, token))
+    return out
+
+
+def _rbac_skipped(resolved: ResolvedWorkload) -> RbacProbe | None:
+    from aigate.probes.rbac import rbac_skipped
+
+    spec = resolved.workload.spec
+    if spec.service_account_name is None:
+        return None
+    return rbac_skipped("no cluster: ServiceAccount permissions were not checked (run in a cluster to check them)")
+
+
+def tool_checks() -> list[ExtraCheck]:
+    from aigate.gates.toolcontrol_mcp import mcp_check
+    from aigate.gates.toolcontrol_rbac import rbac_check
+
+    return [mcp_check, rbac_check]
+
+
+def judge(
+    resolved: ResolvedWorkload,
+    m: Measurements,
+    *,
+    now: datetime,
+    key_id: str | None,
+) -> tuple[list[GateResult], dict[str, Any], str]:
+    """Pure: the six gate results, the evidence predicate they produce, and the spec digest."""
+    from aigate.evidence.statement import completeness_problems
+
+    digest = spec_digest(resolved)
+    spec = resolved.workload.spec
+    measured = judge_measured(resolved, m, assumed_timeout_ms=assumed_timeout_ms(resolved), tool_checks=tool_checks())
+    measured = apply_acceptances(measured, spec.risk_acceptances, now)
+    expires = now + spec.evidence.valid_for_delta()
+    draft = build_predicate(resolved, digest, measured, decide(measured), m, now, expires)
+    evidence = apply_acceptances([judge_evidence(completeness_problems(draft), key_id)], spec.risk_acceptances, now)
+    results = [*measured, *evidence]
+    predicate = build_predicate(resolved, digest, results, decide(results), m, now, expires)
+    return results, predicate, digest
+
+
+async def run_check(resolved: ResolvedWorkload, opts: CheckOptions) -> Assessment:
+    from aigate.evidence.keys import key_id as key_id_of
+    from aigate.evidence.keys import load_private_key
+
+    key = load_private_key(opts.sign_key) if opts.sign_key else None
+    kid = key_id_of(key.public_key()) if key is not None else None
+    m = await measure(resolved, opts)
+    now = opts.now()
+    results, predicate, digest = judge(resolved, m, now=now, key_id=kid)
+    evidence = None
+    if key is not None:
+        out = opts.evidence_out or Path(f"{resolved.name}.evidence.json")
+        envelope = sign_predicate(resolved, digest, predicate, key)
+        write_evidence(out, envelope)
+        evidence = EvidenceInfo(
+            key_id=kid,
+            issued_at=datetime.fromisoformat(predicate["issuedAt"]),
+            expires_at=datetime.fromisoformat(predicate["expiresAt"]),
+            path=str(out),
+            digest=digest,
+        )
+    return Assessment(
+        name=resolved.name,
+        namespace=resolved.workload.metadata.namespace,
+        owner=resolved.workload.spec.owner,
+        spec_digest=digest,
+        decision=decide(results),
+        gates=results,
+        paths=paths_of(resolved),
+        cases=case_summaries(resolved, m),
+        measurements=m,
+        evidence=evidence,
+        generated_at=now,
+    )
+
+
+def sign_predicate(resolved: ResolvedWorkload, digest: str, predicate: dict[str, Any], key: Any) -> dict[str, Any]:
+    from aigate.evidence.dsse import sign_envelope
+    from aigate.evidence.statement import PAYLOAD_TYPE, bound_predicate, build_statement
+
+    statement = build_statement(
+        resolved.workload.metadata.namespace,
+        resolved.name,
+        digest.removeprefix("sha256:"),
+        bound_predicate(predicate),
+    )
+    payload = json.dumps(statement, sort_keys=True, separators=(",", ":")).encode()
+    return sign_envelope(payload, PAYLOAD_TYPE, key)
+
+
+def write_evidence(path: Path, envelope: dict[str, Any]) -> None:
+    try:
+        path.write_text(json.dumps(envelope, indent=2) + "\n", encoding="utf-8")
+    except OSError as e:
+        raise UsageError(f"--evidence-out {path}: cannot write: {e.strerror or e}") from None
+
+
+def check_exit_code(a: Assessment) -> int:
+    """2 when a measured gate could not be judged (the run failed, not the workload)."""
+    if a.decision == "PASS":
+        return 0
+    measured_error = any(g.status == "ERROR" for g in a.gates if g.gate in ("cost", "reliability", "fallback"))
+    return 2 if measured_error else 1
+
+
+def verify_file(evidence: Path, key: Path, workload: Path | None, now: datetime | None = None) -> tuple[int, str]:
+    """`aigate verify`: (exit code, the one line that says why)."""
+    from aigate.evidence.keys import load_public_key
+    from aigate.evidence.statement import EvidenceError, EvidenceInputError
+    from aigate.evidence.verify import verify_evidence
+
+    try:
+        public = load_public_key(key)
+        try:
+            raw = evidence.read_bytes()
+        except OSError as e:
+            return 2, f"aigate: error: {evidence}: cannot read: {e.strerror or e}"
+        expected = spec_digest(load_and_resolve(workload)) if workload else None
+        verified = verify_evidence(raw, public, now=now or _utcnow(), expected_digest=expected)
+    except EvidenceInputError as e:
+        return 2, f"aigate: error: {e}"
+    except EvidenceError as e:
+        return 1, f"evidence rejected: {e}"
+    return 0, f"evidence verified: {verified.summary()}"
