@@ -1,1 +1,53 @@
-"""evidence."""
+"""Evidence: the in-toto statement, DSSE signing with ECDSA P-256 or Ed25519, and offline verification that
+`aigate verify`, the admission webhook and cosign all agree on."""
+
+from aigate.evidence.dsse import IN_TOTO_PAYLOAD_TYPE, sign_envelope, verify_envelope
+from aigate.evidence.errors import EvidenceError, EvidenceInputError, EvidenceVerificationError
+from aigate.evidence.keys import (
+    KeyKind,
+    PrivateKey,
+    PublicKey,
+    generate_key,
+    key_id,
+    load_private_key,
+    load_public_key,
+    write_keypair,
+)
+from aigate.evidence.statement import (
+    MAX_ENVELOPE_BYTES,
+    PREDICATE_REQUIRED_KEYS,
+    PREDICATE_TYPE,
+    bound_predicate,
+    build_statement,
+    completeness_problems,
+    envelope_bytes,
+    sign_statement,
+)
+from aigate.evidence.verify import VerifiedEvidence, verify_evidence
+
+__all__ = [
+    "IN_TOTO_PAYLOAD_TYPE",
+    "MAX_ENVELOPE_BYTES",
+    "PREDICATE_REQUIRED_KEYS",
+    "PREDICATE_TYPE",
+    "EvidenceError",
+    "EvidenceInputError",
+    "EvidenceVerificationError",
+    "KeyKind",
+    "PrivateKey",
+    "PublicKey",
+    "VerifiedEvidence",
+    "bound_predicate",
+    "build_statement",
+    "completeness_problems",
+    "envelope_bytes",
+    "generate_key",
+    "key_id",
+    "load_private_key",
+    "load_public_key",
+    "sign_envelope",
+    "sign_statement",
+    "verify_envelope",
+    "verify_evidence",
+    "write_keypair",
+]

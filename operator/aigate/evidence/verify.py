@@ -1,0 +1,141 @@
+"""Verify a signed evidence package, offline, the way `aigate verify` and the admission webhook do.
+
+One reason per failure, checked in this order: envelope readable, payloadType, signature, statement shape,
+predicateType, subject digest (evidence for another spec is stale whatever else it says), expiry, decision.
+Unreadable input raises `EvidenceInputError` (exit 2), evidence that does not hold `EvidenceVerificationError`
+(exit 1).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from aigate.evidence.dsse import IN_TOTO_PAYLOAD_TYPE, verify_envelope
+from aigate.evidence.errors import EvidenceError, EvidenceInputError, EvidenceVerificationError
+from aigate.evidence.keys import PublicKey, key_id
+from aigate.evidence.statement import (
+    PREDICATE_TYPE,
+    STATEMENT_TYPE,
+    SUBJECT_PREFIX,
+    normalize_digest,
+    parse_time,
+)
+
+# Larger input is refused before parsing: aigate never signs more, and a webhook must not parse anything sent.
+MAX_INPUT_BYTES = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class VerifiedEvidence:
+    """A statement whose signature, type, subject, expiry and decision all checked out."""
+
+    statement: dict[str, Any]
+    predicate: dict[str, Any]
+    subject_name: str
+    """aiworkload/<namespace>/<name>"""
+    spec_digest: str
+    """sha256:<hex>"""
+    key_id: str
+    issued_at: datetime | None
+    expires_at: datetime
+    decision: str
+
+
+def _fmt(t: datetime) -> str:
+    return t.isoformat().replace("+00:00", "Z")
+
+
+def parse_envelope(envelope_json: bytes | str | Mapping[str, Any]) -> Mapping[str, Any]:
+    if isinstance(envelope_json, Mapping):
+        return envelope_json
+    data = envelope_json.encode("utf-8") if isinstance(envelope_json, str) else envelope_json
+    if len(data) > MAX_INPUT_BYTES:
+        raise EvidenceInputError(f"evidence is {len(data)} bytes, above the {MAX_INPUT_BYTES}-byte limit")
+    try:
+        doc = json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise EvidenceInputError(f"evidence is not JSON: {e}") from None
+    if not isinstance(doc, dict):
+        raise EvidenceInputError("evidence is not a DSSE envelope (a JSON object)")
+    return doc
+
+
+def verify_evidence(
+    envelope_json: bytes | str | Mapping[str, Any],
+    public_key: PublicKey,
+    *,
+    now: datetime,
+    expected_digest: str | None = None,
+    key_name: str | None = None,
+) -> VerifiedEvidence:
+    """Check everything a rollout relies on; `expected_digest` ('sha256:<hex>') is the workload's current spec
+    digest when known. `now` must carry a time zone. `key_name` (e.g. 'aigate.pub') only improves messages."""
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    envelope = parse_envelope(envelope_json)
+    payload = verify_envelope(envelope, public_key, payload_type=IN_TOTO_PAYLOAD_TYPE, key_name=key_name)
+    try:
+        statement = json.loads(payload)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise EvidenceVerificationError("signed payload is not JSON (not an in-toto statement)") from None
+    if not isinstance(statement, dict):
+        raise EvidenceVerificationError("signed payload is not an in-toto statement (a JSON object)")
+    if statement.get("_type") != STATEMENT_TYPE:
+        raise EvidenceVerificationError(f"statement _type is {statement.get('_type')!r}, expected {STATEMENT_TYPE!r}")
+    if statement.get("predicateType") != PREDICATE_TYPE:
+        raise EvidenceVerificationError(
+            f"predicateType is {statement.get('predicateType')!r}, expected {PREDICATE_TYPE!r} (not aigate evidence)"
+        )
+    subjects = statement.get("subject")
+    subject = subjects[0] if isinstance(subjects, list) and subjects else None
+    if not isinstance(subject, dict) or not isinstance(subject.get("digest"), dict):
+        raise EvidenceVerificationError("statement has no subject with a digest")
+    name = subject.get("name")
+    if not isinstance(name, str) or not name.startswith(SUBJECT_PREFIX):
+        raise EvidenceVerificationError(f"statement subject {name!r} is not an AI workload ({SUBJECT_PREFIX}…)")
+    try:
+        digest = "sha256:" + normalize_digest(str(subject["digest"].get("sha256", "")))
+    except EvidenceError:
+        raise EvidenceVerificationError("statement subject has no sha256 digest") from None
+    predicate = statement.get("predicate")
+    if not isinstance(predicate, dict):
+        raise EvidenceVerificationError("statement has no predicate")
+    if expected_digest is not None:
+        want = "sha256:" + normalize_digest(expected_digest)
+        if digest != want:
+            raise EvidenceVerificationError(
+                f"evidence is for spec digest {digest[:19]}… but the workload's is {want[:19]}… "
+                "(spec changed after signing)"
+            )
+    pd = predicate.get("specDigest")
+    if pd is not None and str(pd) != digest:
+        raise EvidenceVerificationError(
+            f"predicate specDigest {str(pd)[:19]}… differs from the subject's {digest[:19]}…"
+        )
+    try:
+        expires_at = parse_time(predicate.get("expiresAt"), "expiresAt")
+    except EvidenceError as e:
+        raise EvidenceVerificationError(f"evidence has no valid expiry: {e}") from None
+    if expires_at <= now:
+        raise EvidenceVerificationError(f"evidence expired at {_fmt(expires_at)} (now {_fmt(now)})")
+    decision = predicate.get("decision")
+    if decision != "PASS":
+        raise EvidenceVerificationError(f"decision is {decision}" if isinstance(decision, str) else "no decision")
+    try:
+        issued_at: datetime | None = parse_time(predicate.get("issuedAt"), "issuedAt")
+    except EvidenceError:
+        issued_at = None
+    return VerifiedEvidence(
+        statement=statement,
+        predicate=predicate,
+        subject_name=name,
+        spec_digest=digest,
+        key_id=key_id(public_key),
+        issued_at=issued_at,
+        expires_at=expires_at,
+        decision=decision,
+    )
