@@ -290,7 +290,7 @@ class RiskAcceptance(_Model):
 class AIWorkloadSpec(_Model):
     owner: str = Field(min_length=1, description="Who answers for the workload.")
     enforcement: Literal["enforce", "warn", "audit"] = "enforce"
-    models: list[ModelRef] = Field(min_length=1)
+    models: list[ModelRef] = Field(min_length=1, max_length=16)
     traffic: Traffic
     budget: Budget
     slo: Slo

@@ -124,7 +124,7 @@ def render_text(a: Assessment) -> str:
     out = [f"AI Production Readiness: {a.decision}", ""]
     out += summary_lines(a)
     out += ["", "Decision:"]
-    out += textwrap.wrap(decision_text(a), width=72)
+    out += textwrap.wrap(decision_text(a), width=72, break_on_hyphens=False)
     out += ["", "Gates:"]
     for g in a.gates:
         out.append(f"  {GATE_TITLES[g.gate]:<20} {g.status:<8} {g.reason}")
