@@ -168,6 +168,8 @@ class RbacCheck(_M):
     subresource: str = ""
     namespace: str | None = None
     allowed: bool
+    reason: str = ""
+    """The authorizer's reason, e.g. which RoleBinding allowed it: what to remove."""
 
 
 class RbacProbe(_M):
@@ -175,6 +177,8 @@ class RbacProbe(_M):
     namespace: str
     skipped_reason: str | None = None
     checks: list[RbacCheck] = Field(default_factory=list)
+    error: str | None = None
+    """The checks could not be made (e.g. the SubjectAccessReview was refused): unknown, not clean."""
 
 
 class Measurements(_M):
@@ -195,3 +199,7 @@ class Measurements(_M):
     """The run stopped itself at budget.gateRunMaxUSD; the gates it starved report ERROR."""
     aborted: str | None = None
     """Why the run stopped early, if it did."""
+    timeout_ms: float | None = None
+    """The per-request timeout the run used."""
+    timeout_assumed: bool = False
+    """slo.timeoutMs was not declared: the run assumed `timeout_ms` (by default 2 x slo.p95LatencyMs)."""

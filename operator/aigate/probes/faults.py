@@ -1,0 +1,156 @@
+"""Fault injection in the HTTP transport, so that the fallback path is tested against any real provider.
+
+A request carries the fault in its `extensions` (`FAULT_EXTENSION`); the transport then answers for the
+provider without sending anything (no tokens are spent), in the provider's own wire format, exactly as the
+failure would reach the client. Requests without the extension pass through untouched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Literal
+
+import httpx
+
+from aigate.measurements import FaultMode
+
+Wire = Literal["openai", "anthropic"]
+
+FAULT_EXTENSION = "aigate.fault"
+STREAM_EXTENSION = "aigate.stream"
+
+
+def error_body(wire: Wire, status: int) -> bytes:
+    """The error document each provider sends with a 429 or a 5xx."""
+    if wire == "anthropic":
+        kind, msg = (
+            ("rate_limit_error", "Number of requests has exceeded your rate limit.")
+            if status == 429
+            else ("overloaded_error", "Overloaded")
+        )
+        doc: dict[str, object] = {"type": "error", "error": {"type": kind, "message": msg}}
+    elif status == 429:
+        doc = {
+            "error": {
+                "message": "Rate limit reached for requests. Please try again later.",
+                "type": "requests",
+                "param": None,
+                "code": "rate_limit_exceeded",
+            }
+        }
+    else:
+        doc = {
+            "error": {
+                "message": "The server is overloaded or not ready yet.",
+                "type": "server_error",
+                "param": None,
+                "code": None,
+            }
+        }
+    return json.dumps(doc).encode()
+
+
+def _valid_body(wire: Wire, stream: bool) -> bytes:
+    if wire == "anthropic":
+        if stream:
+            return (
+                b"event: message_start\ndata: "
+                + json.dumps(
+                    {
+                        "type": "message_start",
+                        "message": {
+                            "id": "msg_fault",
+                            "type": "message",
+                            "role": "assistant",
+                            "content": [],
+                            "model": "fault",
+                            "usage": {"input_tokens": 10, "output_tokens": 1},
+                        },
+                    }
+                ).encode()
+                + b'\n\nevent: content_block_delta\ndata: {"type": "content_block_delta", "index": 0, '
+                b'"delta": {"type": "text_delta", "text": "The answer is'
+            )
+        return json.dumps(
+            {
+                "id": "msg_fault",
+                "type": "message",
+                "role": "assistant",
+                "model": "fault",
+                "content": [{"type": "text", "text": "The answer is 42."}],
+                "stop_reason": "end_turn",
+                "usage": {"input_tokens": 10, "output_tokens": 6},
+            }
+        ).encode()
+    if stream:
+        return (
+            b'data: {"id": "chatcmpl-fault", "object": "chat.completion.chunk", '
+            b'"choices": [{"index": 0, "delta": {"content": "The ans'
+        )
+    return json.dumps(
+        {
+            "id": "chatcmpl-fault",
+            "object": "chat.completion",
+            "model": "fault",
+            "choices": [
+                {"index": 0, "message": {"role": "assistant", "content": "The answer is 42."}, "finish_reason": "stop"}
+            ],
+            "usage": {"prompt_tokens": 10, "completion_tokens": 6, "total_tokens": 16},
+        }
+    ).encode()
+
+
+def malformed_body(wire: Wire, stream: bool) -> bytes:
+    """A 200 whose JSON stops half way, as when a proxy or the provider cuts the body short."""
+    if stream:
+        return _valid_body(wire, True)
+    body = _valid_body(wire, False)
+    return body[: len(body) // 2]
+
+
+class FaultInjectingTransport(httpx.AsyncBaseTransport):
+    """Wraps the real transport; answers requests marked with a fault as the failing provider would."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, wire: Wire, *, retry_after_s: float = 1.0) -> None:
+        self._inner = inner
+        self.wire = wire
+        self.retry_after_s = retry_after_s
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        fault: FaultMode | None = request.extensions.get(FAULT_EXTENSION)
+        if fault is None:
+            return await self._inner.handle_async_request(request)
+        return await self._inject(request, fault)
+
+    async def _inject(self, request: httpx.Request, fault: FaultMode) -> httpx.Response:
+        stream = bool(request.extensions.get(STREAM_EXTENSION, False))
+        if fault == "timeout":
+            timeouts = request.extensions.get("timeout") or {}
+            read = timeouts.get("read")
+            # hang as an unresponsive provider does, until the client gives up
+            if not isinstance(read, int | float):
+                await asyncio.Event().wait()
+            else:
+                await asyncio.sleep(float(read))
+            raise httpx.ReadTimeout("timed out (injected: provider did not answer)", request=request)
+        if fault == "connection_reset":
+            raise httpx.ReadError("[Errno 104] Connection reset by peer (injected)", request=request)
+        if fault == "http_5xx":
+            return httpx.Response(
+                503, headers={"content-type": "application/json"}, content=error_body(self.wire, 503), request=request
+            )
+        if fault == "http_429":
+            retry_after = self.retry_after_s
+            shown = str(int(retry_after)) if float(retry_after).is_integer() else f"{retry_after:g}"
+            headers = {"content-type": "application/json", "retry-after": shown}
+            return httpx.Response(429, headers=headers, content=error_body(self.wire, 429), request=request)
+        if fault == "malformed_body":
+            ctype = "text/event-stream" if stream else "application/json"
+            return httpx.Response(
+                200, headers={"content-type": ctype}, content=malformed_body(self.wire, stream), request=request
+            )
+        raise ValueError(f"unknown fault mode {fault!r}")
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()

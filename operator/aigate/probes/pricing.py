@@ -1,0 +1,78 @@
+"""What a model's tokens cost: the spec's declared price, else the pinned `genai-prices` catalog.
+
+An unknown price is reported as unknown with the reason, never as $0: the cost gate fails on it.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from functools import lru_cache
+
+import genai_prices
+
+from aigate.api.models import ModelRef
+from aigate.measurements import Price, Usage
+
+CATALOG_VERSION = str(genai_prices.__version__)
+
+_CATALOG_PROVIDERS: dict[str, tuple[str | None, ...]] = {
+    "anthropic": ("anthropic",),
+    "openai": ("openai",),
+    "azure-openai": ("azure", "openai"),
+    # a local server names its model freely: let the catalog find a provider by the model name
+    "openai-compatible": (None,),
+}
+_PROBE_TOKENS = 1000
+"""Price a small request and scale up: tiered prices (e.g. above 200k input tokens) must not leak in."""
+
+
+@lru_cache(maxsize=128)
+def catalog_price(provider: str, model: str) -> tuple[Price | None, str | None]:
+    """(price, None) from the catalog, or (None, why it is unknown)."""
+    tried: list[str] = []
+    for pid in _CATALOG_PROVIDERS.get(provider, (None,)):
+        tried.append(pid or "any provider")
+        try:
+            inp = genai_prices.calc_price(
+                genai_prices.Usage(input_tokens=_PROBE_TOKENS, output_tokens=0), model, provider_id=pid
+            )
+            out = genai_prices.calc_price(
+                genai_prices.Usage(input_tokens=0, output_tokens=_PROBE_TOKENS), model, provider_id=pid
+            )
+        except (LookupError, ValueError, TypeError):
+            continue
+        scale = Decimal(1_000_000) / _PROBE_TOKENS
+        in_price = float(Decimal(inp.input_price) * scale)
+        out_price = float(Decimal(out.output_price) * scale)
+        if in_price <= 0 and out_price <= 0:
+            return None, f"genai-prices {CATALOG_VERSION} lists {model!r} at $0, which aigate does not trust"
+        return Price(
+            input_per_m_tok_usd=in_price,
+            output_per_m_tok_usd=out_price,
+            source=f"genai-prices {CATALOG_VERSION}",
+        ), None
+    return None, f"{model!r} is not in genai-prices {CATALOG_VERSION} (looked under {', '.join(tried)})"
+
+
+def resolve_price(ref: ModelRef) -> tuple[Price | None, str | None]:
+    """The spec's `pricing` wins (source 'spec'); else the catalog; else (None, the reason)."""
+    if ref.pricing is not None:
+        return Price(
+            input_per_m_tok_usd=ref.pricing.input_per_m_tok_usd,
+            output_per_m_tok_usd=ref.pricing.output_per_m_tok_usd,
+            source="spec",
+        ), None
+    return catalog_price(ref.provider, ref.model)
+
+
+def cost_usd(price: Price | None, usage: Usage) -> float | None:
+    if price is None:
+        return None
+    return (usage.input_tokens * price.input_per_m_tok_usd + usage.output_tokens * price.output_per_m_tok_usd) / 1e6
+
+
+def cost_of(price: Price | None, input_tokens: int, output_tokens: int) -> float:
+    """Cost in USD of a token count; 0 when the price is unknown (spend cannot be tracked then)."""
+    if price is None:
+        return 0.0
+    return (input_tokens * price.input_per_m_tok_usd + output_tokens * price.output_per_m_tok_usd) / 1e6
