@@ -1,0 +1,71 @@
+"""hack/control-plane: start, stop and inspect a local control plane (and its process node) for a person.
+
+    hack/control-plane start  [--state-dir DIR] [--no-node]   prints the `export KUBECONFIG=...` line
+    hack/control-plane status [--state-dir DIR]
+    hack/control-plane stop   [--state-dir DIR]
+    hack/control-plane env    [--state-dir DIR]               prints the `export KUBECONFIG=...` line again
+
+The state directory defaults to $AIGATE_STATE_DIR, else ~/.cache/aigate/clusters/default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import sys
+from pathlib import Path
+
+from localcluster.controlplane import ControlPlane, ControlPlaneError
+from localcluster.versions import BinariesMissing, cache_dir
+
+
+def default_state_dir() -> Path:
+    env = os.environ.get("AIGATE_STATE_DIR")
+    return Path(env) if env else cache_dir() / "clusters" / "default"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="hack/control-plane", description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("command", choices=["start", "stop", "status", "env"])
+    parser.add_argument(
+        "--state-dir", type=Path, default=None, help="default: $AIGATE_STATE_DIR or ~/.cache/aigate/clusters/default"
+    )
+    parser.add_argument("--no-node", action="store_true", help="start without a process node (pods stay Pending)")
+    parser.add_argument("--node-name", default="process-node")
+    args = parser.parse_args(argv)
+    state_dir: Path = (args.state_dir or default_state_dir()).resolve()
+    cp = ControlPlane(state_dir)
+    export = f"export KUBECONFIG={shlex.quote(str(cp.kubeconfig))}"
+    try:
+        if args.command == "start":
+            print(f"starting a control plane in {state_dir}", file=sys.stderr)
+            cp.start()
+            if not args.no_node:
+                cp.start_node(args.node_name)
+            print(f"control plane ready at {cp.server}; logs in {state_dir / 'logs'}", file=sys.stderr)
+            print(f"stop it with: hack/control-plane stop --state-dir {state_dir}", file=sys.stderr)
+            print(export)
+        elif args.command == "stop":
+            if not cp.state:
+                print(f"no control plane in {state_dir}", file=sys.stderr)
+                return 0
+            cp.stop()
+            print(f"stopped the control plane in {state_dir}", file=sys.stderr)
+        elif args.command == "status":
+            print(json.dumps(cp.status(), indent=2))
+            return 0 if cp.running() else 3
+        else:
+            if not cp.running():
+                print(f"no control plane is running in {state_dir}", file=sys.stderr)
+                return 3
+            print(export)
+    except (ControlPlaneError, BinariesMissing) as e:
+        print(f"control-plane: error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

