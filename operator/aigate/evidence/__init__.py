@@ -1,7 +1,7 @@
 """Evidence: the in-toto statement, DSSE signing with ECDSA P-256 or Ed25519, and offline verification that
 `aigate verify`, the admission webhook and cosign all agree on."""
 
-from aigate.evidence.dsse import IN_TOTO_PAYLOAD_TYPE, sign_envelope, verify_envelope
+from aigate.evidence.dsse import IN_TOTO_PAYLOAD_TYPE, sign_envelope, to_sigstore_bundle, verify_envelope
 from aigate.evidence.errors import EvidenceError, EvidenceInputError, EvidenceVerificationError
 from aigate.evidence.keys import (
     KeyKind,
@@ -47,6 +47,7 @@ __all__ = [
     "load_public_key",
     "sign_envelope",
     "sign_statement",
+    "to_sigstore_bundle",
     "verify_envelope",
     "verify_evidence",
     "write_keypair",

@@ -114,3 +114,40 @@ def verify_envelope(
     if other_ids:
         reason += f"; the envelope names keyid {other_ids[0][:16]}… (signed with another key?)"
     raise EvidenceVerificationError(reason)
+
+
+SIGSTORE_BUNDLE_MEDIA_TYPE = "application/vnd.dev.sigstore.bundle.v0.3+json"
+
+
+def to_sigstore_bundle(envelope: Mapping[str, Any]) -> dict[str, Any]:
+    """The envelope as a Sigstore bundle v0.3 for `cosign verify-blob-attestation --bundle ... --key ...`.
+
+    cosign v3 deprecates verifying a bare envelope (`--signature`) in favour of bundles. The key id moves to
+    `verificationMaterial.publicKey.hint` and the signature's `keyid` is dropped: sigstore-go skips a signature
+    whose keyid is set and differs from the key's SSH-style fingerprint. No transparency-log entry: verify with
+    `--insecure-ignore-tlog` (the key, not a public log, is the trust root here).
+    """
+    signatures = envelope.get("signatures")
+    if not isinstance(signatures, list) or len(signatures) != 1 or not isinstance(signatures[0], Mapping):
+        raise EvidenceInputError("a Sigstore bundle carries exactly one signature")
+    sig = signatures[0]
+    return {
+        "mediaType": SIGSTORE_BUNDLE_MEDIA_TYPE,
+        "verificationMaterial": {"publicKey": {"hint": str(sig.get("keyid") or "")}},
+        "dsseEnvelope": {
+            "payload": envelope["payload"],
+            "payloadType": envelope["payloadType"],
+            "signatures": [{"sig": sig["sig"]}],
+        },
+    }
+
+
+def from_sigstore_bundle(doc: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The DSSE envelope inside a Sigstore bundle; any other document is returned as it is."""
+    media_type = doc.get("mediaType")
+    if isinstance(media_type, str) and media_type.startswith("application/vnd.dev.sigstore.bundle"):
+        env = doc.get("dsseEnvelope")
+        if not isinstance(env, Mapping):
+            raise EvidenceInputError("Sigstore bundle holds no DSSE envelope (dsseEnvelope)")
+        return env
+    return doc

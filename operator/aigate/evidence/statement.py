@@ -24,12 +24,16 @@ from typing import Any
 
 from aigate.api.digest import canonical_json
 from aigate.evidence.dsse import IN_TOTO_PAYLOAD_TYPE, sign_envelope
-from aigate.evidence.errors import EvidenceError
+from aigate.evidence.errors import EvidenceError as EvidenceError
+from aigate.evidence.errors import EvidenceInputError as EvidenceInputError
+from aigate.evidence.errors import EvidenceVerificationError as EvidenceVerificationError
 from aigate.evidence.keys import PrivateKey
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE = "https://aigate.dev/evidence/v1"
 SUBJECT_PREFIX = "aiworkload/"
+PAYLOAD_TYPE = IN_TOTO_PAYLOAD_TYPE
+"""The DSSE payloadType of every evidence envelope."""
 
 PREDICATE_REQUIRED_KEYS: tuple[str, ...] = (
     "workload",

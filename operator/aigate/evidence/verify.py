@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from aigate.evidence.dsse import IN_TOTO_PAYLOAD_TYPE, verify_envelope
+from aigate.evidence.dsse import IN_TOTO_PAYLOAD_TYPE, from_sigstore_bundle, verify_envelope
 from aigate.evidence.errors import EvidenceError, EvidenceInputError, EvidenceVerificationError
 from aigate.evidence.keys import PublicKey, key_id
 from aigate.evidence.statement import (
@@ -44,14 +44,23 @@ class VerifiedEvidence:
     expires_at: datetime
     decision: str
 
+    def summary(self) -> str:
+        """One line for `aigate verify`."""
+        workload = self.subject_name.removeprefix(SUBJECT_PREFIX)
+        return (
+            f"{workload} decision {self.decision}, spec digest {self.spec_digest[:19]}…, key {self.key_id[:16]}, "
+            f"expires {_fmt(self.expires_at)}"
+        )
+
 
 def _fmt(t: datetime) -> str:
     return t.isoformat().replace("+00:00", "Z")
 
 
 def parse_envelope(envelope_json: bytes | str | Mapping[str, Any]) -> Mapping[str, Any]:
+    """The DSSE envelope from JSON bytes, a str, a dict, or a Sigstore bundle holding one."""
     if isinstance(envelope_json, Mapping):
-        return envelope_json
+        return from_sigstore_bundle(envelope_json)
     data = envelope_json.encode("utf-8") if isinstance(envelope_json, str) else envelope_json
     if len(data) > MAX_INPUT_BYTES:
         raise EvidenceInputError(f"evidence is {len(data)} bytes, above the {MAX_INPUT_BYTES}-byte limit")
@@ -61,7 +70,7 @@ def parse_envelope(envelope_json: bytes | str | Mapping[str, Any]) -> Mapping[st
         raise EvidenceInputError(f"evidence is not JSON: {e}") from None
     if not isinstance(doc, dict):
         raise EvidenceInputError("evidence is not a DSSE envelope (a JSON object)")
-    return doc
+    return from_sigstore_bundle(doc)
 
 
 def verify_evidence(
