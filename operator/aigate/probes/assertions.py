@@ -17,7 +17,7 @@ from jsonschema.exceptions import SchemaError
 from aigate.api.models import Expect, ToolCallExpect
 from aigate.measurements import AssertionResult, ToolCall
 
-_FENCE = re.compile(r"```[ \t]*(?:json|JSON)?[ \t]*\r?\n(.*?)\r?\n?[ \t]*```", re.DOTALL)
+_FENCE = re.compile(r"```[ \t]*([\w+-]*)[ \t]*\r?\n(.*?)\r?\n?[ \t]*```", re.DOTALL)
 _DETAIL_MAX = 160
 
 
@@ -37,8 +37,10 @@ def extract_json(text: str) -> Any:
     except ValueError:
         pass
     for m in _FENCE.finditer(text):
+        if m.group(1).lower() not in ("", "json", "jsonc"):
+            continue
         try:
-            return json.loads(m.group(1))
+            return json.loads(m.group(2))
         except ValueError:
             continue
     raise ValueError("the answer is not JSON")
