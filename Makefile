@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv demo test lint typecheck unit control-plane cluster cluster-down crd bench clean
+.PHONY: venv demo test lint typecheck unit control-plane cosign cluster cluster-down crd bench clean
 
 venv: $(STAMP)
 
@@ -19,7 +19,7 @@ demo: venv
 	$(BIN)/aigate demo
 
 ## test: lint, type-check, and every test (the cluster tests build or reuse the local control plane)
-test: venv control-plane lint typecheck
+test: venv control-plane cosign lint typecheck
 	$(BIN)/pytest
 
 lint: venv
@@ -44,6 +44,10 @@ cluster: venv control-plane
 ## cluster-down: stop what `make cluster` started
 cluster-down:
 	@hack/control-plane stop
+
+## cosign: build (or reuse from the cache) cosign for the evidence interop test
+cosign:
+	bash hack/build-cosign.sh
 
 crd: venv
 	$(BIN)/aigate crd > crds/aiworkloads.aigate.dev.yaml

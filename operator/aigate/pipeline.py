@@ -85,7 +85,11 @@ def _rbac_skipped(resolved: ResolvedWorkload) -> RbacProbe | None:
     spec = resolved.workload.spec
     if spec.service_account_name is None:
         return None
-    return rbac_skipped("no cluster: ServiceAccount permissions were not checked (run in a cluster to check them)")
+    return rbac_skipped(
+        "no cluster: ServiceAccount permissions were not checked (run in a cluster to check them)",
+        namespace=resolved.workload.metadata.namespace,
+        service_account=spec.service_account_name,
+    )
 
 
 def tool_checks() -> list[ExtraCheck]:
@@ -154,17 +158,10 @@ async def run_check(resolved: ResolvedWorkload, opts: CheckOptions) -> Assessmen
 
 
 def sign_predicate(resolved: ResolvedWorkload, digest: str, predicate: dict[str, Any], key: Any) -> dict[str, Any]:
-    from aigate.evidence.dsse import sign_envelope
-    from aigate.evidence.statement import PAYLOAD_TYPE, bound_predicate, build_statement
+    from aigate.evidence.statement import bound_predicate, build_statement, sign_statement
 
-    statement = build_statement(
-        resolved.workload.metadata.namespace,
-        resolved.name,
-        digest.removeprefix("sha256:"),
-        bound_predicate(predicate),
-    )
-    payload = json.dumps(statement, sort_keys=True, separators=(",", ":")).encode()
-    return sign_envelope(payload, PAYLOAD_TYPE, key)
+    statement = build_statement(resolved.workload.metadata.namespace, resolved.name, digest, bound_predicate(predicate))
+    return sign_statement(statement, key)
 
 
 def write_evidence(path: Path, envelope: dict[str, Any]) -> None:
@@ -195,7 +192,7 @@ def verify_file(evidence: Path, key: Path, workload: Path | None, now: datetime 
         except OSError as e:
             return 2, f"aigate: error: {evidence}: cannot read: {e.strerror or e}"
         expected = spec_digest(load_and_resolve(workload)) if workload else None
-        verified = verify_evidence(raw, public, now=now or _utcnow(), expected_digest=expected)
+        verified = verify_evidence(raw, public, now=now or _utcnow(), expected_digest=expected, key_name=key.name)
     except EvidenceInputError as e:
         return 2, f"aigate: error: {e}"
     except EvidenceError as e:
