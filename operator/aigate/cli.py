@@ -59,7 +59,10 @@ def cmd_check(args: argparse.Namespace) -> int:
         concurrency=args.concurrency,
         progress=None if args.quiet else _stderr,
     )
-    assessment = asyncio.run(run_check(resolved, opts))
+    try:
+        assessment = asyncio.run(run_check(resolved, opts))
+    except WorkloadError as e:  # a reference or credential the file names: say which file
+        raise WorkloadError(e.message, source=e.source or args.file) from None
     _write_output(render(assessment, args.format), args.output)
     if assessment.evidence is not None and assessment.evidence.path and not args.quiet:
         _stderr(f"evidence written to {assessment.evidence.path}")
