@@ -166,7 +166,10 @@ class PodRunner(threading.Thread):
         self.done = threading.Event()
         self.phase = "Pending"
         self.message = ""
+        self.reason = ""
         self.start_time = now()
+        deadline = pod["spec"].get("activeDeadlineSeconds")
+        self.deadline = time.monotonic() + float(deadline) if deadline else None
         self.token_expires = 0.0
         self.env_base: dict[str, str] = {}
 
@@ -482,6 +485,15 @@ class PodRunner(threading.Thread):
                     changed = True
                     if self._should_restart(c):
                         self._restart_later(c)
+                elif c.proc is None and c.terminated() is not None and self._should_restart(c):
+                    self._restart_later(c)  # a StartError
+                    changed = True
+            if self.deadline is not None and time.monotonic() > self.deadline:
+                self._kill_all(self.grace)
+                self.phase, self.reason = "Failed", "DeadlineExceeded"
+                self.message = "Pod was active on the node longer than the specified deadline"
+                self.report()
+                return
             if all(c.terminated() is not None for c in self.mains):
                 codes = [c.terminated()["exitCode"] for c in self.mains]  # type: ignore[index]
                 self.phase = "Succeeded" if all(code == 0 for code in codes) else "Failed"
@@ -559,6 +571,8 @@ class PodRunner(threading.Thread):
         }
         if self.inits:
             status["initContainerStatuses"] = [c.status() for c in self.inits]
+        if self.reason:
+            status["reason"] = self.reason
         if self.message:
             status["message"] = self.message
         self.node.patch_status(self.ns, self.pod_name, self.uid, status)
