@@ -79,7 +79,7 @@ class RunOptions:
     """Progress lines at most this often per phase (plus one at the end of each phase)."""
 
 
-def test_concurrency(spec: AIWorkloadSpec, override: int | None = None) -> int:
+def concurrency_for(spec: AIWorkloadSpec, override: int | None = None) -> int:
     """ceil(peak rps x expected latency), expected latency = slo.p95LatencyMs, capped by maxTestConcurrency."""
     if override is not None:
         return max(1, override)
@@ -188,7 +188,7 @@ class _Run:
         self.options = options
         self.scrub = Scrubber(credentials.values())
         self.progress = progress
-        self.concurrency = test_concurrency(self.spec, options.concurrency)
+        self.concurrency = concurrency_for(self.spec, options.concurrency)
         timeout_ms, self.timeout_assumed = effective_timeout_ms(self.spec, options)
         self.timeout_ms = timeout_ms
         self.timeout_s = timeout_ms / 1000
