@@ -212,3 +212,12 @@ def load_and_resolve(path: str | Path) -> ResolvedWorkload:
         if e.source is None:
             raise WorkloadError(e.message, source=wf.source) from None
         raise
+
+
+def configmap_names(workload: AIWorkload) -> list[str]:
+    """Every ConfigMap the workload references: what the gate Job may read and what a change of re-gates."""
+    spec = workload.spec
+    refs = [p.config_map_ref for p in spec.prompts]
+    refs.append(spec.suite.config_map_ref)
+    refs += [t.manifest.config_map_ref for t in spec.tools if t.manifest is not None]
+    return sorted({r.name for r in refs if r is not None})

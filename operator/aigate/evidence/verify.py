@@ -80,9 +80,11 @@ def verify_evidence(
     now: datetime,
     expected_digest: str | None = None,
     key_name: str | None = None,
+    require_pass: bool = True,
 ) -> VerifiedEvidence:
     """Check everything a rollout relies on; `expected_digest` ('sha256:<hex>') is the workload's current spec
-    digest when known. `now` must carry a time zone. `key_name` (e.g. 'aigate.pub') only improves messages."""
+    digest when known. `now` must carry a time zone. `key_name` (e.g. 'aigate.pub') only improves messages.
+    `require_pass=False` accepts signed evidence of a FAIL: the operator keeps it as the answer for that spec."""
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
     envelope = parse_envelope(envelope_json)
@@ -132,7 +134,7 @@ def verify_evidence(
     if expires_at <= now:
         raise EvidenceVerificationError(f"evidence expired at {_fmt(expires_at)} (now {_fmt(now)})")
     decision = predicate.get("decision")
-    if decision != "PASS":
+    if require_pass and decision != "PASS":
         raise EvidenceVerificationError(f"decision is {decision}" if isinstance(decision, str) else "no decision")
     try:
         issued_at: datetime | None = parse_time(predicate.get("issuedAt"), "issuedAt")
@@ -146,5 +148,5 @@ def verify_evidence(
         key_id=key_id(public_key),
         issued_at=issued_at,
         expires_at=expires_at,
-        decision=decision,
+        decision=str(decision),
     )

@@ -1,0 +1,144 @@
+"""The few Kubernetes API calls the operator makes, over the official client (synchronous; the handlers
+call these in a worker thread)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, cast
+
+from kubernetes import client as k8s
+from kubernetes.client.exceptions import ApiException
+
+from aigate.api.errors import WorkloadError
+from aigate.api.models import API_GROUP, API_VERSION, PLURAL, ConfigMapKeyRef
+
+JSON = dict[str, Any]
+
+
+class Kube:
+    def __init__(self, api: k8s.ApiClient) -> None:
+        self.api = api
+        self.core = k8s.CoreV1Api(api)
+        self.batch = k8s.BatchV1Api(api)
+        self.rbac = k8s.RbacAuthorizationV1Api(api)
+        self.custom = k8s.CustomObjectsApi(api)
+
+    # ---- reading --------------------------------------------------------------------------------------------------
+    def get_workload(self, namespace: str, name: str) -> JSON | None:
+        try:
+            obj = self.custom.get_namespaced_custom_object(API_GROUP, API_VERSION, namespace, PLURAL, name)
+            return cast(JSON, obj)
+        except ApiException as e:
+            if e.status == 404:
+                return None
+            raise
+
+    def get_configmap(self, namespace: str, name: str) -> JSON | None:
+        try:
+            cm = self.core.read_namespaced_config_map(name, namespace)
+        except ApiException as e:
+            if e.status == 404:
+                return None
+            raise
+        return self._plain(cm)
+
+    def configmap_lookup(self, namespace: str) -> Any:
+        """A lookup for `aigate.api.load.resolve` that reads ConfigMaps through the API."""
+
+        def lookup(ref: ConfigMapKeyRef) -> str:
+            cm = self.get_configmap(namespace, ref.name)
+            if cm is None:
+                raise WorkloadError(f"ConfigMap {namespace}/{ref.name} not found")
+            data = cm.get("data") or {}
+            if ref.key not in data:
+                raise WorkloadError(f"ConfigMap {namespace}/{ref.name} has no key {ref.key!r}")
+            return str(data[ref.key])
+
+        return lookup
+
+    def list_jobs(self, namespace: str, selector: str) -> list[JSON]:
+        jobs = self.batch.list_namespaced_job(namespace, label_selector=selector)
+        return cast(list[JSON], self._plain(jobs).get("items", []))
+
+    def _plain(self, obj: object) -> JSON:
+        """The client's typed model as the plain JSON the API sent."""
+        return cast(JSON, self.api.sanitize_for_serialization(obj))  # type: ignore[no-untyped-call]
+
+    # ---- writing --------------------------------------------------------------------------------------------------
+    def apply(self, obj: JSON) -> None:
+        """Create, or replace what exists (our own objects only: ServiceAccount, Role, RoleBinding, ConfigMap)."""
+        kind, ns, name = obj["kind"], obj["metadata"]["namespace"], obj["metadata"]["name"]
+        ops: dict[str, tuple[Callable[..., Any], Callable[..., Any] | None]] = {
+            "ServiceAccount": (self.core.create_namespaced_service_account, self.core.patch_namespaced_service_account),
+            "ConfigMap": (self.core.create_namespaced_config_map, self.core.replace_namespaced_config_map),
+            "Role": (self.rbac.create_namespaced_role, self.rbac.replace_namespaced_role),
+            "RoleBinding": (self.rbac.create_namespaced_role_binding, self.rbac.replace_namespaced_role_binding),
+            "Job": (self.batch.create_namespaced_job, None),
+        }
+        create, replace = ops[kind]
+        try:
+            create(ns, obj)
+        except ApiException as e:
+            if e.status != 409 or replace is None:
+                raise
+            replace(name, ns, obj)
+
+    def delete_job(self, namespace: str, name: str) -> None:
+        try:
+            self.batch.delete_namespaced_job(name, namespace, propagation_policy="Background")
+        except ApiException as e:
+            if e.status != 404:
+                raise
+
+    def patch_status(self, namespace: str, name: str, status: JSON) -> None:
+        """A merge patch of the status subresource: each list in it (conditions) is replaced whole, so no
+        condition is lost to a partial update."""
+        self.custom.patch_namespaced_custom_object_status(
+            API_GROUP,
+            API_VERSION,
+            namespace,
+            PLURAL,
+            name,
+            {"status": status},
+            _content_type="application/merge-patch+json",
+        )
+
+    def event(self, workload: JSON, type_: str, reason: str, message: str) -> None:
+        """A core/v1 Event on the AIWorkload, as `kubectl describe` shows them."""
+        meta = workload["metadata"]
+        now = datetime.now(UTC)
+        body = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
+            "involvedObject": {
+                "apiVersion": f"{API_GROUP}/{API_VERSION}",
+                "kind": "AIWorkload",
+                "name": meta["name"],
+                "namespace": meta["namespace"],
+                "uid": meta.get("uid"),
+            },
+            "type": type_,
+            "reason": reason,
+            "message": message[:1024],
+            "source": {"component": "aigate-operator"},
+            "firstTimestamp": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "lastTimestamp": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "count": 1,
+        }
+        with contextlib.suppress(ApiException):  # an Event is best effort: never fail a reconcile over it
+            self.core.create_namespaced_event(meta["namespace"], cast(Any, body))
+
+
+def owner_reference(workload: JSON) -> JSON:
+    meta = workload["metadata"]
+    return {
+        "apiVersion": f"{API_GROUP}/{API_VERSION}",
+        "kind": "AIWorkload",
+        "name": meta["name"],
+        "uid": meta["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }

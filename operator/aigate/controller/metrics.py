@@ -1,0 +1,78 @@
+"""Prometheus metrics: what a platform team watches on the operator and on the workloads it gates."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+from aigate.gates.result import GateResult
+
+_RESULT_VALUE = {"PASS": 1.0, "ACCEPTED": 1.0, "FAIL": 0.0, "ERROR": -1.0}
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        wl = ["namespace", "workload"]
+        self.gate = Gauge(
+            "aigate_gate_result", "1 pass or accepted, 0 fail, -1 error", [*wl, "gate", "status"], registry=r
+        )
+        self.cost = Gauge(
+            "aigate_projected_monthly_cost_usd", "Projected monthly cost at declared volume", wl, registry=r
+        )
+        self.cost_ratio = Gauge("aigate_cost_ratio", "Projected monthly cost / budget", wl, registry=r)
+        self.p95 = Gauge("aigate_p95_latency_ms", "Measured p95 latency of the primary", wl, registry=r)
+        self.expiry = Gauge("aigate_evidence_expiry_timestamp_seconds", "When the evidence expires", wl, registry=r)
+        self.admission = Counter(
+            "aigate_admission_decisions_total", "Admission decisions", ["result", "kind", "enforcement"], registry=r
+        )
+        self.admission_latency = Histogram(
+            "aigate_admission_duration_seconds",
+            "Time to decide an admission request (server side)",
+            ["webhook"],
+            buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
+            registry=r,
+        )
+        self.job_duration = Histogram(
+            "aigate_gate_job_duration_seconds",
+            "Gate Job wall time",
+            ["outcome"],
+            buckets=(10, 30, 60, 120, 300, 600, 1200, 1800, 3600),
+            registry=r,
+        )
+        self.runs = Counter("aigate_gate_runs_started_total", "Gate runs started", wl, registry=r)
+        self.errors = Counter("aigate_reconcile_errors_total", "Reconcile errors", wl, registry=r)
+
+    def serve(self, addr: str, port: int) -> None:
+        start_http_server(port, addr=addr, registry=self.registry)
+
+    def run_started(self, ns: str, name: str) -> None:
+        self.runs.labels(ns, name).inc()
+
+    def job_finished(self, ns: str, name: str, seconds: float, ok: bool) -> None:
+        self.job_duration.labels("succeeded" if ok else "failed").observe(seconds)
+
+    def reconcile_error(self, ns: str, name: str) -> None:
+        self.errors.labels(ns, name).inc()
+
+    def record_results(
+        self, ns: str, name: str, gates: list[GateResult], summary: dict[str, Any], expires: datetime | None
+    ) -> None:
+        for g in gates:
+            for status in _RESULT_VALUE:
+                self.gate.labels(ns, name, g.gate, status).set(1.0 if g.status == status else 0.0)
+        if summary.get("projectedMonthlyUSD") is not None:
+            self.cost.labels(ns, name).set(float(summary["projectedMonthlyUSD"]))
+        if summary.get("costRatio") is not None:
+            self.cost_ratio.labels(ns, name).set(float(summary["costRatio"]))
+        if summary.get("p95LatencyMs") is not None:
+            self.p95.labels(ns, name).set(float(summary["p95LatencyMs"]))
+        if expires is not None:
+            self.expiry.labels(ns, name).set(expires.timestamp())
+
+    def admitted(self, result: str, kind: str, enforcement: str, seconds: float, webhook: str) -> None:
+        self.admission.labels(result, kind, enforcement).inc()
+        self.admission_latency.labels(webhook).observe(seconds)

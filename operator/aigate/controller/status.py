@@ -1,0 +1,100 @@
+"""The AIWorkload's status: seven conditions from the gate results, in the Kubernetes API conventions.
+
+Pure functions: the controller passes the previous conditions so that lastTransitionTime moves only when a
+condition's status does.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any
+
+from aigate.gates.result import GateResult
+
+GATE_CONDITIONS = {
+    "cost": "CostGate",
+    "reliability": "ReliabilityGate",
+    "fallback": "FallbackGate",
+    "toolControl": "ToolControlGate",
+    "providerDependency": "ProviderDependencyGate",
+    "evidence": "EvidenceGate",
+}
+CONDITION_TYPES = [*GATE_CONDITIONS.values(), "Ready"]
+MAX_MESSAGE = 1024
+
+
+def rfc3339(t: datetime) -> str:
+    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _reason(text: str) -> str:
+    """CamelCase reason as the API conventions want: 'Failed', 'RiskAccepted', ..."""
+    words = re.findall(r"[A-Za-z0-9]+", text)
+    out = "".join(w[:1].upper() + w[1:] for w in words) or "Unknown"
+    return out if out[0].isalpha() else "R" + out
+
+
+def condition(
+    type_: str, status: bool | None, reason: str, message: str, generation: int | None, now: datetime
+) -> dict[str, Any]:
+    return {
+        "type": type_,
+        "status": "Unknown" if status is None else ("True" if status else "False"),
+        "reason": _reason(reason),
+        "message": message[:MAX_MESSAGE],
+        "observedGeneration": generation,
+        "lastTransitionTime": rfc3339(now),
+    }
+
+
+def gate_conditions(results: list[GateResult], generation: int | None, now: datetime) -> list[dict[str, Any]]:
+    reasons = {"PASS": "Passed", "FAIL": "Failed", "ACCEPTED": "RiskAccepted", "ERROR": "Error"}
+    out = []
+    for r in results:
+        ok = None if r.status == "ERROR" else r.ok
+        out.append(condition(GATE_CONDITIONS[r.gate], ok, reasons[r.status], r.reason, generation, now))
+    return out
+
+
+def merge_conditions(previous: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The whole list, in a stable order; lastTransitionTime kept where the status did not change, and
+    conditions not re-judged this time carried over so that none is lost."""
+    old = {c.get("type"): c for c in previous}
+    fresh = {c["type"]: c for c in new}
+    out = []
+    for t in CONDITION_TYPES:
+        c = fresh.get(t) or old.get(t)
+        if c is None:
+            continue
+        c = dict(c)
+        before = old.get(t)
+        if before is not None and before.get("status") == c["status"] and before.get("lastTransitionTime"):
+            c["lastTransitionTime"] = before["lastTransitionTime"]
+        out.append(c)
+    return out
+
+
+def pending_conditions(message: str, generation: int | None, now: datetime) -> list[dict[str, Any]]:
+    """While a gate run is under way: every gate Unknown, not Ready."""
+    gates = [condition(t, None, "Testing", message, generation, now) for t in GATE_CONDITIONS.values()]
+    return [*gates, condition("Ready", False, "Testing", message, generation, now)]
+
+
+def failed_gates(results: list[GateResult]) -> list[GateResult]:
+    return [r for r in results if not r.ok]
+
+
+def ready_condition(
+    results: list[GateResult], decision: str, expires_at: datetime | None, generation: int | None, now: datetime
+) -> dict[str, Any]:
+    if decision == "PASS":
+        until = f" until {rfc3339(expires_at)}" if expires_at else ""
+        return condition("Ready", True, "EvidencePassed", f"all gates pass; evidence valid{until}", generation, now)
+    failed = failed_gates(results)
+    text = "; ".join(f"{r.gate}: {r.reason}" for r in failed)
+    return condition("Ready", False, "GatesFailed", text or "decision FAIL", generation, now)
+
+
+def expired_condition(expires_at: str, generation: int | None, now: datetime) -> dict[str, Any]:
+    return condition("Ready", False, "EvidenceExpired", f"evidence expired at {expires_at}", generation, now)
