@@ -119,6 +119,20 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return code
 
 
+def cmd_run_gates(args: argparse.Namespace) -> int:
+    """The gate Job's entry point (the operator starts it; not meant for people)."""
+    from aigate.controller.rungates import run_gates
+
+    return run_gates(
+        args.namespace,
+        args.name,
+        args.spec_digest,
+        args.run_id,
+        environ=dict(os.environ),
+        progress=None if args.quiet else _stderr,
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="aigate",
@@ -171,6 +185,14 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--key", required=True, help="public key (PEM)")
     v.add_argument("--workload", help="also check the evidence is for this workload file's current spec")
     v.set_defaults(func=cmd_verify)
+
+    j = sub.add_parser("run-gates", help="(gate Job) measure an AIWorkload in the cluster and write the result")
+    j.add_argument("--namespace", required=True)
+    j.add_argument("--name", required=True, help="the AIWorkload")
+    j.add_argument("--spec-digest", required=True, help="the digest the operator started this run for")
+    j.add_argument("--run-id", required=True)
+    j.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
+    j.set_defaults(func=cmd_run_gates)
     return p
 
 

@@ -1,0 +1,359 @@
+"""`aigate run-gates`: the gate Job's entry point, and the result format it hands to the operator.
+
+The Job measures and the operator judges: the Job reads its AIWorkload and referenced ConfigMaps through the
+API with its own narrow ServiceAccount, checks that the spec is still the one the operator started it for,
+runs the measurements, and writes them into the result ConfigMap the operator pre-created. It never sees the
+evidence signing key and never probes RBAC (the operator holds the SubjectAccessReview permission).
+
+The result is one JSON document under `names.RESULT_KEY`, bounded to `MAX_RESULT_BYTES` (a ConfigMap holds
+less than 1 MiB): each CaseRun.text is cut to `TEXT_LIMIT` characters, and if that is still too big every
+text is dropped (`textLimit: 0`); a result that cannot be bounded is written as an error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import os
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
+from kubernetes.client.exceptions import ApiException
+from kubernetes.config.config_exception import ConfigException
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic.alias_generators import to_camel
+
+from aigate.api.digest import spec_digest as digest_of
+from aigate.api.errors import WorkloadError, format_validation_error
+from aigate.api.load import ResolvedWorkload, parse_workload, resolve
+from aigate.api.models import AIWorkload, ConfigMapKeyRef, Credentials, SecretKeyRef
+from aigate.controller import names
+from aigate.controller.jobs import JOB_NAME_ENV
+from aigate.measurements import Measurements
+from aigate.redact import redact, register_secret
+
+Progress = Callable[[str], None]
+Outcome = Literal["measured", "stale", "error"]
+
+MAX_RESULT_BYTES = 900 * 1024
+"""Below the ConfigMap limit (1 MiB for the whole object), with room for metadata."""
+TEXT_LIMIT = 2000
+"""Characters of each answer kept in the result; the assertions were already evaluated on the full text."""
+API_TIMEOUT_S = 30
+
+
+class ResultError(ValueError):
+    """The result ConfigMap does not hold a well-formed gate run result."""
+
+
+class GateRunResult(BaseModel):
+    """What a gate Job writes under `names.RESULT_KEY` (camelCase JSON; `measurements` is Measurements JSON)."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+    run_id: str
+    spec_digest: str
+    """The digest the Job was started for (--spec-digest)."""
+    observed_digest: str | None = None
+    """The digest the Job computed from the API's current spec; differs from spec_digest when stale."""
+    job: str | None = None
+    started_at: datetime
+    finished_at: datetime
+    outcome: Outcome
+    error: str | None = None
+    """One line, secrets redacted; set exactly when outcome is not 'measured'."""
+    text_limit: int | None = None
+    """Characters kept of each CaseRun.text (0: texts dropped to fit); None when nothing was measured."""
+    measurements: Measurements | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> GateRunResult:
+        if self.outcome == "measured":
+            if self.measurements is None:
+                raise ValueError("outcome 'measured' without measurements")
+            if self.error:
+                raise ValueError("outcome 'measured' with an error")
+        elif not self.error:
+            raise ValueError(f"outcome {self.outcome!r} without an error message")
+        return self
+
+    def to_json(self) -> str:
+        return self.model_dump_json(by_alias=True, exclude_none=True)
+
+
+def read_result(
+    configmap: Mapping[str, Any], *, run_id: str | None = None, spec_digest: str | None = None
+) -> GateRunResult:
+    """Parse the result ConfigMap (a dict as the API returns it); with RUN_ID / SPEC_DIGEST also check it is the
+    result of that run. Raises ResultError saying what is wrong."""
+    meta = configmap.get("metadata") or {}
+    where = f"ConfigMap {meta.get('namespace', '?')}/{meta.get('name', '?')}"
+    data = configmap.get("data") or {}
+    raw = data.get(names.RESULT_KEY)
+    if raw is None:
+        raise ResultError(f"{where} has no {names.RESULT_KEY} (the gate Job has not written its result)")
+    try:
+        doc = json.loads(raw)
+    except (json.JSONDecodeError, TypeError) as e:
+        raise ResultError(f"{where} {names.RESULT_KEY} is not JSON: {e}") from None
+    if not isinstance(doc, dict):
+        raise ResultError(f"{where} {names.RESULT_KEY} must be a JSON object")
+    try:
+        result = GateRunResult.model_validate(doc)
+    except ValidationError as e:
+        raise ResultError(
+            f"{where} {names.RESULT_KEY} is malformed: " + "; ".join(format_validation_error(e))
+        ) from None
+    if run_id is not None and result.run_id != run_id:
+        raise ResultError(f"{where} holds the result of run {result.run_id!r}, not {run_id!r}")
+    if spec_digest is not None and result.spec_digest != spec_digest:
+        raise ResultError(f"{where} holds a result for {result.spec_digest}, not {spec_digest}")
+    return result
+
+
+# ---- the Job side ----------------------------------------------------------------------------------------------------
+
+
+class _Abort(Exception):
+    """A one-line reason to stop the run with outcome 'error'."""
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _one_line(text: str) -> str:
+    return redact(" ".join(text.split()))
+
+
+def _api_error(what: str, e: ApiException) -> str:
+    reason = f"HTTP {e.status} {e.reason or ''}".rstrip()
+    if e.status == 403:
+        reason += " (the gate Job's Role does not allow it)"
+    return f"{what}: {reason}"
+
+
+def api_client_from(environ: Mapping[str, str]) -> k8s.ApiClient:
+    """KUBECONFIG when the pod's env names one (the process node does), else the in-cluster ServiceAccount.
+
+    KUBECONFIG goes first because it is only set on purpose, while in-cluster files may belong to whatever pod
+    hosts a test run."""
+    kubeconfig = environ.get("KUBECONFIG")
+    if kubeconfig:
+        path = kubeconfig.split(os.pathsep)[0]
+        api: k8s.ApiClient = k8s_config.new_client_from_config(config_file=path)  # type: ignore[no-untyped-call]
+        return api
+    cfg = k8s.Configuration()
+    k8s_config.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
+    return k8s.ApiClient(cfg)
+
+
+def _configmap_lookup(core: k8s.CoreV1Api, namespace: str) -> Callable[[ConfigMapKeyRef], str]:
+    cache: dict[str, dict[str, str]] = {}
+
+    def lookup(ref: ConfigMapKeyRef) -> str:
+        if ref.name not in cache:
+            try:
+                cm = core.read_namespaced_config_map(ref.name, namespace, _request_timeout=API_TIMEOUT_S)
+            except ApiException as e:
+                if e.status == 404:
+                    raise WorkloadError(f"ConfigMap {ref.name!r} not found in namespace {namespace}") from None
+                raise WorkloadError(_api_error(f"reading ConfigMap {ref.name!r}", e)) from None
+            cache[ref.name] = dict(cm.data or {})
+        data = cache[ref.name]
+        if ref.key not in data:
+            raise WorkloadError(f"ConfigMap {ref.name!r} has no key {ref.key!r}")
+        return data[ref.key]
+
+    return lookup
+
+
+def _read_workload(api: k8s.ApiClient, namespace: str, name: str) -> AIWorkload:
+    objs = k8s.CustomObjectsApi(api)
+    try:
+        doc = objs.get_namespaced_custom_object(
+            names.API_GROUP, names.API_VERSION, namespace, names.PLURAL, name, _request_timeout=API_TIMEOUT_S
+        )
+    except ApiException as e:
+        if e.status == 404:
+            raise _Abort(f"AIWorkload {namespace}/{name} not found") from None
+        raise _Abort(_api_error(f"reading AIWorkload {namespace}/{name}", e)) from None
+    return parse_workload(doc, source=f"AIWorkload {namespace}/{name}")
+
+
+def _secret_env(environ: Mapping[str, str]) -> Callable[[SecretKeyRef], str]:
+    def lookup(ref: SecretKeyRef) -> str:
+        var = names.secret_env_name(ref.name, ref.key)
+        value = environ.get(var, "").strip()
+        if not value:
+            raise WorkloadError(
+                f"Secret {ref.name!r} key {ref.key!r} did not reach the gate Job (env {var} is unset or empty)"
+            )
+        register_secret(value)
+        return value
+
+    return lookup
+
+
+def _for_the_job(resolved: ResolvedWorkload, environ: Mapping[str, str]) -> tuple[ResolvedWorkload, dict[str, str]]:
+    """Check every Secret reference arrived as env, and return the workload with each `secretRef` read from that
+    env var (the runner reads credentials from an environ), plus that environ. A `secretRef` wins over `env` here:
+    a laptop's variable does not exist in the pod."""
+    from aigate.probes.credentials import credential_value, resolve_credentials
+
+    lookup = _secret_env(environ)
+    wl = resolved.workload.model_copy(deep=True)
+    spec = wl.spec
+    job_env: dict[str, str] = {}
+
+    def rewrite(creds: Credentials | None) -> None:
+        if creds is not None and creds.secret_ref is not None:
+            var = names.secret_env_name(creds.secret_ref.name, creds.secret_ref.key)
+            job_env[var] = lookup(creds.secret_ref)
+            creds.env, creds.secret_ref = var, None
+
+    # with the original references, so that an error names the field the user wrote
+    only_refs = resolved.workload.spec.model_copy(deep=True)
+    for c in _all_credentials(only_refs):
+        if c is not None and c.secret_ref is not None:
+            c.env = None
+    resolve_credentials(only_refs, {}, secret_lookup=lookup)
+    for i, s in enumerate(only_refs.mcp_servers):
+        credential_value(s.credentials, {}, f"spec.mcpServers[{i}].credentials", secret_lookup=lookup)
+    for c in _all_credentials(spec):
+        rewrite(c)
+    return dataclasses.replace(resolved, workload=wl), job_env
+
+
+def _all_credentials(spec: Any) -> list[Credentials | None]:
+    out: list[Credentials | None] = [m.credentials for m in spec.models]
+    out += [s.credentials for s in spec.mcp_servers]
+    if spec.fallback.human_route is not None:
+        out.append(spec.fallback.human_route.credentials)
+    return out
+
+
+def bound_result(result: GateRunResult, limit: int = MAX_RESULT_BYTES) -> tuple[GateRunResult, str]:
+    """The result and its JSON within LIMIT bytes: answer texts cut to TEXT_LIMIT, then dropped; else an error."""
+    m = result.measurements
+    if m is None:
+        return result, result.to_json()
+    size = 0
+    for keep in (TEXT_LIMIT, 0):
+        trimmed = m.model_copy(deep=True)
+        for mm in trimmed.models.values():
+            for run in mm.runs:
+                run.text = run.text[:keep]
+        bounded = result.model_copy(update={"measurements": trimmed, "text_limit": keep})
+        text = bounded.to_json()
+        size = len(text.encode())
+        if size <= limit:
+            return bounded, text
+    failed = result.model_copy(
+        update={
+            "outcome": "error",
+            "measurements": None,
+            "text_limit": None,
+            "error": f"the measurements do not fit in a ConfigMap ({size} bytes without answer texts, limit {limit})",
+        }
+    )
+    return failed, failed.to_json()
+
+
+def _write_result(core: k8s.CoreV1Api, namespace: str, workload: str, payload: str) -> None:
+    name = names.result_configmap(workload)
+    try:
+        core.patch_namespaced_config_map(
+            name, namespace, {"data": {names.RESULT_KEY: payload}}, _request_timeout=API_TIMEOUT_S
+        )
+    except ApiException as e:
+        if e.status == 404:
+            raise _Abort(f"result ConfigMap {namespace}/{name} not found (the operator creates it)") from None
+        raise _Abort(_api_error(f"writing result ConfigMap {namespace}/{name}", e)) from None
+    except Exception as e:  # the API server unreachable: urllib3's errors
+        raise _Abort(f"writing result ConfigMap {namespace}/{name}: {type(e).__name__}: {e}") from None
+
+
+def run_gates(
+    namespace: str,
+    name: str,
+    spec_digest: str,
+    run_id: str,
+    *,
+    environ: Mapping[str, str],
+    api_client: k8s.ApiClient | None = None,
+    progress: Progress | None = None,
+) -> int:
+    """Measure the AIWorkload NAMESPACE/NAME for SPEC_DIGEST and write the result ConfigMap.
+
+    0 when measured; 1 when stale or failed (the result says why, when it could be written). Never raises, never
+    prints a traceback or a secret.
+    """
+    say = progress or (lambda _msg: None)
+    started = _now()
+    for var, value in environ.items():  # before anything can print: every Secret value the Job was given
+        if var.startswith("AIGATE_SECRET_"):
+            register_secret(value.strip())
+    job = environ.get(JOB_NAME_ENV) or None
+    api = api_client
+    try:
+        if api is None:
+            api = api_client_from(environ)
+    except (ConfigException, OSError, ValueError) as e:
+        say(f"aigate run-gates: error: no Kubernetes API configuration: {_one_line(str(e))}")
+        return 1
+    core = k8s.CoreV1Api(api)
+
+    def finish(
+        outcome: Outcome, *, error: str | None = None, m: Measurements | None = None, observed: str | None = None
+    ) -> int:
+        result = GateRunResult(
+            run_id=run_id,
+            spec_digest=spec_digest,
+            observed_digest=observed,
+            job=job,
+            started_at=started,
+            finished_at=_now(),
+            outcome=outcome,
+            error=_one_line(error) if error else None,
+            measurements=m,
+        )
+        bounded, payload = bound_result(result)
+        try:
+            _write_result(core, namespace, name, payload)
+        except _Abort as e:
+            say(f"aigate run-gates: error: {_one_line(str(e))}")
+            return 1
+        say(f"result ({bounded.outcome}, {len(payload.encode())} bytes) written to {names.result_configmap(name)}")
+        if bounded.outcome == "measured":
+            return 0
+        say(f"aigate run-gates: {bounded.outcome}: {bounded.error}")
+        return 1
+
+    observed: str | None = None
+    try:
+        say(f"reading AIWorkload {namespace}/{name}")
+        workload = _read_workload(api, namespace, name)
+        resolved = resolve(workload, _configmap_lookup(core, namespace))
+        observed = digest_of(resolved)
+        if observed != spec_digest:
+            return finish(
+                "stale",
+                error=f"stale: the spec is now {observed}, this Job was started for {spec_digest}",
+                observed=observed,
+            )
+        runnable, job_env = _for_the_job(resolved, environ)
+        from aigate.pipeline import CheckOptions, measure
+
+        say(f"measuring {len(resolved.workload.spec.models)} model(s), {len(resolved.cases)} case(s)")
+        m = asyncio.run(measure(runnable, CheckOptions(environ=job_env, progress=say)))
+        m.rbac = None  # probed by the operator, with its own permissions
+        return finish("measured", m=m, observed=observed)
+    except (_Abort, WorkloadError) as e:
+        return finish("error", error=str(e), observed=observed)
+    except Exception as e:  # a bug or an unexpected API failure: still one line, and a result for the operator
+        return finish("error", error=f"internal error: {type(e).__name__}: {e}", observed=observed)
