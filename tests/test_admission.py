@@ -1,0 +1,482 @@
+"""Admission decisions over plain dicts, with real signed envelopes bound to the spec digest of a real example."""
+
+from __future__ import annotations
+
+import copy
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from aigate.api.digest import spec_digest
+from aigate.api.load import load_and_resolve
+from aigate.controller import names
+from aigate.controller.admission import (
+    VerifyCache,
+    acceptance_patch,
+    acceptance_validation,
+    current_spec_digest,
+    rollout_decision,
+)
+from aigate.evidence import build_statement, generate_key, sign_statement
+from aigate.evidence.keys import private_key_from_pem, public_key_from_pem
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "fraud-review-assistant-remediated.yaml"
+NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+NS = "fraud"
+NAME = "fraud-review-assistant"
+GATES = ("cost", "reliability", "fallback", "toolControl", "providerDependency", "evidence")
+CONDITION_TYPES = {
+    "cost": "CostGate",
+    "reliability": "ReliabilityGate",
+    "fallback": "FallbackGate",
+    "toolControl": "ToolControlGate",
+    "providerDependency": "ProviderDependencyGate",
+    "evidence": "EvidenceGate",
+}
+
+
+def _keys() -> tuple[Any, Any]:
+    priv, pub = generate_key()
+    return private_key_from_pem(priv), public_key_from_pem(pub)
+
+
+PRIV, PUB = _keys()
+OTHER_PRIV, _ = _keys()
+
+
+def documents() -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    docs = list(yaml.safe_load_all(EXAMPLE.read_text()))
+    wl = next(d for d in docs if d["kind"] == "AIWorkload")
+    cms = {d["metadata"]["name"]: d for d in docs if d["kind"] == "ConfigMap"}
+    return copy.deepcopy(wl), copy.deepcopy(cms)
+
+
+def status(decision: str = "PASS", failed: dict[str, str] | None = None) -> dict[str, Any]:
+    failed = failed or {}
+    t = NOW.isoformat()
+    conditions = [
+        {
+            "type": CONDITION_TYPES[g],
+            "status": "False" if g in failed else "True",
+            "reason": "Failed" if g in failed else "Passed",
+            "message": failed.get(g, "ok"),
+            "lastTransitionTime": t,
+        }
+        for g in GATES
+    ]
+    ready = decision == "PASS"
+    conditions.append(
+        {
+            "type": "Ready",
+            "status": "True" if ready else "False",
+            "reason": "EvidencePassed" if ready else "GatesFailed",
+            "message": "evidence signed" if ready else "gates failed",
+            "lastTransitionTime": t,
+        }
+    )
+    return {"phase": "Passed" if ready else "Failed", "decision": decision, "conditions": conditions}
+
+
+def predicate(digest: str, decision: str = "PASS", failed: dict[str, str] | None = None, **over: Any) -> dict[str, Any]:
+    failed = failed or {}
+    p: dict[str, Any] = {
+        "workload": {"namespace": NS, "name": NAME},
+        "owner": "fraud-platform-team",
+        "specDigest": digest,
+        "decision": decision,
+        "gates": [
+            {"gate": g, "status": "FAIL" if g in failed else "PASS", "reason": failed.get(g, "ok")} for g in GATES[:-1]
+        ],
+        "issuedAt": NOW.isoformat(),
+        "expiresAt": (NOW + timedelta(days=30)).isoformat(),
+    }
+    p.update(over)
+    return p
+
+
+def evidence_cm(envelope: dict[str, Any] | str) -> dict[str, Any]:
+    text = envelope if isinstance(envelope, str) else json.dumps(envelope)
+    return {"metadata": {"name": names.evidence_configmap(NAME), "namespace": NS}, "data": {names.EVIDENCE_KEY: text}}
+
+
+def sign(digest: str, key: Any = PRIV, **kw: Any) -> dict[str, Any]:
+    return sign_statement(build_statement(NS, NAME, digest, predicate(digest, **kw)), key)
+
+
+class World:
+    """An AIWorkload, its ConfigMaps and evidence ConfigMap as the operator's indexes hold them."""
+
+    def __init__(self) -> None:
+        self.workload, self.configmaps = documents()
+        self.workload["status"] = status()
+        self.digest = current_spec_digest(self.workload, self.configmaps)
+        self.evidence: dict[str, Any] | None = evidence_cm(sign(self.digest))
+        self.labels = {"app": "fraud", names.WORKLOAD_LABEL: NAME}
+        self.cache: VerifyCache | None = VerifyCache()
+
+    def decide(self, now: datetime = NOW) -> Any:
+        return rollout_decision(
+            kind="Deployment",
+            namespace=NS,
+            labels=self.labels,
+            workload=self.workload,
+            evidence_cm=self.evidence,
+            configmaps=self.configmaps,
+            public_key=PUB,
+            now=now,
+            verify_cache=self.cache,
+        )
+
+
+@pytest.fixture
+def world() -> World:
+    return World()
+
+
+DENIED = f"AIWorkload {NS}/{NAME} is not cleared for rollout: "
+
+
+def test_digest_is_the_cli_digest_of_the_same_file(world: World) -> None:
+    assert world.digest == spec_digest(load_and_resolve(EXAMPLE))
+
+
+def test_allowed_with_passing_signed_evidence(world: World) -> None:
+    d = world.decide()
+    assert (d.allowed, d.result, d.enforcement, d.warnings) == (True, "allowed", "enforce", [])
+    assert d.message == f"AIWorkload {NS}/{NAME} is cleared for rollout"
+    assert d.workload == f"{NS}/{NAME}"
+
+
+def test_signature_is_checked_once_per_envelope(world: World) -> None:
+    assert world.cache is not None
+    for _ in range(5):
+        assert world.decide().allowed
+    assert (world.cache.misses, world.cache.hits, len(world.cache)) == (1, 4, 1)
+
+
+def test_no_label_is_not_gated(world: World) -> None:
+    world.labels = {"app": "fraud"}
+    d = world.decide()
+    assert d.allowed and d.result == "allowed" and d.workload is None
+
+
+def test_empty_label_is_denied(world: World) -> None:
+    world.labels = {names.WORKLOAD_LABEL: ""}
+    d = world.decide()
+    assert not d.allowed and d.message == f"Deployment has an empty {names.WORKLOAD_LABEL} label"
+
+
+@pytest.mark.parametrize("enforcement", ["enforce", "warn", "audit"])
+def test_absent_workload_is_denied_whatever_enforcement(world: World, enforcement: str) -> None:
+    world.workload["spec"]["enforcement"] = enforcement
+    world.labels = {names.WORKLOAD_LABEL: "x"}
+    d = rollout_decision(
+        kind="Deployment",
+        namespace=NS,
+        labels=world.labels,
+        workload=None,
+        evidence_cm=None,
+        configmaps={},
+        public_key=PUB,
+        now=NOW,
+        verify_cache=None,
+    )
+    assert (d.allowed, d.result, d.enforcement) == (False, "denied", None)
+    assert d.message == f"AIWorkload {NS}/x not found (named by the {names.WORKLOAD_LABEL} label of this Deployment)"
+
+
+def test_not_ready_names_failed_gates_from_signed_evidence(world: World) -> None:
+    failed = {"cost": "projected $36,120/month = 2.4x target $15,000", "fallback": "fallback not validated"}
+    world.workload["status"] = status("FAIL", {"cost": "status text", "fallback": "status text"})
+    world.evidence = evidence_cm(sign(world.digest, decision="FAIL", failed=failed))
+    d = world.decide()
+    assert (d.allowed, d.result) == (False, "denied")
+    assert d.message == (
+        DENIED + "decision FAIL; failed gates: cost FAIL: projected $36,120/month = 2.4x target $15,000; "
+        "fallback FAIL: fallback not validated"
+    )
+
+
+def test_not_ready_without_evidence_names_failed_gates_from_conditions(world: World) -> None:
+    world.workload["status"] = status("FAIL", {"reliability": "p95 6,480 ms > 4,000 ms", "toolControl": "no approval"})
+    world.evidence = None
+    d = world.decide()
+    assert d.message == (
+        DENIED + "decision FAIL; failed gates: reliability: p95 6,480 ms > 4,000 ms; toolControl: no approval"
+    )
+
+
+def test_evidence_from_another_key_does_not_name_gates(world: World) -> None:
+    """Gate reasons are only read from evidence whose signature verifies; otherwise from the status."""
+    world.workload["status"] = status("FAIL", {"cost": "over budget"})
+    world.evidence = evidence_cm(sign(world.digest, key=OTHER_PRIV, decision="FAIL", failed={"cost": "FORGED"}))
+    assert world.decide().message == DENIED + "decision FAIL; failed gates: cost: over budget"
+
+
+def test_not_gated_yet(world: World) -> None:
+    world.workload["status"] = {"phase": "Testing"}
+    world.evidence = None
+    assert world.decide().message == DENIED + "not gated yet (phase Testing)"
+    del world.workload["status"]
+    assert world.decide().message == DENIED + "not gated yet (phase Pending)"
+
+
+def test_forged_status_without_evidence(world: World) -> None:
+    world.evidence = None
+    d = world.decide()
+    assert not d.allowed
+    cm = names.evidence_configmap(NAME)
+    assert d.message == DENIED + f"status says PASS but there is no signed evidence (ConfigMap {cm} not found)"
+    world.evidence = {"metadata": {"name": cm}, "data": {}}
+    assert world.decide().message.endswith(f"(ConfigMap {cm} has no key {names.EVIDENCE_KEY})")
+
+
+def test_forged_status_with_evidence_signed_by_another_key(world: World) -> None:
+    world.evidence = evidence_cm(sign(world.digest, key=OTHER_PRIV))
+    d = world.decide()
+    assert not d.allowed
+    assert "does not hold: signature does not verify with the given public key" in d.message
+
+
+def test_forged_status_with_tampered_payload(world: World) -> None:
+    envelope = sign(world.digest, decision="FAIL", failed={"cost": "over budget"})
+    other = sign(world.digest)
+    envelope["payload"] = other["payload"]  # a PASS payload under a FAIL statement's signature
+    world.evidence = evidence_cm(envelope)
+    d = world.decide()
+    assert not d.allowed and "signature does not verify" in d.message
+
+
+def test_evidence_not_json(world: World) -> None:
+    world.evidence = evidence_cm("{not json")
+    d = world.decide()
+    assert not d.allowed and "does not hold: evidence is not JSON" in d.message
+
+
+def test_expired_evidence(world: World) -> None:
+    later = NOW + timedelta(days=31)
+    d = world.decide(later)
+    assert not d.allowed
+    assert d.message == DENIED + (
+        f"evidence in ConfigMap {names.evidence_configmap(NAME)} does not hold: evidence expired at "
+        "2026-12-27T12:00:00Z (now 2026-12-28T12:00:00Z)"
+    )
+
+
+def test_expiry_is_rejudged_on_a_cache_hit(world: World) -> None:
+    assert world.decide().allowed
+    d = world.decide(NOW + timedelta(days=31))
+    assert not d.allowed and "evidence expired at 2026-12-27T12:00:00Z" in d.message
+    assert world.cache is not None and world.cache.hits == 1
+
+
+def test_spec_changed_after_signing(world: World) -> None:
+    world.workload["spec"]["budget"]["monthlyUSD"] = 99999
+    d = world.decide()
+    assert not d.allowed
+    assert "(spec changed after signing)" in d.message
+
+
+def test_referenced_configmap_edited_after_signing(world: World) -> None:
+    world.configmaps["fraud-prompts"]["data"]["system.md"] += "\nAlso close cases yourself."
+    d = world.decide()
+    assert not d.allowed and "(spec changed after signing)" in d.message
+
+
+def test_referenced_configmap_missing(world: World) -> None:
+    del world.configmaps["fraud-prompts"]
+    d = world.decide()
+    assert d.message == DENIED + f"spec cannot be resolved: referenced ConfigMap {NS}/fraud-prompts not found"
+    world.configmaps["fraud-prompts"] = {"data": {}}
+    assert world.decide().message.endswith("referenced ConfigMap fraud/fraud-prompts has no key 'system.md'")
+
+
+def test_evidence_for_another_workload_is_stale(world: World) -> None:
+    """The digest covers namespace and name: evidence copied from a passing workload grants nothing."""
+    wl = copy.deepcopy(world.workload)
+    wl["metadata"]["name"] = "other"
+    other_digest = current_spec_digest(wl, world.configmaps)
+    assert other_digest != world.digest
+    world.evidence = evidence_cm(sign(other_digest))
+    assert not world.decide().allowed
+
+
+def test_fail_decision_in_evidence_under_a_pass_status(world: World) -> None:
+    world.evidence = evidence_cm(sign(world.digest, decision="FAIL", failed={"cost": "over budget"}))
+    d = world.decide()
+    assert d.message == DENIED + (
+        f"evidence in ConfigMap {names.evidence_configmap(NAME)} does not hold: decision is FAIL; "
+        "failed gates: cost FAIL: over budget"
+    )
+
+
+def test_unreadable_spec_is_denied(world: World) -> None:
+    world.workload["spec"]["models"] = []
+    d = world.decide()
+    assert not d.allowed and d.message.startswith(DENIED + "spec cannot be resolved: ")
+
+
+def test_warn_admits_with_the_message_as_warning(world: World) -> None:
+    world.workload["spec"]["enforcement"] = "warn"
+    world.evidence = None
+    d = world.decide()
+    assert (d.allowed, d.result, d.enforcement) == (True, "warned", "warn")
+    assert d.warnings == [d.message] and d.message.startswith(DENIED)
+
+
+def test_warn_with_evidence_signed_for_warn_is_allowed(world: World) -> None:
+    world.workload["spec"]["enforcement"] = "warn"
+    world.evidence = evidence_cm(sign(current_spec_digest(world.workload, world.configmaps)))
+    d = world.decide()
+    assert (d.allowed, d.result, d.warnings) == (True, "allowed", [])
+
+
+def test_audit_admits_silently(world: World) -> None:
+    world.workload["spec"]["enforcement"] = "audit"
+    world.evidence = None
+    d = world.decide()
+    assert (d.allowed, d.result, d.enforcement, d.warnings) == (True, "audited", "audit", [])
+    assert d.message.startswith(DENIED)
+
+
+def test_message_is_one_line(world: World) -> None:
+    world.workload["status"] = status("FAIL", {"cost": "line one\nline two"})
+    world.evidence = None
+    assert "\n" not in world.decide().message
+
+
+def test_cache_is_bounded() -> None:
+    w = World()
+    w.cache = VerifyCache(max_entries=2)
+    for i in range(4):
+        w.evidence = evidence_cm(sign(w.digest, owner=f"team-{i}"))
+        assert w.decide().allowed
+    assert len(w.cache) == 2
+
+
+# --- risk acceptances ---------------------------------------------------------------------------------------
+
+ACCEPTORS = {"aigate-risk-acceptors"}
+ALICE = {"username": "alice@example.com", "groups": ["system:authenticated", "aigate-risk-acceptors"]}
+BOB = {"username": "bob@example.com", "groups": ["system:authenticated", "developers"]}
+FUTURE = "2027-03-01T00:00:00Z"
+
+
+def acc(
+    gate: str = "providerDependency", reason: str = "single provider until Q2", expires: str = FUTURE, **kw: Any
+) -> dict[str, Any]:
+    return {"gate": gate, "reason": reason, "expires": expires, **kw}
+
+
+def spec(*acceptances: dict[str, Any]) -> dict[str, Any]:
+    return {"owner": "fraud-platform-team", "riskAcceptances": list(acceptances)}
+
+
+def patch(new: dict[str, Any], old: dict[str, Any] | None = None, user: dict[str, Any] = ALICE) -> Any:
+    return acceptance_patch(
+        operation="UPDATE" if old is not None else "CREATE",
+        new_spec=new,
+        old_spec=old,
+        userinfo=user,
+        acceptor_groups=ACCEPTORS,
+        now=NOW,
+    )
+
+
+def test_permitted_user_is_recorded() -> None:
+    d = patch(spec(acc()))
+    assert d.allowed and d.recorded == [0]
+    assert d.patch == [{"op": "add", "path": "/spec/riskAcceptances/0/acceptedBy", "value": "alice@example.com"}]
+
+
+def test_hand_written_acceptor_is_replaced() -> None:
+    d = patch(spec(acc(acceptedBy="the-ceo")))
+    assert d.patch == [{"op": "replace", "path": "/spec/riskAcceptances/0/acceptedBy", "value": "alice@example.com"}]
+
+
+def test_user_outside_acceptor_groups_is_refused() -> None:
+    d = patch(spec(acc()), user=BOB)
+    assert not d.allowed and d.patch == []
+    assert d.message == (
+        "user bob@example.com may not accept risks (spec.riskAcceptances[0], gate providerDependency): "
+        "not in any of the groups aigate-risk-acceptors"
+    )
+
+
+def test_no_user_is_refused() -> None:
+    d = patch(spec(acc()), user={"groups": ["aigate-risk-acceptors"]})
+    assert not d.allowed and "no authenticated user name" in d.message
+
+
+def test_unchanged_acceptances_keep_their_acceptor() -> None:
+    old = spec(acc(acceptedBy="carol@example.com"))
+    new = copy.deepcopy(old)
+    new["owner"] = "another-team"
+    d = patch(new, old, user=BOB)  # bob is no acceptor, and edits something else: fine, carol stays
+    assert d.allowed and d.patch == [] and d.recorded == []
+
+
+def test_unchanged_acceptance_with_edited_acceptor_is_restored() -> None:
+    old = spec(acc(acceptedBy="carol@example.com"))
+    d = patch(spec(acc(acceptedBy="bob@example.com")), old, user=BOB)
+    assert d.allowed
+    assert d.patch == [{"op": "replace", "path": "/spec/riskAcceptances/0/acceptedBy", "value": "carol@example.com"}]
+
+
+def test_changed_acceptance_is_a_new_acceptance() -> None:
+    old = spec(acc(acceptedBy="carol@example.com"))
+    new = spec(acc(acceptedBy="carol@example.com", expires="2027-06-01T00:00:00Z"), acc(gate="cost"))
+    d = patch(new, old)
+    assert d.allowed and d.recorded == [0, 1]
+    assert [p["value"] for p in d.patch] == ["alice@example.com", "alice@example.com"]
+    assert not patch(new, old, user=BOB).allowed
+
+
+def test_reordered_acceptances_keep_their_acceptors() -> None:
+    a, b = acc(acceptedBy="carol@example.com"), acc(gate="cost", acceptedBy="dave@example.com")
+    d = patch(spec(b, a), spec(a, b), user=BOB)
+    assert d.allowed and d.patch == []
+
+
+def test_same_expiry_written_differently_is_unchanged() -> None:
+    old = spec(acc(acceptedBy="carol@example.com"))
+    d = patch(spec(acc(expires="2027-03-01T00:00:00+00:00", acceptedBy="carol@example.com")), old, user=BOB)
+    assert d.allowed and d.patch == []
+
+
+def test_expired_acceptance_is_refused() -> None:
+    d = patch(spec(acc(expires="2026-11-01T00:00:00Z")))
+    assert not d.allowed
+    assert d.message == (
+        "spec.riskAcceptances[0] (providerDependency) expires in the past (2026-11-01T00:00:00Z): "
+        "it would count for nothing"
+    )
+
+
+def test_removing_an_acceptance_needs_no_acceptor() -> None:
+    d = patch(spec(), spec(acc(acceptedBy="carol@example.com")), user=BOB)
+    assert d.allowed and d.patch == []
+
+
+def test_malformed_acceptance_is_refused() -> None:
+    d = patch(spec({"gate": "vibes", "reason": "x", "expires": FUTURE}))
+    assert not d.allowed and "spec.riskAcceptances[0] needs a gate" in d.message
+
+
+def test_delete_is_not_judged() -> None:
+    d = acceptance_patch(
+        operation="DELETE", new_spec=None, old_spec=spec(acc()), userinfo=BOB, acceptor_groups=ACCEPTORS, now=NOW
+    )
+    assert d.allowed and d.patch == []
+
+
+def test_validation_refuses_what_the_mutation_would_have_changed() -> None:
+    kw: dict[str, Any] = {"operation": "CREATE", "old_spec": None, "acceptor_groups": ACCEPTORS, "now": NOW}
+    assert acceptance_validation(new_spec=spec(acc(acceptedBy="alice@example.com")), userinfo=ALICE, **kw).allowed
+    d = acceptance_validation(new_spec=spec(acc(acceptedBy="mallory")), userinfo=ALICE, **kw)
+    assert not d.allowed and "spec.riskAcceptances.0.acceptedBy" in d.message
