@@ -9,8 +9,11 @@ passed through the scrubber.
 from __future__ import annotations
 
 import asyncio
+import functools
+import itertools
 import json
 import math
+import ssl
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -366,6 +369,35 @@ class _StreamState:
         return self.out
 
 
+SHARD_CONNECTIONS = 8
+"""Connections per pool shard: httpcore's pool does work linear in its size on every request, so one pool of
+200 connections costs several ms of CPU per request; many small pools keep the client's overhead flat."""
+
+
+@functools.cache
+def _ssl_context() -> ssl.SSLContext:
+    """One verified TLS context for every pool: loading the CA bundle costs ~15 ms each time."""
+    return httpx.create_ssl_context()
+
+
+class ShardedTransport(httpx.AsyncBaseTransport):
+    """Round-robin over small connection pools, so that the client's own overhead stays out of the latency."""
+
+    def __init__(self, max_connections: int, *, per_shard: int = SHARD_CONNECTIONS) -> None:
+        per = max(1, min(per_shard, max_connections))
+        n = max(1, math.ceil(max_connections / per))
+        limits = httpx.Limits(max_connections=per, max_keepalive_connections=per)
+        self._shards = [httpx.AsyncHTTPTransport(limits=limits, verify=_ssl_context()) for _ in range(n)]
+        self._next = itertools.cycle(self._shards).__next__
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        return await self._next().handle_async_request(request)
+
+    async def aclose(self) -> None:
+        for shard in self._shards:
+            await shard.aclose()
+
+
 class ProviderClient:
     """One model's endpoint behind one shared `httpx.AsyncClient` (pooled connections, no per-call setup)."""
 
@@ -390,9 +422,7 @@ class ProviderClient:
         self.tools = list(tools)
         self.timeout_s = timeout_s
         self._scrub = scrubber or Scrubber([api_key] if api_key else [])
-        inner = transport or httpx.AsyncHTTPTransport(
-            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
-        )
+        inner = transport or ShardedTransport(max_connections)
         self.transport = FaultInjectingTransport(inner, self.wire, retry_after_s=fault_retry_after_s)
         self._client = httpx.AsyncClient(
             transport=self.transport,
