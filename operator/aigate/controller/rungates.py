@@ -30,7 +30,7 @@ from pydantic.alias_generators import to_camel
 from aigate.api.digest import spec_digest as digest_of
 from aigate.api.errors import WorkloadError, format_validation_error
 from aigate.api.load import ResolvedWorkload, parse_workload, resolve
-from aigate.api.models import AIWorkload, ConfigMapKeyRef, Credentials, SecretKeyRef
+from aigate.api.models import AIWorkload, ConfigMapKeyRef, Credentials
 from aigate.controller import names
 from aigate.controller.jobs import JOB_NAME_ENV
 from aigate.measurements import Measurements
@@ -185,56 +185,39 @@ def _read_workload(api: k8s.ApiClient, namespace: str, name: str) -> AIWorkload:
     return parse_workload(doc, source=f"AIWorkload {namespace}/{name}")
 
 
-def _secret_env(environ: Mapping[str, str]) -> Callable[[SecretKeyRef], str]:
-    def lookup(ref: SecretKeyRef) -> str:
+def _for_the_job(resolved: ResolvedWorkload, environ: Mapping[str, str]) -> tuple[ResolvedWorkload, dict[str, str]]:
+    """Check every Secret reference arrived as env (secretKeyRef), and return the workload with each `secretRef`
+    read from that env var (the runner reads credentials from an environ), plus that environ. A `secretRef` wins
+    over `env` here: a laptop's variable does not exist in the pod. Errors name the field."""
+    wl = resolved.workload.model_copy(deep=True)
+    job_env: dict[str, str] = {}
+    for where, creds in _credential_fields(wl):
+        ref = creds.secret_ref
+        if ref is None:
+            raise WorkloadError(
+                f"{where}: in a cluster credentials come from a Secret: set secretRef (env {creds.env} is not passed "
+                "to the gate Job)"
+            )
         var = names.secret_env_name(ref.name, ref.key)
         value = environ.get(var, "").strip()
         if not value:
             raise WorkloadError(
-                f"Secret {ref.name!r} key {ref.key!r} did not reach the gate Job (env {var} is unset or empty)"
+                f"{where}.secretRef: Secret {ref.name!r} key {ref.key!r} did not reach the gate Job "
+                f"(env {var} is unset or empty)"
             )
         register_secret(value)
-        return value
-
-    return lookup
-
-
-def _for_the_job(resolved: ResolvedWorkload, environ: Mapping[str, str]) -> tuple[ResolvedWorkload, dict[str, str]]:
-    """Check every Secret reference arrived as env, and return the workload with each `secretRef` read from that
-    env var (the runner reads credentials from an environ), plus that environ. A `secretRef` wins over `env` here:
-    a laptop's variable does not exist in the pod."""
-    from aigate.probes.credentials import credential_value, resolve_credentials
-
-    lookup = _secret_env(environ)
-    wl = resolved.workload.model_copy(deep=True)
-    spec = wl.spec
-    job_env: dict[str, str] = {}
-
-    def rewrite(creds: Credentials | None) -> None:
-        if creds is not None and creds.secret_ref is not None:
-            var = names.secret_env_name(creds.secret_ref.name, creds.secret_ref.key)
-            job_env[var] = lookup(creds.secret_ref)
-            creds.env, creds.secret_ref = var, None
-
-    # with the original references, so that an error names the field the user wrote
-    only_refs = resolved.workload.spec.model_copy(deep=True)
-    for c in _all_credentials(only_refs):
-        if c is not None and c.secret_ref is not None:
-            c.env = None
-    resolve_credentials(only_refs, {}, secret_lookup=lookup)
-    for i, s in enumerate(only_refs.mcp_servers):
-        credential_value(s.credentials, {}, f"spec.mcpServers[{i}].credentials", secret_lookup=lookup)
-    for c in _all_credentials(spec):
-        rewrite(c)
+        job_env[var] = value
+        creds.env, creds.secret_ref = var, None
     return dataclasses.replace(resolved, workload=wl), job_env
 
 
-def _all_credentials(spec: Any) -> list[Credentials | None]:
-    out: list[Credentials | None] = [m.credentials for m in spec.models]
-    out += [s.credentials for s in spec.mcp_servers]
+def _credential_fields(wl: AIWorkload) -> list[tuple[str, Credentials]]:
+    spec = wl.spec
+    out = [(f"spec.models[{i}].credentials", m.credentials) for i, m in enumerate(spec.models)]
+    out += [(f"spec.mcpServers[{i}].credentials", s.credentials) for i, s in enumerate(spec.mcp_servers)]
     if spec.fallback.human_route is not None:
-        out.append(spec.fallback.human_route.credentials)
-    return out
+        out.append(("spec.fallback.humanRoute.credentials", spec.fallback.human_route.credentials))
+    return [(where, c) for where, c in out if c is not None]
 
 
 def bound_result(result: GateRunResult, limit: int = MAX_RESULT_BYTES) -> tuple[GateRunResult, str]:

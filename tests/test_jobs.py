@@ -1,0 +1,390 @@
+"""The gate Job's objects as the operator creates them (names, owners, the Role's exact rules, env without secret
+material) and the result format the Job hands back (bounded size, strict parsing)."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from aigate.api.load import resolve
+from aigate.api.models import AIWorkload
+from aigate.controller import jobs, names
+from aigate.controller.rungates import (
+    MAX_RESULT_BYTES,
+    TEXT_LIMIT,
+    GateRunResult,
+    ResultError,
+    _for_the_job,
+    bound_result,
+    read_result,
+)
+from aigate.measurements import CaseRun, Measurements, ModelMeasurement
+
+DIGEST = "sha256:" + "ab12" * 16
+UID = "0b9f6c5e-1111-2222-3333-444455556666"
+CANARY = "sk-canary-jobs-5e1d9a7b3c"
+NAME_63 = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+
+
+def workload(name: str = "fraud-review", **spec: Any) -> AIWorkload:
+    doc: dict[str, Any] = {
+        "apiVersion": "aigate.dev/v1alpha1",
+        "kind": "AIWorkload",
+        "metadata": {"name": name, "namespace": "fraud", "uid": UID},
+        "spec": {
+            "owner": "team",
+            "models": [
+                {
+                    "name": "primary",
+                    "provider": "anthropic",
+                    "model": "claude-sonnet-4-5",
+                    "credentials": {"secretRef": {"name": "anthropic", "key": "api-key"}},
+                },
+                {
+                    "name": "backup",
+                    "role": "fallback",
+                    "provider": "openai",
+                    "model": "gpt-4.1-mini",
+                    "credentials": {"secretRef": {"name": "openai", "key": "api-key"}, "env": "OPENAI_API_KEY"},
+                },
+                {
+                    "name": "backup-2",
+                    "role": "fallback",
+                    "provider": "openai",
+                    "model": "gpt-4.1",
+                    "credentials": {"secretRef": {"name": "openai", "key": "api-key"}},  # same key: one env var
+                },
+            ],
+            "traffic": {"requestsPerDay": 1000, "peakRequestsPerSecond": 1},
+            "budget": {"monthlyUSD": 100},
+            "slo": {"p95LatencyMs": 4000, "timeoutMs": 8000},
+            "fallback": {"humanRoute": {"url": "https://queue.internal/x", "credentials": {"env": "QUEUE_TOKEN"}}},
+            "mcpServers": [
+                {
+                    "name": "tools",
+                    "url": "https://mcp.internal/",
+                    "credentials": {"secretRef": {"name": "mcp", "key": "t"}},
+                }
+            ],
+            "tools": [
+                {"name": "lookup", "access": "read", "manifest": {"configMapRef": {"name": "tools", "key": "m"}}}
+            ],
+            "prompts": [
+                {"configMapRef": {"name": "prompts", "key": "system.md"}},
+                {"inline": "Answer in JSON."},
+                {"configMapRef": {"name": "prompts", "key": "style.md"}},
+            ],
+            "suite": {"configMapRef": {"name": "suite", "key": "cases.yaml"}},
+            **spec,
+        },
+    }
+    return AIWorkload.model_validate(doc)
+
+
+def job(wl: AIWorkload | None = None, run_id: str = "r1a2b3", **kw: Any) -> dict[str, Any]:
+    wl = wl or workload()
+    return jobs.gate_job(
+        wl,
+        DIGEST,
+        run_id,
+        jobs.owner_reference(wl),
+        image="ghcr.io/aigate/aigate:1.0",
+        active_deadline_s=1800,
+        ttl_after_finished_s=3600,
+        backoff_limit=1,
+        **kw,
+    )
+
+
+def test_owner_reference_is_the_controller() -> None:
+    ref = jobs.owner_reference(workload())
+    assert ref == {
+        "apiVersion": "aigate.dev/v1alpha1",
+        "kind": "AIWorkload",
+        "name": "fraud-review",
+        "uid": UID,
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+    wl = workload()
+    wl.metadata.uid = None
+    with pytest.raises(ValueError, match="uid"):
+        jobs.owner_reference(wl)
+
+
+def test_referenced_configmaps_and_secret_refs() -> None:
+    wl = workload()
+    assert jobs.referenced_configmaps(wl) == ["prompts", "suite", "tools"]
+    assert [(r.name, r.key) for r in jobs.secret_refs(wl)] == [
+        ("anthropic", "api-key"),
+        ("mcp", "t"),
+        ("openai", "api-key"),
+    ]
+
+
+def test_rbac_is_exactly_what_the_job_needs() -> None:
+    wl = workload()
+    owner = jobs.owner_reference(wl)
+    sa, role, binding = jobs.gate_rbac(wl, jobs.referenced_configmaps(wl), owner)
+    sa_name = names.gate_service_account("fraud-review")
+    assert [o["kind"] for o in (sa, role, binding)] == ["ServiceAccount", "Role", "RoleBinding"]
+    for o in (sa, role, binding):
+        assert o["metadata"]["name"] == sa_name
+        assert o["metadata"]["namespace"] == "fraud"
+        assert o["metadata"]["ownerReferences"] == [owner]
+        assert o["metadata"]["labels"][names.GATE_FOR_LABEL] == "fraud-review"
+        assert names.WORKLOAD_LABEL not in o["metadata"]["labels"]
+    assert role["rules"] == [
+        {
+            "apiGroups": ["aigate.dev"],
+            "resources": ["aiworkloads"],
+            "resourceNames": ["fraud-review"],
+            "verbs": ["get"],
+        },
+        {
+            "apiGroups": [""],
+            "resources": ["configmaps"],
+            "resourceNames": ["prompts", "suite", "tools"],
+            "verbs": ["get"],
+        },
+        {
+            "apiGroups": [""],
+            "resources": ["configmaps"],
+            "resourceNames": [names.result_configmap("fraud-review")],
+            "verbs": ["get", "update", "patch"],
+        },
+    ]
+    assert "secrets" not in json.dumps(role)
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": sa_name}
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": sa_name, "namespace": "fraud"}]
+
+
+def test_no_referenced_configmap_means_no_configmap_read_rule() -> None:
+    """An empty resourceNames grants every name: the rule must be left out, not emptied."""
+    wl = workload(
+        prompts=[], tools=[], suite={"cases": [{"name": "c", "messages": [{"role": "user", "content": "x"}]}]}
+    )
+    assert jobs.referenced_configmaps(wl) == []
+    _, role, _ = jobs.gate_rbac(wl, [], jobs.owner_reference(wl))
+    assert all(rule.get("resourceNames") for rule in role["rules"])
+    assert [r["verbs"] for r in role["rules"] if r["resources"] == ["configmaps"]] == [["get", "update", "patch"]]
+
+
+def test_result_configmap_is_empty_and_owned() -> None:
+    wl = workload()
+    cm = jobs.result_configmap(wl, jobs.owner_reference(wl))
+    assert cm["metadata"]["name"] == names.result_configmap("fraud-review")
+    assert cm["metadata"]["labels"] == {names.GATE_FOR_LABEL: "fraud-review", names.ROLE_LABEL: "gate-result"}
+    assert cm["metadata"]["ownerReferences"][0]["controller"] is True
+    assert cm["data"] == {}
+
+
+def test_job_shape() -> None:
+    j = job()
+    meta, spec = j["metadata"], j["spec"]
+    assert (j["apiVersion"], j["kind"]) == ("batch/v1", "Job")
+    assert meta["name"] == names.gate_job("fraud-review", DIGEST, "r1a2b3")
+    assert meta["labels"] == {names.GATE_FOR_LABEL: "fraud-review", names.ROLE_LABEL: "gate-job"}
+    assert meta["annotations"] == {names.DIGEST_ANNOTATION: DIGEST, names.RUN_ANNOTATION: "r1a2b3"}
+    assert meta["ownerReferences"][0]["uid"] == UID
+    assert (spec["backoffLimit"], spec["activeDeadlineSeconds"], spec["ttlSecondsAfterFinished"]) == (1, 1800, 3600)
+    pod = spec["template"]["spec"]
+    assert pod["serviceAccountName"] == names.gate_service_account("fraud-review")
+    assert pod["restartPolicy"] == "Never"
+    assert pod["automountServiceAccountToken"] is True
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert names.WORKLOAD_LABEL not in spec["template"]["metadata"]["labels"]
+    [c] = pod["containers"]
+    assert c["image"] == "ghcr.io/aigate/aigate:1.0"
+    assert c["command"] == [
+        "aigate",
+        "run-gates",
+        "--namespace",
+        "fraud",
+        "--name",
+        "fraud-review",
+        "--spec-digest",
+        DIGEST,
+        "--run-id",
+        "r1a2b3",
+    ]
+    sc = c["securityContext"]
+    assert sc["readOnlyRootFilesystem"] is True
+    assert sc["allowPrivilegeEscalation"] is False
+    assert sc["capabilities"] == {"drop": ["ALL"]}
+    assert "volumeMounts" not in c
+
+
+def test_job_env_one_secret_key_ref_per_distinct_secret_and_nothing_else_secret() -> None:
+    [c] = job()["spec"]["template"]["spec"]["containers"]
+    secret_env = {
+        e["name"]: e["valueFrom"]["secretKeyRef"] for e in c["env"] if "secretKeyRef" in e.get("valueFrom", {})
+    }
+    assert secret_env == {
+        names.secret_env_name("anthropic", "api-key"): {"name": "anthropic", "key": "api-key"},
+        names.secret_env_name("openai", "api-key"): {"name": "openai", "key": "api-key"},
+        names.secret_env_name("mcp", "t"): {"name": "mcp", "key": "t"},
+    }
+    assert len(c["env"]) == len({e["name"] for e in c["env"]})
+    job_name = [e for e in c["env"] if e["name"] == jobs.JOB_NAME_ENV]
+    assert job_name == [
+        {"name": "AIGATE_JOB_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['job-name']"}}}
+    ]
+    text = json.dumps(job()).lower()
+    assert "signing" not in text and "private" not in text and ".key" not in text
+    assert all("value" not in e or e["name"] == "PYTHONDONTWRITEBYTECODE" for e in c["env"])
+
+
+def test_job_command_prefix_and_name_limits() -> None:
+    c = job(command=["python", "-m", "aigate.cli"])["spec"]["template"]["spec"]["containers"][0]
+    assert c["command"][:4] == ["python", "-m", "aigate.cli", "run-gates"]
+    long = workload(name="a" * 200 + ".b-c")
+    j = job(long, run_id="r" + "9" * 40)
+    assert NAME_63.match(j["metadata"]["name"]), j["metadata"]["name"]
+    for o in jobs.gate_rbac(long, [], jobs.owner_reference(long)):
+        assert len(o["metadata"]["name"]) <= 253
+    with pytest.raises(ValueError, match="run id"):
+        job(run_id="Run_1")
+
+
+# ---- result format ------------------------------------------------------------------------------------------------
+
+CASES = "cases: [{name: c, messages: [{role: user, content: x}]}]"
+T0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+
+
+def measurements(text: str = "answer", runs: int = 2) -> Measurements:
+    mm = ModelMeasurement(
+        model="primary",
+        provider="anthropic",
+        requested_model="claude-sonnet-4-5",
+        runs=[CaseRun(case=f"c{i}", model="primary", ok=True, latency_ms=12.5, text=text) for i in range(runs)],
+    )
+    return Measurements(started_at=T0, finished_at=T0, runner_version="test", concurrency=1, models={"primary": mm})
+
+
+def result(**kw: Any) -> GateRunResult:
+    doc: dict[str, Any] = {
+        "run_id": "r1",
+        "spec_digest": DIGEST,
+        "job": "aigate-x",
+        "started_at": T0,
+        "finished_at": T0,
+        "outcome": "measured",
+        "measurements": measurements(),
+    }
+    doc.update(kw)
+    return GateRunResult(**doc)
+
+
+def cm(payload: str | None) -> dict[str, Any]:
+    return {
+        "metadata": {"name": "x-aigate-result", "namespace": "fraud"},
+        "data": {} if payload is None else {"result.json": payload},
+    }
+
+
+def test_result_round_trip_and_camel_case() -> None:
+    bounded, text = bound_result(result())
+    doc = json.loads(text)
+    assert {"runId", "specDigest", "job", "startedAt", "finishedAt", "outcome", "measurements", "textLimit"} <= set(doc)
+    assert doc["textLimit"] == TEXT_LIMIT
+    back = read_result(cm(text), run_id="r1", spec_digest=DIGEST)
+    assert back == bounded
+    assert back.measurements is not None
+    assert back.measurements.models["primary"].runs[0].latency_ms == 12.5
+
+
+def test_result_texts_are_cut_then_dropped_to_fit() -> None:
+    _, text = bound_result(result(measurements=measurements("x" * 5000)))
+    runs = json.loads(text)["measurements"]["models"]["primary"]["runs"]
+    assert {len(r["text"]) for r in runs} == {TEXT_LIMIT}
+
+    big = measurements("y" * 3000, runs=400)  # 400 x 2,000 chars: > 700 KB cut, still under the bound
+    _, text = bound_result(result(measurements=big), limit=200_000)
+    doc = json.loads(text)
+    assert doc["outcome"] == "measured"
+    assert doc["textLimit"] == 0
+    assert len(text.encode()) <= 200_000
+    assert {r["text"] for r in doc["measurements"]["models"]["primary"]["runs"]} == {""}
+
+    bounded, text = bound_result(result(measurements=big), limit=1000)
+    assert bounded.outcome == "error"
+    assert "do not fit" in (bounded.error or "")
+    assert "measurements" not in json.loads(text)
+    assert MAX_RESULT_BYTES < 1024 * 1024
+
+
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [
+        (None, "has no result.json"),
+        ("{not json", "not JSON"),
+        ("[1, 2]", "must be a JSON object"),
+        ('{"runId": "r1"}', "malformed: specDigest"),
+        (result().to_json().replace('"measured"', '"stale"'), "without an error"),
+        (
+            result(outcome="error", error="boom", measurements=None).to_json().replace('"error"', '"measured"', 1),
+            "without measurements",
+        ),
+        (result().to_json()[:-1] + ', "extra": 1}', "unknown field"),
+    ],
+)
+def test_read_result_rejects_malformed(payload: str | None, message: str) -> None:
+    with pytest.raises(ResultError, match=message):
+        read_result(cm(payload))
+
+
+def test_read_result_checks_run_and_digest() -> None:
+    text = result().to_json()
+    with pytest.raises(ResultError, match="run 'r1', not 'r2'"):
+        read_result(cm(text), run_id="r2")
+    with pytest.raises(ResultError, match="not sha256:other"):
+        read_result(cm(text), spec_digest="sha256:other")
+
+
+def test_secret_refs_are_read_from_the_job_env_and_registered() -> None:
+    from aigate.redact import redact
+
+    wl = workload(
+        prompts=[],
+        tools=[],
+        mcpServers=[],
+        fallback={},
+        suite={"cases": [{"name": "c", "messages": [{"role": "user", "content": "x"}]}]},
+    )
+    resolved = resolve(wl, lambda ref: "")
+    env = {
+        names.secret_env_name("anthropic", "api-key"): CANARY,
+        names.secret_env_name("openai", "api-key"): CANARY + "-openai\n",
+        "OPENAI_API_KEY": "laptop-key-not-used",
+    }
+    runnable, job_env = _for_the_job(resolved, env)
+    creds = {m.name: m.credentials for m in runnable.workload.spec.models}
+    assert creds["primary"] is not None and creds["primary"].env == names.secret_env_name("anthropic", "api-key")
+    assert creds["backup"] is not None and creds["backup"].secret_ref is None
+    assert job_env == {
+        names.secret_env_name("anthropic", "api-key"): CANARY,
+        names.secret_env_name("openai", "api-key"): CANARY + "-openai",
+    }
+    assert CANARY not in redact(f"key {CANARY} leaked")
+    # the original workload is untouched: its digest is what the operator compares
+    assert resolved.workload.spec.models[0].credentials is not None
+    assert resolved.workload.spec.models[0].credentials.secret_ref is not None
+
+    from aigate.api.errors import WorkloadError
+
+    with pytest.raises(
+        WorkloadError, match=r"spec.models\[0\].credentials.secretRef: Secret 'anthropic' key 'api-key' did"
+    ):
+        _for_the_job(resolved, {})
+    laptop = workload()  # its human route's credential is an env variable, which a gate Job does not have
+    with pytest.raises(WorkloadError, match=r"spec.fallback.humanRoute.credentials: in a cluster .* set secretRef"):
+        _for_the_job(
+            resolve(laptop, lambda ref: CASES if ref.name == "suite" else "{}"),
+            {**env, names.secret_env_name("mcp", "t"): "mcp-token"},
+        )
