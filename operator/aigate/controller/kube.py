@@ -58,6 +58,14 @@ class Kube:
 
         return lookup
 
+    def get_job(self, namespace: str, name: str) -> JSON | None:
+        try:
+            return self._plain(self.batch.read_namespaced_job(name, namespace))
+        except ApiException as e:
+            if e.status == 404:
+                return None
+            raise
+
     def list_jobs(self, namespace: str, selector: str) -> list[JSON]:
         jobs = self.batch.list_namespaced_job(namespace, label_selector=selector)
         return cast(list[JSON], self._plain(jobs).get("items", []))

@@ -138,9 +138,28 @@ class Reconciler:
             return "last run for this digest errored; waiting for a change"
         if state == "expired" and status.get("phase") != "Testing":
             self.mark_expired(body, verified.expires_at if verified else now)
-        return self.start_run(body, resolved, digest, now)
+        return self.start_run(body, resolved, digest, now, regate=state == "valid")
 
-    def start_run(self, body: JSON, resolved: ResolvedWorkload, digest: str, now: datetime) -> str:
+    def tick(self, body: JSON) -> str:
+        """The timer: pick up a finished run whose event was missed, and re-gate ahead of expiry."""
+        meta = body["metadata"]
+        status = body.get("status") or {}
+        last = status.get("lastRun") or {}
+        if status.get("phase") == "Testing" and last.get("job") and not last.get("finishedAt"):
+            job = self.kube.get_job(meta["namespace"], last["job"])
+            if job is not None and job_finished(job):
+                return self.job_done(job)
+            if job is not None:
+                return "gate run in progress"
+        expires = _parse_time((status.get("evidence") or {}).get("expiresAt"))
+        if expires is not None and expires <= now_utc():
+            self.mark_expired(body, expires)
+        return self.reconcile(body)
+
+    def start_run(
+        self, body: JSON, resolved: ResolvedWorkload, digest: str, now: datetime, *, regate: bool = False
+    ) -> str:
+        """`regate`: the evidence is still valid, so Ready stays as it is while the new run goes."""
         from aigate.controller import jobs
 
         meta = body["metadata"]
@@ -167,17 +186,15 @@ class Reconciler:
         generation = meta.get("generation")
         previous = (body.get("status") or {}).get("conditions") or []
         message = f"gate Job {job_name} running for {digest[:19]}"
-        self.kube.patch_status(
-            ns,
-            name,
-            {
-                "phase": "Testing",
-                "specDigest": digest,
-                "observedGeneration": generation,
-                "conditions": merge_conditions(previous, pending_conditions(message, generation, now)),
-                "lastRun": {"job": job_name, "startedAt": rfc3339(now), "finishedAt": None, "spentUSD": None},
-            },
-        )
+        update: JSON = {
+            "phase": "Testing",
+            "specDigest": digest,
+            "observedGeneration": generation,
+            "lastRun": {"job": job_name, "startedAt": rfc3339(now), "finishedAt": None, "spentUSD": None},
+        }
+        if not regate:
+            update["conditions"] = merge_conditions(previous, pending_conditions(message, generation, now))
+        self.kube.patch_status(ns, name, update)
         self.kube.event(body, "Normal", "GateRunStarted", message)
         if self.metrics:
             self.metrics.run_started(ns, name)

@@ -1,0 +1,348 @@
+"""kopf wiring: which events reach the reconciler, the in-memory indexes the webhooks decide from, the
+timers, and the admission webhooks. The logic lives in reconcile.py and admission.py; this module only
+routes to them."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
+from typing import Any, cast
+
+import kopf
+from aiohttp import web
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from aigate.api.models import WORKLOAD_LABEL
+from aigate.controller import names
+from aigate.controller.config import OperatorConfig
+from aigate.controller.kube import JSON, Kube
+from aigate.controller.metrics import Metrics
+from aigate.controller.reconcile import Reconciler, Signer, job_finished
+
+log = logging.getLogger("aigate.operator")
+
+WORKLOADS = ("aigate.dev", "v1alpha1", "aiworkloads")
+ROLLOUT_RESOURCES = [
+    ("apps", "v1", "deployments"),
+    ("apps", "v1", "statefulsets"),
+    ("apps", "v1", "daemonsets"),
+    ("batch", "v1", "jobs"),
+    ("batch", "v1", "cronjobs"),
+    ("argoproj.io", "v1alpha1", "rollouts"),
+]
+
+
+def plain(body: Any) -> JSON:
+    """A kopf body as the plain JSON the API sent (indexes must not hold live views)."""
+    return json.loads(json.dumps(dict(body), default=str))  # type: ignore[no-any-return]
+
+
+def apply_json_patch(doc: JSON, ops: list[JSON]) -> JSON:
+    """add / replace / remove on object and list paths: enough for the webhook's acceptedBy patches, which
+    kopf answers with as a patch of its own."""
+    for op in ops:
+        *parents, leaf = [p.replace("~1", "/").replace("~0", "~") for p in op["path"].lstrip("/").split("/")]
+        node: Any = doc
+        for p in parents:
+            node = node[int(p)] if isinstance(node, list) else node[p]
+        key: Any = int(leaf) if isinstance(node, list) else leaf
+        if op["op"] == "remove":
+            del node[key]
+        else:
+            node[key] = op["value"]
+    return doc
+
+
+def first(index: Any, key: tuple[str, str]) -> JSON | None:
+    store = index.get(key)
+    if not store:
+        return None
+    for value in store:
+        return value  # type: ignore[no-any-return]
+    return None
+
+
+class NamespaceConfigMaps(Mapping[str, JSON]):
+    """The ConfigMap index seen as one namespace's name -> ConfigMap, without copying it."""
+
+    def __init__(self, index: Any, namespace: str) -> None:
+        self.index, self.namespace = index, namespace
+
+    def __getitem__(self, name: str) -> JSON:
+        found = first(self.index, (self.namespace, name))
+        if found is None:
+            raise KeyError(name)
+        return found
+
+    def __iter__(self) -> Iterator[str]:
+        return (name for ns, name in self.index if ns == self.namespace)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
+def referenced_configmaps(spec: JSON) -> set[str]:
+    refs = [p.get("configMapRef") for p in spec.get("prompts") or []]
+    refs.append((spec.get("suite") or {}).get("configMapRef"))
+    refs += [(t.get("manifest") or {}).get("configMapRef") for t in spec.get("tools") or []]
+    return {r["name"] for r in refs if isinstance(r, dict) and r.get("name")}
+
+
+class State:
+    """What the handlers share (kopf's memo): the reconciler, keys, metrics, readiness."""
+
+    def __init__(self, config: OperatorConfig, reconciler: Reconciler, signer: Signer, metrics: Metrics) -> None:
+        self.config = config
+        self.reconciler = reconciler
+        self.signer = signer
+        self.metrics = metrics
+        self.ready = False
+        self.verify_cache: Any = None
+
+
+def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
+    registry = kopf.OperatorRegistry()
+
+    @kopf.on.startup(registry=registry)
+    async def startup(*, settings: kopf.OperatorSettings, memo: Any, **kw: Any) -> None:
+        state: State = memo["state"]
+        settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="aigate.dev")
+        settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+            prefix="aigate.dev", key="last-handled-configuration"
+        )
+        settings.posting.enabled = False  # aigate posts its own Events, in its own words
+        settings.watching.server_timeout = 300
+        settings.admission.managed = None  # the webhook configurations are rendered by hack/ and the chart
+        settings.admission.server = kopf.WebhookServer(
+            addr=config.webhook_addr,
+            port=config.webhook_port,
+            host=config.webhook_host,
+            certfile=str(config.webhook_cert) if config.webhook_cert else None,
+            pkeyfile=str(config.webhook_key) if config.webhook_key else None,
+            file_check_interval=10.0,
+        )
+        indices = {k: kw[k] for k in ("workload_index", "configmap_index")}
+        asyncio.get_running_loop().create_task(_mark_ready_when_indexed(state, indices))
+        await _serve_probes(state)
+
+    @kopf.index(*WORKLOADS, registry=registry)
+    def workload_index(*, namespace: str | None, name: str, body: kopf.Body, **_: Any) -> dict[tuple[str, str], JSON]:
+        return {(namespace or "", name): plain(body)}
+
+    @kopf.index("", "v1", "configmaps", registry=registry)
+    def configmap_index(*, namespace: str | None, name: str, body: kopf.Body, **_: Any) -> dict[tuple[str, str], JSON]:
+        namespace = namespace or ""
+        meta = body.get("metadata", {})
+        return {
+            (namespace, name): {
+                "metadata": {
+                    "name": name,
+                    "namespace": namespace,
+                    "labels": dict(meta.get("labels") or {}),
+                    "annotations": {
+                        k: v for k, v in (meta.get("annotations") or {}).items() if k.startswith("aigate.dev/")
+                    },
+                },
+                "data": dict(body.get("data") or {}),
+            }
+        }
+
+    @kopf.on.resume(*WORKLOADS, registry=registry)
+    @kopf.on.create(*WORKLOADS, registry=registry)
+    @kopf.on.update(*WORKLOADS, field="spec", registry=registry)
+    async def workload_changed(*, body: kopf.Body, memo: Any, **_: Any) -> None:
+        state: State = memo["state"]
+        outcome = await asyncio.to_thread(state.reconciler.reconcile, plain(body))
+        log.info("%s/%s: %s", body["metadata"]["namespace"], body["metadata"]["name"], outcome)
+
+    @kopf.on.event("batch", "v1", "jobs", labels={names.ROLE_LABEL: "gate-job"}, registry=registry)
+    async def gate_job_event(*, body: kopf.Body, type: str, memo: Any, **_: Any) -> None:
+        if type == "DELETED" or not job_finished(dict(body)):
+            return
+        state: State = memo["state"]
+        outcome = await asyncio.to_thread(state.reconciler.job_done, plain(body))
+        log.info("gate Job %s/%s: %s", body["metadata"]["namespace"], body["metadata"]["name"], outcome)
+
+    @kopf.on.event("", "v1", "configmaps", registry=registry)
+    async def configmap_event(
+        *, type: str, namespace: str | None, name: str, labels: Mapping[str, str], memo: Any, **kw: Any
+    ) -> None:
+        workload_index = kw["workload_index"]
+        if type is None or names.ROLE_LABEL in labels:
+            return  # the initial listing (resume handles it) and aigate's own ConfigMaps
+        state: State = memo["state"]
+        for (ns, _wl), _store in list(workload_index.items()):
+            if ns != namespace:
+                continue
+            body = first(workload_index, (ns, _wl))
+            if body is not None and name in referenced_configmaps(body.get("spec") or {}):
+                outcome = await asyncio.to_thread(state.reconciler.reconcile, body)
+                log.info("%s/%s: ConfigMap %s changed: %s", ns, _wl, name, outcome)
+
+    @kopf.timer(*WORKLOADS, interval=config.timer_interval_s, initial_delay=config.timer_interval_s, registry=registry)
+    async def evidence_timer(*, body: kopf.Body, memo: Any, **_: Any) -> None:
+        state: State = memo["state"]
+        await asyncio.to_thread(state.reconciler.tick, plain(body))
+
+    _register_webhooks(registry)
+    return registry
+
+
+def _register_webhooks(registry: kopf.OperatorRegistry) -> None:
+    from aigate.controller.admission import acceptance_patch, rollout_decision
+    from aigate.controller.webhooks import ACCEPTANCES_ID, AIWORKLOADS_ID, ROLLOUTS_ID
+
+    async def validate_rollout(
+        *,
+        body: kopf.Body,
+        namespace: str | None,
+        labels: Mapping[str, str],
+        warnings: list[str],
+        memo: Any,
+        resource: kopf.Resource,
+        **kw: Any,
+    ) -> None:
+        workload_index, configmap_index = kw["workload_index"], kw["configmap_index"]
+        state: State = memo["state"]
+        started = time.perf_counter()
+        kind = str(body.get("kind") or resource.kind)
+        if not state.ready:
+            state.metrics.admitted("not-ready", kind, "", time.perf_counter() - started, ROLLOUTS_ID)
+            raise kopf.AdmissionError("aigate is starting: its index of workloads is not complete yet; retry", code=503)
+        ns = namespace or ""
+        workload_name = labels.get(WORKLOAD_LABEL, "")
+        decision = rollout_decision(
+            kind=kind,
+            namespace=ns,
+            labels=dict(labels),
+            workload=first(workload_index, (ns, workload_name)),
+            evidence_cm=first(configmap_index, (ns, names.evidence_configmap(workload_name))),
+            configmaps=NamespaceConfigMaps(configmap_index, ns),
+            public_key=state.signer.public_key,
+            now=datetime.now(UTC),
+            verify_cache=state.verify_cache,
+        )
+        elapsed = time.perf_counter() - started
+        state.metrics.admitted(decision.result, kind, decision.enforcement or "", elapsed, ROLLOUTS_ID)
+        warnings.extend(decision.warnings)
+        if not decision.allowed:
+            raise kopf.AdmissionError(decision.message, code=403)
+
+    for group, version, plural in ROLLOUT_RESOURCES:
+        kopf.on.validate(
+            group,
+            version,
+            plural,
+            id=ROLLOUTS_ID,
+            operation=None,
+            registry=registry,
+            labels={WORKLOAD_LABEL: kopf.PRESENT},
+        )(validate_rollout)
+
+    @kopf.on.mutate(*WORKLOADS, id=ACCEPTANCES_ID, registry=registry)
+    def mutate_acceptances(
+        *, body: kopf.Body, userinfo: kopf.UserInfo, patch: kopf.Patch, memo: Any, **kw: Any
+    ) -> None:
+        old, operation = kw.get("old"), kw.get("operation")
+        state: State = memo["state"]
+        decision = acceptance_patch(
+            operation=operation or "CREATE",
+            new_spec=plain(body.get("spec") or {}),
+            old_spec=plain(old.get("spec") or {}) if old else None,
+            userinfo=dict(userinfo or {}),
+            acceptor_groups=set(state.config.acceptor_groups),
+            now=datetime.now(UTC),
+        )
+        if not decision.allowed:
+            raise kopf.AdmissionError(decision.message, code=403)
+        if decision.patch:
+            spec = apply_json_patch({"spec": plain(body.get("spec") or {})}, decision.patch)["spec"]
+            patch.setdefault("spec", {})["riskAcceptances"] = spec.get("riskAcceptances")
+
+    @kopf.on.validate(*WORKLOADS, id=AIWORKLOADS_ID, registry=registry)
+    def validate_workload(*, body: kopf.Body, userinfo: kopf.UserInfo, memo: Any, **kw: Any) -> None:
+        old, operation = kw.get("old"), kw.get("operation")
+        state: State = memo["state"]
+        decision = acceptance_patch(
+            operation=operation or "CREATE",
+            new_spec=plain(body.get("spec") or {}),
+            old_spec=plain(old.get("spec") or {}) if old else None,
+            userinfo=dict(userinfo or {}),
+            acceptor_groups=set(state.config.acceptor_groups),
+            now=datetime.now(UTC),
+            validate_only=True,
+        )
+        if not decision.allowed:
+            raise kopf.AdmissionError(decision.message, code=403)
+
+
+async def _mark_ready_when_indexed(state: State, indices: dict[str, Any]) -> None:
+    """Ready once the indexes hold at least what the API listed at start: before that the webhook refuses,
+    and the webhook configuration's failurePolicy decides for requests it cannot answer."""
+    kube = state.reconciler.kube
+
+    def counts() -> tuple[int, int]:
+        wls = cast(JSON, kube.custom.list_cluster_custom_object(*WORKLOADS))
+        cms = kube.core.list_config_map_for_all_namespaces()
+        return len(wls.get("items", [])), len(cms.items)
+
+    want_wl, want_cm = await asyncio.to_thread(counts)
+    while len(indices["workload_index"]) < want_wl or len(indices["configmap_index"]) < want_cm:
+        await asyncio.sleep(0.2)
+    state.ready = True
+    log.info("indexes populated (%d workloads, %d ConfigMaps): webhook ready", want_wl, want_cm)
+
+
+async def _serve_probes(state: State) -> None:
+    """/healthz, /readyz (503 until the indexes are populated) and /metrics on one port."""
+
+    async def healthz(_: web.Request) -> web.Response:
+        return web.Response(text="ok\n")
+
+    async def readyz(_: web.Request) -> web.Response:
+        return web.Response(text="ready\n") if state.ready else web.Response(status=503, text="indexing\n")
+
+    async def metrics(_: web.Request) -> web.Response:
+        return web.Response(body=generate_latest(state.metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    app = web.Application()
+    app.add_routes([web.get("/healthz", healthz), web.get("/readyz", readyz), web.get("/metrics", metrics)])
+    runner = web.AppRunner(app, handle_signals=False)
+    await runner.setup()
+    await web.TCPSite(runner, state.config.metrics_addr, state.config.metrics_port).start()
+
+
+def api_client() -> k8s.ApiClient:
+    """In-cluster config in a pod, else $KUBECONFIG (the local control plane, kind, ...)."""
+    try:
+        k8s_config.load_incluster_config()  # type: ignore[no-untyped-call]
+        return k8s.ApiClient()
+    except k8s_config.ConfigException:
+        return k8s_config.new_client_from_config()  # type: ignore[no-any-return,no-untyped-call]
+
+
+def run_operator(config: OperatorConfig) -> int:
+    from aigate.evidence.keys import key_id, load_private_key, load_public_key
+
+    key = load_private_key(config.signing_key)
+    public = load_public_key(config.public_key) if config.public_key else key.public_key()
+    signer = Signer(key=key, key_id=key_id(public), public_key=public)
+    metrics = Metrics()
+    reconciler = Reconciler(Kube(api_client()), config, signer, metrics)
+    state = State(config, reconciler, signer, metrics)
+    registry = build_registry(config)
+    kopf.configure(verbose=False)
+    kopf.run(
+        registry=registry,
+        memo=kopf.Memo(state=state),
+        standalone=True,
+        clusterwide=not config.watch_namespaces,
+        namespaces=config.watch_namespaces or (),
+    )
+    return 0
