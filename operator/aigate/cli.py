@@ -133,6 +133,13 @@ def cmd_run_gates(args: argparse.Namespace) -> int:
     )
 
 
+def cmd_operator(args: argparse.Namespace) -> int:
+    from aigate.controller.config import from_env
+    from aigate.controller.handlers import run_operator
+
+    return run_operator(from_env())
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="aigate",
@@ -193,6 +200,11 @@ def build_parser() -> argparse.ArgumentParser:
     j.add_argument("--run-id", required=True)
     j.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
     j.set_defaults(func=cmd_run_gates)
+    o = sub.add_parser(
+        "operator",
+        help="run the Kubernetes operator (settings from AIGATE_* environment variables; see the chart)",
+    )
+    o.set_defaults(func=cmd_operator)
     return p
 
 
