@@ -486,7 +486,9 @@ class _Run:
             for ref in self.spec.models:
                 if self.budget.exhausted:
                     break
-                measured[ref.name] = await self.baseline(self.models[ref.name])
+                mm = await self.baseline(self.models[ref.name])
+                if mm.runs or not self.budget.exhausted:  # a model the budget never reached was not measured
+                    measured[ref.name] = mm
             human = await self.human_route()
             if self.options.run_faults and not self.budget.exhausted:
                 fault_runs = await self.faults(human)
