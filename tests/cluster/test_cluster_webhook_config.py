@@ -4,13 +4,14 @@ local (url) and the in-cluster (service) form."""
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
 from aigate.controller.webhooks import mutating_configuration, validating_configuration
 from localcluster.testing import Cluster
 
-CLIENT_CONFIGS = {
+CLIENT_CONFIGS: dict[str, dict[str, Any]] = {
     "url": {"url": "https://127.0.0.1:9443", "caBundle": "Q0E="},
     "service": {"service": {"name": "aigate-webhook", "namespace": "aigate-system", "port": 443}, "caBundle": "Q0E="},
 }
