@@ -62,7 +62,7 @@ elapsed() { echo "$(($(date +%s) - $1))s"; }
 build_kubernetes() {
   local start mod date ldflags pkgs=(kube-apiserver kube-controller-manager)
   start=$(date +%s)
-  log "building kubernetes ${KUBERNETES_VERSION} (${pkgs[*]}) with $(go env GOVERSION); a cold build takes tens of minutes on 2 cores"
+  log "building kubernetes ${KUBERNETES_VERSION} (${pkgs[*]}) with $(go env GOVERSION); a cold build takes about 6-8 minutes on 2 cores"
   local dir="$WORK/kubernetes"
   mkdir -p "$dir"
   log "fetching k8s.io/kubernetes@${KUBERNETES_VERSION}'s go.mod from the module proxy"

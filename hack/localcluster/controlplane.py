@@ -160,6 +160,10 @@ class ControlPlane:
             raise ControlPlaneError(f"a control plane is already running in {self.state_dir}; stop it first")
         binaries = self._binaries or Binaries.locate()
         if self.state_dir.exists():
+            if not self.state_file.is_file() and any(self.state_dir.iterdir()):
+                raise ControlPlaneError(
+                    f"{self.state_dir} is not empty and holds no control plane (no state.json): use another dir"
+                )
             shutil.rmtree(self.state_dir)
         self.pki.mkdir(parents=True, mode=0o700)
         (self.state_dir / "logs").mkdir()
