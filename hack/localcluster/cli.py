@@ -45,11 +45,13 @@ def main(argv: list[str] | None = None) -> int:
             if not args.no_node:
                 cp.start_node(args.node_name)
             print(f"control plane ready at {cp.server}; logs in {state_dir / 'logs'}", file=sys.stderr)
-            print(f"stop it with: hack/control-plane stop --state-dir {state_dir}", file=sys.stderr)
+            how = "make cluster-down" if args.state_dir is None else f"hack/control-plane stop --state-dir {state_dir}"
+            print(f"stop it with: {how}", file=sys.stderr)
             print(export)
         elif args.command == "stop":
-            if not cp.state:
-                print(f"no control plane in {state_dir}", file=sys.stderr)
+            if not any(p.alive() for p in cp.processes()):
+                print(f"no control plane is running in {state_dir}", file=sys.stderr)
+                cp.stop()  # still clears what a crashed node left (its containers' pid files)
                 return 0
             cp.stop()
             print(f"stopped the control plane in {state_dir}", file=sys.stderr)
