@@ -326,7 +326,7 @@ def run_gates(
         if observed != spec_digest:
             return finish(
                 "stale",
-                error=f"stale: the spec is now {observed}, this Job was started for {spec_digest}",
+                error=f"the spec changed since this Job was started (stale): now {observed}, not {spec_digest}",
                 observed=observed,
             )
         runnable, job_env = _for_the_job(resolved, environ)
