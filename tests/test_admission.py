@@ -350,6 +350,31 @@ def test_message_is_one_line(world: World) -> None:
     assert "\n" not in world.decide().message
 
 
+def test_digest_is_remembered_per_resource_version(world: World) -> None:
+    assert world.cache is not None
+    world.workload["metadata"].update(uid="u1", resourceVersion="10")
+    world.configmaps["fraud-prompts"]["metadata"].update(uid="c1", resourceVersion="20")
+    assert world.decide().allowed and world.decide().allowed
+    assert world.cache.digest_hits == 1
+    # an edit gives a new resourceVersion: the digest is computed again, and the old evidence is stale
+    world.configmaps["fraud-prompts"]["data"]["system.md"] += " Close cases yourself."
+    world.configmaps["fraud-prompts"]["metadata"]["resourceVersion"] = "21"
+    assert not world.decide().allowed
+    world.workload["spec"]["budget"]["monthlyUSD"] = 1
+    world.workload["metadata"]["resourceVersion"] = "11"
+    assert "(spec changed after signing)" in world.decide().message
+    assert world.cache.digest_hits == 1
+    del world.configmaps["fraud-prompts"]
+    assert "referenced ConfigMap fraud/fraud-prompts not found" in world.decide().message
+
+
+def test_objects_without_resource_version_are_digested_every_time(world: World) -> None:
+    assert world.decide().allowed
+    world.workload["spec"]["budget"]["monthlyUSD"] = 1
+    assert not world.decide().allowed
+    assert world.cache is not None and world.cache.digest_hits == 0
+
+
 def test_cache_is_bounded() -> None:
     w = World()
     w.cache = VerifyCache(max_entries=2)

@@ -84,6 +84,8 @@ class VerifyCache:
         self._items: OrderedDict[tuple[str, str, str], _Outcome] = OrderedDict()
         self._lock = threading.Lock()
         self._key_ids: dict[int, tuple[PublicKey, str]] = {}
+        self._digests: OrderedDict[tuple[str, str], tuple[_Version, dict[str, _Version], str]] = OrderedDict()
+        self.digest_hits = 0
 
     def key_id(self, public_key: PublicKey) -> str:
         """key_id() re-encodes the key; the operator has one key, so remember it (by identity)."""
@@ -114,6 +116,44 @@ class VerifyCache:
 
     def __len__(self) -> int:
         return len(self._items)
+
+    def digest(self, workload: Mapping[str, Any], configmaps: Mapping[str, Mapping[str, Any]]) -> str:
+        """`current_spec_digest`, remembered per (uid, resourceVersion) of the workload and of each ConfigMap it
+        referenced: the API server gives an object a new resourceVersion on every write, so a match means the same
+        content. Objects without both (not from an API server) are digested every time."""
+        meta = _meta(workload)
+        version = _version(workload)
+        key = (str(meta.get("namespace") or "default"), str(meta.get("name")))
+        with self._lock:
+            found = self._digests.get(key)
+        unchanged = found is not None and version is not None and found[0] == version
+        if found is not None and unchanged and all(_version(configmaps.get(c) or {}) == v for c, v in found[1].items()):
+            with self._lock:
+                self.digest_hits += 1
+            return found[2]
+        seen: dict[str, _Version | None] = {}
+        digest = current_spec_digest(workload, configmaps, seen=seen)
+        if version is not None and all(v is not None for v in seen.values()):
+            with self._lock:
+                self._digests[key] = (version, {k: v for k, v in seen.items() if v is not None}, digest)
+                self._digests.move_to_end(key)
+                while len(self._digests) > self.max_entries:
+                    self._digests.popitem(last=False)
+        return digest
+
+
+_Version = tuple[str, str]
+
+
+def _meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    meta = obj.get("metadata")
+    return meta if isinstance(meta, Mapping) else {}
+
+
+def _version(obj: Mapping[str, Any]) -> _Version | None:
+    meta = _meta(obj)
+    uid, rv = meta.get("uid"), meta.get("resourceVersion")
+    return (str(uid), str(rv)) if uid and rv else None
 
 
 def _fmt(t: datetime) -> str:
@@ -209,13 +249,17 @@ def _enforcement(workload: Mapping[str, Any]) -> Enforcement:
     return value if value in ENFORCEMENTS else "enforce"
 
 
-def current_spec_digest(workload: Mapping[str, Any], configmaps: Mapping[str, Mapping[str, Any]]) -> str:
+def current_spec_digest(
+    workload: Mapping[str, Any],
+    configmaps: Mapping[str, Mapping[str, Any]],
+    *,
+    seen: dict[str, _Version | None] | None = None,
+) -> str:
     """The digest of the spec and its referenced ConfigMaps as they are now (WorkloadError if one is missing).
 
     Only metadata.name/namespace and spec are read: status and the rest of metadata are the API server's and the
-    operator's, not the evidence's subject."""
-    meta = workload.get("metadata") if isinstance(workload.get("metadata"), Mapping) else {}
-    assert isinstance(meta, Mapping)
+    operator's, not the evidence's subject. `seen` collects the (uid, resourceVersion) of each ConfigMap read."""
+    meta = _meta(workload)
     namespace = str(meta.get("namespace") or "default")
     doc = {
         "apiVersion": workload.get("apiVersion", "aigate.dev/v1alpha1"),
@@ -227,6 +271,8 @@ def current_spec_digest(workload: Mapping[str, Any], configmaps: Mapping[str, Ma
 
     def lookup(ref: ConfigMapKeyRef) -> str:
         cm = configmaps.get(ref.name)
+        if seen is not None:
+            seen[ref.name] = _version(cm) if cm is not None else None
         if cm is None:
             raise WorkloadError(f"referenced ConfigMap {namespace}/{ref.name} not found")
         data = cm.get("data") or {}
@@ -289,7 +335,7 @@ def _rollout_problem(
 ) -> str | None:
     """Why the rollout must not go ahead, in one phrase; None when it may."""
     try:
-        digest = current_spec_digest(workload, configmaps)
+        digest = cache.digest(workload, configmaps) if cache is not None else current_spec_digest(workload, configmaps)
     except WorkloadError as e:
         return f"spec cannot be resolved: {e.message}"
     except ValidationError as e:  # parse_workload wraps these; kept for a spec no model can read at all
