@@ -402,13 +402,32 @@ def acceptance_patch(
     userinfo: Mapping[str, Any],
     acceptor_groups: set[str],
     now: datetime,
+    validate_only: bool = False,
 ) -> AcceptanceDecision:
     """Record the authenticated user as `acceptedBy` of each risk acceptance this request adds or changes.
 
     Identity comes from the API server's userInfo, never from the object: a hand-written acceptedBy is replaced.
     An acceptance unchanged from the old object (same gate, reason and expiry) keeps its acceptor, so editing
     something else does not make the editor its acceptor. Only members of `acceptor_groups` may add or change one,
-    and never one that has already expired (`is_active`, the expiry judge the gates use)."""
+    and never one that has already expired (`is_active`, the expiry judge the gates use).
+
+    `validate_only` is the validating webhook's view of the object as it will be stored: refused if it still needs
+    a patch, i.e. a later mutation left an acceptedBy other than the one this function writes."""
+    d = _acceptance(operation, new_spec, old_spec, userinfo, acceptor_groups, now)
+    if validate_only and d.allowed and d.patch:
+        paths = ", ".join(p["path"].removeprefix("/").replace("/", ".") for p in d.patch)
+        return AcceptanceDecision(False, f"acceptedBy must be the accepting user, set by aigate ({paths})")
+    return d
+
+
+def _acceptance(
+    operation: str,
+    new_spec: Mapping[str, Any] | None,
+    old_spec: Mapping[str, Any] | None,
+    userinfo: Mapping[str, Any],
+    acceptor_groups: set[str],
+    now: datetime,
+) -> AcceptanceDecision:
     if operation not in ("CREATE", "UPDATE") or new_spec is None:
         return AcceptanceDecision(True)
     new_items = new_spec.get("riskAcceptances") or []
@@ -472,17 +491,13 @@ def acceptance_validation(
     acceptor_groups: set[str],
     now: datetime,
 ) -> AcceptanceDecision:
-    """The validating twin of `acceptance_patch`, run on the object as it will be stored: refused if a later
-    mutation left an acceptedBy other than the one the mutating webhook would write."""
-    d = acceptance_patch(
+    """`acceptance_patch(..., validate_only=True)`."""
+    return acceptance_patch(
         operation=operation,
         new_spec=new_spec,
         old_spec=old_spec,
         userinfo=userinfo,
         acceptor_groups=acceptor_groups,
         now=now,
+        validate_only=True,
     )
-    if d.allowed and d.patch:
-        paths = ", ".join(p["path"].removeprefix("/").replace("/", ".") for p in d.patch)
-        return AcceptanceDecision(False, f"acceptedBy must be the accepting user, set by aigate ({paths})")
-    return d

@@ -34,6 +34,8 @@ ACCEPTANCES_WEBHOOK = "acceptances.aigate.dev"
 AIWORKLOADS_WEBHOOK = "aiworkloads.aigate.dev"
 """Validating: AIWorkloads as they will be stored (acceptedBy as the mutation wrote it)."""
 WEBHOOK_IDS: tuple[str, ...] = (ROLLOUTS_WEBHOOK, ACCEPTANCES_WEBHOOK, AIWORKLOADS_WEBHOOK)
+ROLLOUTS_ID, ACCEPTANCES_ID, AIWORKLOADS_ID = ROLLOUTS_WEBHOOK, ACCEPTANCES_WEBHOOK, AIWORKLOADS_WEBHOOK
+"""The same ids under the names controller/handlers.py imports."""
 
 ROLLOUT_RULES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("apps", "v1", ("deployments", "statefulsets", "daemonsets")),
