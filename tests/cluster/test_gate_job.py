@@ -244,6 +244,7 @@ def test_gate_service_account_has_exactly_its_role(cluster: Cluster, namespace: 
 @pytest.mark.usefixtures("crd")
 def test_stale_digest_writes_stale_and_fails_the_job(cluster: Cluster, namespace: str) -> None:
     wl, digest = setup_workload(cluster, namespace, "http://127.0.0.1:9")
+    assert digest is not None
     stale = "sha256:" + "0" * 64
     job = start_gate_job(cluster, wl, stale, "r2")
     cluster.wait_for_condition("job", job, namespace, "Failed", timeout=300)
