@@ -119,7 +119,10 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
         settings.posting.enabled = False  # aigate posts its own Events, in its own words
         settings.watching.server_timeout = 300
         settings.admission.managed = None  # the webhook configurations are rendered by hack/ and the chart
-        settings.admission.server = kopf.WebhookServer(
+        from aigate.controller.webhooks import AdmissionServer
+
+        # not kopf's own server: kopf answers some malformed reviews with a 500 and admits unknown paths
+        settings.admission.server = AdmissionServer(
             addr=config.webhook_addr,
             port=config.webhook_port,
             host=config.webhook_host,
@@ -215,6 +218,8 @@ def _register_webhooks(registry: kopf.OperatorRegistry) -> None:
         if not state.ready:
             state.metrics.admitted("not-ready", kind, "", time.perf_counter() - started, ROLLOUTS_ID)
             raise kopf.AdmissionError("aigate is starting: its index of workloads is not complete yet; retry", code=503)
+        if body.get("metadata", {}).get("deletionTimestamp"):
+            return  # an object on its way out (garbage collector, finalizers): nothing is being rolled out
         ns = namespace or ""
         workload_name = labels.get(WORKLOAD_LABEL, "")
         decision = rollout_decision(
