@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"no control plane is running in {state_dir}", file=sys.stderr)
                 return 3
             print(export)
-    except (ControlPlaneError, BinariesMissing) as e:
+    except (ControlPlaneError, BinariesMissing, ValueError) as e:
         print(f"control-plane: error: {e}", file=sys.stderr)
         return 1
     return 0

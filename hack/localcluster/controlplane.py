@@ -159,6 +159,22 @@ class ControlPlane:
         if any(p.alive() for p in self.processes()):
             raise ControlPlaneError(f"a control plane is already running in {self.state_dir}; stop it first")
         binaries = self._binaries or Binaries.locate()
+        for attempt in (1, 2):
+            self._fresh_state_dir(binaries)
+            try:
+                self._start(binaries, timeout)
+                return self
+            except ControlPlaneError as e:
+                self.stop()
+                # a port chosen free was taken before our process bound it: choose again, once
+                if attempt == 2 or "address already in use" not in str(e):
+                    raise
+            except BaseException:
+                self.stop()
+                raise
+        raise AssertionError("unreachable")
+
+    def _fresh_state_dir(self, binaries: Binaries) -> None:
         if self.state_dir.exists():
             if not self.state_file.is_file() and any(self.state_dir.iterdir()):
                 raise ControlPlaneError(
@@ -168,20 +184,13 @@ class ControlPlane:
         self.pki.mkdir(parents=True, mode=0o700)
         (self.state_dir / "logs").mkdir()
         etcd_client, etcd_peer, apiserver, kcm = free_ports(4)
-        server = f"https://127.0.0.1:{apiserver}"
         self.state = {
-            "server": server,
+            "server": f"https://127.0.0.1:{apiserver}",
             "ports": {"etcd": etcd_client, "etcd_peer": etcd_peer, "apiserver": apiserver, "controller_manager": kcm},
             "versions": {"kubernetes": binaries.versions.kubernetes, "etcd": binaries.versions.etcd},
             "processes": [],
         }
         self._save()
-        try:
-            self._start(binaries, timeout)
-        except BaseException:
-            self.stop()
-            raise
-        return self
 
     def _start(self, binaries: Binaries, timeout: float) -> None:
         ports = self.state["ports"]
