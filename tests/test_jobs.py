@@ -136,8 +136,7 @@ def test_rbac_is_exactly_what_the_job_needs() -> None:
         assert o["metadata"]["name"] == sa_name
         assert o["metadata"]["namespace"] == "fraud"
         assert o["metadata"]["ownerReferences"] == [owner]
-        assert o["metadata"]["labels"][names.GATE_FOR_LABEL] == "fraud-review"
-        assert names.WORKLOAD_LABEL not in o["metadata"]["labels"]
+        assert o["metadata"]["labels"] == {names.GATE_FOR_LABEL: "fraud-review"}
     assert role["rules"] == [
         {
             "apiGroups": ["aigate.dev"],

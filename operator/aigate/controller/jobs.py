@@ -16,7 +16,6 @@ from aigate.controller import names
 
 GATE_JOB_ROLE = "gate-job"
 GATE_RESULT_ROLE = "gate-result"
-GATE_RBAC_ROLE = "gate-rbac"
 CONTAINER_NAME = "gate"
 DEFAULT_COMMAND = ("aigate",)
 JOB_NAME_ENV = "AIGATE_JOB_NAME"
@@ -65,11 +64,14 @@ def secret_refs(workload: AIWorkload) -> list[SecretKeyRef]:
     return [seen[k] for k in sorted(seen)]
 
 
-def _meta(workload: AIWorkload, name: str, role: str, owner_ref: Obj) -> Obj:
+def _meta(workload: AIWorkload, name: str, role: str | None, owner_ref: Obj) -> Obj:
+    labels = {names.GATE_FOR_LABEL: workload.metadata.name}
+    if role is not None:
+        labels[names.ROLE_LABEL] = role
     return {
         "name": name,
         "namespace": workload.metadata.namespace,
-        "labels": {names.GATE_FOR_LABEL: workload.metadata.name, names.ROLE_LABEL: role},
+        "labels": labels,
         "ownerReferences": [dict(owner_ref)],
     }
 
@@ -101,19 +103,19 @@ def gate_rbac(workload: AIWorkload, referenced_configmaps: list[str], owner_ref:
         {
             "apiVersion": "v1",
             "kind": "ServiceAccount",
-            "metadata": _meta(workload, sa, GATE_RBAC_ROLE, owner_ref),
+            "metadata": _meta(workload, sa, None, owner_ref),
             "automountServiceAccountToken": True,
         },
         {
             "apiVersion": "rbac.authorization.k8s.io/v1",
             "kind": "Role",
-            "metadata": _meta(workload, sa, GATE_RBAC_ROLE, owner_ref),
+            "metadata": _meta(workload, sa, None, owner_ref),
             "rules": rules,
         },
         {
             "apiVersion": "rbac.authorization.k8s.io/v1",
             "kind": "RoleBinding",
-            "metadata": _meta(workload, sa, GATE_RBAC_ROLE, owner_ref),
+            "metadata": _meta(workload, sa, None, owner_ref),
             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": sa},
             "subjects": [{"kind": "ServiceAccount", "name": sa, "namespace": workload.metadata.namespace}],
         },
