@@ -120,3 +120,14 @@ def key_echo_server() -> Iterator[str]:
     ]
     with _Thread(Starlette(routes=routes)) as url:
         yield url
+
+
+@contextmanager
+def simulator(models: dict[str, dict[str, Any]], **top: Any) -> Iterator[str]:
+    """The project's LLM simulator on loopback, one profile per model id; yields its base URL."""
+    from aigate.simulator.profile import SimProfile
+    from aigate.simulator.server import SimulatorServer
+
+    profile = SimProfile.model_validate({"seed": 7, "models": models, **top})
+    with SimulatorServer(profile) as sim:
+        yield str(sim.url)
