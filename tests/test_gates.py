@@ -191,8 +191,14 @@ def test_fault_mode_without_valid_outcome_fails_naming_the_mode() -> None:
     faults[0].outcomes[3].latency_ms = 20000  # past the 15 s deadline
     r = judge_fallback(spec().workload.spec, measurements(healthy().models, faults), 5000)
     assert r.status == "FAIL"
-    assert "with timeout on the primary: 1/10 cases without a valid outcome (1 past the 15,000 ms deadline)" in r.reason
-    assert "with http_5xx on the primary: 1/10 cases without a valid outcome" in r.reason
+    assert r.reason == (
+        "Fault injection: 2/50 cases without a valid outcome (timeout 1/10, http_5xx 1/10, "
+        "1 past the 15,000 ms deadline)"
+    )
+    assert [f.message for f in r.findings if f.severity == "info"][:2] == [
+        "timeout: c3 served by model:fallback in 20,000 ms",
+        "http_5xx: c0 served by none in 2,000 ms",
+    ]
     assert r.metrics["faultModes"]["http_5xx"]["valid"] == 9
 
 
@@ -268,6 +274,13 @@ def test_two_providers_and_clouds_pass() -> None:
     assert r.status == "PASS", r.reason
     assert r.metrics["providers"] == ["anthropic", "openai"]
     assert r.metrics["clouds"] == ["aws", "azure"]
+
+
+def test_primary_that_never_answered_is_no_path() -> None:
+    m = healthy()
+    m.models["primary"] = model("primary", [run("c0", "primary", ok=False)], provider="anthropic")
+    r = judge_provider_dependency(spec().workload.spec, m, [], {})
+    assert r.status == "FAIL" and r.reason == "Provider dependency: no validated path"
 
 
 def test_unvalidated_fallback_leaves_single_provider() -> None:

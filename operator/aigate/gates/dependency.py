@@ -4,19 +4,15 @@ from __future__ import annotations
 
 from aigate.api.models import AIWorkloadSpec
 from aigate.gates.result import Finding, GateResult
-from aigate.gates.stats import rate
 from aigate.measurements import Measurements
 
 
 def validated_paths(spec: AIWorkloadSpec, m: Measurements, validated_fallbacks: list[str]) -> list[str]:
-    """The primary (when it passes the suite) and the fallbacks the fallback gate validated."""
-    out = []
+    """The primary (when it answered at all: its quality is the reliability gate's business) and the fallbacks
+    the fallback gate validated."""
     primary = m.models.get(spec.primary.name)
-    passing = (
-        primary is not None and rate(sum(r.passed for r in primary.runs), len(primary.runs)) >= spec.slo.min_pass_rate
-    )
-    if passing:
-        out.append(spec.primary.name)
+    answered = primary is not None and any(r.ok for r in primary.runs)
+    out = [spec.primary.name] if answered else []
     return out + [n for n in validated_fallbacks if n != spec.primary.name]
 
 

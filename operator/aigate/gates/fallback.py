@@ -138,32 +138,36 @@ def judge_fallback(spec: AIWorkloadSpec, m: Measurements, assumed_timeout_ms: fl
             fails.append(f"human route {fb.human_route.url} did not acknowledge ({detail})")
     limit = deadline_ms(spec, assumed_timeout_ms)
     modes: dict[str, dict[str, object]] = {}
+    bad_by_mode: dict[str, int] = {}
+    total_bad = total = late_total = 0
     for run in m.faults:
-        total = len(run.outcomes)
         bad = [o for o in run.outcomes if not o.valid or o.latency_ms > limit]
         served = Counter(o.served_by for o in run.outcomes)
         worst = max((o.latency_ms for o in run.outcomes), default=0.0)
         modes[run.mode] = {
-            "cases": total,
-            "valid": total - len(bad),
+            "cases": len(run.outcomes),
+            "valid": len(run.outcomes) - len(bad),
             "servedBy": dict(served),
             "maxLatencyMs": round(worst, 1),
         }
+        total += len(run.outcomes)
         if bad:
-            late = [o for o in bad if o.valid]
-            what = f"{len(bad)}/{total} cases without a valid outcome"
-            if late:
-                what += f" ({len(late)} past the {ms(limit)} deadline)"
-            fails.append(f"with {run.mode} on the primary: {what}")
-            for o in bad[:5]:
+            bad_by_mode[run.mode] = len(bad)
+            total_bad += len(bad)
+            late_total += sum(1 for o in bad if o.valid)
+            for o in bad:
                 findings.append(
                     Finding(
-                        severity="fail",
+                        severity="info",
                         subject=o.case,
                         message=f"{run.mode}: {o.case} served by {o.served_by} in {ms(o.latency_ms)}"
                         + (f" ({o.detail})" if o.detail else ""),
                     )
                 )
+    if total_bad:
+        per_mode = ", ".join(f"{mode} {n}/{modes[mode]['cases']}" for mode, n in bad_by_mode.items())
+        late = f", {late_total} past the {ms(limit)} deadline" if late_total else ""
+        fails.append(f"Fault injection: {total_bad}/{total} cases without a valid outcome ({per_mode}{late})")
     if not m.faults:
         fails.append("no fault was injected: the fallback path is untested")
     metrics = {
