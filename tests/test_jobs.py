@@ -389,14 +389,14 @@ def test_secret_refs_are_read_from_the_job_env_and_registered() -> None:
         )
 
 
-def test_run_gates_without_api_configuration_says_so_in_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_run_gates_without_api_configuration_says_so_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     from aigate.controller.rungates import run_gates
 
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)  # not in a pod: no in-cluster configuration
-
-    lines: list[str] = []
-    code = run_gates("ns", "wl", DIGEST, "r1", environ={"AIGATE_SECRET_X_1": CANARY}, progress=lines.append)
+    code = run_gates("ns", "wl", DIGEST, "r1", environ={"AIGATE_SECRET_X_1": CANARY})  # quiet: no progress
     assert code == 1
-    [line] = lines
+    [line] = capsys.readouterr().err.splitlines()
     assert line.startswith("aigate run-gates: error: no Kubernetes API configuration")
     assert CANARY not in line

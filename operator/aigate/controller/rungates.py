@@ -16,6 +16,7 @@ import asyncio
 import dataclasses
 import json
 import os
+import sys
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -120,6 +121,11 @@ def read_result(
 
 class _Abort(Exception):
     """A one-line reason to stop the run with outcome 'error'."""
+
+
+def _err(line: str) -> None:
+    """Errors go to stderr even with --quiet: the pod log is where a person looks first."""
+    print(line, file=sys.stderr, flush=True)
 
 
 def _now() -> datetime:
@@ -273,8 +279,8 @@ def run_gates(
 ) -> int:
     """Measure the AIWorkload NAMESPACE/NAME for SPEC_DIGEST and write the result ConfigMap.
 
-    0 when measured; 1 when stale or failed (the result says why, when it could be written). Never raises, never
-    prints a traceback or a secret.
+    0 when measured; 1 when stale or failed (the result says why, when it could be written). PROGRESS gets progress
+    lines; the one error line always goes to stderr. Never raises, never prints a traceback or a secret.
     """
     say = progress or (lambda _msg: None)
     started = _now()
@@ -287,7 +293,7 @@ def run_gates(
         if api is None:
             api = api_client_from(environ)
     except (ConfigException, OSError, ValueError) as e:
-        say(f"aigate run-gates: error: no Kubernetes API configuration: {_one_line(str(e))}")
+        _err(f"aigate run-gates: error: no Kubernetes API configuration: {_one_line(str(e))}")
         return 1
     core = k8s.CoreV1Api(api)
 
@@ -309,12 +315,12 @@ def run_gates(
         try:
             _write_result(core, namespace, name, payload)
         except _Abort as e:
-            say(f"aigate run-gates: error: {_one_line(str(e))}")
+            _err(f"aigate run-gates: error: {_one_line(str(e))}")
             return 1
         say(f"result ({bounded.outcome}, {len(payload.encode())} bytes) written to {names.result_configmap(name)}")
         if bounded.outcome == "measured":
             return 0
-        say(f"aigate run-gates: {bounded.outcome}: {bounded.error}")
+        _err(f"aigate run-gates: {bounded.outcome}: {bounded.error}")
         return 1
 
     observed: str | None = None
