@@ -14,7 +14,8 @@
 #   ${AIGATE_CACHE_DIR:-~/.cache/aigate}/bin/etcd-<version>-<goos>-<goarch>/etcd
 # and are built only when missing. Go's module cache and build cache stay at their defaults so they are reused.
 # Idempotent; concurrent runs serialise on a lock file. Prints the directory holding the binaries on the last line.
-set -euo pipefail
+set -Eeuo pipefail
+trap 'trap - ERR; echo "build-control-plane: error: a command failed at line $LINENO (see above)" >&2' ERR
 
 HACK_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=versions.env
@@ -59,6 +60,24 @@ trap 'rm -rf "$WORK"' EXIT
 
 elapsed() { echo "$(($(date +%s) - $1))s"; }
 
+# Run a command, logging a line every minute while it runs (a cold compile is silent for minutes).
+with_progress() {
+  local what="$1" start pid last=0 now
+  shift
+  start=$(date +%s)
+  "$@" &
+  pid=$!
+  while kill -0 "$pid" 2>/dev/null; do
+    sleep 2
+    now=$(($(date +%s) - start))
+    if ((now - last >= 60)); then
+      log "$what: still running (${now}s)"
+      last=$now
+    fi
+  done
+  wait "$pid"
+}
+
 build_kubernetes() {
   local start mod date ldflags pkgs=(kube-apiserver kube-controller-manager)
   start=$(date +%s)
@@ -66,8 +85,11 @@ build_kubernetes() {
   local dir="$WORK/kubernetes"
   mkdir -p "$dir"
   log "fetching k8s.io/kubernetes@${KUBERNETES_VERSION}'s go.mod from the module proxy"
-  mod="$(cd "$dir" && go mod download -json "k8s.io/kubernetes@${KUBERNETES_VERSION}" | sed -n 's/^\t"GoMod": "\(.*\)",\{0,1\}$/\1/p')"
-  [[ -f "$mod" ]] || die "could not download k8s.io/kubernetes@${KUBERNETES_VERSION} (see go's error above)"
+  local json
+  json="$(cd "$dir" && go mod download -json "k8s.io/kubernetes@${KUBERNETES_VERSION}")" ||
+    die "the module proxy refused k8s.io/kubernetes@${KUBERNETES_VERSION}: $(sed -n 's/^\t"Error": "\(.*\)",\{0,1\}$/\1/p' <<<"$json")"
+  mod="$(sed -n 's/^\t"GoMod": "\(.*\)",\{0,1\}$/\1/p' <<<"$json")"
+  [[ -f "$mod" ]] || die "go mod download named no go.mod for k8s.io/kubernetes@${KUBERNETES_VERSION}"
   local staging
   staging="$(sed -n 's#^\t\(k8s\.io/[A-Za-z0-9._-]*\) => \./staging/.*#\1#p' "$mod")"
   [[ -n "$staging" ]] || die "found no staging replace lines in $mod"
@@ -93,10 +115,10 @@ build_kubernetes() {
   done
   log "compiling ${pkgs[*]}"
   mkdir -p "$dir/out"
-  (cd "$dir" && go build -ldflags="$ldflags" -o "$dir/out/" "${pkgs[@]/#/k8s.io/kubernetes/cmd/}") ||
+  (cd "$dir" && with_progress "compiling ${pkgs[*]}" go build -ldflags="$ldflags" -o "$dir/out/" "${pkgs[@]/#/k8s.io/kubernetes/cmd/}") ||
     die "go build of kubernetes ${KUBERNETES_VERSION} failed"
   local v
-  v="$("$dir/out/kube-apiserver" --version)"
+  v="$("$dir/out/kube-apiserver" --version)" || die "the built kube-apiserver does not run"
   [[ "$v" == "Kubernetes ${KUBERNETES_VERSION}" ]] || die "built kube-apiserver reports '$v', expected 'Kubernetes ${KUBERNETES_VERSION}'"
   rm -rf "$K8S_BIN.tmp" && mkdir -p "$(dirname "$K8S_BIN")" && mv "$dir/out" "$K8S_BIN.tmp"
   echo "$v built with $(go env GOVERSION) in $(elapsed "$start")" >"$K8S_BIN.tmp/.complete"
@@ -112,9 +134,10 @@ build_etcd() {
   mkdir -p "$dir/out"
   printf 'module aigate.local/build/etcd\n\ngo 1.24\n\nrequire go.etcd.io/etcd/server/v3 %s\n' "$ETCD_VERSION" >"$dir/go.mod"
   (cd "$dir" && go get "go.etcd.io/etcd/server/v3@${ETCD_VERSION}") || die "go get of go.etcd.io/etcd/server/v3@${ETCD_VERSION} failed"
-  (cd "$dir" && go build -ldflags="-s -w" -o "$dir/out/etcd" go.etcd.io/etcd/server/v3) || die "go build of etcd ${ETCD_VERSION} failed"
+  (cd "$dir" && with_progress "compiling etcd" go build -ldflags="-s -w" -o "$dir/out/etcd" go.etcd.io/etcd/server/v3) || die "go build of etcd ${ETCD_VERSION} failed"
   local v
-  v="$("$dir/out/etcd" --version | head -n1)"
+  v="$("$dir/out/etcd" --version)" || die "the built etcd does not run"
+  v="${v%%$'\n'*}" # its first line (not `| head -n1`: with pipefail, SIGPIPE could end the script silently)
   [[ "$v" == "etcd Version: ${ETCD_VERSION#v}" ]] || die "built etcd reports '$v', expected 'etcd Version: ${ETCD_VERSION#v}'"
   rm -rf "$ETCD_BIN.tmp" && mkdir -p "$(dirname "$ETCD_BIN")" && mv "$dir/out" "$ETCD_BIN.tmp"
   echo "$v built with $(go env GOVERSION) in $(elapsed "$start")" >"$ETCD_BIN.tmp/.complete"
@@ -123,6 +146,7 @@ build_etcd() {
 }
 
 total=$(date +%s)
-etcd_ok || build_etcd
-k8s_ok || build_kubernetes
+# (not `ok || build`: inside a || list, set -e would not stop a failing build step)
+if ! etcd_ok; then build_etcd; fi
+if ! k8s_ok; then build_kubernetes; fi
 log "done in $(elapsed "$total"); binaries: $K8S_BIN $ETCD_BIN ($(du -sh "$CACHE_DIR/bin" | cut -f1) in $CACHE_DIR/bin)"
