@@ -196,15 +196,18 @@ class PodRunner(threading.Thread):
         self.dir.mkdir(parents=True, exist_ok=True)
         self.report()
         # configuration: env and credentials, retried until it works (a Secret may be created later) or stop
+        reported = ""
         while not self.stop_requested.is_set():
             try:
                 self._prepare()
                 break
             except ConfigError as e:
-                for c in self.inits + self.mains:
-                    c.state = {"waiting": {"reason": "CreateContainerConfigError", "message": str(e)}}
-                self.report()
-                self.stop_requested.wait(2.0)
+                if str(e) != reported:  # report each new reason once, not every retry
+                    reported = str(e)
+                    for c in self.inits + self.mains:
+                        c.state = {"waiting": {"reason": "CreateContainerConfigError", "message": reported}}
+                    self.report()
+                self.stop_requested.wait(1.0)
         if self.stop_requested.is_set():
             self._finish_stopped()
             return
