@@ -219,9 +219,11 @@ def test_evidence_from_another_key_does_not_name_gates(world: World) -> None:
 
 
 def test_not_gated_yet(world: World) -> None:
-    world.workload["status"] = {"phase": "Testing"}
+    world.workload["status"] = {"phase": "Testing", "lastRun": {"job": "aigate-x-1"}}
     world.evidence = None
-    assert world.decide().message == DENIED + "not gated yet (phase Testing)"
+    assert world.decide().message == DENIED + (
+        "a gate run is in progress for the current spec (Job aigate-x-1); there is no evidence for it yet"
+    )
     del world.workload["status"]
     assert world.decide().message == DENIED + "not gated yet (phase Pending)"
 

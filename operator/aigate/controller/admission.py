@@ -349,6 +349,20 @@ def _rollout_problem(
 
     ready, said = _ready(status)
     if not ready:
+        testing = status.get("phase") == "Testing"
+        stale = outcome is not None and outcome.error is not None and outcome.verified is None
+        if (
+            stale
+            and outcome is not None
+            and outcome.error
+            and ("spec changed" in outcome.error or "expired" in outcome.error)
+        ):
+            extra = "; a new gate run is in progress" if testing else ""
+            return f"evidence in ConfigMap {cm_name} does not hold: {outcome.error}{extra}"
+        if testing:
+            job = (status.get("lastRun") or {}).get("job") if isinstance(status.get("lastRun"), Mapping) else None
+            running = f" (Job {job})" if job else ""
+            return f"a gate run is in progress for the current spec{running}; there is no evidence for it yet"
         predicate = None
         if outcome is not None:
             predicate = outcome.verified.predicate if outcome.verified is not None else outcome.predicate

@@ -109,6 +109,11 @@ class State:
 def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
 
+    @kopf.on.login(registry=registry)
+    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+        """The official client's own configuration: in-cluster in a pod, else $KUBECONFIG."""
+        return kopf.login_via_client(**kwargs)
+
     @kopf.on.startup(registry=registry)
     async def startup(*, settings: kopf.OperatorSettings, memo: Any, **kw: Any) -> None:
         state: State = memo["state"]
@@ -134,11 +139,11 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
         asyncio.get_running_loop().create_task(_mark_ready_when_indexed(state, indices))
         await _serve_probes(state)
 
-    @kopf.index(*WORKLOADS, registry=registry)
+    @kopf.index(*WORKLOADS, id="workload_index", registry=registry)
     def workload_index(*, namespace: str | None, name: str, body: kopf.Body, **_: Any) -> dict[tuple[str, str], JSON]:
         return {(namespace or "", name): plain(body)}
 
-    @kopf.index("", "v1", "configmaps", registry=registry)
+    @kopf.index("", "v1", "configmaps", id="configmap_index", registry=registry)
     def configmap_index(*, namespace: str | None, name: str, body: kopf.Body, **_: Any) -> dict[tuple[str, str], JSON]:
         namespace = namespace or ""
         meta = body.get("metadata", {})
@@ -318,7 +323,7 @@ async def _serve_probes(state: State) -> None:
 
     app = web.Application()
     app.add_routes([web.get("/healthz", healthz), web.get("/readyz", readyz), web.get("/metrics", metrics)])
-    runner = web.AppRunner(app, handle_signals=False)
+    runner = web.AppRunner(app, handle_signals=False, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, state.config.metrics_addr, state.config.metrics_port).start()
 

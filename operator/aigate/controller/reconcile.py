@@ -79,11 +79,6 @@ def evidence_state(kube: Kube, ns: str, name: str, digest: str, signer: Signer, 
     return "valid", verified
 
 
-def running_jobs(kube: Kube, ns: str, name: str) -> list[JSON]:
-    jobs = kube.list_jobs(ns, f"{names.GATE_FOR_LABEL}={name},{names.ROLE_LABEL}=gate-job")
-    return [j for j in jobs if not job_finished(j)]
-
-
 def job_finished(job: JSON) -> bool:
     conds = (job.get("status") or {}).get("conditions") or []
     return any(c.get("type") in ("Complete", "Failed") and c.get("status") == "True" for c in conds)
@@ -120,7 +115,8 @@ class Reconciler:
         if state == "valid" and not force and (regate_at is None or now < regate_at):
             self._sync_status_from_evidence(body, digest, verified, now)
             return "evidence valid"
-        running = running_jobs(self.kube, ns, name)
+        jobs = self.kube.list_jobs(ns, f"{names.GATE_FOR_LABEL}={name},{names.ROLE_LABEL}=gate-job")
+        running = [j for j in jobs if not job_finished(j)]
         current = [j for j in running if j["metadata"].get("annotations", {}).get(names.DIGEST_ANNOTATION) == digest]
         for j in running:
             if j not in current:
@@ -129,6 +125,10 @@ class Reconciler:
         if current:
             return "gate run in progress"
         last = status.get("lastRun") or {}
+        unprocessed = [j for j in jobs if j["metadata"]["name"] == last.get("job") and job_finished(j)]
+        if unprocessed and not last.get("finishedAt"):
+            # the operator was down when this run finished: take its result rather than run again
+            return self.job_done(unprocessed[0])
         if (
             not force
             and status.get("specDigest") == digest

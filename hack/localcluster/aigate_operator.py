@@ -1,0 +1,198 @@
+"""aigate's operator on a local control plane: the CRD, a signing key, a webhook serving certificate, the
+operator process, and the webhook configurations pointing at it over TLS on 127.0.0.1.
+
+Used by the operator's cluster tests and by `make cluster-demo`; the chart does the same in a real cluster
+with a Service clientConfig instead of a URL.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from localcluster.controlplane import free_ports
+from localcluster.pki import CA
+
+ROOT = Path(__file__).resolve().parents[2]
+CRD = ROOT / "crds" / "aiworkloads.aigate.dev.yaml"
+OPERATOR_NAMESPACE = "aigate-system"
+ACCEPTORS = "aigate:risk-acceptors"
+
+Kubectl = Callable[..., "subprocess.CompletedProcess[str]"]
+
+
+def venv_bin(name: str) -> str:
+    return str(Path(sys.executable).parent / name)
+
+
+def install_crd(kubectl: Kubectl) -> None:
+    kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD))
+    kubectl("wait", "--for=condition=Established", "crd/aiworkloads.aigate.dev", "--timeout=60s")
+
+
+@dataclass
+class OperatorProcess:
+    state_dir: Path
+    env: dict[str, str]
+    webhook_port: int
+    metrics_port: int
+    ca_pem: bytes
+    public_key: Path
+    log: Path
+    proc: subprocess.Popen[bytes] | None = None
+    restarts: int = field(default=0)
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.metrics_port}"
+
+    def start(self) -> None:
+        out = open(self.log, "ab")  # noqa: SIM115 - handed to the child for its lifetime
+        self.proc = subprocess.Popen(
+            [venv_bin("aigate"), "operator"],
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        out.close()
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def http(self, path: str) -> tuple[int, str]:
+        try:
+            with urllib.request.urlopen(self.metrics_url + path, timeout=5) as r:
+                return r.status, r.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode(errors="replace")
+        except OSError as e:
+            return 0, str(e)
+
+    def wait_ready(self, timeout: float = 90.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.alive():
+                raise RuntimeError(f"aigate operator exited: {self.tail()}")
+            if self.http("/readyz")[0] == 200:
+                return
+            time.sleep(0.3)
+        raise RuntimeError(f"aigate operator not ready after {timeout:.0f}s: {self.tail()}")
+
+    def stop(self, sig: int = signal.SIGTERM, grace: float = 15.0) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, sig)
+            try:
+                self.proc.wait(grace)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+        self.proc = None
+
+    def kill(self) -> None:
+        """As a crash would: no chance to finish anything."""
+        self.stop(signal.SIGKILL)
+
+    def restart(self) -> None:
+        self.stop()
+        self.restarts += 1
+        self.start()
+
+    def tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+
+def prepare_operator(
+    state_dir: Path,
+    kubeconfig: Path,
+    *,
+    timer_interval_s: float = 2.0,
+    acceptor_groups: str = ACCEPTORS,
+    extra_env: dict[str, str] | None = None,
+) -> OperatorProcess:
+    """Keys, certificates and settings for an operator process (not started)."""
+    from aigate.evidence.keys import write_keypair
+
+    state_dir.mkdir(parents=True, exist_ok=True)
+    key, pub = write_keypair(state_dir / "keys", "ecdsa-p256", overwrite=True)
+    certs = state_dir / "webhook-tls"
+    certs.mkdir(exist_ok=True)
+    ca = CA.create(certs, "aigate-webhook-ca")
+    pair = ca.issue(certs, "webhook", "127.0.0.1", dns_names=("localhost",), ips=("127.0.0.1",), server=True)
+    webhook_port, metrics_port = free_ports(2)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIGATE_")}
+    env.update(
+        {
+            "KUBECONFIG": str(kubeconfig),
+            "AIGATE_SIGNING_KEY": str(key),
+            "AIGATE_OPERATOR_NAMESPACE": OPERATOR_NAMESPACE,
+            "AIGATE_GATE_COMMAND": venv_bin("aigate"),
+            "AIGATE_WEBHOOK_ADDR": "127.0.0.1",
+            "AIGATE_WEBHOOK_HOST": "127.0.0.1",
+            "AIGATE_WEBHOOK_PORT": str(webhook_port),
+            "AIGATE_WEBHOOK_CERT": str(pair.cert),
+            "AIGATE_WEBHOOK_KEY": str(pair.key),
+            "AIGATE_METRICS_ADDR": "127.0.0.1",
+            "AIGATE_METRICS_PORT": str(metrics_port),
+            "AIGATE_TIMER_INTERVAL_SECONDS": str(timer_interval_s),
+            "AIGATE_ACCEPTOR_GROUPS": acceptor_groups,
+            "AIGATE_JOB_DEADLINE_SECONDS": "600",
+        }
+    )
+    env.update(extra_env or {})
+    return OperatorProcess(
+        state_dir=state_dir,
+        env=env,
+        webhook_port=webhook_port,
+        metrics_port=metrics_port,
+        ca_pem=ca.pair.cert.read_bytes(),
+        public_key=pub,
+        log=state_dir / "operator.log",
+    )
+
+
+def webhook_configurations(op: OperatorProcess) -> list[dict[str, Any]]:
+    from aigate.controller.webhooks import mutating_configuration, validating_configuration
+
+    client = {
+        "url": f"https://127.0.0.1:{op.webhook_port}",
+        "caBundle": base64.b64encode(op.ca_pem).decode(),
+    }
+    return [
+        validating_configuration(client, operator_namespace=OPERATOR_NAMESPACE),
+        mutating_configuration(client, operator_namespace=OPERATOR_NAMESPACE),
+    ]
+
+
+def register_webhooks(kubectl: Kubectl, op: OperatorProcess) -> None:
+    docs = webhook_configurations(op)
+    kubectl(
+        "apply",
+        "--server-side",
+        "--force-conflicts",
+        "-f",
+        "-",
+        input=json.dumps({"apiVersion": "v1", "kind": "List", "items": docs}),
+    )
+
+
+def unregister_webhooks(kubectl: Kubectl) -> None:
+    kubectl("delete", "validatingwebhookconfiguration", "aigate", "--ignore-not-found", check=False)
+    kubectl("delete", "mutatingwebhookconfiguration", "aigate", "--ignore-not-found", check=False)
