@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 import yaml
-from factories import ROOT, example_doc
 
 from aigate.cli import main
+from factories import ROOT, example_doc
 
 
 def write(tmp_path: Path, doc: Any, name: str = "w.yaml") -> Path:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from factories import T0, all_valid_faults, example_doc, measurements, model, resolved_from, run
 
 from aigate.api.models import RiskAcceptance
 from aigate.gates import apply_acceptances, decide, judge_evidence, judge_measured
@@ -16,6 +15,7 @@ from aigate.gates.reliability import TIMEOUT_UNDEFINED, judge_reliability
 from aigate.gates.result import GateResult
 from aigate.gates.stats import percentile
 from aigate.gates.toolcontrol import judge_tool_control
+from factories import T0, all_valid_faults, example_doc, measurements, model, resolved_from, run
 
 CASES = [f"c{i}" for i in range(10)]
 
@@ -93,7 +93,7 @@ def test_unknown_price_fails_and_is_never_zero() -> None:
 
 def test_p95_cost_per_request_above_cap_fails() -> None:
     m = healthy()
-    m.models["primary"] = model("primary", good_runs("primary", cost=0.002)[:9] + [run("c9", "primary", cost=0.9)])
+    m.models["primary"] = model("primary", [*good_runs("primary", cost=0.002)[:9], run("c9", "primary", cost=0.9)])
     r = judge_cost(spec(budget={"monthlyUSD": 1e9, "maxCostPerRequestUSD": 0.05}).workload.spec, m)
     assert r.status == "FAIL"
     assert r.reason.startswith("p95 cost per request: $0.4959, above limit $0.0500")
@@ -132,7 +132,7 @@ def test_undeclared_timeout_fails_even_when_fast() -> None:
 
 def test_error_rate_and_pass_rate() -> None:
     m = healthy()
-    runs = good_runs("primary", 8) + [run("c8", "primary", ok=False), run("c9", "primary", passed=False)]
+    runs = [*good_runs("primary", 8), run("c8", "primary", ok=False), run("c9", "primary", passed=False)]
     m.models["primary"] = model("primary", runs)
     r = judge_reliability(spec().workload.spec, m)
     assert r.status == "FAIL"

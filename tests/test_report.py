@@ -7,12 +7,12 @@ import xml.etree.ElementTree as ET
 
 import jsonschema
 import pytest
-from factories import T0, all_valid_faults, example_doc, measurements, model, resolved_from, run
 
 from aigate.assessment import Assessment, case_summaries, paths_of
 from aigate.gates import apply_acceptances, decide, judge_evidence, judge_measured
 from aigate.report import render
 from aigate.report.jsondoc import REPORT_SCHEMA_VERSION, report_json_schema
+from factories import T0, all_valid_faults, example_doc, measurements, model, resolved_from, run
 
 CASES = [
     "card-not-present-burst",
@@ -40,7 +40,7 @@ def failing_assessment() -> Assessment:
         },
         all_valid_faults(CASES, served_by="safeStop"),
     )
-    results = judge_measured(resolved, m, assumed_timeout_ms=8000) + [judge_evidence([], None)]
+    results = [*judge_measured(resolved, m, assumed_timeout_ms=8000), judge_evidence([], None)]
     results = apply_acceptances(results, resolved.workload.spec.risk_acceptances, T0)
     return Assessment(
         name=resolved.name,
