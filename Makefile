@@ -28,6 +28,7 @@ lint: venv
 
 typecheck: venv
 	$(BIN)/mypy
+	MYPYPATH=hack $(BIN)/mypy --strict -p localcluster
 
 ## unit: the tests that need no cluster
 unit: venv
