@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
 
 from aigate import __version__
 from aigate.api.load import ResolvedWorkload
@@ -17,7 +18,7 @@ from aigate.measurements import FAULT_MODES, Measurements
 
 
 class PathInfo(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True)
     name: str
     role: str
     provider: str
@@ -28,7 +29,7 @@ class PathInfo(BaseModel):
 class CaseSummary(BaseModel):
     """One case on one model across its repeats: what JUnit and the evidence record per case."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True)
     case: str
     model: str
     adversarial: bool
@@ -39,7 +40,7 @@ class CaseSummary(BaseModel):
 
 
 class EvidenceInfo(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True)
     key_id: str | None
     issued_at: datetime
     expires_at: datetime

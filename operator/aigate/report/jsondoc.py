@@ -6,6 +6,7 @@ import json
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
 
 from aigate.assessment import Assessment, CaseSummary, EvidenceInfo, PathInfo
 from aigate.gates.result import GateResult
@@ -14,7 +15,7 @@ REPORT_SCHEMA_VERSION = "aigate.dev/report/v1"
 
 
 class _Doc(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True)
 
 
 class FaultModeSummary(_Doc):
