@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from aigate.api.load import resolve
+from aigate.api.load import configmap_names, resolve
 from aigate.api.models import AIWorkload
 from aigate.controller import jobs, names
 from aigate.controller.rungates import (
@@ -118,7 +118,7 @@ def test_owner_reference_is_the_controller() -> None:
 
 def test_referenced_configmaps_and_secret_refs() -> None:
     wl = workload()
-    assert jobs.referenced_configmaps(wl) == ["prompts", "suite", "tools"]
+    assert configmap_names(wl) == ["prompts", "suite", "tools"]
     assert [(r.name, r.key) for r in jobs.secret_refs(wl)] == [
         ("anthropic", "api-key"),
         ("mcp", "t"),
@@ -129,7 +129,7 @@ def test_referenced_configmaps_and_secret_refs() -> None:
 def test_rbac_is_exactly_what_the_job_needs() -> None:
     wl = workload()
     owner = jobs.owner_reference(wl)
-    sa, role, binding = jobs.gate_rbac(wl, jobs.referenced_configmaps(wl), owner)
+    sa, role, binding = jobs.gate_rbac(wl, configmap_names(wl), owner)
     sa_name = names.gate_service_account("fraud-review")
     assert [o["kind"] for o in (sa, role, binding)] == ["ServiceAccount", "Role", "RoleBinding"]
     for o in (sa, role, binding):
@@ -167,7 +167,7 @@ def test_no_referenced_configmap_means_no_configmap_read_rule() -> None:
     wl = workload(
         prompts=[], tools=[], suite={"cases": [{"name": "c", "messages": [{"role": "user", "content": "x"}]}]}
     )
-    assert jobs.referenced_configmaps(wl) == []
+    assert configmap_names(wl) == []
     _, role, _ = jobs.gate_rbac(wl, [], jobs.owner_reference(wl))
     assert all(rule.get("resourceNames") for rule in role["rules"])
     assert [r["verbs"] for r in role["rules"] if r["resources"] == ["configmaps"]] == [["get", "update", "patch"]]

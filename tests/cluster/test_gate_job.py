@@ -15,7 +15,7 @@ import pytest
 
 from aigate.api.digest import spec_digest
 from aigate.api.errors import WorkloadError
-from aigate.api.load import resolve
+from aigate.api.load import configmap_names, resolve
 from aigate.api.models import AIWorkload, ConfigMapKeyRef
 from aigate.controller import jobs, names
 from aigate.controller.rungates import GateRunResult, read_result
@@ -146,7 +146,7 @@ def start_gate_job(cluster: Cluster, wl: AIWorkload, digest: str, run_id: str) -
     """What the operator does for one run: RBAC, the empty result ConfigMap, the Job."""
     owner = jobs.owner_reference(wl)
     ns = wl.metadata.namespace
-    apply(cluster, ns, *jobs.gate_rbac(wl, jobs.referenced_configmaps(wl), owner), jobs.result_configmap(wl, owner))
+    apply(cluster, ns, *jobs.gate_rbac(wl, configmap_names(wl), owner), jobs.result_configmap(wl, owner))
     job = jobs.gate_job(
         wl,
         digest,
@@ -207,9 +207,7 @@ def test_gate_job_measures_both_models_and_leaks_no_key(cluster: Cluster, namesp
 def test_gate_service_account_has_exactly_its_role(cluster: Cluster, namespace: str) -> None:
     wl, _ = setup_workload(cluster, namespace, "http://127.0.0.1:9")
     owner = jobs.owner_reference(wl)
-    apply(
-        cluster, namespace, *jobs.gate_rbac(wl, jobs.referenced_configmaps(wl), owner), jobs.result_configmap(wl, owner)
-    )
+    apply(cluster, namespace, *jobs.gate_rbac(wl, configmap_names(wl), owner), jobs.result_configmap(wl, owner))
     cluster.kubectl("create", "configmap", "other", "-n", namespace, "--from-literal=a=b")
     sa = f"system:serviceaccount:{namespace}:{names.gate_service_account(wl.metadata.name)}"
     result_cm = names.result_configmap(wl.metadata.name)

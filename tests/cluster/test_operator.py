@@ -396,10 +396,15 @@ def test_forged_status_admits_nothing(
         "-p",
         json.dumps({"status": forged}),
     )
-    assert get_workload(cluster, ns, name)["status"]["decision"] == "PASS"
     refused = rollout(cluster, ns, name)
     assert refused.returncode != 0, "a hand-edited status got a Deployment admitted"
     assert "denied the request" in refused.stderr
+    # and the operator puts back what the signed evidence says
+    cluster.wait_for(
+        lambda: get_workload(cluster, ns, name)["status"].get("decision") == "FAIL",
+        timeout=60,
+        what="status re-synced from the signed evidence",
+    )
 
 
 def test_risk_acceptance_records_the_accepting_user(

@@ -18,12 +18,14 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from aigate.api.errors import WorkloadError
+from aigate.api.load import configmap_names
 from aigate.api.models import WORKLOAD_LABEL
 from aigate.controller import names
 from aigate.controller.config import OperatorConfig
 from aigate.controller.kube import JSON, Kube
 from aigate.controller.metrics import Metrics
-from aigate.controller.reconcile import Reconciler, Signer, job_finished
+from aigate.controller.reconcile import Reconciler, Signer, job_finished, load_model
 
 log = logging.getLogger("aigate.operator")
 
@@ -87,11 +89,12 @@ class NamespaceConfigMaps(Mapping[str, JSON]):
         return sum(1 for _ in self)
 
 
-def referenced_configmaps(spec: JSON) -> set[str]:
-    refs = [p.get("configMapRef") for p in spec.get("prompts") or []]
-    refs.append((spec.get("suite") or {}).get("configMapRef"))
-    refs += [(t.get("manifest") or {}).get("configMapRef") for t in spec.get("tools") or []]
-    return {r["name"] for r in refs if isinstance(r, dict) and r.get("name")}
+def references(body: JSON, configmap: str) -> bool:
+    """Whether the workload reads this ConfigMap (an unreadable spec reads nothing)."""
+    try:
+        return configmap in configmap_names(load_model(body))
+    except WorkloadError:
+        return False
 
 
 class State:
@@ -189,7 +192,7 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
             if ns != namespace:
                 continue
             body = first(workload_index, (ns, _wl))
-            if body is not None and name in referenced_configmaps(body.get("spec") or {}):
+            if body is not None and references(body, name):
                 outcome = await asyncio.to_thread(state.reconciler.reconcile, body)
                 log.info("%s/%s: ConfigMap %s changed: %s", ns, _wl, name, outcome)
 
@@ -203,7 +206,7 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
 
 
 def _register_webhooks(registry: kopf.OperatorRegistry) -> None:
-    from aigate.controller.admission import acceptance_patch, rollout_decision
+    from aigate.controller.admission import AcceptanceDecision, acceptance_patch, rollout_decision
     from aigate.controller.webhooks import ACCEPTANCES_ID, AIWORKLOADS_ID, ROLLOUTS_ID
 
     async def validate_rollout(
@@ -255,10 +258,9 @@ def _register_webhooks(registry: kopf.OperatorRegistry) -> None:
             labels={WORKLOAD_LABEL: kopf.PRESENT},
         )(validate_rollout)
 
-    @kopf.on.mutate(*WORKLOADS, id=ACCEPTANCES_ID, registry=registry)
-    def mutate_acceptances(
-        *, body: kopf.Body, userinfo: kopf.UserInfo, patch: kopf.Patch, memo: Any, **kw: Any
-    ) -> None:
+    def judge_acceptances(
+        body: kopf.Body, userinfo: kopf.UserInfo, memo: Any, kw: Any, validate_only: bool
+    ) -> AcceptanceDecision:
         old, operation = kw.get("old"), kw.get("operation")
         state: State = memo["state"]
         decision = acceptance_patch(
@@ -268,28 +270,24 @@ def _register_webhooks(registry: kopf.OperatorRegistry) -> None:
             userinfo=dict(userinfo or {}),
             acceptor_groups=set(state.config.acceptor_groups),
             now=datetime.now(UTC),
+            validate_only=validate_only,
         )
         if not decision.allowed:
             raise kopf.AdmissionError(decision.message, code=403)
+        return decision
+
+    @kopf.on.mutate(*WORKLOADS, id=ACCEPTANCES_ID, registry=registry)
+    def mutate_acceptances(
+        *, body: kopf.Body, userinfo: kopf.UserInfo, patch: kopf.Patch, memo: Any, **kw: Any
+    ) -> None:
+        decision = judge_acceptances(body, userinfo, memo, kw, validate_only=False)
         if decision.patch:
             spec = apply_json_patch({"spec": plain(body.get("spec") or {})}, decision.patch)["spec"]
             patch.setdefault("spec", {})["riskAcceptances"] = spec.get("riskAcceptances")
 
     @kopf.on.validate(*WORKLOADS, id=AIWORKLOADS_ID, registry=registry)
     def validate_workload(*, body: kopf.Body, userinfo: kopf.UserInfo, memo: Any, **kw: Any) -> None:
-        old, operation = kw.get("old"), kw.get("operation")
-        state: State = memo["state"]
-        decision = acceptance_patch(
-            operation=operation or "CREATE",
-            new_spec=plain(body.get("spec") or {}),
-            old_spec=plain(old.get("spec") or {}) if old else None,
-            userinfo=dict(userinfo or {}),
-            acceptor_groups=set(state.config.acceptor_groups),
-            now=datetime.now(UTC),
-            validate_only=True,
-        )
-        if not decision.allowed:
-            raise kopf.AdmissionError(decision.message, code=403)
+        judge_acceptances(body, userinfo, memo, kw, validate_only=True)
 
 
 async def _mark_ready_when_indexed(state: State, indices: dict[str, Any]) -> None:

@@ -41,15 +41,6 @@ def owner_reference(workload: AIWorkload) -> Obj:
     }
 
 
-def referenced_configmaps(workload: AIWorkload) -> list[str]:
-    """Names of the ConfigMaps the spec references (prompts, suite, tool manifests): what the Job may read."""
-    spec = workload.spec
-    refs = [p.config_map_ref for p in spec.prompts]
-    refs.append(spec.suite.config_map_ref)
-    refs += [t.manifest.config_map_ref for t in spec.tools if t.manifest is not None]
-    return sorted({r.name for r in refs if r is not None})
-
-
 def secret_refs(workload: AIWorkload) -> list[SecretKeyRef]:
     """Every distinct Secret key the gate run needs (models, MCP servers, human route), in a stable order."""
     spec = workload.spec

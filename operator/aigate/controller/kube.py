@@ -138,15 +138,3 @@ class Kube:
         }
         with contextlib.suppress(ApiException):  # an Event is best effort: never fail a reconcile over it
             self.core.create_namespaced_event(meta["namespace"], cast(Any, body))
-
-
-def owner_reference(workload: JSON) -> JSON:
-    meta = workload["metadata"]
-    return {
-        "apiVersion": f"{API_GROUP}/{API_VERSION}",
-        "kind": "AIWorkload",
-        "name": meta["name"],
-        "uid": meta["uid"],
-        "controller": True,
-        "blockOwnerDeletion": True,
-    }

@@ -17,7 +17,8 @@ from aigate.api.load import ResolvedWorkload, configmap_names, parse_workload, r
 from aigate.api.models import AIWorkload
 from aigate.controller import names
 from aigate.controller.config import OperatorConfig
-from aigate.controller.kube import JSON, Kube, owner_reference
+from aigate.controller.jobs import owner_reference
+from aigate.controller.kube import JSON, Kube
 from aigate.controller.status import (
     expired_condition,
     gate_conditions,
@@ -51,10 +52,7 @@ def _parse_time(text: str | None) -> datetime | None:
 
 def load_resolved(kube: Kube, body: JSON) -> ResolvedWorkload:
     """The workload with its ConfigMaps read through the API; WorkloadError names what is missing."""
-    meta = body.get("metadata", {})
-    doc = {k: v for k, v in body.items() if k in ("apiVersion", "kind", "spec")}
-    doc["metadata"] = {"name": meta.get("name"), "namespace": meta.get("namespace", "default")}
-    workload = parse_workload(doc, source=f"aiworkload {meta.get('namespace')}/{meta.get('name')}")
+    workload = load_model(body)
     return resolve(workload, kube.configmap_lookup(workload.metadata.namespace))
 
 
@@ -164,7 +162,7 @@ class Reconciler:
 
         meta = body["metadata"]
         ns, name = meta["namespace"], meta["name"]
-        owner = owner_reference(body)
+        owner = owner_reference(resolved.workload)
         run_id = uuid.uuid4().hex[:10]
         workload = resolved.workload
         for obj in jobs.gate_rbac(workload, configmap_names(workload), owner):
@@ -294,7 +292,7 @@ class Reconciler:
 
         results, predicate, digest = judge(resolved, m, now=now, key_id=self.signer.key_id)
         envelope = sign_predicate(resolved, digest, predicate, self.signer.key)
-        self.kube.apply(self._evidence_configmap(body, digest, envelope))
+        self.kube.apply(self._evidence_configmap(body, digest, envelope, owner_reference(resolved.workload)))
         self.write_results(body, digest, predicate, now, job=meta["name"], results=results)
         decision = decide(results)
         failed = [r for r in results if not r.ok]
@@ -324,7 +322,7 @@ class Reconciler:
             self.metrics.reconcile_error(meta["namespace"], meta["name"])
         return "run error"
 
-    def _evidence_configmap(self, body: JSON, digest: str, envelope: JSON) -> JSON:
+    def _evidence_configmap(self, body: JSON, digest: str, envelope: JSON, owner: JSON) -> JSON:
         meta = body["metadata"]
         return {
             "apiVersion": "v1",
@@ -334,7 +332,7 @@ class Reconciler:
                 "namespace": meta["namespace"],
                 "labels": {names.GATE_FOR_LABEL: meta["name"], names.ROLE_LABEL: "evidence"},
                 "annotations": {names.DIGEST_ANNOTATION: digest},
-                "ownerReferences": [owner_reference(body)],
+                "ownerReferences": [owner],
             },
             "data": {names.EVIDENCE_KEY: json.dumps(envelope, separators=(",", ":"))},
         }
@@ -407,7 +405,8 @@ def workload_model(body: JSON) -> AIWorkload | None:
 
 
 def load_model(body: JSON) -> AIWorkload:
+    """The spec and the identity of an AIWorkload as the API sent it (status and the rest are not input)."""
     meta = body.get("metadata", {})
     doc = {k: v for k, v in body.items() if k in ("apiVersion", "kind", "spec")}
-    doc["metadata"] = {"name": meta.get("name"), "namespace": meta.get("namespace", "default")}
-    return parse_workload(doc)
+    doc["metadata"] = {k: meta[k] for k in ("name", "namespace", "uid", "generation") if k in meta}
+    return parse_workload(doc, source=f"AIWorkload {meta.get('namespace')}/{meta.get('name')}")
