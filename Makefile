@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv demo test lint typecheck unit control-plane cosign cluster cluster-down crd bench clean
+.PHONY: venv demo test lint typecheck unit control-plane cosign cluster cluster-down cluster-demo crd bench clean
 
 venv: $(STAMP)
 
@@ -45,6 +45,10 @@ cluster: venv control-plane
 ## cluster-down: stop what `make cluster` started
 cluster-down:
 	@hack/control-plane stop
+
+## cluster-demo: control plane, CRD, operator, webhooks, simulator; the examples as AIWorkloads; a denied and an admitted rollout; stops all at the end
+cluster-demo: venv control-plane
+	@hack/cluster-demo.sh
 
 ## cosign: build (or reuse from the cache) cosign for the evidence interop test
 cosign:
