@@ -109,7 +109,8 @@ PRINTER_COLUMNS: list[dict[str, Any]] = [
         "description": "Projected monthly cost / budget.",
     },
     {"name": "P95", "type": "number", "jsonPath": ".status.summary.p95LatencyMs", "description": "ms"},
-    {"name": "Evidence-Expires", "type": "date", "jsonPath": ".status.evidence.expiresAt"},
+    # a string, not a date: kubectl shows a date as an age, and prints "<invalid>" for one in the future
+    {"name": "Evidence-Expires", "type": "string", "jsonPath": ".status.evidence.expiresAt"},
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
 ]
 
