@@ -17,9 +17,11 @@ max_tokens) is reserved, and a request that could push the spend over the limit 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import math
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -527,4 +529,23 @@ async def run_workload(
     `credentials` maps model names to API keys (see `resolve_credentials`); a model without one is called
     without a key. Never raises for a provider failure: failures are measurements.
     """
-    return await _Run(resolved, credentials, options or RunOptions(), progress).run()
+    with _quiet_gc():
+        return await _Run(resolved, credentials, options or RunOptions(), progress).run()
+
+
+@contextlib.contextmanager
+def _quiet_gc() -> Iterator[None]:
+    """No collector pauses while latencies are measured: a full collection stalls every request in flight for
+    50-200 ms, which would be charged to the provider (bench/README.md, runner overhead). A gate run is bounded,
+    so the garbage it leaves is collected once, at the end."""
+    gc.collect()
+    gc.freeze()
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+        gc.unfreeze()
+        gc.collect()
