@@ -5,6 +5,7 @@ routes to them."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import time
@@ -304,6 +305,7 @@ async def _mark_ready_when_indexed(state: State, indices: dict[str, Any]) -> Non
     while len(indices["workload_index"]) < want_wl or len(indices["configmap_index"]) < want_cm:
         await asyncio.sleep(0.2)
     state.ready = True
+    gc.freeze()  # the indexes live as long as the operator: keep the collector from walking them again and again
     log.info("indexes populated (%d workloads, %d ConfigMaps): webhook ready", want_wl, want_cm)
 
 
@@ -346,6 +348,8 @@ def run_operator(config: OperatorConfig) -> int:
     state = State(config, reconciler, signer, metrics)
     registry = build_registry(config)
     kopf.configure(verbose=False)
+    # one access-log line per admission review costs more than the decision itself (bench/README.md)
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     kopf.run(
         registry=registry,
         memo=kopf.Memo(state=state),
