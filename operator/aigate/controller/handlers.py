@@ -11,7 +11,7 @@ import logging
 import time
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any
 
 import kopf
 from aiohttp import web
@@ -139,8 +139,6 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
             pkeyfile=str(config.webhook_key) if config.webhook_key else None,
             file_check_interval=10.0,
         )
-        indices = {k: kw[k] for k in ("workload_index", "configmap_index")}
-        asyncio.get_running_loop().create_task(_mark_ready_when_indexed(state, indices))
         await _serve_probes(state)
 
     @kopf.index(*WORKLOADS, id="workload_index", registry=registry)
@@ -170,14 +168,16 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
     @kopf.on.update(*WORKLOADS, field="spec", registry=registry)
     async def workload_changed(*, body: kopf.Body, memo: Any, **_: Any) -> None:
         state: State = memo["state"]
+        mark_indexed(state)
         outcome = await asyncio.to_thread(state.reconciler.reconcile, plain(body))
         log.info("%s/%s: %s", body["metadata"]["namespace"], body["metadata"]["name"], outcome)
 
     @kopf.on.event("batch", "v1", "jobs", labels={names.ROLE_LABEL: "gate-job"}, registry=registry)
     async def gate_job_event(*, body: kopf.Body, type: str, memo: Any, **_: Any) -> None:
+        state: State = memo["state"]
+        mark_indexed(state)
         if type == "DELETED" or not job_finished(dict(body)):
             return
-        state: State = memo["state"]
         outcome = await asyncio.to_thread(state.reconciler.job_done, plain(body))
         log.info("gate Job %s/%s: %s", body["metadata"]["namespace"], body["metadata"]["name"], outcome)
 
@@ -186,9 +186,10 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
         *, type: str, namespace: str | None, name: str, labels: Mapping[str, str], memo: Any, **kw: Any
     ) -> None:
         workload_index = kw["workload_index"]
+        state: State = memo["state"]
+        mark_indexed(state)
         if type is None or names.ROLE_LABEL in labels:
             return  # the initial listing (resume handles it) and aigate's own ConfigMaps
-        state: State = memo["state"]
         for (ns, _wl), _store in list(workload_index.items()):
             if ns != namespace:
                 continue
@@ -291,22 +292,15 @@ def _register_webhooks(registry: kopf.OperatorRegistry) -> None:
         judge_acceptances(body, userinfo, memo, kw, validate_only=True)
 
 
-async def _mark_ready_when_indexed(state: State, indices: dict[str, Any]) -> None:
-    """Ready once the indexes hold at least what the API listed at start: before that the webhook refuses,
-    and the webhook configuration's failurePolicy decides for requests it cannot answer."""
-    kube = state.reconciler.kube
-
-    def counts() -> tuple[int, int]:
-        wls = cast(JSON, kube.custom.list_cluster_custom_object(*WORKLOADS))
-        cms = kube.core.list_config_map_for_all_namespaces()
-        return len(wls.get("items", [])), len(cms.items)
-
-    want_wl, want_cm = await asyncio.to_thread(counts)
-    while len(indices["workload_index"]) < want_wl or len(indices["configmap_index"]) < want_cm:
-        await asyncio.sleep(0.2)
-    state.ready = True
-    gc.freeze()  # the indexes live as long as the operator: keep the collector from walking them again and again
-    log.info("indexes populated (%d workloads, %d ConfigMaps): webhook ready", want_wl, want_cm)
+def mark_indexed(state: State) -> None:
+    """kopf holds every non-index handler until all indexes hold the initial listings, so the first handler call of
+    any kind says the indexes are complete. Every cluster has ConfigMaps (kube-root-ca.crt in each namespace), so
+    the ConfigMap handler's first call comes right after. Until then the webhook refuses, and the webhook
+    configuration's failurePolicy decides for what it cannot answer."""
+    if not state.ready:
+        state.ready = True
+        gc.freeze()  # the indexes live as long as the operator: keep the collector from walking them again
+        log.info("indexes populated: webhook ready")
 
 
 async def _serve_probes(state: State) -> None:
