@@ -172,6 +172,11 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
         outcome = await asyncio.to_thread(state.reconciler.reconcile, plain(body))
         log.info("%s/%s: %s", body["metadata"]["namespace"], body["metadata"]["name"], outcome)
 
+    @kopf.on.event(*WORKLOADS, registry=registry)
+    async def workload_event(*, type: str, namespace: str | None, name: str, memo: Any, **_: Any) -> None:
+        if type == "DELETED":
+            memo["state"].reconciler.forget(namespace or "", name)
+
     @kopf.on.event("batch", "v1", "jobs", labels={names.ROLE_LABEL: "gate-job"}, registry=registry)
     async def gate_job_event(*, body: kopf.Body, type: str, memo: Any, **_: Any) -> None:
         state: State = memo["state"]

@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -93,10 +96,34 @@ class Reconciler:
         self.config = config
         self.signer = signer
         self.metrics = metrics
+        self._locks: dict[tuple[str, str], threading.RLock] = {}
+        self._locks_guard = threading.Lock()
+
+    @contextmanager
+    def _one_at_a_time(self, ns: str, name: str) -> Iterator[None]:
+        """kopf runs the resume, Job-event and timer handlers of one workload concurrently (each in a worker
+        thread); each decides from the status the other writes, so for one workload they take turns."""
+        with self._locks_guard:
+            lock = self._locks.setdefault((ns, name), threading.RLock())
+        with lock:
+            yield
+
+    def forget(self, ns: str, name: str) -> None:
+        with self._locks_guard:
+            self._locks.pop((ns, name), None)
 
     # ---- spec or references changed / operator resumed / timer -----------------------------------------------------
     def reconcile(self, body: JSON, *, force: bool = False) -> str:
         """Start a gate run when no valid evidence exists for the current spec digest; return what was done."""
+        meta = body["metadata"]
+        with self._one_at_a_time(meta["namespace"], meta["name"]):
+            # the handler's body may predate a status another handler has just written
+            fresh = self.kube.get_workload(meta["namespace"], meta["name"])
+            if fresh is None:
+                return "workload gone"
+            return self._reconcile(fresh, force=force)
+
+    def _reconcile(self, body: JSON, *, force: bool = False) -> str:
         meta = body["metadata"]
         ns, name = meta["namespace"], meta["name"]
         status = body.get("status") or {}
@@ -126,7 +153,7 @@ class Reconciler:
         unprocessed = [j for j in jobs if j["metadata"]["name"] == last.get("job") and job_finished(j)]
         if unprocessed and not last.get("finishedAt"):
             # the operator was down when this run finished: take its result rather than run again
-            return self.job_done(unprocessed[0])
+            return self._job_done(unprocessed[0])
         if (
             not force
             and status.get("specDigest") == digest
@@ -141,18 +168,27 @@ class Reconciler:
     def tick(self, body: JSON) -> str:
         """The timer: pick up a finished run whose event was missed, and re-gate ahead of expiry."""
         meta = body["metadata"]
+        with self._one_at_a_time(meta["namespace"], meta["name"]):
+            fresh = self.kube.get_workload(meta["namespace"], meta["name"])
+            if fresh is None:
+                return "workload gone"
+            return self._tick(fresh)
+
+    def _tick(self, body: JSON) -> str:
+        meta = body["metadata"]
         status = body.get("status") or {}
         last = status.get("lastRun") or {}
         if status.get("phase") == "Testing" and last.get("job") and not last.get("finishedAt"):
             job = self.kube.get_job(meta["namespace"], last["job"])
             if job is not None and job_finished(job):
-                return self.job_done(job)
+                return self._job_done(job)
             if job is not None:
                 return "gate run in progress"
         expires = _parse_time((status.get("evidence") or {}).get("expiresAt"))
         if expires is not None and expires <= now_utc():
             self.mark_expired(body, expires)
-        return self.reconcile(body)
+            body = self.kube.get_workload(meta["namespace"], meta["name"]) or body
+        return self._reconcile(body)
 
     def start_run(
         self, body: JSON, resolved: ResolvedWorkload, digest: str, now: datetime, *, regate: bool = False
@@ -165,9 +201,6 @@ class Reconciler:
         owner = owner_reference(resolved.workload)
         run_id = uuid.uuid4().hex[:10]
         workload = resolved.workload
-        for obj in jobs.gate_rbac(workload, configmap_names(workload), owner):
-            self.kube.apply(obj)
-        self.kube.apply(jobs.result_configmap(workload, owner))
         job = jobs.gate_job(
             workload,
             digest,
@@ -179,7 +212,6 @@ class Reconciler:
             backoff_limit=self.config.job_backoff_limit,
             command=list(self.config.gate_command),
         )
-        self.kube.apply(job)
         job_name = job["metadata"]["name"]
         generation = meta.get("generation")
         previous = (body.get("status") or {}).get("conditions") or []
@@ -192,7 +224,14 @@ class Reconciler:
         }
         if not regate:
             update["conditions"] = merge_conditions(previous, pending_conditions(message, generation, now))
+        # status first, then the Job: an operator stopped in between finds a run recorded whose Job does not
+        # exist (and starts it again), never a Job that no status points to (which it could not tell from a
+        # stale one, and would run a second time)
         self.kube.patch_status(ns, name, update)
+        for obj in jobs.gate_rbac(workload, configmap_names(workload), owner):
+            self.kube.apply(obj)
+        self.kube.apply(jobs.result_configmap(workload, owner))
+        self.kube.apply(job)
         self.kube.event(body, "Normal", "GateRunStarted", message)
         if self.metrics:
             self.metrics.run_started(ns, name)
@@ -246,6 +285,12 @@ class Reconciler:
 
     # ---- a gate Job finished -----------------------------------------------------------------------------------
     def job_done(self, job: JSON) -> str:
+        meta = job["metadata"]
+        name = (meta.get("labels") or {}).get(names.GATE_FOR_LABEL, "")
+        with self._one_at_a_time(meta["namespace"], name):
+            return self._job_done(job)
+
+    def _job_done(self, job: JSON) -> str:
         from aigate.controller.rungates import read_result
         from aigate.probes.rbac import probe_service_account
 

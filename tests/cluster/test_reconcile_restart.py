@@ -1,0 +1,108 @@
+"""An operator stopped in the middle of starting a gate run must, once back, leave exactly one gate Job that its
+status points to. The reconciler runs in this process against the real API server (no operator process here,
+so nothing else reconciles the workload); the stop is an exception raised where the process would have died."""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from aigate.controller import names
+from aigate.controller.config import OperatorConfig
+from aigate.controller.kube import JSON, Kube
+from aigate.controller.reconcile import Reconciler, Signer
+from aigate.evidence.keys import key_id
+from localcluster.aigate_operator import install_crd
+from localcluster.testing import Cluster
+
+
+class Stopped(BaseException):
+    """Where the operator process would have been killed (BaseException: nothing may catch it)."""
+
+
+class StopsBeforeJob(Kube):
+    def apply(self, obj: JSON) -> None:
+        if obj["kind"] == "Job":
+            raise Stopped(obj["metadata"]["name"])
+        super().apply(obj)
+
+
+def workload(ns: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "aigate.dev/v1alpha1",
+        "kind": "AIWorkload",
+        "metadata": {"name": "interrupted", "namespace": ns},
+        "spec": {
+            "owner": "fraud-platform-team",
+            "models": [
+                {
+                    "name": "primary",
+                    "role": "primary",
+                    "provider": "openai",
+                    "model": "gpt-4.1-mini",
+                    "endpoint": "http://127.0.0.1:9/v1",
+                    "credentials": {"secretRef": {"name": "llm-keys", "key": "openai"}},
+                }
+            ],
+            "traffic": {"requestsPerDay": 1000, "peakRequestsPerSecond": 2},
+            "budget": {"monthlyUSD": 100},
+            "slo": {"p95LatencyMs": 2000},
+            "suite": {
+                "cases": [
+                    {"name": "c1", "messages": [{"role": "user", "content": "hello"}], "expect": {"contains": ["hi"]}}
+                ]
+            },
+        },
+    }
+
+
+@pytest.fixture
+def reconciler_parts(cluster: Cluster, tmp_path: Any) -> tuple[OperatorConfig, Signer]:
+    install_crd(cluster.kubectl)
+    key = ec.generate_private_key(ec.SECP256R1())
+    signer = Signer(key=key, key_id=key_id(key.public_key()), public_key=key.public_key())
+    # a gate Job that cannot run far: this test is about which Jobs exist, not what they measure
+    config = OperatorConfig(signing_key=tmp_path / "unused", gate_command=["false"], job_deadline_s=60)
+    return config, signer
+
+
+def gate_jobs(cluster: Cluster, ns: str) -> list[str]:
+    found = cluster.get_json("jobs", "-n", ns, "-l", f"{names.GATE_FOR_LABEL}=interrupted")["items"]
+    return sorted(j["metadata"]["name"] for j in found)
+
+
+def test_stopped_between_status_and_job_starts_exactly_one_job_after(
+    cluster: Cluster, namespace: str, reconciler_parts: tuple[OperatorConfig, Signer]
+) -> None:
+    config, signer = reconciler_parts
+    cluster.kubectl("apply", "-f", "-", input=json.dumps(workload(namespace)))
+    body = cluster.get_json("aiworkload", "interrupted", "-n", namespace)
+
+    with pytest.raises(Stopped) as stopped:
+        Reconciler(StopsBeforeJob(cluster.api_client()), config, signer).reconcile(body)
+    recorded = cluster.get_json("aiworkload", "interrupted", "-n", namespace)["status"]
+    assert recorded["phase"] == "Testing"
+    assert recorded["lastRun"]["job"] == str(stopped.value)
+    assert gate_jobs(cluster, namespace) == []
+
+    # back up: the recorded run has no Job, so the run starts again, once, whichever handler gets there first
+    after = Reconciler(Kube(cluster.api_client()), config, signer)
+    outcomes: list[str] = []
+    callers = [
+        threading.Thread(target=lambda: outcomes.append(after.reconcile(body))),
+        threading.Thread(target=lambda: outcomes.append(after.tick(body))),
+        threading.Thread(target=lambda: outcomes.append(after.reconcile(body))),
+    ]
+    for t in callers:
+        t.start()
+    for t in callers:
+        t.join(timeout=60)
+    jobs = gate_jobs(cluster, namespace)
+    assert len(jobs) == 1, f"{len(jobs)} gate Jobs after the restart: {jobs} ({outcomes})"
+    assert sorted(outcomes) == sorted([f"started {jobs[0]}", "gate run in progress", "gate run in progress"])
+    status = cluster.get_json("aiworkload", "interrupted", "-n", namespace)["status"]
+    assert status["lastRun"]["job"] == jobs[0] != recorded["lastRun"]["job"]
