@@ -281,6 +281,9 @@ def test_failing_workload_blocks_rollout_then_fix_admits(
     assert refused.returncode != 0
     assert "denied the request" in refused.stderr
     assert f"AIWorkload {ns}/{name}" in refused.stderr and "toolControl" in refused.stderr
+    # a refusal is the product working, not an operator error
+    denial = [line for line in operator.log.read_text().splitlines() if f"AIWorkload {ns}/{name} is not" in line]
+    assert denial and all("[INFO" in line and "denied by rollouts.aigate.dev:" in line for line in denial), denial
 
     # the team fixes the spec: a new Job runs and the same Deployment is admitted
     fixed = workload(ns, name, simulator, approval=True)

@@ -297,6 +297,25 @@ def _register_webhooks(registry: kopf.OperatorRegistry) -> None:
         judge_acceptances(body, userinfo, memo, kw, validate_only=True)
 
 
+class DenialsAreNotErrors(logging.Filter):
+    """kopf logs every AdmissionError as "Webhook '…' failed permanently" at ERROR. For aigate a refused rollout
+    is the product working, and an ERROR per `kubectl apply` would page whoever alerts on operator errors: log
+    aigate's own denials at INFO; anything else a webhook raises stays an error."""
+
+    def __init__(self, webhook_ids: tuple[str, ...]) -> None:
+        super().__init__()
+        self.prefixes = tuple(f"Webhook {i!r} failed permanently: " for i in webhook_ids)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno == logging.ERROR and isinstance(record.msg, str) and not record.args:
+            for prefix in self.prefixes:
+                if record.msg.startswith(prefix):
+                    webhook = prefix.split("'")[1]
+                    record.msg = f"denied by {webhook}: {record.msg[len(prefix) :]}"
+                    record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
+
+
 def mark_indexed(state: State) -> None:
     """kopf holds every non-index handler until all indexes hold the initial listings, so the first handler call of
     any kind says the indexes are complete. Every cluster has ConfigMaps (kube-root-ca.crt in each namespace), so
@@ -347,6 +366,9 @@ def run_operator(config: OperatorConfig) -> int:
     state = State(config, reconciler, signer, metrics)
     registry = build_registry(config)
     kopf.configure(verbose=False)
+    from aigate.controller.webhooks import ACCEPTANCES_ID, AIWORKLOADS_ID, ROLLOUTS_ID
+
+    logging.getLogger("kopf.objects").addFilter(DenialsAreNotErrors((ROLLOUTS_ID, ACCEPTANCES_ID, AIWORKLOADS_ID)))
     # one access-log line per admission review costs more than the decision itself (bench/README.md)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     kopf.run(
