@@ -18,6 +18,7 @@ from aigate.probes.providers import (
     build_body,
     endpoint_url,
     parse_retry_after,
+    server_time_ms,
 )
 from test_probes_support import CANARY, key_echo_server
 
@@ -125,6 +126,17 @@ def test_parse_retry_after() -> None:
     assert parse_retry_after(httpx.Headers({"retry-after": "3600"})) == 60.0
     assert parse_retry_after(httpx.Headers({"retry-after": "soon"})) is None
     assert parse_retry_after(httpx.Headers({})) is None
+
+
+def test_server_time_ms() -> None:
+    assert server_time_ms(httpx.Headers({"openai-processing-ms": "412"})) == 412.0
+    assert server_time_ms(httpx.Headers({"server-timing": "sim;dur=51.25"})) == 51.25
+    assert server_time_ms(httpx.Headers({"server-timing": 'cache;desc="hit", app;dur="7.5";desc=x'})) == 7.5
+    assert server_time_ms(httpx.Headers({"openai-processing-ms": "12", "server-timing": "sim;dur=3"})) == 12.0
+    assert server_time_ms(httpx.Headers({"server-timing": "miss"})) is None
+    assert server_time_ms(httpx.Headers({"server-timing": "app;dur=fast"})) is None
+    assert server_time_ms(httpx.Headers({"openai-processing-ms": "n/a"})) is None
+    assert server_time_ms(httpx.Headers({})) is None
 
 
 @pytest.mark.parametrize("provider", ["openai-compatible", "anthropic", "azure-openai"])

@@ -70,6 +70,11 @@ async def test_answers_and_tool_calls_parse(sim: SimulatorServer, provider: str,
             assert reply.identity.system_fingerprint == "fp_x"
         if stream:
             assert reply.attempt.ttft_ms is not None
+        # the simulator's Server-Timing: its own share of the latency (for JSON, the 2 ms it waits included)
+        server = reply.attempt.server_ms
+        assert server is not None and server < reply.attempt.latency_ms
+        if not stream:
+            assert server >= 2
         reply = await c.call(c.prepare(INJECT), timeout_s=5)
         assert reply.ok and [(t.name, t.arguments) for t in reply.tool_calls] == [("create_case_note", {"note": "x"})]
 
@@ -99,4 +104,6 @@ async def test_faults_reach_the_client(
     assert reply.attempt.error == kind, reply.attempt.error_detail
     if kind == "http_429":
         assert reply.retry_after_s == 2
+    if kind in ("http_429", "http_4xx"):
+        assert reply.attempt.server_ms is not None and reply.attempt.server_ms < reply.attempt.latency_ms
     assert "sk-sim-test" not in (reply.attempt.error_detail or "")

@@ -56,6 +56,9 @@ class Attempt(_M):
     error_detail: str = ""
     latency_ms: float
     ttft_ms: float | None = None
+    server_ms: float | None = None
+    """What the provider says it spent (`openai-processing-ms`, `Server-Timing`), when it says: the rest of
+    `latency_ms` is network and client."""
     usage: Usage = Field(default_factory=Usage)
     injected_fault: FaultMode | None = None
 

@@ -161,6 +161,26 @@ def _stream_error(doc: dict[str, Any]) -> _StreamError:
     return _StreamError(kind, _provider_message(json.dumps(doc).encode()))
 
 
+def server_time_ms(headers: httpx.Headers) -> float | None:
+    """The provider's own account of its time: OpenAI's `openai-processing-ms`, else the first `dur` of a
+    W3C `Server-Timing` header (the simulator's `sim;dur=…`). Absent or unreadable: None."""
+    raw = headers.get("openai-processing-ms")
+    if raw:
+        try:
+            return max(float(raw), 0.0)
+        except ValueError:
+            return None
+    for metric in (headers.get("server-timing") or "").split(","):
+        for param in metric.split(";")[1:]:
+            key, _, value = param.strip().partition("=")
+            if key.strip().lower() == "dur":
+                try:
+                    return max(float(value.strip().strip('"')), 0.0)
+                except ValueError:
+                    return None
+    return None
+
+
 def parse_retry_after(headers: httpx.Headers) -> float | None:
     ms = headers.get("retry-after-ms")
     if ms:
@@ -454,10 +474,18 @@ class ProviderClient:
         detail: str,
         fault: FaultMode | None,
         retry_after: float | None = None,
+        server_ms: float | None = None,
     ) -> Reply:
         latency = (time.perf_counter() - start) * 1000
         detail = self._scrub(detail)[:_DETAIL_MAX]
-        attempt = Attempt(status=status, error=error, error_detail=detail, latency_ms=latency, injected_fault=fault)
+        attempt = Attempt(
+            status=status,
+            error=error,
+            error_detail=detail,
+            latency_ms=latency,
+            server_ms=server_ms,
+            injected_fault=fault,
+        )
         return Reply(attempt=attempt, retry_after_s=retry_after, sent_at=start)
 
     async def call(
@@ -494,6 +522,7 @@ class ProviderClient:
             detail=f"HTTP {status}" + (f": {msg}" if msg else ""),
             fault=fault,
             retry_after=parse_retry_after(resp.headers) if status in (429, 503) else None,
+            server_ms=server_time_ms(resp.headers),
         )
 
     def _complete(self, prepared: Prepared, resp: httpx.Response, start: float, fault: FaultMode | None) -> Reply:
@@ -514,7 +543,7 @@ class ProviderClient:
         except (_Malformed, AttributeError, TypeError) as e:
             detail = str(e) if isinstance(e, _Malformed) else "unexpected answer structure"
             return self._reply(start, status=resp.status_code, error="malformed", detail=detail, fault=fault)
-        return self._success(prepared, out, resp.status_code, start, fault)
+        return self._success(prepared, out, resp, start, fault)
 
     async def _stream(self, prepared: Prepared, ext: dict[str, Any], start: float, fault: FaultMode | None) -> Reply:
         req = self._client.build_request("POST", self.url, content=prepared.content, extensions=ext)
@@ -537,11 +566,13 @@ class ProviderClient:
             except _StreamError as e:
                 detail = f"error event in the stream: {e}"
                 return self._reply(start, status=resp.status_code, error=e.kind, detail=detail, fault=fault)
-            return self._success(prepared, out, resp.status_code, start, fault)
+            return self._success(prepared, out, resp, start, fault)
         finally:
             await resp.aclose()
 
-    def _success(self, prepared: Prepared, out: _Parsed, status: int, start: float, fault: FaultMode | None) -> Reply:
+    def _success(
+        self, prepared: Prepared, out: _Parsed, resp: httpx.Response, start: float, fault: FaultMode | None
+    ) -> Reply:
         latency = (time.perf_counter() - start) * 1000
         if out.input_tokens is None or out.output_tokens is None:
             produced = len(out.text) + sum(len(c.name) + len(json.dumps(c.arguments)) for c in out.tool_calls)
@@ -554,6 +585,13 @@ class ProviderClient:
             )
         else:
             usage = Usage(input_tokens=int(out.input_tokens), output_tokens=int(out.output_tokens))
-        attempt = Attempt(status=status, latency_ms=latency, ttft_ms=out.ttft, usage=usage, injected_fault=fault)
+        attempt = Attempt(
+            status=resp.status_code,
+            latency_ms=latency,
+            ttft_ms=out.ttft,
+            server_ms=server_time_ms(resp.headers),
+            usage=usage,
+            injected_fault=fault,
+        )
         identity = ModelIdentity(requested=self.ref.model, model=out.model, system_fingerprint=out.fingerprint)
         return Reply(attempt=attempt, text=out.text, tool_calls=out.tool_calls, identity=identity, sent_at=start)

@@ -21,10 +21,11 @@ from typing import Any
 import uvicorn
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from aigate.simulator import wire
 from aigate.simulator.engine import ModelRuntime, Plan, Simulator
@@ -48,6 +49,28 @@ _AZURE_NO_DEPLOYMENT = (
     "The API deployment for this resource does not exist. If you created the deployment within the last 5 "
     "minutes, please wait a moment and try again."
 )
+
+
+class ServerTiming:
+    """`Server-Timing: sim;dur=<ms>` on every answer: the simulator's own time from the request reaching the app
+    to the response headers (for a stream: its first byte), so a client can tell its share from the server's."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+
+        async def timed(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                dur = f"sim;dur={(time.perf_counter() - start) * 1000:.3f}".encode()
+                message = {**message, "headers": [*message.get("headers", ()), (b"server-timing", dur)]}
+            await send(message)
+
+        await self.app(scope, receive, timed)
 
 
 def _transport(receive: Receive) -> Any:
@@ -279,6 +302,7 @@ def build_app(profile: SimProfile) -> Starlette:
             Route("/_sim/reset", reset, methods=["POST"]),
         ],
         exception_handlers={404: not_found, 405: not_found},
+        middleware=[Middleware(ServerTiming)],
     )
     app.state.simulator = sim
     app.state.hanging = hanging
