@@ -23,6 +23,7 @@ from aigate.api.errors import WorkloadError
 from aigate.api.load import configmap_names
 from aigate.api.models import WORKLOAD_LABEL
 from aigate.controller import names
+from aigate.controller.admission import VerifyCache
 from aigate.controller.config import OperatorConfig
 from aigate.controller.kube import JSON, Kube
 from aigate.controller.metrics import Metrics
@@ -107,7 +108,9 @@ class State:
         self.signer = signer
         self.metrics = metrics
         self.ready = False
-        self.verify_cache: Any = None
+        # signature checks and spec digests, remembered per envelope hash and per resourceVersion: without it
+        # every review re-digests the spec and re-verifies ECDSA (bench/README.md, "Admission end to end")
+        self.verify_cache = VerifyCache()
 
 
 def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
@@ -154,6 +157,9 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
                 "metadata": {
                     "name": name,
                     "namespace": namespace,
+                    # what VerifyCache keys a remembered spec digest on: a new write, a new resourceVersion
+                    "uid": meta.get("uid"),
+                    "resourceVersion": meta.get("resourceVersion"),
                     "labels": dict(meta.get("labels") or {}),
                     "annotations": {
                         k: v for k, v in (meta.get("annotations") or {}).items() if k.startswith("aigate.dev/")
@@ -297,18 +303,25 @@ def _register_webhooks(registry: kopf.OperatorRegistry) -> None:
         judge_acceptances(body, userinfo, memo, kw, validate_only=True)
 
 
-class DenialsAreNotErrors(logging.Filter):
-    """kopf logs every AdmissionError as "Webhook '…' failed permanently" at ERROR. For aigate a refused rollout
-    is the product working, and an ERROR per `kubectl apply` would page whoever alerts on operator errors: log
-    aigate's own denials at INFO; anything else a webhook raises stays an error."""
+class AdmissionLogFilter(logging.Filter):
+    """kopf logs every AdmissionError as "Webhook '…' failed permanently" at ERROR, and every admitted review as
+    "Webhook '…' succeeded." at INFO. For aigate a refused rollout is the product working, and an ERROR per
+    `kubectl apply` would page whoever alerts on operator errors: its own denials go out at INFO. An admitted
+    review is not logged at all (the admission metrics count it): a line per review costs more CPU than the
+    decision. Anything else a webhook raises stays an error."""
 
     def __init__(self, webhook_ids: tuple[str, ...]) -> None:
         super().__init__()
-        self.prefixes = tuple(f"Webhook {i!r} failed permanently: " for i in webhook_ids)
+        self.denied = tuple(f"Webhook {i!r} failed permanently: " for i in webhook_ids)
+        self.admitted = frozenset(f"Webhook {i!r} succeeded." for i in webhook_ids)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno == logging.ERROR and isinstance(record.msg, str) and not record.args:
-            for prefix in self.prefixes:
+        if record.args or not isinstance(record.msg, str):
+            return True
+        if record.levelno == logging.INFO and record.msg in self.admitted:
+            return False
+        if record.levelno == logging.ERROR:
+            for prefix in self.denied:
                 if record.msg.startswith(prefix):
                     webhook = prefix.split("'")[1]
                     record.msg = f"denied by {webhook}: {record.msg[len(prefix) :]}"
@@ -368,7 +381,7 @@ def run_operator(config: OperatorConfig) -> int:
     kopf.configure(verbose=False)
     from aigate.controller.webhooks import ACCEPTANCES_ID, AIWORKLOADS_ID, ROLLOUTS_ID
 
-    logging.getLogger("kopf.objects").addFilter(DenialsAreNotErrors((ROLLOUTS_ID, ACCEPTANCES_ID, AIWORKLOADS_ID)))
+    logging.getLogger("kopf.objects").addFilter(AdmissionLogFilter((ROLLOUTS_ID, ACCEPTANCES_ID, AIWORKLOADS_ID)))
     # one access-log line per admission review costs more than the decision itself (bench/README.md)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     kopf.run(
