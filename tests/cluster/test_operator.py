@@ -293,6 +293,16 @@ def test_failing_workload_blocks_rollout_then_fix_admits(
     assert conditions(wl)["Ready"]["status"] == "True"
     admitted = rollout(cluster, ns, name)
     assert admitted.returncode == 0, admitted.stderr
+    # a second rollout for the same evidence: answered from the webhook's cache (no second ECDSA check, no second digest)
+    hits = {
+        w: metric(operator, "aigate_admission_verify_cache_total", what=w, result="hit")
+        for w in ("signature", "digest")
+    }
+    misses = metric(operator, "aigate_admission_verify_cache_total", what="signature", result="miss")
+    assert rollout(cluster, ns, name, "fraud-app-2").returncode == 0
+    for w, before in hits.items():
+        assert metric(operator, "aigate_admission_verify_cache_total", what=w, result="hit") == before + 1, w
+    assert metric(operator, "aigate_admission_verify_cache_total", what="signature", result="miss") == misses
     assert len({j["metadata"]["name"] for j in gate_jobs(cluster, ns, name)}) == 2
     events = cluster.get_json("events", "-n", ns, "--field-selector", f"involvedObject.name={name}")["items"]
     reasons = {e["reason"] for e in events}

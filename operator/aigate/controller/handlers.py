@@ -111,6 +111,7 @@ class State:
         # signature checks and spec digests, remembered per envelope hash and per resourceVersion: without it
         # every review re-digests the spec and re-verifies ECDSA (bench/README.md, "Admission end to end")
         self.verify_cache = VerifyCache()
+        metrics.watch_verify_cache(self.verify_cache)
 
 
 def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
 
 from aigate.gates.result import GateResult
 
@@ -46,6 +49,10 @@ class Metrics:
         self.runs = Counter("aigate_gate_runs_started_total", "Gate runs started", wl, registry=r)
         self.errors = Counter("aigate_reconcile_errors_total", "Reconcile errors", wl, registry=r)
 
+    def watch_verify_cache(self, cache: Any) -> None:
+        """Hits and misses of the webhook's VerifyCache, read when scraped (a miss costs an ECDSA check)."""
+        self.registry.register(_VerifyCacheCollector(cache))
+
     def serve(self, addr: str, port: int) -> None:
         start_http_server(port, addr=addr, registry=self.registry)
 
@@ -76,3 +83,19 @@ class Metrics:
     def admitted(self, result: str, kind: str, enforcement: str, seconds: float, webhook: str) -> None:
         self.admission.labels(result, kind, enforcement).inc()
         self.admission_latency.labels(webhook).observe(seconds)
+
+
+class _VerifyCacheCollector(Collector):
+    def __init__(self, cache: Any) -> None:
+        self.cache = cache
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        family = CounterMetricFamily(
+            "aigate_admission_verify_cache",
+            "Webhook verification cache: signature checks and spec digests answered from memory (hit) or computed",
+            labels=["what", "result"],
+        )
+        family.add_metric(["signature", "hit"], self.cache.hits)
+        family.add_metric(["signature", "miss"], self.cache.misses)
+        family.add_metric(["digest", "hit"], self.cache.digest_hits)
+        yield family
