@@ -293,7 +293,7 @@ def test_failing_workload_blocks_rollout_then_fix_admits(
     assert conditions(wl)["Ready"]["status"] == "True"
     admitted = rollout(cluster, ns, name)
     assert admitted.returncode == 0, admitted.stderr
-    # a second rollout for the same evidence: answered from the webhook's cache (no second ECDSA check, no second digest)
+    # a second rollout for the same evidence comes from the webhook's cache: no ECDSA check, no digest
     hits = {
         w: metric(operator, "aigate_admission_verify_cache_total", what=w, result="hit")
         for w in ("signature", "digest")
