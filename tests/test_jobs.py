@@ -400,3 +400,31 @@ def test_run_gates_without_api_configuration_says_so_in_one_line(
     [line] = capsys.readouterr().err.splitlines()
     assert line.startswith("aigate run-gates: error: no Kubernetes API configuration")
     assert CANARY not in line
+
+
+def test_job_requests_cpu_and_never_limits_it() -> None:
+    [c] = job()["spec"]["template"]["spec"]["containers"]
+    assert c["resources"] == {"requests": {"cpu": "500m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}}
+    custom = {"requests": {"cpu": "2"}}
+    [c] = job(resources=custom)["spec"]["template"]["spec"]["containers"]
+    assert c["resources"] == custom
+
+
+def test_job_resources_from_the_environment() -> None:
+    from aigate.api.errors import UsageError
+    from aigate.controller.config import from_env
+
+    key = {"AIGATE_SIGNING_KEY": "/keys/signing.pem"}
+    assert from_env(key).job_resources == {
+        "requests": {"cpu": "500m", "memory": "256Mi"},
+        "limits": {"memory": "1Gi"},
+    }
+    env = {**key, "AIGATE_JOB_CPU_REQUEST": "1.5", "AIGATE_JOB_MEMORY_REQUEST": "", "AIGATE_JOB_MEMORY_LIMIT": "2G"}
+    assert from_env(env).job_resources == {"requests": {"cpu": "1.5"}, "limits": {"memory": "2G"}}
+    with pytest.raises(UsageError, match=r"AIGATE_JOB_CPU_REQUEST: not a Kubernetes quantity .*'half a core'"):
+        from_env({**key, "AIGATE_JOB_CPU_REQUEST": "half a core"})
+    with pytest.raises(UsageError, match=r"AIGATE_JOB_MEMORY_REQUEST \(2Gi\) is above AIGATE_JOB_MEMORY_LIMIT \(1Gi\)"):
+        from_env({**key, "AIGATE_JOB_MEMORY_REQUEST": "2Gi"})
+    assert from_env({**key, "AIGATE_JOB_MEMORY_REQUEST": "950Mi", "AIGATE_JOB_MEMORY_LIMIT": "1G"}).job_resources
+    with pytest.raises(UsageError, match="1000Mi"):  # 1000Mi is 1,048,576,000 bytes, 1G is 10**9
+        from_env({**key, "AIGATE_JOB_MEMORY_REQUEST": "1000Mi", "AIGATE_JOB_MEMORY_LIMIT": "1G"})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,10 @@ class OperatorConfig:
     job_deadline_s: int = 1800
     job_ttl_s: int = 3600
     job_backoff_limit: int = 0
+    job_resources: dict[str, dict[str, str]] = field(
+        default_factory=lambda: {"requests": {"cpu": "500m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}}
+    )
+    """The gate container's requests and limits; never a CPU limit (throttling would show up as latency)."""
     acceptor_groups: frozenset[str] = frozenset({"aigate:risk-acceptors"})
     webhook_addr: str = "127.0.0.1"
     webhook_port: int = 9443
@@ -54,6 +59,52 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
         raise UsageError(f"{name}: must be a number (got {raw!r})") from None
 
 
+_QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")
+
+
+def _quantity(env: Mapping[str, str], name: str, default: str) -> str | None:
+    """A Kubernetes resource quantity ("500m", "256Mi"); set to "" to leave it out."""
+    raw = env.get(name, default).strip()
+    if raw == "":
+        return None
+    if not _QUANTITY.match(raw):
+        raise UsageError(f"{name}: not a Kubernetes quantity such as 500m or 256Mi (got {raw!r})")
+    return raw
+
+
+_SUFFIX = {"": 1, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e18}
+_SUFFIX.update({f"{p}i": 1024 ** (i + 1) for i, p in enumerate("KMGTPE")})
+
+
+def _bytes(quantity: str) -> float:
+    m = _QUANTITY.match(quantity)
+    assert m is not None
+    return float(quantity[: len(quantity) - len(m.group(2) or "")]) * _SUFFIX[m.group(2) or ""]
+
+
+def _job_resources(env: Mapping[str, str]) -> dict[str, dict[str, str]]:
+    requests = {
+        k: v
+        for k, v in (
+            ("cpu", _quantity(env, "AIGATE_JOB_CPU_REQUEST", "500m")),
+            ("memory", _quantity(env, "AIGATE_JOB_MEMORY_REQUEST", "256Mi")),
+        )
+        if v is not None
+    }
+    limit = _quantity(env, "AIGATE_JOB_MEMORY_LIMIT", "1Gi")
+    if limit is not None and "memory" in requests and _bytes(requests["memory"]) > _bytes(limit):
+        raise UsageError(
+            f"AIGATE_JOB_MEMORY_REQUEST ({requests['memory']}) is above AIGATE_JOB_MEMORY_LIMIT ({limit}); "
+            "the API server would refuse every gate Job"
+        )
+    out: dict[str, dict[str, str]] = {}
+    if requests:
+        out["requests"] = requests
+    if limit is not None:
+        out["limits"] = {"memory": limit}
+    return out
+
+
 def _path(env: Mapping[str, str], name: str) -> Path | None:
     raw = env.get(name)
     return Path(raw) if raw else None
@@ -74,6 +125,7 @@ def from_env(env: Mapping[str, str] | None = None) -> OperatorConfig:
         job_deadline_s=_int(env, "AIGATE_JOB_DEADLINE_SECONDS", 1800),
         job_ttl_s=_int(env, "AIGATE_JOB_TTL_SECONDS", 3600),
         job_backoff_limit=_int(env, "AIGATE_JOB_BACKOFF_LIMIT", 0),
+        job_resources=_job_resources(env),
         acceptor_groups=groups,
         webhook_addr=env.get("AIGATE_WEBHOOK_ADDR", "127.0.0.1"),
         webhook_port=_int(env, "AIGATE_WEBHOOK_PORT", 9443),

@@ -123,6 +123,9 @@ def result_configmap(workload: AIWorkload, owner_ref: Obj) -> Obj:
     }
 
 
+DEFAULT_RESOURCES: Obj = {"requests": {"cpu": "500m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}}
+
+
 def gate_job(
     workload: AIWorkload,
     spec_digest: str,
@@ -134,8 +137,12 @@ def gate_job(
     ttl_after_finished_s: int,
     backoff_limit: int,
     command: list[str] | None = None,
+    resources: Obj | None = None,
 ) -> Obj:
     """The batch/v1 Job that runs `aigate run-gates` for one spec digest.
+
+    `resources` defaults to DEFAULT_RESOURCES: a CPU request (a gate run measures latency, and a starved client
+    reads as a slow provider) and no CPU limit (CFS throttling would add latency of its own to what is measured).
 
     RUN_ID is part of the Job name, so it must be a short lowercase DNS label (e.g. 6 hex characters).
     """
@@ -165,6 +172,7 @@ def gate_job(
         "image": image,
         "command": argv,
         "env": env,
+        "resources": DEFAULT_RESOURCES if resources is None else resources,
         "securityContext": {
             "runAsNonRoot": True,
             "readOnlyRootFilesystem": True,

@@ -211,6 +211,7 @@ class Reconciler:
             ttl_after_finished_s=self.config.job_ttl_s,
             backoff_limit=self.config.job_backoff_limit,
             command=list(self.config.gate_command),
+            resources=self.config.job_resources,
         )
         job_name = job["metadata"]["name"]
         generation = meta.get("generation")
