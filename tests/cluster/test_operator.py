@@ -320,6 +320,11 @@ def test_failing_workload_blocks_rollout_then_fix_admits(
         everything.append(cluster.pod_log(ns, pod["metadata"]["name"]))
     for key in CANARY.values():
         assert not any(key in text for text in everything), f"API key leaked: {key[:8]}…"
+    # no line per admitted review nor per watched event (every ConfigMap in the cluster), but what was done
+    log = operator.log.read_text(errors="replace")
+    assert "judged PASS" in log and "judged FAIL" in log
+    noise = re.findall(r"(?:configmap.events?|gate.job.events?|rollouts\.aigate\.dev)' succeeded", log)
+    assert not noise, noise[:3]
 
 
 def test_warn_admits_with_a_warning_and_audit_admits_silently(

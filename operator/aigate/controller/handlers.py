@@ -32,6 +32,8 @@ from aigate.controller.reconcile import Reconciler, Signer, job_finished, load_m
 log = logging.getLogger("aigate.operator")
 
 WORKLOADS = ("aigate.dev", "v1alpha1", "aiworkloads")
+# kopf logs "Handler '<id>' succeeded." for every event these see (every ConfigMap in the cluster): not logged
+WORKLOAD_EVENTS_ID, JOB_EVENTS_ID, CONFIGMAP_EVENTS_ID = "workload-events", "gate-job-events", "configmap-events"
 ROLLOUT_RESOURCES = [
     ("apps", "v1", "deployments"),
     ("apps", "v1", "statefulsets"),
@@ -179,12 +181,12 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
         outcome = await asyncio.to_thread(state.reconciler.reconcile, plain(body))
         log.info("%s/%s: %s", body["metadata"]["namespace"], body["metadata"]["name"], outcome)
 
-    @kopf.on.event(*WORKLOADS, registry=registry)
+    @kopf.on.event(*WORKLOADS, id=WORKLOAD_EVENTS_ID, registry=registry)
     async def workload_event(*, type: str, namespace: str | None, name: str, memo: Any, **_: Any) -> None:
         if type == "DELETED":
             memo["state"].reconciler.forget(namespace or "", name)
 
-    @kopf.on.event("batch", "v1", "jobs", labels={names.ROLE_LABEL: "gate-job"}, registry=registry)
+    @kopf.on.event("batch", "v1", "jobs", id=JOB_EVENTS_ID, labels={names.ROLE_LABEL: "gate-job"}, registry=registry)
     async def gate_job_event(*, body: kopf.Body, type: str, memo: Any, **_: Any) -> None:
         state: State = memo["state"]
         mark_indexed(state)
@@ -193,7 +195,7 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
         outcome = await asyncio.to_thread(state.reconciler.job_done, plain(body))
         log.info("gate Job %s/%s: %s", body["metadata"]["namespace"], body["metadata"]["name"], outcome)
 
-    @kopf.on.event("", "v1", "configmaps", registry=registry)
+    @kopf.on.event("", "v1", "configmaps", id=CONFIGMAP_EVENTS_ID, registry=registry)
     async def configmap_event(
         *, type: str, namespace: str | None, name: str, labels: Mapping[str, str], memo: Any, **kw: Any
     ) -> None:
@@ -309,12 +311,16 @@ class AdmissionLogFilter(logging.Filter):
     "Webhook '…' succeeded." at INFO. For aigate a refused rollout is the product working, and an ERROR per
     `kubectl apply` would page whoever alerts on operator errors: its own denials go out at INFO. An admitted
     review is not logged at all (the admission metrics count it): a line per review costs more CPU than the
-    decision. Anything else a webhook raises stays an error."""
+    decision; nor is each event the watch handlers saw (they log what they did themselves). Anything else a
+    handler raises stays an error."""
 
-    def __init__(self, webhook_ids: tuple[str, ...]) -> None:
+    def __init__(self, webhook_ids: tuple[str, ...], event_handler_ids: tuple[str, ...] = ()) -> None:
         super().__init__()
         self.denied = tuple(f"Webhook {i!r} failed permanently: " for i in webhook_ids)
-        self.admitted = frozenset(f"Webhook {i!r} succeeded." for i in webhook_ids)
+        self.admitted = frozenset(
+            [f"Webhook {i!r} succeeded." for i in webhook_ids]
+            + [f"Handler {i!r} succeeded." for i in event_handler_ids]
+        )
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.args or not isinstance(record.msg, str):
@@ -382,7 +388,11 @@ def run_operator(config: OperatorConfig) -> int:
     kopf.configure(verbose=False)
     from aigate.controller.webhooks import ACCEPTANCES_ID, AIWORKLOADS_ID, ROLLOUTS_ID
 
-    logging.getLogger("kopf.objects").addFilter(AdmissionLogFilter((ROLLOUTS_ID, ACCEPTANCES_ID, AIWORKLOADS_ID)))
+    logging.getLogger("kopf.objects").addFilter(
+        AdmissionLogFilter(
+            (ROLLOUTS_ID, ACCEPTANCES_ID, AIWORKLOADS_ID), (WORKLOAD_EVENTS_ID, JOB_EVENTS_ID, CONFIGMAP_EVENTS_ID)
+        )
+    )
     # one access-log line per admission review costs more than the decision itself (bench/README.md)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     kopf.run(
