@@ -323,7 +323,7 @@ def test_failing_workload_blocks_rollout_then_fix_admits(
     # no line per admitted review nor per watched event (every ConfigMap in the cluster), but what was done
     log = operator.log.read_text(errors="replace")
     assert "judged PASS" in log and "judged FAIL" in log
-    noise = re.findall(r"(?:configmap.events?|gate.job.events?|rollouts\.aigate\.dev)' succeeded", log)
+    noise = re.findall(r"(?:configmap.events?|gate.job.events?|evidence.timer|rollouts\.aigate\.dev)' succeeded", log)
     assert not noise, noise[:3]
 
 

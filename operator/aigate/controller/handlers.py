@@ -34,6 +34,7 @@ log = logging.getLogger("aigate.operator")
 WORKLOADS = ("aigate.dev", "v1alpha1", "aiworkloads")
 # kopf logs "Handler '<id>' succeeded." for every event these see (every ConfigMap in the cluster): not logged
 WORKLOAD_EVENTS_ID, JOB_EVENTS_ID, CONFIGMAP_EVENTS_ID = "workload-events", "gate-job-events", "configmap-events"
+EVIDENCE_TIMER_ID = "evidence-timer"  # and "Timer '<id>' succeeded." per workload per interval
 ROLLOUT_RESOURCES = [
     ("apps", "v1", "deployments"),
     ("apps", "v1", "statefulsets"),
@@ -212,7 +213,13 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
                 outcome = await asyncio.to_thread(state.reconciler.reconcile, body)
                 log.info("%s/%s: ConfigMap %s changed: %s", ns, _wl, name, outcome)
 
-    @kopf.timer(*WORKLOADS, interval=config.timer_interval_s, initial_delay=config.timer_interval_s, registry=registry)
+    @kopf.timer(
+        *WORKLOADS,
+        id=EVIDENCE_TIMER_ID,
+        interval=config.timer_interval_s,
+        initial_delay=config.timer_interval_s,
+        registry=registry,
+    )
     async def evidence_timer(*, body: kopf.Body, memo: Any, **_: Any) -> None:
         state: State = memo["state"]
         await asyncio.to_thread(state.reconciler.tick, plain(body))
@@ -390,7 +397,8 @@ def run_operator(config: OperatorConfig) -> int:
 
     logging.getLogger("kopf.objects").addFilter(
         AdmissionLogFilter(
-            (ROLLOUTS_ID, ACCEPTANCES_ID, AIWORKLOADS_ID), (WORKLOAD_EVENTS_ID, JOB_EVENTS_ID, CONFIGMAP_EVENTS_ID)
+            (ROLLOUTS_ID, ACCEPTANCES_ID, AIWORKLOADS_ID),
+            (WORKLOAD_EVENTS_ID, JOB_EVENTS_ID, CONFIGMAP_EVENTS_ID, EVIDENCE_TIMER_ID),
         )
     )
     # one access-log line per admission review costs more than the decision itself (bench/README.md)
