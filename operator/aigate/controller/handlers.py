@@ -326,7 +326,7 @@ class AdmissionLogFilter(logging.Filter):
         self.denied = tuple(f"Webhook {i!r} failed permanently: " for i in webhook_ids)
         self.admitted = frozenset(
             [f"Webhook {i!r} succeeded." for i in webhook_ids]
-            + [f"Handler {i!r} succeeded." for i in event_handler_ids]
+            + [f"{kind} {i!r} succeeded." for i in event_handler_ids for kind in ("Handler", "Timer")]
         )
 
     def filter(self, record: logging.LogRecord) -> bool:
