@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import re
 from collections.abc import Mapping
@@ -9,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from aigate.api.errors import UsageError
+from aigate.controller.jobs import DEFAULT_RESOURCES
 
 
 @dataclass(frozen=True)
@@ -22,9 +24,7 @@ class OperatorConfig:
     job_deadline_s: int = 1800
     job_ttl_s: int = 3600
     job_backoff_limit: int = 0
-    job_resources: dict[str, dict[str, str]] = field(
-        default_factory=lambda: {"requests": {"cpu": "500m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}}
-    )
+    job_resources: dict[str, dict[str, str]] = field(default_factory=lambda: copy.deepcopy(DEFAULT_RESOURCES))
     """The gate container's requests and limits; never a CPU limit (throttling would show up as latency)."""
     acceptor_groups: frozenset[str] = frozenset({"aigate:risk-acceptors"})
     webhook_addr: str = "127.0.0.1"
@@ -86,12 +86,12 @@ def _job_resources(env: Mapping[str, str]) -> dict[str, dict[str, str]]:
     requests = {
         k: v
         for k, v in (
-            ("cpu", _quantity(env, "AIGATE_JOB_CPU_REQUEST", "500m")),
-            ("memory", _quantity(env, "AIGATE_JOB_MEMORY_REQUEST", "256Mi")),
+            ("cpu", _quantity(env, "AIGATE_JOB_CPU_REQUEST", DEFAULT_RESOURCES["requests"]["cpu"])),
+            ("memory", _quantity(env, "AIGATE_JOB_MEMORY_REQUEST", DEFAULT_RESOURCES["requests"]["memory"])),
         )
         if v is not None
     }
-    limit = _quantity(env, "AIGATE_JOB_MEMORY_LIMIT", "1Gi")
+    limit = _quantity(env, "AIGATE_JOB_MEMORY_LIMIT", DEFAULT_RESOURCES["limits"]["memory"])
     if limit is not None and "memory" in requests and _bytes(requests["memory"]) > _bytes(limit):
         raise UsageError(
             f"AIGATE_JOB_MEMORY_REQUEST ({requests['memory']}) is above AIGATE_JOB_MEMORY_LIMIT ({limit}); "

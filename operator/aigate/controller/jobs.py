@@ -8,6 +8,7 @@ evidence signing key never leaves the operator.
 
 from __future__ import annotations
 
+import copy
 import re
 from typing import Any
 
@@ -123,7 +124,10 @@ def result_configmap(workload: AIWorkload, owner_ref: Obj) -> Obj:
     }
 
 
-DEFAULT_RESOURCES: Obj = {"requests": {"cpu": "500m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}}
+DEFAULT_RESOURCES: dict[str, dict[str, str]] = {
+    "requests": {"cpu": "500m", "memory": "256Mi"},
+    "limits": {"memory": "1Gi"},
+}
 
 
 def gate_job(
@@ -172,7 +176,7 @@ def gate_job(
         "image": image,
         "command": argv,
         "env": env,
-        "resources": DEFAULT_RESOURCES if resources is None else resources,
+        "resources": copy.deepcopy(DEFAULT_RESOURCES if resources is None else resources),
         "securityContext": {
             "runAsNonRoot": True,
             "readOnlyRootFilesystem": True,

@@ -8,7 +8,7 @@ import json
 import logging
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -108,6 +108,16 @@ class Reconciler:
         with lock:
             yield
 
+    def _in_turn(self, body: JSON, step: Callable[[JSON], str]) -> str:
+        """`step` on the workload as it is now: the handler's body may predate a status another handler has just
+        written."""
+        meta = body["metadata"]
+        with self._one_at_a_time(meta["namespace"], meta["name"]):
+            fresh = self.kube.get_workload(meta["namespace"], meta["name"])
+            if fresh is None:
+                return "workload gone"
+            return step(fresh)
+
     def forget(self, ns: str, name: str) -> None:
         with self._locks_guard:
             self._locks.pop((ns, name), None)
@@ -115,13 +125,7 @@ class Reconciler:
     # ---- spec or references changed / operator resumed / timer -----------------------------------------------------
     def reconcile(self, body: JSON, *, force: bool = False) -> str:
         """Start a gate run when no valid evidence exists for the current spec digest; return what was done."""
-        meta = body["metadata"]
-        with self._one_at_a_time(meta["namespace"], meta["name"]):
-            # the handler's body may predate a status another handler has just written
-            fresh = self.kube.get_workload(meta["namespace"], meta["name"])
-            if fresh is None:
-                return "workload gone"
-            return self._reconcile(fresh, force=force)
+        return self._in_turn(body, lambda fresh: self._reconcile(fresh, force=force))
 
     def _reconcile(self, body: JSON, *, force: bool = False) -> str:
         meta = body["metadata"]
@@ -167,12 +171,7 @@ class Reconciler:
 
     def tick(self, body: JSON) -> str:
         """The timer: pick up a finished run whose event was missed, and re-gate ahead of expiry."""
-        meta = body["metadata"]
-        with self._one_at_a_time(meta["namespace"], meta["name"]):
-            fresh = self.kube.get_workload(meta["namespace"], meta["name"])
-            if fresh is None:
-                return "workload gone"
-            return self._tick(fresh)
+        return self._in_turn(body, self._tick)
 
     def _tick(self, body: JSON) -> str:
         meta = body["metadata"]
