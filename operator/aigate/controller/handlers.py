@@ -23,11 +23,12 @@ from aigate.api.errors import WorkloadError
 from aigate.api.load import configmap_names
 from aigate.api.models import WORKLOAD_LABEL
 from aigate.controller import names
-from aigate.controller.admission import VerifyCache
+from aigate.controller.admission import AcceptanceDecision, VerifyCache, acceptance_patch, rollout_decision
 from aigate.controller.config import OperatorConfig
 from aigate.controller.kube import JSON, Kube
 from aigate.controller.metrics import Metrics
 from aigate.controller.reconcile import Reconciler, Signer, job_finished, load_model
+from aigate.controller.webhooks import ACCEPTANCES_ID, AIWORKLOADS_ID, ROLLOUTS_ID, AdmissionServer
 
 log = logging.getLogger("aigate.operator")
 
@@ -135,8 +136,6 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
         settings.posting.enabled = False  # aigate posts its own Events, in its own words
         settings.watching.server_timeout = 300
         settings.admission.managed = None  # the webhook configurations are rendered by hack/ and the chart
-        from aigate.controller.webhooks import AdmissionServer
-
         # not kopf's own server: kopf answers some malformed reviews with a 500 and admits unknown paths
         settings.admission.server = AdmissionServer(
             addr=config.webhook_addr,
@@ -229,8 +228,6 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
 
 
 def _register_webhooks(registry: kopf.OperatorRegistry) -> None:
-    from aigate.controller.admission import AcceptanceDecision, acceptance_patch, rollout_decision
-    from aigate.controller.webhooks import ACCEPTANCES_ID, AIWORKLOADS_ID, ROLLOUTS_ID
 
     async def validate_rollout(
         *,
@@ -393,8 +390,6 @@ def run_operator(config: OperatorConfig) -> int:
     state = State(config, reconciler, signer, metrics)
     registry = build_registry(config)
     kopf.configure(verbose=False)
-    from aigate.controller.webhooks import ACCEPTANCES_ID, AIWORKLOADS_ID, ROLLOUTS_ID
-
     logging.getLogger("kopf.objects").addFilter(
         AdmissionLogFilter(
             (ROLLOUTS_ID, ACCEPTANCES_ID, AIWORKLOADS_ID),
