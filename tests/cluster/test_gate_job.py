@@ -18,7 +18,7 @@ from aigate.api.errors import WorkloadError
 from aigate.api.load import configmap_names, resolve
 from aigate.api.models import AIWorkload, ConfigMapKeyRef
 from aigate.controller import jobs, names
-from aigate.controller.rungates import GateRunResult, read_result
+from aigate.rungates import GateRunResult, read_result
 from localcluster.testing import Cluster
 
 ROOT = Path(__file__).resolve().parents[2]

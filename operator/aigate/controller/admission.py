@@ -14,7 +14,7 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import ValidationError
 
@@ -228,7 +228,7 @@ def rollout_decision(
     cm_name = names.evidence_configmap(name)
     text = ((evidence_cm or {}).get("data") or {}).get(names.EVIDENCE_KEY)
     if text is None:
-        found = "no-configmap" if evidence_cm is None else "no-key"
+        found: Literal["no-configmap", "no-key"] = "no-configmap" if evidence_cm is None else "no-key"
         check = EvidenceCheck(cm_name, names.EVIDENCE_KEY, found)
     else:
         o = _verify(str(text), public_key, digest, now, cache)
