@@ -141,16 +141,16 @@ def _failed_gates_signed(signed: EvidencePredicate) -> list[str]:
 
 def _failed_gates_from_conditions(status: Mapping[str, Any]) -> list[str]:
     conditions = status.get("conditions")
-    out = []
+    out: list[tuple[str, str]] = []
     for c in conditions if isinstance(conditions, list) else []:
         if not isinstance(c, Mapping):
             continue
         gate = CONDITION_GATES.get(str(c.get("type")))
         if gate is not None and c.get("status") != "True":
             why = c.get("message") or c.get("reason") or "not passed"
-            out.append(f"{gate}: {one_line(str(why), MAX_REASON)}")
+            out.append((gate, one_line(str(why), MAX_REASON)))
     order: dict[str, int] = {g: i for i, g in enumerate(GATE_NAMES)}
-    return sorted(out, key=lambda s: order.get(s.split(":")[0], 99))
+    return [f"{gate}: {why}" for gate, why in sorted(out, key=lambda gw: order.get(gw[0], 99))]
 
 
 def _ready(status: Mapping[str, Any]) -> tuple[bool, str | None]:

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from aigate.assessment import Assessment
 from aigate.gates.result import FindingCode, GateResult
+from aigate.times import rfc3339
 
 GATE_TITLES = {
     "cost": "Cost",
@@ -136,5 +137,5 @@ def render_text(a: Assessment) -> str:
         f"Spec digest: {a.spec_digest}",
     ]
     if a.evidence is not None and a.evidence.path:
-        out.append(f"Evidence: {a.evidence.path} (expires {a.evidence.expires_at.isoformat()})")
+        out.append(f"Evidence: {a.evidence.path} (expires {rfc3339(a.evidence.expires_at)})")
     return "\n".join(out) + "\n"
