@@ -22,6 +22,7 @@ from aigate.controller.config import OperatorConfig
 from aigate.controller.jobs import owner_reference
 from aigate.controller.kube import JSON, Kube
 from aigate.evidence import EvidenceError, EvidencePredicate, VerifiedEvidence, verify_evidence
+from aigate.evidence.predicate import MeasurementSummary
 from aigate.gates.result import GateResult, decide
 from aigate.pipeline import judge, sign_predicate
 from aigate.policy.conditions import (
@@ -400,7 +401,8 @@ class Reconciler:
         last = dict(status.get("lastRun") or {})
         if job is not None:
             last.update(job=job, finishedAt=rfc3339(now))
-        last["spentUSD"] = predicate.measurement.spent_usd if predicate.measurement else None
+        measured = predicate.measurement
+        last["spentUSD"] = measured.spent_usd if isinstance(measured, MeasurementSummary) else None
         update = {
             "phase": "Passed" if decision == "PASS" else "Failed",
             "decision": decision,

@@ -101,13 +101,14 @@ class EvidencePredicate(_P):
     decision: Decision | None = None
     gates: list[GateResult] = Field(default_factory=list)
     cases: list[CaseRecord | dict[str, Any]] = Field(default_factory=list)
-    """Audit records: read back as they were signed when their shape is another runner's."""
+    """Audit records (cases to runner): typed when they have aigate's shape, else read back as they were signed;
+    completeness was the evidence gate's to judge before signing, not the reader's."""
     model_identities: list[ModelIdentityRecord | dict[str, Any]] = Field(default_factory=list)
-    fault_modes: FaultModes | None = None
-    risk_acceptances: list[AcceptanceRecord] = Field(default_factory=list)
-    monitoring: list[MonitoringCondition] = Field(default_factory=list)
-    measurement: MeasurementSummary | None = None
-    runner: Runner | None = None
+    fault_modes: FaultModes | list[Any] | None = None
+    risk_acceptances: list[AcceptanceRecord | dict[str, Any]] = Field(default_factory=list)
+    monitoring: list[MonitoringCondition | dict[str, Any]] = Field(default_factory=list)
+    measurement: MeasurementSummary | dict[str, Any] | None = None
+    runner: Runner | dict[str, Any] | None = None
     issued_at: datetime | None = None
     expires_at: datetime
 
