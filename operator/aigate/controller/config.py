@@ -19,6 +19,8 @@ class OperatorConfig:
     """Mounted from a Secret into the operator only; the gate Jobs never see it."""
     public_key: Path | None = None
     namespace: str = "aigate-system"
+    gate_namespace: str = "aigate-gates"
+    """Where gate Jobs run, with their inputs and per-run credentials: a namespace tenants have no rights in."""
     gate_image: str = "ghcr.io/aigate/aigate:0.1.0"
     gate_command: list[str] = field(default_factory=lambda: ["aigate"])
     job_deadline_s: int = 1800
@@ -120,6 +122,7 @@ def from_env(env: Mapping[str, str] | None = None) -> OperatorConfig:
         signing_key=key,
         public_key=_path(env, "AIGATE_PUBLIC_KEY"),
         namespace=env.get("AIGATE_OPERATOR_NAMESPACE", "aigate-system"),
+        gate_namespace=env.get("AIGATE_GATE_NAMESPACE", "aigate-gates"),
         gate_image=env.get("AIGATE_GATE_IMAGE", "ghcr.io/aigate/aigate:0.1.0"),
         gate_command=(env.get("AIGATE_GATE_COMMAND") or "aigate").split(),
         job_deadline_s=_int(env, "AIGATE_JOB_DEADLINE_SECONDS", 1800),
