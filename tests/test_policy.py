@@ -137,15 +137,35 @@ def test_tick_action(lastrun: LastRun, job: Run | None, want: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("lastrun", "job", "want"),
+    ("lastrun", "job", "uid", "template", "want"),
     [
-        (last("j1"), "j1", None),
-        (last("j1"), "j0", "not the current run"),
-        (last("j1", finished=True), "j1", "already processed"),
+        (last("j1"), "j1", "u1", True, None),  # uid not recorded yet (stopped in between): adopted with our template
+        (LastRun("j1", False, "Testing", D, "u1", "gates"), "j1", "u1", True, None),
+        (last("j1"), "j0", "u1", True, "not the current run"),
+        (LastRun("j1", False, "Testing", D, "u1", "tenant"), "j1", "u1", True, "not the current run"),
+        (last("j1", finished=True), "j1", "u1", True, "already processed"),
+        (
+            LastRun("j1", False, "Testing", D, "u1", "gates"),
+            "j1",
+            "u2",
+            True,
+            "Job gates/j1 is not the one aigate created (uid u2, not u1): result ignored",
+        ),
+        (
+            last("j1"),
+            "j1",
+            "u1",
+            False,
+            "Job gates/j1 does not run what aigate created (its pod template differs): result ignored",
+        ),
     ],
 )
-def test_run_result_is_taken_from_the_recorded_run_once(lastrun: LastRun, job: str, want: str | None) -> None:
-    assert run_result_problem(lastrun, job) == want
+def test_run_result_is_taken_from_the_job_aigate_created_once(
+    lastrun: LastRun, job: str, uid: str, template: bool, want: str | None
+) -> None:
+    problem = run_result_problem(lastrun, job, "gates", uid, template)
+    assert (problem.why if problem else None) == want
+    assert (problem is not None and problem.forged) == (want is not None and want.startswith("Job "))
 
 
 def test_conditions_use_reason_constants_and_marking_is_idempotent() -> None:

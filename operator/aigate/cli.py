@@ -125,7 +125,8 @@ def cmd_run_gates(args: argparse.Namespace) -> int:
 
     return run_gates(
         args.namespace,
-        args.name,
+        args.input,
+        args.result,
         args.spec_digest,
         args.run_id,
         environ=dict(os.environ),
@@ -194,8 +195,9 @@ def build_parser() -> argparse.ArgumentParser:
     v.set_defaults(func=cmd_verify)
 
     j = sub.add_parser("run-gates", help="(gate Job) measure an AIWorkload in the cluster and write the result")
-    j.add_argument("--namespace", required=True)
-    j.add_argument("--name", required=True, help="the AIWorkload")
+    j.add_argument("--namespace", required=True, help="the gate namespace the Job runs in")
+    j.add_argument("--input", required=True, help="the ConfigMap holding the resolved spec")
+    j.add_argument("--result", required=True, help="the ConfigMap to write the result to")
     j.add_argument("--spec-digest", required=True, help="the digest the operator started this run for")
     j.add_argument("--run-id", required=True)
     j.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")

@@ -249,10 +249,15 @@ def load_and_resolve(path: str | Path) -> ResolvedWorkload:
         raise
 
 
-def configmap_names(workload: AIWorkload) -> list[str]:
-    """Every ConfigMap the workload references: what the gate Job may read and what a change of re-gates."""
+def configmap_refs(workload: AIWorkload) -> list[ConfigMapKeyRef]:
+    """Every ConfigMap key the workload references (prompts, suite, tool manifests)."""
     spec = workload.spec
     refs = [p.config_map_ref for p in spec.prompts]
     refs.append(spec.suite.config_map_ref)
     refs += [t.manifest.config_map_ref for t in spec.tools if t.manifest is not None]
-    return sorted({r.name for r in refs if r is not None})
+    return [r for r in refs if r is not None]
+
+
+def configmap_names(workload: AIWorkload) -> list[str]:
+    """Every ConfigMap the workload references: what a change of re-gates."""
+    return sorted({r.name for r in configmap_refs(workload)})

@@ -361,6 +361,11 @@ class EvidenceRef(_Model):
 
 class LastRun(_Model):
     job: str | None = None
+    namespace: str | None = None
+    """The gate namespace the Job runs in (operator-owned: tenants have no rights there)."""
+    run_id: str | None = None
+    job_uid: str | None = None
+    """The uid of the Job the operator created: a result is taken only from that Job, once."""
     started_at: datetime | None = None
     finished_at: datetime | None = None
     spent_usd: float | None = Field(default=None, alias="spentUSD")

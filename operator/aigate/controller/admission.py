@@ -207,11 +207,13 @@ def rollout_decision(
     public_key: PublicKey,
     now: datetime,
     verify_cache: VerifyCache | None = None,
+    evidence_name: str | None = None,
 ) -> RolloutDecision:
     """Whether a Deployment (or kin) labelled `aigate.dev/workload` may be created or updated.
 
-    `workload` is the AIWorkload the label names (None when it does not exist), `evidence_cm` its evidence ConfigMap,
-    `configmaps` every ConfigMap of the namespace by name. Gathers, then `aigate.policy.rollout` decides."""
+    `workload` is the AIWorkload the label names (None when it does not exist), `evidence_cm` its trusted evidence
+    ConfigMap (`evidence_name` names it in messages), `configmaps` every ConfigMap of the namespace by name.
+    Gathers, then `aigate.policy.rollout` decides."""
     settled = label_decision(kind, namespace, labels, workload is not None)
     if settled is not None or workload is None:
         assert settled is not None
@@ -225,7 +227,7 @@ def rollout_decision(
     except ValidationError as e:  # parse_workload wraps these; kept for a spec no model can read at all
         return decide_rollout(ref, workload, f"spec cannot be read: {one_line(str(e), MAX_REASON)}", None)
     name = str((workload.get("metadata") or {}).get("name", ""))
-    cm_name = names.evidence_configmap(name)
+    cm_name = evidence_name or names.evidence_configmap(name)
     text = ((evidence_cm or {}).get("data") or {}).get(names.EVIDENCE_KEY)
     if text is None:
         found: Literal["no-configmap", "no-key"] = "no-configmap" if evidence_cm is None else "no-key"

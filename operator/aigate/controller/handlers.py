@@ -16,6 +16,7 @@ from typing import Any
 import kopf
 from aiohttp import web
 from kubernetes import client as k8s
+from kubernetes.client.exceptions import ApiException
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from aigate.api.errors import WorkloadError
@@ -182,6 +183,17 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
         outcome = await asyncio.to_thread(state.reconciler.reconcile, plain(body))
         log.info("%s/%s: %s", body["metadata"]["namespace"], body["metadata"]["name"], outcome)
 
+    @kopf.on.delete(*WORKLOADS, registry=registry)
+    async def workload_deleted(*, body: kopf.Body, memo: Any, **_: Any) -> None:
+        """kopf holds its finalizer on every AIWorkload until this returns: the gate runs (and their Secrets) and
+        the trusted evidence live in other namespaces, where no owner reference reaches."""
+        state: State = memo["state"]
+        meta = body["metadata"]
+        outcome = await asyncio.to_thread(
+            state.reconciler.forget_workload, meta["namespace"], meta["name"], meta.get("uid", "")
+        )
+        log.info("%s/%s: deleted: %s", meta["namespace"], meta["name"], outcome)
+
     @kopf.on.event(*WORKLOADS, id=WORKLOAD_EVENTS_ID, registry=registry)
     async def workload_event(*, type: str, namespace: str | None, name: str, memo: Any, **_: Any) -> None:
         if type == "DELETED":
@@ -251,16 +263,21 @@ def _register_webhooks(registry: kopf.OperatorRegistry) -> None:
             return  # an object on its way out (garbage collector, finalizers): nothing is being rolled out
         ns = namespace or ""
         workload_name = labels.get(WORKLOAD_LABEL, "")
+        workload = first(workload_index, (ns, workload_name))
+        # only the copy in the operator's namespace counts: the one beside the workload is the tenant's to write
+        uid = str(((workload or {}).get("metadata") or {}).get("uid") or "")
+        trusted = names.trusted_evidence(uid)
         decision = rollout_decision(
             kind=kind,
             namespace=ns,
             labels=dict(labels),
-            workload=first(workload_index, (ns, workload_name)),
-            evidence_cm=first(configmap_index, (ns, names.evidence_configmap(workload_name))),
+            workload=workload,
+            evidence_cm=first(configmap_index, (state.config.namespace, trusted)) if uid else None,
             configmaps=NamespaceConfigMaps(configmap_index, ns),
             public_key=state.signer.public_key,
             now=datetime.now(UTC),
             verify_cache=state.verify_cache,
+            evidence_name=f"{state.config.namespace}/{trusted}",
         )
         elapsed = time.perf_counter() - started
         state.metrics.admitted(decision.result, kind, decision.enforcement or "", elapsed, ROLLOUTS_ID)
@@ -390,6 +407,16 @@ def connection_info(api: k8s.ApiClient) -> kopf.ConnectionInfo:
     )
 
 
+def ensure_namespace(kube: Kube, name: str) -> None:
+    """The gate namespace: created by the chart; created here when missing (and allowed), so a run can start."""
+    try:
+        kube.core.create_namespace(k8s.V1Namespace(metadata=k8s.V1ObjectMeta(name=name)))
+        log.info("created the gate namespace %s", name)
+    except ApiException as e:
+        if e.status not in (403, 409):
+            raise
+
+
 def run_operator(config: OperatorConfig) -> int:
     key = load_private_key(config.signing_key)
     public = load_public_key(config.public_key) if config.public_key else key.public_key()
@@ -409,11 +436,14 @@ def run_operator(config: OperatorConfig) -> int:
     )
     # one access-log line per admission review costs more than the decision itself (bench/README.md)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    ensure_namespace(reconciler.kube, config.gate_namespace)
+    # with a namespace list, the operator's own (trusted evidence) and the gate namespace (gate Jobs) are watched too
+    watched = [*config.watch_namespaces, config.namespace, config.gate_namespace] if config.watch_namespaces else []
     kopf.run(
         registry=registry,
         memo=kopf.Memo(state=state),
         standalone=True,
         clusterwide=not config.watch_namespaces,
-        namespaces=config.watch_namespaces or (),
+        namespaces=sorted(set(watched)),
     )
     return 0

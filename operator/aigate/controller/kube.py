@@ -3,6 +3,7 @@ call these in a worker thread)."""
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import os
 from collections.abc import Callable, Mapping
@@ -14,6 +15,7 @@ from kubernetes.client.exceptions import ApiException
 
 from aigate.api.load import ConfigMapLookup, configmap_lookup
 from aigate.api.models import API_GROUP, API_VERSION, PLURAL
+from aigate.controller.names import RUN_LABEL
 from aigate.times import rfc3339, utcnow
 
 JSON = dict[str, Any]
@@ -77,6 +79,31 @@ class Kube:
 
         return configmap_lookup(namespace, read)
 
+    def get_secret_key(self, namespace: str, name: str, key: str) -> str | None:
+        """One key of a Secret, decoded; None when the Secret or the key does not exist. Never logged."""
+        try:
+            secret = self.core.read_namespaced_secret(name, namespace)
+        except ApiException as e:
+            if e.status == 404:
+                return None
+            raise
+        raw = (secret.data or {}).get(key)
+        return None if raw is None else base64.b64decode(raw).decode("utf-8")
+
+    def labelled_runs(self, namespace: str, selector: str) -> set[str]:
+        """The run ids of the gate-run material matching `selector` (Secrets, ConfigMaps, ServiceAccounts)."""
+        found: set[str] = set()
+        for items in (
+            self.core.list_namespaced_secret(namespace, label_selector=selector).items,
+            self.core.list_namespaced_config_map(namespace, label_selector=selector).items,
+            self.core.list_namespaced_service_account(namespace, label_selector=selector).items,
+        ):
+            for obj in items:
+                run = ((obj.metadata.labels if obj.metadata else None) or {}).get(RUN_LABEL)
+                if run:
+                    found.add(run)
+        return found
+
     def get_job(self, namespace: str, name: str) -> JSON | None:
         try:
             return self._plain(self.batch.read_namespaced_job(name, namespace))
@@ -95,11 +122,13 @@ class Kube:
 
     # ---- writing --------------------------------------------------------------------------------------------------
     def apply(self, obj: JSON) -> None:
-        """Create, or replace what exists (our own objects only: ServiceAccount, Role, RoleBinding, ConfigMap)."""
+        """Create, or replace what exists (our own objects only: ServiceAccount, Role, RoleBinding, ConfigMap,
+        Secret)."""
         kind, ns, name = obj["kind"], obj["metadata"]["namespace"], obj["metadata"]["name"]
         ops: dict[str, tuple[Callable[..., Any], Callable[..., Any] | None]] = {
             "ServiceAccount": (self.core.create_namespaced_service_account, self.core.patch_namespaced_service_account),
             "ConfigMap": (self.core.create_namespaced_config_map, self.core.replace_namespaced_config_map),
+            "Secret": (self.core.create_namespaced_secret, self.core.replace_namespaced_secret),
             "Role": (self.rbac.create_namespaced_role, self.rbac.replace_namespaced_role),
             "RoleBinding": (self.rbac.create_namespaced_role_binding, self.rbac.replace_namespaced_role_binding),
             "Job": (self.batch.create_namespaced_job, None),
@@ -111,6 +140,32 @@ class Kube:
             if e.status != 409 or replace is None:
                 raise
             replace(name, ns, obj)
+
+    def create(self, obj: JSON) -> JSON:
+        """Create a Job and return it as stored (with its uid)."""
+        assert obj["kind"] == "Job"
+        return self._plain(self.batch.create_namespaced_job(obj["metadata"]["namespace"], cast(Any, obj)))
+
+    def delete_labelled(self, namespace: str, selector: str, *, jobs: bool = True) -> None:
+        """Delete every object aigate makes in another namespace matching `selector`: the Secrets first (the
+        credentials must not outlive the run), then ConfigMaps, the run's RBAC and (with `jobs`) the Jobs with
+        their pods. Without `jobs` a finished Job stays for people to read until its ttlSecondsAfterFinished."""
+        background = k8s.V1DeleteOptions(propagation_policy="Background")
+        deletes = [
+            self.core.delete_collection_namespaced_secret,
+            self.core.delete_collection_namespaced_config_map,
+            self.rbac.delete_collection_namespaced_role_binding,
+            self.rbac.delete_collection_namespaced_role,
+            self.core.delete_collection_namespaced_service_account,
+        ]
+        if jobs:
+            deletes.append(self.batch.delete_collection_namespaced_job)
+        for delete in deletes:
+            try:
+                delete(namespace, label_selector=selector, body=background)
+            except ApiException as e:
+                if e.status != 404:
+                    raise
 
     def delete_job(self, namespace: str, name: str) -> None:
         try:

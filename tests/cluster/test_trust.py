@@ -1,0 +1,402 @@
+"""The trust model played by an attacker: a team member with the built-in `edit` ClusterRole in their own namespace
+(plus the aggregated role for AIWorkloads, which `edit` picks up by its aggregation label). Each test plays one
+attack with `kubectl --as=<editor>` against the real API server and a running operator, and shows that it fails:
+the request is forbidden, or the operator ignores what the editor made, and the workload stays as the gates
+judged it."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from aigate.simulator.profile import SimProfile
+from aigate.simulator.server import SimulatorServer
+from localcluster.aigate_operator import (
+    OPERATOR_NAMESPACE,
+    OperatorProcess,
+    install_crd,
+    prepare_operator,
+    register_webhooks,
+    unregister_webhooks,
+)
+from localcluster.testing import Cluster
+
+GATES = "aigate-gates"
+EDITOR, EDITOR_GROUP = "mallory", "team-fraud"
+ANSWER = '{"risk": "low", "summary": "nothing unusual in this case", "actions": []}'
+PROFILE = {
+    "seed": 1,
+    "models": {
+        "sim-claude": {"provider": "anthropic", "latency": {"fixedMs": 10}, "responses": [{"content": ANSWER}]},
+        "sim-gpt": {"provider": "openai", "latency": {"fixedMs": 10}, "responses": [{"content": ANSWER}]},
+    },
+}
+
+AIWORKLOAD_EDIT_ROLE = {
+    "apiVersion": "rbac.authorization.k8s.io/v1",
+    "kind": "ClusterRole",
+    "metadata": {
+        "name": "aigate-aiworkloads-edit",
+        # picked up by the built-in `edit` (and `admin`) ClusterRoles: a namespace editor edits AIWorkloads
+        "labels": {
+            "rbac.authorization.k8s.io/aggregate-to-edit": "true",
+            "rbac.authorization.k8s.io/aggregate-to-admin": "true",
+        },
+    },
+    # not aiworkloads/status: status is the operator's
+    "rules": [
+        {
+            "apiGroups": ["aigate.dev"],
+            "resources": ["aiworkloads"],
+            "verbs": ["get", "list", "watch", "create", "update", "patch", "delete", "deletecollection"],
+        }
+    ],
+}
+
+
+@pytest.fixture(scope="module")
+def simulator() -> Iterator[SimulatorServer]:
+    with SimulatorServer(SimProfile.model_validate(PROFILE)) as sim:
+        yield sim
+
+
+@pytest.fixture(scope="module")
+def operator(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
+    install_crd(cluster.kubectl)
+    for ns in (OPERATOR_NAMESPACE, GATES):
+        cluster.kubectl("create", "namespace", ns, check=False)
+    cluster.kubectl("apply", "-f", "-", input=json.dumps(AIWORKLOAD_EDIT_ROLE))
+    op = prepare_operator(tmp_path_factory.mktemp("aigate-operator"), cluster.kubeconfig)
+    op.start()
+    try:
+        op.wait_ready()
+        register_webhooks(cluster.kubectl, op)
+        yield op
+    finally:
+        unregister_webhooks(cluster.kubectl)
+        op.stop()
+
+
+@pytest.fixture
+def team(cluster: Cluster, namespace: str) -> str:
+    """The namespace, with the editor bound to the built-in `edit` ClusterRole in it (and nowhere else)."""
+    binding = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": {"name": "editors", "namespace": namespace},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "edit"},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": EDITOR}],
+    }
+    cluster.kubectl("apply", "-f", "-", input=json.dumps(binding))
+
+    def may_edit() -> bool:
+        return bool(editor(cluster, "auth", "can-i", "create", "aiworkloads", "-n", namespace).returncode == 0)
+
+    cluster.wait_for(may_edit, timeout=60, what="the edit ClusterRole aggregating the AIWorkload rules")
+    return namespace
+
+
+def editor(cluster: Cluster, *args: str, input: str | None = None) -> Any:
+    return cluster.kubectl(*args, as_user=EDITOR, as_groups=(EDITOR_GROUP,), input=input, check=False)
+
+
+def workload(ns: str, name: str, url: str, *, approval: bool) -> dict[str, Any]:
+    write_tool: dict[str, Any] = {"name": "create_case_note", "access": "write"}
+    if approval:
+        write_tool["approval"] = "required"
+    price = {"inputPerMTokUSD": 1, "outputPerMTokUSD": 2}
+    return {
+        "apiVersion": "aigate.dev/v1alpha1",
+        "kind": "AIWorkload",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {
+            "owner": "fraud-platform-team",
+            "models": [
+                {
+                    "name": "primary",
+                    "provider": "anthropic",
+                    "model": "sim-claude",
+                    "endpoint": url,
+                    "credentials": {"secretRef": {"name": "llm-keys", "key": "anthropic"}},
+                    "pricing": price,
+                },
+                {
+                    "name": "backup",
+                    "role": "fallback",
+                    "provider": "openai",
+                    "model": "sim-gpt",
+                    "endpoint": url + "/v1",
+                    "credentials": {"secretRef": {"name": "llm-keys", "key": "openai"}},
+                    "pricing": price,
+                },
+            ],
+            "traffic": {"requestsPerDay": 1000, "peakRequestsPerSecond": 1},
+            "budget": {"monthlyUSD": 1000},
+            "slo": {"p95LatencyMs": 4000, "timeoutMs": 2000, "maxErrorRate": 0.01, "minPassRate": 0.9},
+            "fallback": {"safeStop": {"message": "Routed to an analyst."}},
+            "tools": [{"name": "lookup_policy", "access": "read"}, write_tool],
+            "suite": {
+                "cases": [
+                    {
+                        "name": "summarize",
+                        "messages": [{"role": "user", "content": "summarize case 1"}],
+                        "expect": {"contains": ["risk"]},
+                    }
+                ]
+            },
+        },
+    }
+
+
+def setup(cluster: Cluster, ns: str) -> None:
+    keys = {"anthropic": "sk-ant-trust-1", "openai": "sk-trust-2"}
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "llm-keys", "namespace": ns},
+        "data": {k: base64.b64encode(v.encode()).decode() for k, v in keys.items()},
+    }
+    cluster.kubectl("apply", "-f", "-", input=json.dumps(secret))
+
+
+def get_workload(cluster: Cluster, ns: str, name: str) -> dict[str, Any]:
+    return cluster.get_json("aiworkload", name, "-n", ns)  # type: ignore[no-any-return]
+
+
+def wait_decision(cluster: Cluster, ns: str, name: str, decision: str, *, after_run: str | None = None) -> Any:
+    def probe() -> dict[str, Any] | None:
+        wl = get_workload(cluster, ns, name)
+        st = wl.get("status") or {}
+        last = st.get("lastRun") or {}
+        if after_run is not None and last.get("runId") == after_run:
+            return None
+        done = st.get("phase") in ("Passed", "Failed") and last.get("finishedAt")
+        return wl if done and st.get("decision") == decision else None
+
+    return cluster.wait_for(probe, timeout=240, what=f"{ns}/{name} decision {decision}")
+
+
+def rollout(cluster: Cluster, ns: str, wl: str, name: str) -> Any:
+    labels = {"app": name, "aigate.dev/workload": wl}
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": ns, "labels": labels},
+        "spec": {
+            "replicas": 0,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {"containers": [{"name": "app", "image": "registry.example/app:1"}]},
+            },
+        },
+    }
+    return editor(cluster, "apply", "-f", "-", input=json.dumps(deployment))
+
+
+def in_gates(cluster: Cluster, kind: str, uid: str) -> list[str]:
+    found = cluster.get_json(kind, "-n", GATES, "-l", f"aigate.dev/workload-uid={uid}")["items"]
+    return sorted(o["metadata"]["name"] for o in found)
+
+
+def passing_result(run_id: str, digest: str, job: str) -> str:
+    """A result a forger would write: measured, every case passed (the shape the Job writes)."""
+    t = "2026-12-01T00:00:00Z"
+    run = {"case": "summarize", "model": "primary", "ok": True, "latencyMs": 10.0, "text": ANSWER}
+    return json.dumps(
+        {
+            "runId": run_id,
+            "specDigest": digest,
+            "job": job,
+            "startedAt": t,
+            "finishedAt": t,
+            "outcome": "measured",
+            "measurements": {
+                "started_at": t,
+                "finished_at": t,
+                "runner_version": "forged",
+                "concurrency": 1,
+                "models": {
+                    "primary": {
+                        "model": "primary",
+                        "provider": "anthropic",
+                        "requested_model": "sim-claude",
+                        "runs": [run],
+                    }
+                },
+            },
+        }
+    )
+
+
+def test_the_gate_namespace_is_out_of_the_editors_reach(
+    cluster: Cluster, team: str, operator: OperatorProcess, simulator: SimulatorServer
+) -> None:
+    """Forge a result (delete the Job, write a passing result, recreate the Job), run a pod under the gate
+    ServiceAccount, exec into a gate pod, read the copied keys: all forbidden by the API server."""
+    ns, name = team, "forged-run"
+    setup(cluster, ns)
+    applied = editor(cluster, "apply", "-f", "-", input=json.dumps(workload(ns, name, simulator.url, approval=False)))
+    assert applied.returncode == 0, applied.stderr
+    wl = wait_decision(cluster, ns, name, "FAIL")
+    job, run_id = wl["status"]["lastRun"]["job"], wl["status"]["lastRun"]["runId"]
+    assert wl["status"]["lastRun"]["namespace"] == GATES and wl["status"]["lastRun"]["jobUid"]
+
+    for verb, what in (
+        ("delete", f"job/{job}"),
+        ("create", "jobs"),
+        ("get", "jobs"),
+        ("update", "configmaps"),
+        ("patch", "configmaps"),
+        ("create", "configmaps"),
+        ("get", "secrets"),
+        ("create", "pods"),
+        ("create", "pods/exec"),
+        ("get", "pods/log"),
+        ("create", "serviceaccounts/token"),
+    ):
+        answer = editor(cluster, "auth", "can-i", verb, what, "-n", GATES)
+        assert answer.stdout.strip() == "no", f"the editor may {verb} {what} in {GATES}"
+    deleted = editor(cluster, "delete", "job", job, "-n", GATES)
+    assert deleted.returncode != 0 and "forbidden" in deleted.stderr.lower(), deleted.stderr
+    written = editor(
+        cluster,
+        "create",
+        "configmap",
+        f"{job}-result",
+        "-n",
+        GATES,
+        f"--from-literal=result.json={passing_result(run_id, wl['status']['specDigest'], job)}",
+    )
+    assert written.returncode != 0 and "forbidden" in written.stderr.lower(), written.stderr
+    pod = editor(cluster, "run", "forger", "-n", GATES, "--image=x", "--restart=Never", "--command", "--", "true")
+    assert pod.returncode != 0 and "forbidden" in pod.stderr.lower(), pod.stderr
+    refused = rollout(cluster, ns, name, "app")
+    assert refused.returncode != 0 and "toolControl" in refused.stderr, refused.stderr
+    assert get_workload(cluster, ns, name)["status"]["decision"] == "FAIL"
+
+
+def test_a_gate_job_made_in_the_team_namespace_is_ignored(
+    cluster: Cluster, team: str, operator: OperatorProcess, simulator: SimulatorServer
+) -> None:
+    """The editor makes what used to be accepted: a finished Job labelled as a gate Job, annotated for their
+    workload, running `true`, and a passing result beside it. The operator takes results only from the Job whose
+    uid it recorded, in the gate namespace: the workload stays FAIL and the rollout stays refused."""
+    ns, name = team, "own-job"
+    setup(cluster, ns)
+    applied = editor(cluster, "apply", "-f", "-", input=json.dumps(workload(ns, name, simulator.url, approval=False)))
+    assert applied.returncode == 0, applied.stderr
+    wl = wait_decision(cluster, ns, name, "FAIL")
+    last, digest = wl["status"]["lastRun"], wl["status"]["specDigest"]
+    result = passing_result(last["runId"], digest, last["job"])
+    cm = editor(
+        cluster, "create", "configmap", f"{last['job']}-result", "-n", ns, f"--from-literal=result.json={result}"
+    )
+    assert cm.returncode == 0, cm.stderr
+    annotations = {
+        "aigate.dev/for-namespace": ns,
+        "aigate.dev/for-name": name,
+        "aigate.dev/spec-digest": digest,
+        "aigate.dev/run-id": last["runId"],
+    }
+    forged_job = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": last["job"],
+            "namespace": ns,
+            "labels": {"aigate.dev/role": "gate-job", "aigate.dev/workload-uid": wl["metadata"]["uid"]},
+            "annotations": annotations,
+        },
+        "spec": {
+            "backoffLimit": 0,
+            "template": {
+                "spec": {
+                    "restartPolicy": "Never",
+                    "containers": [{"name": "gate", "image": "busybox", "command": ["true"]}],
+                }
+            },
+        },
+    }
+    made = editor(cluster, "create", "-f", "-", input=json.dumps(forged_job))
+    assert made.returncode == 0, made.stderr
+    cluster.wait_for_condition("job", last["job"], ns, "Complete", timeout=120)
+
+    def ignored() -> bool:
+        return "not a gate run of aigate's" in operator.log.read_text(errors="replace")
+
+    cluster.wait_for(ignored, timeout=60, what="the operator to see and ignore the forged Job")
+    after = get_workload(cluster, ns, name)
+    assert after["status"]["decision"] == "FAIL" and after["status"]["lastRun"]["runId"] == last["runId"]
+    refused = rollout(cluster, ns, name, "app")
+    assert refused.returncode != 0 and "toolControl" in refused.stderr, refused.stderr
+
+
+def test_an_older_pass_envelope_put_back_admits_nothing(cluster: Cluster, team: str, operator: OperatorProcess) -> None:
+    """Spec A passes; the editor keeps its signed envelope; A -> B (failing) -> A again, with the provider now
+    down. The editor writes the old PASS envelope for A back into the evidence ConfigMap beside the workload (theirs
+    to write): nothing decides from that copy. The rollout is refused, and A is judged anew (FAIL)."""
+    ns, name = team, "restored"
+    setup(cluster, ns)
+    with SimulatorServer(SimProfile.model_validate(PROFILE)) as sim:
+        spec_a = workload(ns, name, sim.url, approval=True)
+        assert editor(cluster, "apply", "-f", "-", input=json.dumps(spec_a)).returncode == 0
+        wl = wait_decision(cluster, ns, name, "PASS")
+        digest_a, run_a = wl["status"]["specDigest"], wl["status"]["lastRun"]["runId"]
+        copy_name = f"{name}-aigate-evidence"
+        envelope_a = editor(cluster, "get", "configmap", copy_name, "-n", ns, "-o", "json")
+        assert envelope_a.returncode == 0, envelope_a.stderr
+        saved = json.loads(envelope_a.stdout)["data"]["evidence.json"]
+        assert rollout(cluster, ns, name, "app-a").returncode == 0
+
+        spec_b = workload(ns, name, sim.url, approval=False)
+        assert editor(cluster, "apply", "-f", "-", input=json.dumps(spec_b)).returncode == 0
+        wl = wait_decision(cluster, ns, name, "FAIL", after_run=run_a)
+        run_b = wl["status"]["lastRun"]["runId"]
+    # the provider is gone now: a fresh run of A cannot pass
+    assert editor(cluster, "apply", "-f", "-", input=json.dumps(spec_a)).returncode == 0
+    restore = {"data": {"evidence.json": saved}}
+    patched = editor(cluster, "patch", "configmap", copy_name, "-n", ns, "--type=merge", "-p", json.dumps(restore))
+    assert patched.returncode == 0, patched.stderr
+    refused = rollout(cluster, ns, name, "app-restored")
+    assert refused.returncode != 0, "a restored PASS envelope admitted a rollout"
+    wl = wait_decision(cluster, ns, name, "FAIL", after_run=run_b)
+    assert wl["status"]["specDigest"] == digest_a
+    patched = editor(cluster, "patch", "configmap", copy_name, "-n", ns, "--type=merge", "-p", json.dumps(restore))
+    assert patched.returncode == 0, patched.stderr
+    refused = rollout(cluster, ns, name, "app-restored")
+    assert refused.returncode != 0, "a restored PASS envelope admitted a rollout"
+    assert get_workload(cluster, ns, name)["status"]["decision"] == "FAIL"
+
+
+def test_no_run_secret_outlives_its_run_and_deletion_cleans_up(
+    cluster: Cluster, team: str, operator: OperatorProcess, simulator: SimulatorServer
+) -> None:
+    """Passing and failing runs leave no Secret (nor input, nor ServiceAccount) in the gate namespace; deleting the
+    workload deletes its Jobs there and its trusted evidence (the finalizer: no owner reference crosses
+    namespaces)."""
+    ns = team
+    setup(cluster, ns)
+    uids = {}
+    for name, approval, decision in (("clean-pass", True, "PASS"), ("clean-fail", False, "FAIL")):
+        doc = workload(ns, name, simulator.url, approval=approval)
+        assert editor(cluster, "apply", "-f", "-", input=json.dumps(doc)).returncode == 0
+        wl = wait_decision(cluster, ns, name, decision)
+        uids[name] = wl["metadata"]["uid"]
+        assert wl["metadata"]["finalizers"], "no finalizer: deleting the workload would leave its runs behind"
+    for name, uid in uids.items():
+        assert in_gates(cluster, "secrets", uid) == [], f"{name}: a run Secret outlived its run"
+        assert in_gates(cluster, "serviceaccounts", uid) == [], f"{name}: a run ServiceAccount outlived its run"
+        assert in_gates(cluster, "jobs", uid), f"{name}: the finished Job stays for people to read"
+        trusted = cluster.get_json("configmaps", "-n", OPERATOR_NAMESPACE, "-l", f"aigate.dev/workload-uid={uid}")
+        assert len(trusted["items"]) == 1
+    deleted = editor(cluster, "delete", "aiworkload", "clean-pass", "-n", ns, "--wait=true", "--timeout=60s")
+    assert deleted.returncode == 0, deleted.stderr
+    uid = uids["clean-pass"]
+    cluster.wait_for(lambda: in_gates(cluster, "jobs", uid) == [], timeout=60, what="the runs deleted with it")
+    trusted = cluster.get_json("configmaps", "-n", OPERATOR_NAMESPACE, "-l", f"aigate.dev/workload-uid={uid}")
+    assert trusted["items"] == []
