@@ -22,7 +22,14 @@ from aigate.policy.lifecycle import (
     tick_action,
     tick_needs_job,
 )
-from aigate.policy.rollout import EvidenceCheck, decide_rollout, enforcement_of, label_decision
+from aigate.policy.rollout import (
+    EvidenceCheck,
+    decide_rollout,
+    enforcement_of,
+    label_decision,
+    not_judged,
+    shape_problem,
+)
 
 PACKAGE = Path(__file__).resolve().parents[1] / "operator" / "aigate"
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
@@ -222,3 +229,47 @@ def test_status_pass_without_evidence_is_refused() -> None:
     d = decide_rollout("ns/w", wl, None, EvidenceCheck("w-aigate-evidence", "evidence.json", "no-key"))
     assert not d.allowed
     assert d.message.endswith("no signed evidence (ConfigMap w-aigate-evidence has no key evidence.json)")
+
+
+OWNED = {"ownerReferences": [{"kind": "ReplicaSet", "name": "app-1", "uid": "u"}]}
+
+
+@pytest.mark.parametrize(
+    ("kind", "meta", "skipped"),
+    [
+        ("Pod", {}, False),  # a bare Pod is judged like a Deployment
+        ("Pod", OWNED, True),  # a controller made it: its owner was judged
+        ("Job", OWNED, False),  # a CronJob's Job is judged each time
+        ("Deployment", OWNED, False),
+        ("Deployment", {"deletionTimestamp": "2026-12-01T00:00:00Z"}, True),
+        ("Pod", {"deletionTimestamp": "2026-12-01T00:00:00Z"}, True),
+    ],
+)
+def test_not_judged(kind: str, meta: dict[str, object], skipped: bool) -> None:
+    assert not_judged(kind, {"metadata": meta}) is skipped
+
+
+def cronjob(template_labels: dict[str, str] | None) -> dict[str, object]:
+    template: dict[str, object] = {"spec": {}}
+    if template_labels is not None:
+        template["metadata"] = {"labels": template_labels}
+    return {"spec": {"jobTemplate": template}}
+
+
+@pytest.mark.parametrize(
+    ("template_labels", "problem"),
+    [
+        ({"aigate.dev/workload": "w"}, None),
+        (None, "(it has none)"),
+        ({"app": "x"}, "(it has none)"),
+        ({"aigate.dev/workload": "other"}, "(it has 'other')"),
+    ],
+)
+def test_a_cronjob_carries_its_label_to_its_jobs(template_labels: dict[str, str] | None, problem: str | None) -> None:
+    found = shape_problem("CronJob", cronjob(template_labels), {"aigate.dev/workload": "w"})
+    if problem is None:
+        assert found is None
+    else:
+        assert found is not None and found.startswith("CronJob spec.jobTemplate.metadata.labels must carry")
+        assert problem in found
+    assert shape_problem("Deployment", cronjob(None), {"aigate.dev/workload": "w"}) is None

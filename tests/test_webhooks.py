@@ -30,6 +30,7 @@ def test_rollout_webhook() -> None:
     assert hook["clientConfig"] == {"url": "https://127.0.0.1:9443/rollouts.aigate.dev", "caBundle": "Q0E="}
     assert {(g, v, r) for rule in hook["rules"] for g in rule["apiGroups"] for v in rule["apiVersions"]
             for r in rule["resources"]} == {
+        ("", "v1", "pods"),
         ("apps", "v1", "deployments"),
         ("apps", "v1", "statefulsets"),
         ("apps", "v1", "daemonsets"),

@@ -400,3 +400,95 @@ def test_no_run_secret_outlives_its_run_and_deletion_cleans_up(
     cluster.wait_for(lambda: in_gates(cluster, "jobs", uid) == [], timeout=60, what="the runs deleted with it")
     trusted = cluster.get_json("configmaps", "-n", OPERATOR_NAMESPACE, "-l", f"aigate.dev/workload-uid={uid}")
     assert trusted["items"] == []
+
+
+def test_a_bare_pod_and_an_unlabelled_cronjob_template_are_refused(
+    cluster: Cluster, team: str, operator: OperatorProcess, simulator: SimulatorServer
+) -> None:
+    """A bare Pod labelled for a failing workload is judged like a Deployment; a CronJob whose jobTemplate lacks
+    the label (its Jobs would never be judged) is refused whatever the workload's evidence says."""
+    ns, name = team, "bare"
+    setup(cluster, ns)
+    applied = editor(cluster, "apply", "-f", "-", input=json.dumps(workload(ns, name, simulator.url, approval=False)))
+    assert applied.returncode == 0, applied.stderr
+    wait_decision(cluster, ns, name, "FAIL")
+    labels = {"aigate.dev/workload": name}
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "bare-ai", "namespace": ns, "labels": labels},
+        "spec": {"containers": [{"name": "app", "image": "registry.example/app:1", "command": ["true"]}]},
+    }
+    refused = editor(cluster, "create", "-f", "-", input=json.dumps(pod))
+    assert refused.returncode != 0 and f"AIWorkload {ns}/{name} is not cleared" in refused.stderr, refused.stderr
+    job_spec = {
+        "template": {
+            "spec": {
+                "restartPolicy": "Never",
+                "containers": [{"name": "c", "image": "registry.example/app:1", "command": ["true"]}],
+            }
+        }
+    }
+    cronjob = {
+        "apiVersion": "batch/v1",
+        "kind": "CronJob",
+        "metadata": {"name": "nightly", "namespace": ns, "labels": labels},
+        "spec": {"schedule": "0 3 * * *", "jobTemplate": {"spec": job_spec}},
+    }
+    refused = editor(cluster, "create", "-f", "-", input=json.dumps(cronjob))
+    assert refused.returncode != 0, "a CronJob whose Jobs nobody would judge was admitted"
+    assert "spec.jobTemplate.metadata.labels must carry aigate.dev/workload" in refused.stderr, refused.stderr
+
+
+@pytest.mark.parametrize(
+    ("change", "configmap", "message"),
+    [
+        (
+            lambda s: s.update(evidence={"validFor": "99999999999999999999d"}),
+            None,
+            "spec.evidence.validFor: must be at most 3650d",
+        ),
+        (
+            lambda s: s["suite"]["cases"][0]["expect"].update(jsonSchema=json.loads('{"a":' * 200 + "{}" + "}" * 200)),
+            None,
+            "nested deeper than 64 levels",
+        ),
+        (
+            lambda s: s.update(suite={"configMapRef": {"name": "big-suite", "key": "cases.yaml"}}),
+            "x" * (300 * 1024),
+            "spec.suite: 307200 bytes, above the limit of 262144 bytes",
+        ),
+    ],
+    ids=["overflow", "nesting", "oversize"],
+)
+def test_inputs_past_the_bounds_get_one_line_and_invalid_spec(
+    cluster: Cluster,
+    team: str,
+    operator: OperatorProcess,
+    simulator: SimulatorServer,
+    change: Any,
+    configmap: str | None,
+    message: str,
+) -> None:
+    ns, name = team, "unbounded"
+    setup(cluster, ns)
+    if configmap is not None:
+        cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "big-suite", "namespace": ns}}
+        cm["data"] = {"cases.yaml": configmap}
+        assert editor(cluster, "create", "-f", "-", input=json.dumps(cm)).returncode == 0
+    doc = workload(ns, name, simulator.url, approval=True)
+    change(doc["spec"])
+    applied = editor(cluster, "create", "-f", "-", input=json.dumps(doc))
+    assert applied.returncode == 0, applied.stderr
+
+    def invalid() -> dict[str, Any] | None:
+        st = get_workload(cluster, ns, name).get("status") or {}
+        ready = {c["type"]: c for c in st.get("conditions") or []}.get("Ready")
+        return ready if ready is not None and ready["reason"] == "InvalidSpec" else None
+
+    ready = cluster.wait_for(invalid, timeout=60, what="the InvalidSpec condition")
+    assert message in ready["message"] and "\n" not in ready["message"], ready["message"]
+    log = operator.log.read_text(errors="replace")
+    assert "Traceback" not in log and "RecursionError" not in log and "OverflowError" not in log
+    events = cluster.get_json("events", "-n", ns, "--field-selector", f"involvedObject.name={name}")["items"]
+    assert [e["reason"] for e in events].count("InvalidSpec") == 1, "reported once, not on every event"

@@ -49,11 +49,18 @@ _DURATION_UNITS = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
 DURATION_PATTERN = _DURATION.pattern
 
 
+MAX_DURATION = timedelta(days=3650)
+"""Ten years: longer than any evidence should live, and far from what a datetime can hold."""
+
+
 def parse_duration(text: str) -> timedelta:
-    """Go-style durations ("720h", "1h30m", "90s") plus "d" for days, as Kubernetes users write them."""
-    if not _DURATION.match(text):
-        raise ValueError(f"must be a duration such as 720h, 30d or 90m (got {text!r})")
+    """Go-style durations ("720h", "1h30m", "90s") plus "d" for days, as Kubernetes users write them, at most
+    MAX_DURATION (a ValueError, never an OverflowError, whatever the digits)."""
+    if len(text) > 64 or not _DURATION.match(text):
+        raise ValueError(f"must be a duration such as 720h, 30d or 90m (got {text[:64]!r})")
     seconds = sum(float(n) * _DURATION_UNITS[u] for n, u in _DURATION_PART.findall(text))
+    if not seconds <= MAX_DURATION.total_seconds():
+        raise ValueError(f"must be at most {MAX_DURATION.days}d (got {text!r})")
     return timedelta(seconds=seconds)
 
 
@@ -258,8 +265,8 @@ class Suite(_Model):
 
 
 class EvidencePolicy(_Model):
-    valid_for: str = Field(default="720h", pattern=DURATION_PATTERN)
-    regate_before: str = Field(default="24h", pattern=DURATION_PATTERN)
+    valid_for: str = Field(default="720h", pattern=DURATION_PATTERN, max_length=64)
+    regate_before: str = Field(default="24h", pattern=DURATION_PATTERN, max_length=64)
 
     @field_validator("valid_for", "regate_before", mode="before")
     @classmethod

@@ -31,6 +31,7 @@ from aigate.controller.reconcile import Reconciler, Signer, job_finished
 from aigate.controller.webhooks import ACCEPTANCES_ID, AIWORKLOADS_ID, ROLLOUTS_ID, AdmissionServer
 from aigate.evidence.keys import key_id, load_private_key, load_public_key
 from aigate.policy.acceptance import AcceptanceDecision, acceptance_patch
+from aigate.policy.rollout import not_judged, shape_problem
 
 log = logging.getLogger("aigate.operator")
 
@@ -39,6 +40,7 @@ WORKLOADS = ("aigate.dev", "v1alpha1", "aiworkloads")
 WORKLOAD_EVENTS_ID, JOB_EVENTS_ID, CONFIGMAP_EVENTS_ID = "workload-events", "gate-job-events", "configmap-events"
 EVIDENCE_TIMER_ID = "evidence-timer"  # and "Timer '<id>' succeeded." per workload per interval
 ROLLOUT_RESOURCES = [
+    ("", "v1", "pods"),  # bare Pods only: policy.rollout.not_judged lets controller-made ones through
     ("apps", "v1", "deployments"),
     ("apps", "v1", "statefulsets"),
     ("apps", "v1", "daemonsets"),
@@ -256,11 +258,16 @@ def _register_webhooks(registry: kopf.OperatorRegistry) -> None:
         state: State = memo["state"]
         started = time.perf_counter()
         kind = str(body.get("kind") or resource.kind)
+        # before readiness: removing a finalizer, or a ReplicaSet scaling an admitted Deployment, never waits
+        if not_judged(kind, body):
+            return
         if not state.ready:
             state.metrics.admitted("not-ready", kind, "", time.perf_counter() - started, ROLLOUTS_ID)
             raise kopf.AdmissionError("aigate is starting: its index of workloads is not complete yet; retry", code=503)
-        if body.get("metadata", {}).get("deletionTimestamp"):
-            return  # an object on its way out (garbage collector, finalizers): nothing is being rolled out
+        shape = shape_problem(kind, body, labels)
+        if shape is not None:
+            state.metrics.admitted("denied", kind, "", time.perf_counter() - started, ROLLOUTS_ID)
+            raise kopf.AdmissionError(shape, code=403)
         ns = namespace or ""
         workload_name = labels.get(WORKLOAD_LABEL, "")
         workload = first(workload_index, (ns, workload_name))

@@ -38,6 +38,7 @@ ROLLOUTS_ID, ACCEPTANCES_ID, AIWORKLOADS_ID = ROLLOUTS_WEBHOOK, ACCEPTANCES_WEBH
 """The same ids under the names controller/handlers.py imports."""
 
 ROLLOUT_RULES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("", "v1", ("pods",)),
     ("apps", "v1", ("deployments", "statefulsets", "daemonsets")),
     ("batch", "v1", ("jobs", "cronjobs")),
     ("argoproj.io", "v1alpha1", ("rollouts",)),
