@@ -74,21 +74,17 @@ class OperatorConfig(BaseModel):
     job_backoff_limit: Annotated[int, Env("AIGATE_JOB_BACKOFF_LIMIT")] = Field(
         default=0, ge=0, description="retries of a failed gate Job; 0: a failed run is reported, not re-spent"
     )
-    job_cpu_request: Annotated[str | None, Env("AIGATE_JOB_CPU_REQUEST", unit="quantity", empty="no request")] = (
-        Field(
-            default=DEFAULT_RESOURCES["requests"]["cpu"],
-            description="the gate container's CPU request; it never has a CPU limit "
-            "(throttling would show up as provider latency)",
-        )
+    job_cpu_request: Annotated[str | None, Env("AIGATE_JOB_CPU_REQUEST", unit="quantity", empty="no request")] = Field(
+        default=DEFAULT_RESOURCES["requests"]["cpu"],
+        description="the gate container's CPU request; it never has a CPU limit "
+        "(throttling would show up as provider latency)",
     )
-    job_memory_request: Annotated[
-        str | None, Env("AIGATE_JOB_MEMORY_REQUEST", unit="quantity", empty="no request")
-    ] = Field(default=DEFAULT_RESOURCES["requests"]["memory"], description="the gate container's memory request")
-    job_memory_limit: Annotated[str | None, Env("AIGATE_JOB_MEMORY_LIMIT", unit="quantity", empty="no limit")] = (
-        Field(
-            default=DEFAULT_RESOURCES["limits"]["memory"],
-            description="the gate container's memory limit; not below the request",
-        )
+    job_memory_request: Annotated[str | None, Env("AIGATE_JOB_MEMORY_REQUEST", unit="quantity", empty="no request")] = (
+        Field(default=DEFAULT_RESOURCES["requests"]["memory"], description="the gate container's memory request")
+    )
+    job_memory_limit: Annotated[str | None, Env("AIGATE_JOB_MEMORY_LIMIT", unit="quantity", empty="no limit")] = Field(
+        default=DEFAULT_RESOURCES["limits"]["memory"],
+        description="the gate container's memory limit; not below the request",
     )
     acceptor_groups: Annotated[
         frozenset[str], Env("AIGATE_ACCEPTOR_GROUPS", unit="comma-separated", separator=",", empty="nobody")
@@ -120,9 +116,9 @@ class OperatorConfig(BaseModel):
     timer_interval_s: Annotated[float, Env("AIGATE_TIMER_INTERVAL_SECONDS", unit="seconds")] = Field(
         default=60.0, gt=0, description="how often each workload's evidence expiry is checked (re-gate, expire)"
     )
-    watch_namespaces: Annotated[
-        list[str], Env("AIGATE_WATCH_NAMESPACES", unit="comma-separated", separator=",")
-    ] = Field(default_factory=list, description="the namespaces to watch; empty: every namespace")
+    watch_namespaces: Annotated[list[str], Env("AIGATE_WATCH_NAMESPACES", unit="comma-separated", separator=",")] = (
+        Field(default_factory=list, description="the namespaces to watch; empty: every namespace")
+    )
 
     @field_validator(*_QUANTITY_FIELDS)
     @classmethod
