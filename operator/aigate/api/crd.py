@@ -61,7 +61,12 @@ _DROPPED = frozenset({"title", "examples", "readOnly", "writeOnly", "deprecated"
 # Go's %v: 2.4 beside 0.126), so the cost ratio is a string the operator writes (summary.costRatioText: 2.40x,
 # 0.13x), and p95 an integer column (the API server truncates the stored milliseconds) with its unit in the name.
 PRINTER_COLUMNS: list[dict[str, Any]] = [
-    {"name": "Decision", "type": "string", "jsonPath": ".status.decision"},
+    {
+        "name": "Decision",
+        "type": "string",
+        "jsonPath": ".status.decision",
+        "description": "PASS when every gate passed or is accepted.",
+    },
     {
         "name": "Cost/Budget",
         "type": "string",
@@ -75,8 +80,13 @@ PRINTER_COLUMNS: list[dict[str, Any]] = [
         "description": "Measured p95 latency of the primary, in milliseconds.",
     },
     # a string, not a date: kubectl shows a date as an age, and prints "<invalid>" for one in the future
-    {"name": "Evidence-Expires", "type": "string", "jsonPath": ".status.evidence.expiresAt"},
-    {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+    {
+        "name": "Evidence-Expires",
+        "type": "string",
+        "jsonPath": ".status.evidence.expiresAt",
+        "description": "When the signed evidence expires; rollouts are refused after.",
+    },
+    {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp", "description": "Since creation."},
 ]
 
 
