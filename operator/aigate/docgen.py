@@ -27,7 +27,7 @@ def render_settings() -> str:
         + """
 # Operator settings
 
-`aigate operator` reads its settings from `AIGATE_*` environment variables (the Helm chart sets them) and checks
+`aigate operator` reads its settings from `AIGATE_*` environment variables (its Deployment sets them) and checks
 them all at start-up: a bad value stops it with one line naming the variable, for example
 `aigate: error: AIGATE_WEBHOOK_PORT: must be an integer (got 'x')`. An empty value means the default, except where
 the table says what empty means.

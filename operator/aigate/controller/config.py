@@ -52,11 +52,11 @@ class OperatorConfig(BaseModel):
         default=None,
         description="the public key published with the evidence; unset: derived from the signing key",
     )
-    namespace: Annotated[str, Env("AIGATE_OPERATOR_NAMESPACE")] = Field(
+    namespace: Annotated[str, Env("AIGATE_OPERATOR_NAMESPACE", unit="name")] = Field(
         default="aigate-system",
         description="the operator's own namespace, where the evidence admission trusts is kept",
     )
-    gate_image: Annotated[str, Env("AIGATE_GATE_IMAGE")] = Field(
+    gate_image: Annotated[str, Env("AIGATE_GATE_IMAGE", unit="image")] = Field(
         default="ghcr.io/aigate/aigate:0.1.0",
         description="the image of the gate Jobs; the operator's own, so that the Job measures as the CLI does",
     )
@@ -71,7 +71,7 @@ class OperatorConfig(BaseModel):
     job_ttl_s: Annotated[int, Env("AIGATE_JOB_TTL_SECONDS", unit="seconds")] = Field(
         default=3600, ge=0, description="a finished gate Job is kept this long for `kubectl logs`"
     )
-    job_backoff_limit: Annotated[int, Env("AIGATE_JOB_BACKOFF_LIMIT")] = Field(
+    job_backoff_limit: Annotated[int, Env("AIGATE_JOB_BACKOFF_LIMIT", unit="count")] = Field(
         default=0, ge=0, description="retries of a failed gate Job; 0: a failed run is reported, not re-spent"
     )
     job_cpu_request: Annotated[str | None, Env("AIGATE_JOB_CPU_REQUEST", unit="quantity", empty="no request")] = Field(
