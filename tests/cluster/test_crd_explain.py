@@ -24,6 +24,21 @@ def crd(cluster: Cluster) -> None:
     """The AIWorkload CRD as committed, applied once (left in place: other suites use it too)."""
     cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD))
     cluster.kubectl("wait", "--for=condition=Established", "crd/aiworkloads.aigate.dev", "--timeout=60s")
+    # the API server publishes a new CRD's OpenAPI (what explain reads) a moment after it is Established
+    cluster.wait_for(
+        lambda: cluster.kubectl("explain", "aiworkload", check=False).returncode == 0,
+        what="the AIWorkload OpenAPI schema",
+    )
+
+
+def _table(text: str) -> dict[str, dict[str, str]]:
+    """`kubectl get` output as {name: {column: cell}}, cut at the header's column offsets (empty cells kept)."""
+    header, *lines = text.splitlines()
+    names = header.split()
+    starts = [header.index(n) for n in names]
+    bounds = list(zip(starts, [*starts[1:], None], strict=True))
+    rows = [{n: line[a:b].strip() for n, (a, b) in zip(names, bounds, strict=True)} for line in lines]
+    return {row["NAME"]: row for row in rows}
 
 
 def _words(text: str) -> str:
@@ -78,10 +93,9 @@ def test_kubectl_get_shows_units_and_one_cost_ratio_format(cluster: Cluster, nam
         cluster.kubectl(
             "patch", "aiworkload", name, "-n", namespace, "--subresource=status", "--type=merge", "-p", patch
         )
-    lines = cluster.kubectl("get", "aiworkloads", "-n", namespace).stdout.splitlines()
-    header = lines[0].split()
-    assert header[:4] == ["NAME", "DECISION", "COST/BUDGET", "P95-MS"], lines[0]
-    rows = {line.split()[0]: line.split() for line in lines[1:]}
-    # no decision written: DECISION prints <none>
-    assert rows["over"][2:4] == ["2.40x", "1633"]
-    assert rows["under"][2:4] == ["0.13x", "812"]
+    out = cluster.kubectl("get", "aiworkloads", "-n", namespace).stdout
+    assert out.split()[:6] == ["NAME", "DECISION", "COST/BUDGET", "P95-MS", "EVIDENCE-EXPIRES", "AGE"], out
+    rows = _table(out)
+    assert (rows["over"]["COST/BUDGET"], rows["over"]["P95-MS"]) == ("2.40x", "1633"), out
+    assert (rows["under"]["COST/BUDGET"], rows["under"]["P95-MS"]) == ("0.13x", "812"), out
+    assert rows["over"]["DECISION"] == ""  # not written here: the columns do not shift

@@ -271,7 +271,9 @@ def openapi_schema() -> Schema:
         "properties": {
             "apiVersion": {"type": "string", "description": fields["api_version"].description},
             "kind": {"type": "string", "description": fields["kind"].description},
-            "metadata": {"type": "object", "description": fields["metadata"].description},
+            # the API server refuses anything but name and generateName here, a description included: it
+            # describes metadata itself (`kubectl explain aiworkload.metadata` prints ObjectMeta's)
+            "metadata": {"type": "object"},
             "spec": _ordered({**schema_for(AIWorkloadSpec), "description": fields["spec"].description}),
             "status": _ordered({**schema_for(AIWorkloadStatus), "description": fields["status"].description}),
         },
