@@ -58,6 +58,10 @@ def render_resource() -> str:
         "Every field below is also printed by `kubectl explain aiworkload.<path>` "
         "(for example `kubectl explain aiworkload.spec.models.credentials`).",
         "",
+        "Complete examples: [a workload as a team first wrote it](../examples/fraud-review-assistant.yaml) and "
+        "[the same workload remediated](../examples/fraud-review-assistant-remediated.yaml), each followed by the "
+        "ConfigMaps it references.",
+        "",
         "Rules that span fields, enforced by both the CLI and the API server:",
         "",
     ]
