@@ -5,6 +5,10 @@ cluster accepts exactly what `aigate check` accepts. Kubernetes wants a *structu
 (every node typed, no `$ref`, no `anyOf` of types, no `additionalProperties` next to `properties`), so the
 pydantic schema is rewritten here rather than copied. Anything the rewrite does not understand is an error,
 not a silent omission: a model change that cannot be expressed structurally must be seen.
+
+What the API server shows and enforces beyond types also comes from the models: each field's description is its
+attribute docstring (what `kubectl explain` prints), and the CEL rules and list-map keys are declared beside the
+model or field they constrain (`models.cel`, `models.list_map`); this module only checks and carries them.
 """
 
 from __future__ import annotations
