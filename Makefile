@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv demo test lint typecheck unit control-plane cosign cluster cluster-down cluster-demo crd bench clean
+.PHONY: venv demo test lint typecheck unit control-plane cosign cluster cluster-down cluster-demo crd docs bench clean
 
 venv: $(STAMP)
 
@@ -54,8 +54,13 @@ cluster-demo: venv control-plane
 cosign:
 	bash hack/build-cosign.sh
 
+## crd: regenerate the CRD from the models (a test keeps crds/ equal to them)
 crd: venv
 	$(BIN)/aigate crd > crds/aiworkloads.aigate.dev.yaml
+
+## docs: regenerate docs/settings.md and docs/resource.md from the code (a test keeps them equal)
+docs: venv
+	$(BIN)/python -m aigate.docgen docs
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
