@@ -12,6 +12,7 @@ from urllib.parse import urlsplit, urlunsplit
 from aigate.api.errors import UsageError
 from aigate.api.load import ResolvedWorkload, load_and_resolve
 from aigate.assessment import Assessment
+from aigate.console import TerminalProgress
 from aigate.pipeline import CheckOptions, run_check
 
 FAILING = "fraud-review-assistant.yaml"
@@ -77,7 +78,7 @@ def run_demo(*, quiet: bool = False, fmt: str = "text") -> int:
     from aigate.simulator.server import SimulatorServer
 
     ex = examples_dir()
-    progress = None if quiet else (lambda s: print(s, file=sys.stderr, flush=True))
+    progress = None if quiet else TerminalProgress(sys.stderr)
     print(time_scale_note())
     profile = load_profile(ex / PROFILE).with_time_scale(TIME_SCALE)
     with SimulatorServer(profile) as sim, tempfile.TemporaryDirectory() as tmp:
@@ -97,6 +98,8 @@ def run_demo(*, quiet: bool = False, fmt: str = "text") -> int:
                 time_scale=TIME_SCALE,
             )
             a = asyncio.run(run_check(resolved, opts))
+            if progress:
+                progress.close()
             results.append(a)
             print(f"\n### examples/{name}\n")
             sys.stdout.write(render(a, fmt))
