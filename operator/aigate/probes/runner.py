@@ -82,7 +82,8 @@ class RunOptions:
     time_scale: float = 1.0
     """The providers run this many times as slow as real time (a simulator's timeScale: 0.2 answers five times
     faster). Every wait (timeouts, backoff, Retry-After, deadlines, the open-loop schedule) shrinks by it and
-    every measured duration grows by its inverse, so that figures and judgements read as at real time."""
+    every measured duration grows by its inverse, so that figures and judgements read as at real time. The human
+    route is not a model: its probe keeps real time. Error details keep the wall-clock timeout they waited."""
 
 
 def concurrency_for(spec: AIWorkloadSpec, override: int | None = None) -> int:
