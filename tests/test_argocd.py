@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 import yaml
 
@@ -104,6 +105,34 @@ def test_health_test_yaml_covers_each_case_in_argo_cds_layout() -> None:
         # Argo CD's convention: the file name starts with the health it expects
         assert Path(c["inputPath"]).name.split("_")[0] == c["healthStatus"]["status"].lower(), c["inputPath"]
     assert {c["healthStatus"]["status"] for c in cases} == {"Progressing", "Degraded", "Healthy"}
+
+
+def _openapi_to_jsonschema(node: Any) -> Any:
+    """OpenAPI's `nullable: true` is JSON Schema's null type; the rest of a structural schema reads the same."""
+    if isinstance(node, dict):
+        out = {k: _openapi_to_jsonschema(v) for k, v in node.items()}
+        if out.get("nullable") and "type" in out:
+            out["type"] = [out["type"], "null"]
+        return out
+    if isinstance(node, list):
+        return [_openapi_to_jsonschema(v) for v in node]
+    return node
+
+
+def test_testdata_is_what_the_api_server_stores() -> None:
+    """Every case's status fits the CRD's status schema (crds/, generated from the models), and its object is
+    an AIWorkload: the health check is tested on objects Argo CD can really see."""
+    [crd] = _docs(ROOT / "crds" / "aiworkloads.aigate.dev.yaml")
+    [version] = [v for v in crd["spec"]["versions"] if v.get("storage")]
+    schema = _openapi_to_jsonschema(version["schema"]["openAPIV3Schema"]["properties"]["status"])
+    validator = jsonschema.Draft7Validator(schema)
+    for case in _cases():
+        obj = yaml.safe_load((CHECK / case["inputPath"]).read_text())
+        assert (obj["apiVersion"], obj["kind"]) == (f"aigate.dev/{version['name']}", "AIWorkload")
+        errors = [
+            f"{'.'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(obj.get("status", {}))
+        ]
+        assert errors == [], case["inputPath"]
 
 
 def test_the_check_names_the_conditions_the_operator_writes() -> None:
