@@ -22,7 +22,8 @@ import pytest
 import yaml
 
 from aigate.api.load import load_and_resolve
-from aigate.controller.status import (
+from aigate.gates.result import GateResult
+from aigate.policy.conditions import (
     GATE_CONDITIONS,
     expired_condition,
     gate_conditions,
@@ -30,7 +31,6 @@ from aigate.controller.status import (
     pending_conditions,
     ready_condition,
 )
-from aigate.gates.result import GateResult
 
 ROOT = Path(__file__).resolve().parent.parent
 ARGOCD = ROOT / "deploy" / "argocd"
@@ -174,7 +174,7 @@ def _judged(results: list[GateResult], decision: str, generation: int = 2) -> di
 
 @pytest.mark.parametrize("mode", MODES)
 def test_statuses_built_by_the_operator(runner: Path, mode: str) -> None:
-    """Statuses made by controller/status.py, not by hand: a change of shape there breaks the check here."""
+    """Statuses made by policy/conditions.py, not by hand: a change of shape there breaks the check here."""
     failing = _results({"cost": "FAIL", "toolControl": "ERROR", "providerDependency": "ACCEPTED"})
     passing = _results({"providerDependency": "ACCEPTED"})
     running = {

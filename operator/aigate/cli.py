@@ -126,7 +126,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 def cmd_run_gates(args: argparse.Namespace) -> int:
     """The gate Job's entry point (the operator starts it; not meant for people)."""
-    from aigate.controller.rungates import run_gates
+    from aigate.rungates import run_gates
 
     return run_gates(
         args.namespace,

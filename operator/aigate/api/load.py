@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,41 @@ from aigate.api.models import AIWorkload, Case, ConfigMapKeyRef, Source
 
 ConfigMapLookup = Callable[[ConfigMapKeyRef], str]
 """Returns the text at a ConfigMap key, or raises WorkloadError naming what is missing."""
+
+
+def configmap_key(data: Mapping[str, Any] | None, ref: ConfigMapKeyRef, where: str, missing: str = "not found") -> str:
+    """The one "read a ConfigMap key or fail": `data` is the ConfigMap's data (None when it does not exist),
+    `where` names it for a person (namespace/name in a cluster), `missing` says why it is absent."""
+    if data is None:
+        raise WorkloadError(f"referenced ConfigMap {where} {missing}")
+    if ref.key not in data:
+        raise WorkloadError(f"referenced ConfigMap {where} has no key {ref.key!r}")
+    return str(data[ref.key])
+
+
+def configmap_lookup(namespace: str, read: Callable[[str], Mapping[str, Any] | None]) -> ConfigMapLookup:
+    """A lookup over `read(name)` -> the ConfigMap's data or None (an index, the API), each ConfigMap read once."""
+    cache: dict[str, Mapping[str, Any] | None] = {}
+
+    def lookup(ref: ConfigMapKeyRef) -> str:
+        if ref.name not in cache:
+            cache[ref.name] = read(ref.name)
+        return configmap_key(cache[ref.name], ref, f"{namespace}/{ref.name}")
+
+    return lookup
+
+
+API_METADATA = ("name", "namespace", "uid", "generation")
+"""What of an API object's metadata is the workload's: its identity. The rest, and status, are the API server's
+and the operator's; of these only name and namespace enter the spec digest."""
+
+
+def workload_from_api(body: Mapping[str, Any]) -> AIWorkload:
+    """The one answer to "which part of an API body is input": apiVersion, kind, spec and `API_METADATA`."""
+    meta = body.get("metadata") or {}
+    doc = {k: v for k, v in body.items() if k in ("apiVersion", "kind", "spec")}
+    doc["metadata"] = {k: meta[k] for k in API_METADATA if k in meta}
+    return parse_workload(doc, source=f"AIWorkload {meta.get('namespace')}/{meta.get('name')}")
 
 
 @dataclass(frozen=True)
@@ -77,15 +112,15 @@ class WorkloadFile:
     source: str
 
     def config_map_lookup(self, ref: ConfigMapKeyRef) -> str:
-        cm = self.config_maps.get(ref.name)
-        if cm is None:
-            raise WorkloadError(
-                f"ConfigMap {ref.name!r} is not in the file (add it as another YAML document)",
-                source=self.source,
+        try:
+            return configmap_key(
+                self.config_maps.get(ref.name),
+                ref,
+                repr(ref.name),
+                "is not in the file (add it as another YAML document)",
             )
-        if ref.key not in cm:
-            raise WorkloadError(f"ConfigMap {ref.name!r} has no key {ref.key!r}", source=self.source)
-        return cm[ref.key]
+        except WorkloadError as e:
+            raise WorkloadError(e.message, source=self.source) from None
 
 
 ONE_WORKLOAD = "aigate takes one YAML file with one document of kind AIWorkload"

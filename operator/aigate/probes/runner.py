@@ -44,6 +44,7 @@ from aigate.measurements import (
     Price,
     Usage,
 )
+from aigate.policy.numbers import ASSUMED_TIMEOUT_X_P95, fault_deadline_ms
 from aigate.probes.assertions import evaluate
 from aigate.probes.credentials import HUMAN_ROUTE_KEY, Scrubber
 from aigate.probes.humanroute import probe_human_route
@@ -100,7 +101,7 @@ def effective_timeout_ms(spec: AIWorkloadSpec, options: RunOptions) -> tuple[flo
         return spec.slo.timeout_ms, False
     if options.default_timeout_ms is not None:
         return options.default_timeout_ms, True
-    return 2 * spec.slo.p95_latency_ms, True
+    return ASSUMED_TIMEOUT_X_P95 * spec.slo.p95_latency_ms, True
 
 
 class Budget:
@@ -451,8 +452,7 @@ class _Run:
 
     async def faults(self, human: HumanRouteProbe | None) -> list[FaultRun]:
         """Each mode in turn, its cases open-loop at the peak rate (no burst the production path never sees)."""
-        fb = self.spec.fallback
-        deadline_s = (fb.deadline_ms if fb.deadline_ms is not None else 3 * self.timeout_ms) / 1000
+        deadline_s = fault_deadline_ms(self.spec, self.timeout_ms) / 1000
         plan = [(rep, case) for rep in range(max(1, self.options.fault_repeats)) for case in self.resolved.cases]
         out: list[FaultRun] = []
         interval = self.scale / self.rate
