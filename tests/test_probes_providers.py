@@ -71,7 +71,8 @@ def test_endpoint_override_and_azure_api_version() -> None:
 def test_auth_headers_per_provider() -> None:
     assert auth_headers(ref("openai"), "k1")["authorization"] == "Bearer k1"
     h = auth_headers(ref("anthropic"), "k2")
-    assert h["x-api-key"] == "k2" and h["anthropic-version"] == "2023-06-01"
+    # what the current official SDK sends (tests/test_sdk_requests.py compares with the SDK itself)
+    assert h["authorization"] == "Bearer k2" and h["anthropic-version"] == "2026-10-21" and "x-api-key" not in h
     assert auth_headers(ref("azure-openai"), "k3")["api-key"] == "k3"
     no_key = auth_headers(ref("openai-compatible"), None)
     assert not {"authorization", "x-api-key", "api-key"} & set(no_key)

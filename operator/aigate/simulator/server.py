@@ -73,6 +73,11 @@ class ServerTiming:
         await self.app(scope, receive, timed)
 
 
+def _bearer(headers: Any) -> bool:
+    auth = str(headers.get("authorization", ""))
+    return auth.startswith("Bearer ") and bool(auth[7:].strip())
+
+
 def _transport(receive: Receive) -> Any:
     """The connection's asyncio transport, reached through uvicorn's request cycle (None elsewhere)."""
     return getattr(getattr(receive, "__self__", None), "transport", None)
@@ -260,10 +265,10 @@ def build_app(profile: SimProfile) -> Starlette:
 
     async def anthropic_messages(request: Request) -> Response:
         headers = request.headers
-        if not headers.get("x-api-key", "").strip():
+        if not headers.get("x-api-key", "").strip() and not _bearer(headers):
             sim.other["unauthorized"] += 1
-            return error("anthropic", 401, "x-api-key header is required")
-        if not headers.get("anthropic-version"):
+            return error("anthropic", 401, "x-api-key or Authorization: Bearer header is required")
+        if not headers.get("anthropic-version"):  # any version: each SDK release sends its own
             sim.other["badRequest"] += 1
             return error("anthropic", 400, "anthropic-version: header is required")
         try:
