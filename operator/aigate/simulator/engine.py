@@ -132,8 +132,10 @@ class ModelRuntime:
         if calls:
             calls = [c for c in calls if req.tools_allowed and c[0] in req.tool_names]
         spec = self.spec
+        cached = reasoning = 0
         if spec.usage is not None:
             inp, out = spec.usage.input_tokens, spec.usage.output_tokens
+            cached, reasoning = spec.usage.cached_tokens, spec.usage.reasoning_tokens
         else:
             inp = count_tokens(req.input_chars)
             out = count_tokens(len(content) + sum(len(n) + len(str(a)) for n, a in calls))
@@ -143,6 +145,8 @@ class ModelRuntime:
             tool_calls=calls,
             input_tokens=inp,
             output_tokens=out,
+            cached_tokens=cached,
+            reasoning_tokens=reasoning,
             usage=not spec.omit_usage,
             fingerprint=spec.system_fingerprint,
         )

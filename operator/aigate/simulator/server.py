@@ -1,5 +1,6 @@
-"""The simulator's HTTP server: OpenAI Chat Completions (and its Azure path) and Anthropic Messages over
-real HTTP, streaming included, with the latency, errors, hangs, resets and broken bodies the profile asks for.
+"""The simulator's HTTP server: OpenAI Chat Completions and Responses (and their Azure paths) and Anthropic
+Messages over real HTTP, streaming included, with the latency, errors, hangs, resets and broken bodies the
+profile asks for.
 
 The request path stays lean for the load benchmark: no per-request logging, one JSON parse, one dump, and
 `asyncio.sleep` for latency. API keys are checked for presence only and never stored or logged.
@@ -187,7 +188,7 @@ def build_app(profile: SimProfile) -> Starlette:
             body = wire.openai_error(status, message, code=code, azure=azure)
         return Response(body, status, headers=h, media_type=JSON)
 
-    async def respond(w: Wire, req: ChatRequest, m: ModelRuntime, azure: bool) -> Response:
+    async def respond(w: Wire, req: ChatRequest, m: ModelRuntime, azure: bool, responses: bool = False) -> Response:
         start = asyncio.get_running_loop().time()
         plan = m.plan(req.stream)
         if plan.fate == "error":
@@ -206,12 +207,19 @@ def build_app(profile: SimProfile) -> Starlette:
         headers = {"request-id" if w == "anthropic" else "x-request-id": wire.new_id("req_")}
         chunk = m.spec.stream_chunk_chars
         if req.stream:
-            if w == "anthropic":
+            if responses:
+                stream = wire.responses_events(answer, chunk_chars=chunk, echo=req.echo)
+            elif w == "anthropic":
                 stream = wire.anthropic_events(answer, chunk_chars=chunk)
             else:
                 stream = wire.openai_events(answer, include_usage=req.include_usage, chunk_chars=chunk, azure=azure)
             return _Events(stream, plan, start, headers, cut=plan.fate == "malformed")
-        body = wire.anthropic_json(answer) if w == "anthropic" else wire.openai_json(answer, azure=azure)
+        if responses:
+            body = wire.responses_json(answer, req.echo)
+        elif w == "anthropic":
+            body = wire.anthropic_json(answer)
+        else:
+            body = wire.openai_json(answer, azure=azure)
         if plan.fate == "malformed":
             body = wire.truncated(body)
         delay = start + plan.latency_s - asyncio.get_running_loop().time()
@@ -241,6 +249,42 @@ def build_app(profile: SimProfile) -> Starlette:
             msg = f"The model `{req.model}` does not exist or you do not have access to it."
             return error("openai", 404, msg, code="model_not_found")
         return await respond("openai", req, m, azure=False)
+
+    async def openai_responses(request: Request) -> Response:
+        if not _bearer(request.headers):
+            sim.other["unauthorized"] += 1
+            return error("openai", 401, _OPENAI_NO_KEY)
+        try:
+            req = wire.parse_responses(await _body(request))
+        except BadRequest as e:
+            sim.other["badRequest"] += 1
+            return error("openai", 400, str(e))
+        m = sim.find(req.model, "openai")
+        if m is None:
+            sim.other["unknownModel"] += 1
+            msg = f"The model `{req.model}` does not exist or you do not have access to it."
+            return error("openai", 404, msg, code="model_not_found")
+        return await respond("openai", req, m, azure=False, responses=True)
+
+    async def azure_responses(request: Request) -> Response:
+        """Azure's Responses API: `/openai/v1/responses` (the v1 API, no api-version) or the dated
+        `/openai/responses?api-version=...`; the deployment is the body's `model`."""
+        if not request.headers.get("api-key", "").strip() and not _bearer(request.headers):
+            sim.other["unauthorized"] += 1
+            return error("openai", 401, _AZURE_NO_KEY, azure=True)
+        if request.url.path == "/openai/responses" and not request.query_params.get("api-version"):
+            sim.other["badRequest"] += 1
+            return error("openai", 404, "Resource not found", azure=True)
+        try:
+            req = wire.parse_responses(await _body(request))
+        except BadRequest as e:
+            sim.other["badRequest"] += 1
+            return error("openai", 400, str(e), azure=True, code="BadRequest")
+        m = sim.find(req.model, "openai")
+        if m is None:
+            sim.other["unknownModel"] += 1
+            return error("openai", 404, _AZURE_NO_DEPLOYMENT, azure=True, code="DeploymentNotFound")
+        return await respond("openai", req, m, azure=True, responses=True)
 
     async def azure_chat(request: Request) -> Response:
         headers = request.headers
@@ -300,7 +344,10 @@ def build_app(profile: SimProfile) -> Starlette:
     app = Starlette(
         routes=[
             Route("/v1/chat/completions", openai_chat, methods=["POST"]),
+            Route("/v1/responses", openai_responses, methods=["POST"]),
             Route("/openai/deployments/{deployment}/chat/completions", azure_chat, methods=["POST"]),
+            Route("/openai/v1/responses", azure_responses, methods=["POST"]),
+            Route("/openai/responses", azure_responses, methods=["POST"]),
             Route("/v1/messages", anthropic_messages, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/_sim/stats", stats, methods=["GET"]),
