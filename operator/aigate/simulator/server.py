@@ -130,7 +130,7 @@ class _Hang(Response):
 class _Events(Response):
     """A server-sent event stream: `head` at once, the first of `body` at the time to first token, the rest
     of `body` evenly spread after it, and `tail` at the total latency. `cut` ends the stream early with a
-    broken event (the malformed case)."""
+    broken event (the malformed case): a complete event whose JSON stops half way."""
 
     def __init__(self, stream: wire.Stream, plan: Plan, start: float, headers: dict[str, str], cut: bool) -> None:
         super().__init__()
@@ -147,7 +147,8 @@ class _Events(Response):
         body, tail = s.body, s.tail
         if self.cut:
             broken = (body[1:2] or tail[:1])[0]
-            body, tail = [*body[:1], wire.truncated(broken)], []
+            # the broken event is still a complete SSE event, so that every client's parser reads it
+            body, tail = [*body[:1], wire.truncated(broken).rstrip(b"\n") + b"\n\n"], []
         first = self.start + plan.ttft_s
         step = (plan.latency_s - plan.ttft_s) / len(body) if body else 0.0
         due = [first + i * step for i in range(len(body))]
