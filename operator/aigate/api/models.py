@@ -172,6 +172,8 @@ class ModelRef(_Model):
     def _api_fits_provider(self) -> ModelRef:
         if self.api == "responses" and self.provider == "anthropic":
             raise ValueError("@api: responses is an OpenAI API; provider anthropic speaks its Messages API")
+        if self.temperature is not None and self.provider == "anthropic":
+            raise ValueError("@temperature: Anthropic's current Messages API takes no temperature; remove it")
         return self
 
     def base_url(self) -> str:
