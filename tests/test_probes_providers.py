@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 import pytest
+from pydantic import ValidationError
 
 from aigate.api.load import ResolvedTool
 from aigate.api.models import Message, ModelRef
@@ -159,3 +160,36 @@ async def test_connection_refused_is_a_connection_error() -> None:
         reply = await client.call(client.prepare(MESSAGES))
     assert reply.attempt.error == "connection" and reply.attempt.status is None
     assert reply.attempt.latency_ms >= 0
+
+
+def test_responses_body_and_url() -> None:
+    r = ref("openai", api="responses", maxTokens=99, temperature=0.2, stream=True)
+    assert endpoint_url(r) == "https://api.openai.com/v1/responses"
+    body = build_body(r, "SYS", MESSAGES, TOOLS)
+    assert body["instructions"] == "SYS" and body["store"] is False
+    assert body["input"] == [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Is this fraud?"}]
+    assert body["max_output_tokens"] == 99 and body["temperature"] == 0.2
+    assert body["stream"] is True and "stream_options" not in body
+    assert body["tools"] == [
+        {
+            "type": "function",
+            "name": "lookup_policy",
+            "description": "Look up a policy",
+            "parameters": TOOLS[0].parameters,
+            "strict": False,
+        }
+    ]
+    azure = ref("azure-openai", api="responses")
+    assert endpoint_url(azure) == "https://example.test/openai/v1/responses"
+    assert build_body(azure, "", MESSAGES, [])["model"] == "the-model"  # the deployment
+    assert auth_headers(azure, "k")["api-key"] == "k"
+
+
+def test_api_defaults_to_chat_completions_and_fits_the_provider() -> None:
+    assert ref("openai").api == "chatCompletions"
+    with pytest.raises(ValidationError, match="@api: responses is an OpenAI API"):
+        ref("anthropic", api="responses")
+    with pytest.raises(ValidationError, match="@temperature: Anthropic's current Messages API takes no temperature"):
+        ref("anthropic", temperature=0.5)
+    with pytest.raises(ValidationError, match="api"):
+        ref("openai", api="completions")

@@ -73,8 +73,6 @@ class Messages:
             body["tools"] = [
                 {"name": t.name, "description": t.description, "input_schema": t.parameters} for t in tools
             ]
-        if ref.temperature is not None:
-            body["temperature"] = ref.temperature
         if ref.stream:
             body["stream"] = True
         return body
