@@ -161,6 +161,8 @@ class Simulator:
             name: ModelRuntime(name, spec, profile.seed, profile.time_scale) for name, spec in profile.models.items()
         }
         self.other: dict[str, int] = {}
+        self.apis: dict[str, int] = {}
+        """Requests that reached a model, per API: chatCompletions, responses, messages."""
         self.reset()
 
     def find(self, name: str, wire: str) -> ModelRuntime | None:
@@ -173,11 +175,13 @@ class Simulator:
         for m in self.models.values():
             m.reseed()
         self.other = dict.fromkeys(("unknownModel", "unauthorized", "badRequest"), 0)
+        self.apis = dict.fromkeys(("chatCompletions", "responses", "messages"), 0)
 
     def stats(self) -> dict[str, Any]:
         """A snapshot (safe to take from another thread: the counters' keys never change after a reset)."""
         return {
             "models": {name: dict(m.counts) for name, m in self.models.items()},
             **dict(self.other),
+            "apis": dict(self.apis),
             "timeScale": self.profile.time_scale,
         }

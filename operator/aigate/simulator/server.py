@@ -191,6 +191,7 @@ def build_app(profile: SimProfile) -> Starlette:
 
     async def respond(w: Wire, req: ChatRequest, m: ModelRuntime, azure: bool, responses: bool = False) -> Response:
         start = asyncio.get_running_loop().time()
+        sim.apis["responses" if responses else "messages" if w == "anthropic" else "chatCompletions"] += 1
         plan = m.plan(req.stream)
         if plan.fate == "error":
             headers: dict[str, str] = {}
