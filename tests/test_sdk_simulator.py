@@ -7,7 +7,9 @@ the dev extras, so a new SDK release that reads the wire differently shows here 
 
 from __future__ import annotations
 
+import contextlib
 import json
+import re
 import subprocess
 import sys
 import urllib.request
@@ -19,6 +21,8 @@ import anthropic
 import openai
 import pytest
 import yaml
+
+from factories import ROOT
 
 ANSWER = '{"risk": "high", "summary": "burst of card-not-present purchases"}'
 RULES = [
@@ -64,11 +68,9 @@ ASK = "Review case 1041."
 NOTE = "Please write a note on case 1041."
 
 
-@pytest.fixture(scope="module")
-def sim_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """`aigate simulate` on a free loopback port, stopped (SIGTERM) after the module."""
-    profile = tmp_path_factory.mktemp("sdk") / "profile.yaml"
-    profile.write_text(yaml.safe_dump(PROFILE))
+@contextlib.contextmanager
+def aigate_simulate(profile: Path) -> Iterator[str]:
+    """`aigate simulate` on a free loopback port, stopped (SIGTERM) at the end; yields its URL."""
     aigate = Path(sys.executable).with_name("aigate")
     proc = subprocess.Popen(
         [str(aigate), "simulate", "--profile", str(profile), "--host", "127.0.0.1", "--port", "0"],
@@ -84,6 +86,14 @@ def sim_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     finally:
         proc.terminate()
         assert proc.wait(timeout=15) == 0
+
+
+@pytest.fixture(scope="module")
+def sim_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    profile = tmp_path_factory.mktemp("sdk") / "profile.yaml"
+    profile.write_text(yaml.safe_dump(PROFILE))
+    with aigate_simulate(profile) as url:
+        yield url
 
 
 def stats(url: str) -> dict[str, Any]:
@@ -342,3 +352,17 @@ def test_unknown_model_is_the_sdks_not_found_error(sim_url: str) -> None:
         oai(sim_url).responses.create(model="claude-sim", input=ASK)  # a model on the other wire format
     with pytest.raises(anthropic.NotFoundError):
         claude(sim_url).messages.create(model="gpt-sim", max_tokens=10, messages=[{"role": "user", "content": ASK}])
+
+
+def test_the_readmes_rehearsal_runs_as_written(tmp_path: Path) -> None:
+    """The README's SDK block, run as it stands against `aigate simulate` with the demo profile."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Rehearse offline with the simulator", 1)[1].split("\n## ", 1)[0]
+    [code] = re.findall(r"```python\n(.*?)```", section, flags=re.S)
+    with aigate_simulate(ROOT / "examples" / "profiles" / "fraud-demo.yaml") as url:
+        script = tmp_path / "rehearse.py"
+        script.write_text(code.replace("http://127.0.0.1:8788", url))
+        done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    answers = [json.loads(line) for line in done.stdout.splitlines()]
+    assert len(answers) == 4 and all(a["risk"] in ("low", "medium", "high") for a in answers)
