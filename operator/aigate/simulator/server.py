@@ -235,29 +235,13 @@ def build_app(profile: SimProfile) -> Starlette:
         except ValueError:
             raise BadRequest("We could not parse the JSON body of your request.") from None
 
-    async def openai_chat(request: Request) -> Response:
-        auth = request.headers.get("authorization", "")
-        if not auth.startswith("Bearer ") or not auth[7:].strip():
-            sim.other["unauthorized"] += 1
-            return error("openai", 401, _OPENAI_NO_KEY)
-        try:
-            req = wire.parse_openai(await _body(request))
-        except BadRequest as e:
-            sim.other["badRequest"] += 1
-            return error("openai", 400, str(e))
-        m = sim.find(req.model, "openai")
-        if m is None:
-            sim.other["unknownModel"] += 1
-            msg = f"The model `{req.model}` does not exist or you do not have access to it."
-            return error("openai", 404, msg, code="model_not_found")
-        return await respond("openai", req, m, azure=False)
-
-    async def openai_responses(request: Request) -> Response:
+    async def openai_api(request: Request, parse: Callable[[Any], ChatRequest], responses: bool) -> Response:
+        """Chat Completions or Responses at api.openai.com: a bearer key, the body, a known model."""
         if not _bearer(request.headers):
             sim.other["unauthorized"] += 1
             return error("openai", 401, _OPENAI_NO_KEY)
         try:
-            req = wire.parse_responses(await _body(request))
+            req = parse(await _body(request))
         except BadRequest as e:
             sim.other["badRequest"] += 1
             return error("openai", 400, str(e))
@@ -266,7 +250,13 @@ def build_app(profile: SimProfile) -> Starlette:
             sim.other["unknownModel"] += 1
             msg = f"The model `{req.model}` does not exist or you do not have access to it."
             return error("openai", 404, msg, code="model_not_found")
-        return await respond("openai", req, m, azure=False, responses=True)
+        return await respond("openai", req, m, azure=False, responses=responses)
+
+    async def openai_chat(request: Request) -> Response:
+        return await openai_api(request, wire.parse_openai, responses=False)
+
+    async def openai_responses(request: Request) -> Response:
+        return await openai_api(request, wire.parse_responses, responses=True)
 
     async def azure_responses(request: Request) -> Response:
         """Azure's Responses API: `/openai/v1/responses` (the v1 API, no api-version) or the dated
