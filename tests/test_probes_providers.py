@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import httpx
@@ -12,6 +13,7 @@ from pydantic import ValidationError
 from aigate.api.load import ResolvedTool
 from aigate.api.models import Message, ModelRef
 from aigate.probes.credentials import Scrubber
+from aigate.probes.dialects import Malformed, StreamError, dialect_for
 from aigate.probes.providers import (
     AZURE_API_VERSION,
     ProviderClient,
@@ -193,3 +195,26 @@ def test_api_defaults_to_chat_completions_and_fits_the_provider() -> None:
         ref("anthropic", temperature=0.5)
     with pytest.raises(ValidationError, match="api"):
         ref("openai", api="completions")
+
+
+def test_responses_reader_errors_and_incomplete_answers() -> None:
+    dialect = dialect_for(ref("openai", api="responses", stream=True))
+    reader = dialect.stream(time.perf_counter())
+    reader.feed(json.dumps({"type": "response.output_text.delta", "delta": "Hi"}))
+    usage = {"input_tokens": 3, "output_tokens": 1}
+    reader.feed(json.dumps({"type": "response.incomplete", "response": {"model": "m", "usage": usage}}))
+    out = reader.finish()  # cut at max_output_tokens: still an answer
+    assert (out.text, out.model, out.input_tokens, out.output_tokens) == ("Hi", "m", 3, 1) and out.ttft is not None
+    with pytest.raises(StreamError) as limited:
+        dialect.stream(0).feed(json.dumps({"type": "error", "code": "rate_limit_exceeded", "message": "slow down"}))
+    assert limited.value.kind == "http_429" and str(limited.value) == "slow down"
+    failed = {"type": "response.failed", "response": {"error": {"code": "server_error", "message": "boom"}}}
+    with pytest.raises(StreamError) as down:
+        dialect.stream(0).feed(json.dumps(failed))
+    assert down.value.kind == "http_5xx"
+    with pytest.raises(StreamError):
+        dialect.parse({"output": [], "status": "failed", "error": {"code": "server_error"}})
+    with pytest.raises(Malformed, match="before its final event"):
+        dialect.stream(0).finish()
+    with pytest.raises(Malformed, match="no output"):
+        dialect.parse({"choices": []})

@@ -115,8 +115,10 @@ def read_response(doc: dict[str, Any], out: Parsed) -> None:
 
 
 def _failed(response: dict[str, Any]) -> StreamError:
-    err = response.get("error") if isinstance(response.get("error"), dict) else {}
-    assert isinstance(err, dict)
+    """A response whose status is `failed`: its error's code says which kind."""
+    err = response.get("error")
+    if not isinstance(err, dict):
+        err = {}
     code = str(err.get("code") or "")
     return StreamError(error_kind_of(code), str(err.get("message") or code or "response failed"))
 
