@@ -160,7 +160,8 @@ class ModelRef(_Model):
     max_tokens: int = Field(default=1024, gt=0)
     """max_tokens sent with each request."""
     temperature: float | None = Field(default=None, ge=0, le=2)
-    """Sampling temperature sent with each request; default: the provider's."""
+    """Sampling temperature sent with each request; default: the provider's. Not for anthropic: its current
+    Messages API takes none."""
 
     @model_validator(mode="after")
     def _endpoint_needed(self) -> ModelRef:
