@@ -53,6 +53,8 @@ class CheckOptions:
     now: Callable[[], datetime] = _utcnow
     rbac: RbacProbe | None = None
     """An RBAC probe done by the caller (in a cluster); None means skipped: no cluster here."""
+    time_scale: float = 1.0
+    """The providers answer this many times as slow as real time (the demo's simulator: 0.2); see RunOptions."""
 
 
 async def measure(resolved: ResolvedWorkload, opts: CheckOptions) -> Measurements:
@@ -64,6 +66,7 @@ async def measure(resolved: ResolvedWorkload, opts: CheckOptions) -> Measurement
         concurrency=opts.concurrency,
         default_timeout_ms=assumed_timeout_ms(resolved.workload.spec),
         endpoint_overrides=dict(opts.endpoint_overrides),
+        time_scale=opts.time_scale,
     )
     m = await run_workload(resolved, credentials, options=run_opts, progress=opts.progress)
     m.mcp = await _probe_mcp(resolved, opts)

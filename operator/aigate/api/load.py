@@ -7,6 +7,7 @@ them; `configMapRef`s resolve against those on a laptop and against the API serv
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -152,20 +153,73 @@ class WorkloadFile:
             raise WorkloadError(e.message, source=self.source) from None
 
 
+ONE_WORKLOAD = "aigate takes one YAML file with one document of kind AIWorkload"
+
+
+def _name(doc: dict[str, Any]) -> str | None:
+    meta = doc.get("metadata")
+    name = meta.get("name") if isinstance(meta, dict) else None
+    return str(name) if name else None
+
+
+def _describe_documents(docs: list[Any], limit: int = 5) -> str:
+    """'ConfigMap fraud-prompts, Deployment web': what a file holds instead of an AIWorkload."""
+    out = []
+    for d in docs[:limit]:
+        if not isinstance(d, dict):
+            out.append(f"a YAML {type(d).__name__}")
+            continue
+        name = _name(d)
+        out.append(f"{d.get('kind') or '(no kind)'}{' ' + name if name else ''}")
+    more = f" and {len(docs) - limit} more" if len(docs) > limit else ""
+    return ", ".join(out) + more
+
+
+def _workload_names(docs: list[dict[str, Any]]) -> str:
+    return ", ".join(_name(d) or "(no name)" for d in docs)
+
+
+def _directory_error(p: Path, source: str) -> WorkloadError:
+    """A directory where a file was expected: name a workload file in it, when there is one."""
+    candidates = []
+    try:
+        for f in sorted([*p.glob("*.yaml"), *p.glob("*.yml")])[:50]:
+            if f.is_file() and re.search(r"^kind:\s*AIWorkload\s*$", f.read_text(errors="replace"), re.M):
+                candidates.append(f)
+    except OSError:
+        pass
+    hint = f", such as {candidates[0]}" if candidates else ""
+    return WorkloadError(f"is a directory: {ONE_WORKLOAD}{hint}", source=source)
+
+
 def load_workload_file(path: str | Path) -> WorkloadFile:
     p = Path(path)
     source = str(path)
+    if p.is_dir():
+        raise _directory_error(p, source)
     try:
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise WorkloadError("file not found", source=source) from None
-    except (OSError, UnicodeDecodeError) as e:
+    except OSError as e:
+        raise WorkloadError(f"cannot read: {e.strerror or e}", source=source) from None
+    except UnicodeDecodeError as e:
         raise WorkloadError(f"cannot read: {e}", source=source) from None
     docs = _yaml_documents(text, source)
     workloads = [d for d in docs if isinstance(d, dict) and d.get("kind") == "AIWorkload"]
-    if len(workloads) != 1:
-        found = "no" if not workloads else str(len(workloads))
-        raise WorkloadError(f"expected one document of kind AIWorkload, found {found}", source=source)
+    if not docs:
+        raise WorkloadError(f"the file is empty: {ONE_WORKLOAD}", source=source)
+    if not workloads:
+        raise WorkloadError(
+            f"no document of kind AIWorkload in the file (it holds {_describe_documents(docs)}): {ONE_WORKLOAD}",
+            source=source,
+        )
+    if len(workloads) > 1:
+        raise WorkloadError(
+            f"{len(workloads)} documents of kind AIWorkload in the file ({_workload_names(workloads)}): "
+            "aigate takes one workload per file; put each in its own file",
+            source=source,
+        )
     config_maps: dict[str, dict[str, str]] = {}
     for d in docs:
         if isinstance(d, dict) and d.get("kind") == "ConfigMap":

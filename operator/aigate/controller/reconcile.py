@@ -17,7 +17,7 @@ from typing import Any
 from aigate.api.digest import spec_digest
 from aigate.api.errors import WorkloadError
 from aigate.api.load import ResolvedWorkload, configmap_refs, resolve, workload_from_api
-from aigate.api.models import AIWorkload
+from aigate.api.models import AIWorkload, StatusSummary
 from aigate.controller import jobs, names
 from aigate.controller.config import OperatorConfig
 from aigate.controller.jobs import GateRun, owner_reference
@@ -515,15 +515,18 @@ class Reconciler:
                 "expiresAt": rfc3339(expires),
             },
             "lastRun": last,
-            "summary": {
-                "costRatio": by_gate["cost"].metrics.get("costRatio") if "cost" in by_gate else None,
-                "projectedMonthlyUSD": by_gate["cost"].metrics.get("projectedMonthlyUSD")
-                if "cost" in by_gate
-                else None,
-                "p95LatencyMs": by_gate["reliability"].metrics.get("p95LatencyMs")
-                if "reliability" in by_gate
-                else None,
-            },
+            # through the model, so costRatioText (the kubectl get column) is derived in one place
+            "summary": StatusSummary.model_validate(
+                {
+                    "costRatio": by_gate["cost"].metrics.get("costRatio") if "cost" in by_gate else None,
+                    "projectedMonthlyUSD": by_gate["cost"].metrics.get("projectedMonthlyUSD")
+                    if "cost" in by_gate
+                    else None,
+                    "p95LatencyMs": by_gate["reliability"].metrics.get("p95LatencyMs")
+                    if "reliability" in by_gate
+                    else None,
+                }
+            ).model_dump(mode="json", by_alias=True),
         }
         self.kube.patch_status(meta["namespace"], meta["name"], update)
         if self.metrics:
