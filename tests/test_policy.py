@@ -273,3 +273,57 @@ def test_a_cronjob_carries_its_label_to_its_jobs(template_labels: dict[str, str]
         assert found is not None and found.startswith("CronJob spec.jobTemplate.metadata.labels must carry")
         assert problem in found
     assert shape_problem("Deployment", cronjob(None), {"aigate.dev/workload": "w"}) is None
+
+
+@pytest.mark.parametrize(
+    ("namespace", "excluded"),
+    [("team-a", False), ("aigate-system", True), ("aigate-gates", True), ("kube-system", True)],
+)
+def test_aigates_own_namespaces_are_not_gated(namespace: str, excluded: bool) -> None:
+    from aigate.policy.lifecycle import excluded_because
+
+    why = excluded_because(namespace, "aigate-system", "aigate-gates")
+    assert (why is not None) is excluded
+    if why is not None:
+        assert why.startswith(f"namespace {namespace} is ") and "not gated" in why
+
+
+def test_only_added_references_need_the_right_to_read_them() -> None:
+    from aigate.api.models import AIWorkload
+    from aigate.policy.references import added, refusal
+
+    def wl(secret: str, prompts: str) -> AIWorkload:
+        return AIWorkload.model_validate(
+            {
+                "metadata": {"name": "w", "namespace": "team"},
+                "spec": {
+                    "owner": "o",
+                    "models": [
+                        {
+                            "name": "p",
+                            "provider": "openai",
+                            "model": "m",
+                            "credentials": {"secretRef": {"name": secret, "key": "k"}},
+                        }
+                    ],
+                    "traffic": {"requestsPerDay": 1, "peakRequestsPerSecond": 1},
+                    "budget": {"monthlyUSD": 1},
+                    "slo": {"p95LatencyMs": 1000},
+                    "prompts": [{"configMapRef": {"name": prompts, "key": "s"}}],
+                    "suite": {"cases": [{"name": "c", "messages": [{"role": "user", "content": "x"}]}]},
+                },
+            }
+        )
+
+    first = wl("keys", "prompts")
+    assert [(r.kind, r.name, r.where) for r in added(first, None)] == [
+        ("Secret", "keys", "spec.models[0].credentials.secretRef"),
+        ("ConfigMap", "prompts", "spec.prompts[0].configMapRef"),
+    ]
+    assert added(first, first) == []
+    [new] = added(wl("other-team-keys", "prompts"), first)
+    assert refusal("mallory", "team", [new]) == (
+        "user mallory may not get Secret team/other-team-keys (spec.models[0].credentials.secretRef): an AIWorkload "
+        "may only reference what its author may read, since aigate reads it for the gate run"
+    )
+    assert refusal("mallory", "team", []) is None

@@ -492,3 +492,49 @@ def test_inputs_past_the_bounds_get_one_line_and_invalid_spec(
     assert "Traceback" not in log and "RecursionError" not in log and "OverflowError" not in log
     events = cluster.get_json("events", "-n", ns, "--field-selector", f"involvedObject.name={name}")["items"]
     assert [e["reason"] for e in events].count("InvalidSpec") == 1, "reported once, not on every event"
+
+
+def test_a_reference_the_author_may_not_read_is_refused(
+    cluster: Cluster, team: str, operator: OperatorProcess, simulator: SimulatorServer
+) -> None:
+    """A user who may edit AIWorkloads but not read the team's Secrets names the team's key in a workload (aigate
+    would send it to the endpoint of their choosing): refused, naming the reference. The editor, who may read it,
+    may reference it."""
+    ns, name = team, "borrowed-key"
+    setup(cluster, ns)
+    binding = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": {"name": "workload-authors", "namespace": ns},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "aigate-aiworkloads-edit"},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "intern"}],
+    }
+    cluster.kubectl("apply", "-f", "-", input=json.dumps(binding))
+    doc = json.dumps(workload(ns, name, simulator.url, approval=True))
+    refused = cluster.kubectl("create", "-f", "-", as_user="intern", input=doc, check=False)
+    assert refused.returncode != 0
+    assert f"user intern may not get Secret {ns}/llm-keys (spec.models[0].credentials.secretRef)" in refused.stderr
+    assert cluster.kubectl("get", "aiworkload", name, "-n", ns, check=False).returncode != 0
+    allowed = editor(cluster, "create", "-f", "-", input=doc)
+    assert allowed.returncode == 0, allowed.stderr
+
+
+def test_a_workload_in_aigates_own_namespace_is_not_gated(
+    cluster: Cluster, operator: OperatorProcess, simulator: SimulatorServer
+) -> None:
+    """An AIWorkload in the operator's namespace could reach the signing key; one in the gate namespace the runs'
+    credentials. The operator runs nothing for them and says why in a condition."""
+    for ns in (OPERATOR_NAMESPACE, GATES):
+        name = f"inside-{ns}"
+        cluster.kubectl("apply", "-f", "-", input=json.dumps(workload(ns, name, simulator.url, approval=True)))
+
+        def excluded(ns: str = ns, name: str = name) -> dict[str, Any] | None:
+            st = get_workload(cluster, ns, name).get("status") or {}
+            ready = {c["type"]: c for c in st.get("conditions") or []}.get("Ready")
+            return ready if ready is not None and ready["reason"] == "NamespaceExcluded" else None
+
+        ready = cluster.wait_for(excluded, timeout=60, what=f"{ns}/{name} NamespaceExcluded")
+        assert ready["message"].startswith(f"namespace {ns} is aigate's"), ready["message"]
+        uid = get_workload(cluster, ns, name)["metadata"]["uid"]
+        assert in_gates(cluster, "jobs", uid) == [] and in_gates(cluster, "secrets", uid) == []
+        cluster.kubectl("delete", "aiworkload", name, "-n", ns, "--wait=true", "--timeout=60s")

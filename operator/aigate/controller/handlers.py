@@ -5,6 +5,7 @@ routes to them."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import json
 import logging
@@ -31,6 +32,7 @@ from aigate.controller.reconcile import Reconciler, Signer, job_finished
 from aigate.controller.webhooks import ACCEPTANCES_ID, AIWORKLOADS_ID, ROLLOUTS_ID, AdmissionServer
 from aigate.evidence.keys import key_id, load_private_key, load_public_key
 from aigate.policy.acceptance import AcceptanceDecision, acceptance_patch
+from aigate.policy.references import added, refusal
 from aigate.policy.rollout import not_judged, shape_problem
 
 log = logging.getLogger("aigate.operator")
@@ -264,6 +266,8 @@ def _register_webhooks(registry: kopf.OperatorRegistry) -> None:
         if not state.ready:
             state.metrics.admitted("not-ready", kind, "", time.perf_counter() - started, ROLLOUTS_ID)
             raise kopf.AdmissionError("aigate is starting: its index of workloads is not complete yet; retry", code=503)
+        if state.config.watch_namespaces and (namespace or "") not in state.config.watch_namespaces:
+            return  # not a namespace this operator gates: its webhook configuration should not send it here
         shape = shape_problem(kind, body, labels)
         if shape is not None:
             state.metrics.admitted("denied", kind, "", time.perf_counter() - started, ROLLOUTS_ID)
@@ -333,6 +337,28 @@ def _register_webhooks(registry: kopf.OperatorRegistry) -> None:
     @kopf.on.validate(*WORKLOADS, id=AIWORKLOADS_ID, registry=registry)
     def validate_workload(*, body: kopf.Body, userinfo: kopf.UserInfo, memo: Any, **kw: Any) -> None:
         judge_acceptances(body, userinfo, memo, kw, validate_only=True)
+        check_references(body, dict(userinfo or {}), memo["state"], kw)
+
+
+def check_references(body: kopf.Body, userinfo: JSON, state: State, kw: Any) -> None:
+    """The requesting user may read every Secret and ConfigMap this request adds a reference to (a
+    SubjectAccessReview each: one API call per added reference, on the rare create or edit of an AIWorkload)."""
+    if kw.get("operation") not in ("CREATE", "UPDATE"):
+        return
+    try:
+        new = workload_from_api(plain(body))
+    except WorkloadError:
+        return  # refused by the CRD or marked InvalidSpec: nothing is read for a spec aigate cannot parse
+    old = None
+    if kw.get("old"):
+        with contextlib.suppress(WorkloadError):
+            old = workload_from_api(plain(kw["old"]))
+    ns = new.metadata.namespace
+    kube = state.reconciler.kube
+    denied = [r for r in added(new, old) if not kube.may(userinfo, "get", r.resource, ns, r.name)]
+    message = refusal(str(userinfo.get("username") or ""), ns, denied)
+    if message is not None:
+        raise kopf.AdmissionError(message, code=403)
 
 
 class AdmissionLogFilter(logging.Filter):

@@ -104,6 +104,23 @@ class Kube:
                     found.add(run)
         return found
 
+    def may(self, userinfo: Mapping[str, Any], verb: str, resource: str, namespace: str, name: str) -> bool:
+        """A SubjectAccessReview: may the user of an admission request `verb` this object?"""
+        extra = {k: list(v) for k, v in (userinfo.get("extra") or {}).items()}
+        review = k8s.V1SubjectAccessReview(
+            spec=k8s.V1SubjectAccessReviewSpec(
+                user=userinfo.get("username"),
+                groups=list(userinfo.get("groups") or []),
+                uid=userinfo.get("uid"),
+                extra=extra or None,
+                resource_attributes=k8s.V1ResourceAttributes(
+                    verb=verb, resource=resource, namespace=namespace, name=name
+                ),
+            )
+        )
+        answer = k8s.AuthorizationV1Api(self.api).create_subject_access_review(review)
+        return bool(answer.status and answer.status.allowed)
+
     def get_job(self, namespace: str, name: str) -> JSON | None:
         try:
             return self._plain(self.batch.read_namespaced_job(name, namespace))

@@ -40,6 +40,7 @@ from aigate.policy.lifecycle import (
     LastRun,
     Run,
     evidence_state,
+    excluded_because,
     expiry_due,
     invalid_unchanged,
     keep_evidence,
@@ -144,6 +145,9 @@ class Reconciler:
         meta = body["metadata"]
         ns, name = meta["namespace"], meta["name"]
         now = utcnow()
+        excluded = excluded_because(ns, self.config.namespace, self.config.gate_namespace)
+        if excluded is not None:
+            return self._excluded(body, excluded, now)
         try:
             resolved = load_resolved(self.kube, body)
         except WorkloadError as e:
@@ -317,6 +321,22 @@ class Reconciler:
         self.kube.event(
             body, "Warning", Reason.EVIDENCE_EXPIRED, f"evidence expired at {rfc3339(expires_at)}; re-gating"
         )
+
+    def _excluded(self, body: JSON, message: str, now: datetime) -> str:
+        """Nothing is resolved, read or run for a workload in an excluded namespace; status says why, once."""
+        status = body.get("status") or {}
+        if invalid_unchanged(status, message):
+            return "excluded (unchanged)"
+        generation = body["metadata"].get("generation")
+        cond = problem_condition(Reason.NAMESPACE_EXCLUDED, message, generation, now)
+        update = {
+            "phase": "Error",
+            "observedGeneration": generation,
+            "conditions": merge_conditions(status.get("conditions") or [], [cond]),
+        }
+        self.kube.patch_status(body["metadata"]["namespace"], body["metadata"]["name"], update)
+        self.kube.event(body, "Warning", Reason.NAMESPACE_EXCLUDED, message)
+        return "excluded"
 
     def _invalid(self, body: JSON, message: str, now: datetime) -> str:
         meta = body["metadata"]

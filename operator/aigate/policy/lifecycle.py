@@ -154,6 +154,24 @@ def run_result_problem(last: LastRun, job: str, namespace: str, uid: str, same_t
     return None
 
 
+ALWAYS_EXCLUDED = ("kube-system",)
+
+
+def excluded_because(namespace: str, operator_namespace: str, gate_namespace: str) -> str | None:
+    """Why AIWorkloads in `namespace` are not gated, or None. The operator's namespace holds the signing key and the
+    trusted evidence, the gate namespace the runs' credentials: a workload there could reach what no team may.
+    The webhooks exclude the same namespaces (`controller/webhooks.py`)."""
+    if namespace == operator_namespace:
+        what = "aigate's own namespace (the signing key, the trusted evidence)"
+    elif namespace == gate_namespace:
+        what = "aigate's gate namespace (the gate runs and their credentials)"
+    elif namespace in ALWAYS_EXCLUDED:
+        what = "a system namespace"
+    else:
+        return None
+    return f"namespace {namespace} is {what}: AIWorkloads there are not gated; create it in a team's namespace"
+
+
 def invalid_unchanged(status: Mapping[str, Any], message: str) -> bool:
     """An invalid spec already reported with this very message: do not write status (or an Event) again."""
     return status.get("phase") == "Error" and any(c.get("message") == message for c in status.get("conditions") or [])
