@@ -4,7 +4,6 @@ so nothing else reconciles the workload); the stop is an exception raised where 
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import threading
 from collections.abc import Iterator
@@ -123,7 +122,7 @@ def test_a_run_past_its_deadline_leaves_no_secret(
     """The gate Job outlives its activeDeadlineSeconds: the Job fails, the run ends in an error, and the Secret the
     keys were copied into is gone with the rest of the run's material."""
     config, signer = reconciler_parts
-    slow = dataclasses.replace(config, gate_command=["sh", "-c", "sleep 300"], job_deadline_s=2)
+    slow = config.model_copy(update={"gate_command": ["sh", "-c", "sleep 300"], "job_deadline_s": 2})
     cluster.kubectl("create", "secret", "generic", "llm-keys", "-n", namespace, "--from-literal=openai=sk-x")
     cluster.kubectl("apply", "-f", "-", input=json.dumps(workload(namespace)))
     body = cluster.get_json("aiworkload", "interrupted", "-n", namespace)

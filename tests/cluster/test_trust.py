@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,6 +28,7 @@ from localcluster.aigate_operator import (
 from localcluster.testing import Cluster
 
 GATES = "aigate-gates"
+POLICY_CRD = Path(__file__).resolve().parents[2] / "crds" / "aigatepolicies.aigate.dev.yaml"
 EDITOR, EDITOR_GROUP = "mallory", "team-fraud"
 ANSWER = '{"risk": "low", "summary": "nothing unusual in this case", "actions": []}'
 PROFILE = {
@@ -70,6 +73,9 @@ def operator(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iter
     for ns in (OPERATOR_NAMESPACE, GATES):
         cluster.kubectl("create", "namespace", ns, check=False)
     cluster.kubectl("apply", "-f", "-", input=json.dumps(AIWORKLOAD_EDIT_ROLE))
+    # before the operator starts: it applies AIGatePolicies only when their CRD is there
+    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(POLICY_CRD))
+    cluster.kubectl("wait", "--for=condition=Established", "crd/aigatepolicies.aigate.dev", "--timeout=60s")
     op = prepare_operator(tmp_path_factory.mktemp("aigate-operator"), cluster.kubeconfig)
     op.start()
     try:
@@ -538,3 +544,66 @@ def test_a_workload_in_aigates_own_namespace_is_not_gated(
         uid = get_workload(cluster, ns, name)["metadata"]["uid"]
         assert in_gates(cluster, "jobs", uid) == [] and in_gates(cluster, "secrets", uid) == []
         cluster.kubectl("delete", "aiworkload", name, "-n", ns, "--wait=true", "--timeout=60s")
+
+
+def test_an_aigatepolicy_sets_what_a_workload_may_not_loosen(
+    cluster: Cluster, team: str, operator: OperatorProcess, simulator: SimulatorServer
+) -> None:
+    """A cluster-scoped AIGatePolicy governs the team's namespace (by label). The editor asks for `audit`: the
+    floor `enforce` still refuses the failing workload's rollout. A validity beyond the policy's, an endpoint
+    outside its prefixes and a relaxed SLO floor are refused at admission. The evidence expires within the policy's
+    limit and records the policy, as status does."""
+    ns, name = team, "governed"
+    setup(cluster, ns)
+    cluster.kubectl("label", "namespace", ns, f"aigate.dev/policy-test={ns}")
+    policy = {
+        "apiVersion": "aigate.dev/v1alpha1",
+        "kind": "AIGatePolicy",
+        "metadata": {"name": f"platform-{ns}"},
+        "spec": {
+            "namespaceSelector": {"matchLabels": {"aigate.dev/policy-test": ns}},
+            "enforcement": "enforce",
+            "maxValidFor": "24h",
+            "allowedEndpoints": [simulator.url],
+            "slo": {"minPassRate": 0.9},
+        },
+    }
+    cluster.kubectl("apply", "-f", "-", input=json.dumps(policy))
+    try:
+        changed = editor(cluster, "patch", "aigatepolicy", f"platform-{ns}", "--type=merge", "-p", '{"spec": {}}')
+        assert changed.returncode != 0 and "forbidden" in changed.stderr.lower(), changed.stderr
+
+        def governed(**evidence: str) -> dict[str, Any]:
+            doc = workload(ns, name, simulator.url, approval=False)
+            doc["spec"]["enforcement"] = "audit"
+            doc["spec"]["evidence"] = {"validFor": "12h", "regateBefore": "1h", **evidence}
+            return doc
+
+        changes: list[tuple[Callable[[dict[str, Any]], Any], str]] = [
+            (lambda d: d["spec"]["evidence"].update(validFor="720h"), "spec.evidence.validFor 720h is longer than 24h"),
+            (
+                lambda d: d["spec"]["models"][0].update(endpoint="https://elsewhere.example/"),
+                "spec.models[0].endpoint https://elsewhere.example is outside the endpoints allowed",
+            ),
+            (lambda d: d["spec"]["slo"].update(minPassRate=0.5), "spec.slo.minPassRate 0.5 is below the floor 0.9"),
+        ]
+        for change, refusal in changes:
+            doc = governed()
+            change(doc)
+            refused = editor(cluster, "apply", "-f", "-", input=json.dumps(doc))
+            assert refused.returncode != 0, f"admitted a workload the policy refuses ({refusal})"
+            assert f"refused by AIGatePolicy platform-{ns}" in refused.stderr and refusal in refused.stderr, (
+                refused.stderr
+            )
+
+        applied = editor(cluster, "apply", "-f", "-", input=json.dumps(governed()))
+        assert applied.returncode == 0, applied.stderr
+        wl = wait_decision(cluster, ns, name, "FAIL")
+        refused = rollout(cluster, ns, name, "audited-app")
+        assert refused.returncode != 0, "enforcement: audit under an enforce policy admitted a failing workload"
+        assert wl["status"]["policy"]["names"] == [f"platform-{ns}"]
+        issued = datetime.fromisoformat(wl["status"]["evidence"]["issuedAt"])
+        expires = datetime.fromisoformat(wl["status"]["evidence"]["expiresAt"])
+        assert expires - issued <= timedelta(hours=12)
+    finally:
+        cluster.kubectl("delete", "aigatepolicy", f"platform-{ns}", "--ignore-not-found")

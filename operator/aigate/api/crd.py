@@ -27,6 +27,7 @@ from aigate.api.models import (
     AIWorkloadSpec,
     AIWorkloadStatus,
 )
+from aigate.api.policy import POLICY_KIND, POLICY_PLURAL, AIGatePolicy, AIGatePolicySpec
 
 Schema = dict[str, Any]
 
@@ -320,4 +321,59 @@ def build_crd() -> Schema:
 def render_crd() -> str:
     """The CRD as YAML, in a stable key order, so that the committed file can be compared byte for byte."""
     body = yaml.safe_dump(build_crd(), sort_keys=False, allow_unicode=True, width=1 << 16)
+    return HEADER + body
+
+
+POLICY_CRD_NAME = "aigatepolicies.aigate.dev"
+POLICY_PRINTER_COLUMNS: tuple[dict[str, str], ...] = (
+    {"name": "Enforcement", "type": "string", "jsonPath": ".spec.enforcement", "description": "the floor"},
+    {"name": "Max-Valid-For", "type": "string", "jsonPath": ".spec.maxValidFor"},
+    {"name": "Namespaces", "type": "string", "jsonPath": ".spec.namespaceSelector", "description": "selector"},
+    {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+)
+"""`kubectl get aigatepolicies` shows what each governs."""
+
+
+def build_policy_crd() -> Schema:
+    """The CustomResourceDefinition for AIGatePolicy (cluster-scoped: platform admins write it, teams cannot)."""
+    fields = AIGatePolicy.model_fields
+    schema: Schema = {
+        "type": "object",
+        "description": AIGatePolicy.__doc__,
+        "properties": {
+            "apiVersion": {"type": "string", "description": fields["api_version"].description},
+            "kind": {"type": "string", "description": fields["kind"].description},
+            "metadata": {"type": "object"},
+            "spec": _ordered({**schema_for(AIGatePolicySpec), "description": fields["spec"].description}),
+        },
+    }
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": POLICY_CRD_NAME},
+        "spec": {
+            "group": API_GROUP,
+            "names": {
+                "plural": POLICY_PLURAL,
+                "singular": POLICY_KIND.lower(),
+                "kind": POLICY_KIND,
+                "listKind": f"{POLICY_KIND}List",
+                "categories": ["aigate"],
+            },
+            "scope": "Cluster",
+            "versions": [
+                {
+                    "name": API_VERSION,
+                    "served": True,
+                    "storage": True,
+                    "additionalPrinterColumns": [dict(c) for c in POLICY_PRINTER_COLUMNS],
+                    "schema": {"openAPIV3Schema": schema},
+                }
+            ],
+        },
+    }
+
+
+def render_policy_crd() -> str:
+    body = yaml.safe_dump(build_policy_crd(), sort_keys=False, allow_unicode=True, width=1 << 16)
     return HEADER + body

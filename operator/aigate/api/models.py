@@ -584,6 +584,15 @@ def format_cost_ratio(ratio: float) -> str:
     return f"{ratio:.2f}x"
 
 
+class PolicyRef(_Model):
+    """The AIGatePolicies a workload was last judged under."""
+
+    names: list[str] = Field(default_factory=list)
+    """Their names."""
+    digest: str | None = None
+    """sha256 of their names and specs, as the evidence records it."""
+
+
 class StatusSummary(_Model):
     """The figures `kubectl get aiworkloads` shows."""
 
@@ -622,6 +631,8 @@ class AIWorkloadStatus(_Model):
     """The last gate Job."""
     summary: StatusSummary | None = None
     """The figures `kubectl get` shows."""
+    policy: PolicyRef | None = None
+    """The AIGatePolicies in force at the last judgement (none: no policy selects the namespace)."""
 
 
 class AIWorkload(_Model):

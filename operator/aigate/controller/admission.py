@@ -34,6 +34,7 @@ from aigate.evidence import (
     verify_envelope,
     verify_evidence,
 )
+from aigate.policy.governance import Enforcement
 from aigate.policy.rollout import EvidenceCheck, RolloutDecision, decide_rollout, label_decision
 from aigate.policy.text import MAX_REASON, one_line
 from aigate.times import rfc3339
@@ -208,6 +209,7 @@ def rollout_decision(
     now: datetime,
     verify_cache: VerifyCache | None = None,
     evidence_name: str | None = None,
+    enforcement_floor: Enforcement | None = None,
 ) -> RolloutDecision:
     """Whether a Deployment (or kin) labelled `aigate.dev/workload` may be created or updated.
 
@@ -223,9 +225,10 @@ def rollout_decision(
     try:
         digest = cache.digest(workload, configmaps) if cache is not None else current_spec_digest(workload, configmaps)
     except WorkloadError as e:
-        return decide_rollout(ref, workload, f"spec cannot be resolved: {e.message}", None)
+        return decide_rollout(ref, workload, f"spec cannot be resolved: {e.message}", None, enforcement_floor)
     except ValidationError as e:  # parse_workload wraps these; kept for a spec no model can read at all
-        return decide_rollout(ref, workload, f"spec cannot be read: {one_line(str(e), MAX_REASON)}", None)
+        problem = f"spec cannot be read: {one_line(str(e), MAX_REASON)}"
+        return decide_rollout(ref, workload, problem, None, enforcement_floor)
     name = str((workload.get("metadata") or {}).get("name", ""))
     cm_name = evidence_name or names.evidence_configmap(name)
     text = ((evidence_cm or {}).get("data") or {}).get(names.EVIDENCE_KEY)
@@ -235,4 +238,4 @@ def rollout_decision(
     else:
         o = _verify(str(text), public_key, digest, now, cache)
         check = EvidenceCheck(cm_name, names.EVIDENCE_KEY, "ok", o.verified, o.failure, o.signed)
-    return decide_rollout(ref, workload, None, check)
+    return decide_rollout(ref, workload, None, check, enforcement_floor)

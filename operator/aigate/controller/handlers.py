@@ -19,10 +19,13 @@ from aiohttp import web
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import ValidationError
 
-from aigate.api.errors import WorkloadError
+from aigate.api.crd import POLICY_CRD_NAME
+from aigate.api.errors import WorkloadError, format_validation_error
 from aigate.api.load import configmap_names, workload_from_api
-from aigate.api.models import WORKLOAD_LABEL
+from aigate.api.models import API_GROUP, API_VERSION, WORKLOAD_LABEL
+from aigate.api.policy import POLICY_PLURAL, AIGatePolicy
 from aigate.controller import names
 from aigate.controller.admission import VerifyCache, rollout_decision
 from aigate.controller.config import OperatorConfig
@@ -32,6 +35,7 @@ from aigate.controller.reconcile import Reconciler, Signer, job_finished
 from aigate.controller.webhooks import ACCEPTANCES_ID, AIWORKLOADS_ID, ROLLOUTS_ID, AdmissionServer
 from aigate.evidence.keys import key_id, load_private_key, load_public_key
 from aigate.policy.acceptance import AcceptanceDecision, acceptance_patch
+from aigate.policy.governance import EffectivePolicy, effective, violations
 from aigate.policy.references import added, refusal
 from aigate.policy.rollout import not_judged, shape_problem
 
@@ -124,8 +128,35 @@ class State:
         metrics.watch_verify_cache(self.verify_cache)
 
 
-def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
+def governing(kw: Mapping[str, Any], namespace: str) -> EffectivePolicy:
+    """The AIGatePolicies selecting `namespace`, from the indexes (parsed when they changed, not per request)."""
+    index = kw.get("policy_index")
+    if index is None:
+        return EffectivePolicy()
+    policies = [p for _, store in list(index.items()) for p in list(store)]
+    labels = kw["namespace_index"].get(namespace)
+    found: Mapping[str, str] = next(iter(labels), {}) if labels else {}
+    return effective(policies, found)
+
+
+def build_registry(config: OperatorConfig, *, policies: bool = False) -> kopf.OperatorRegistry:
+    """`policies`: the AIGatePolicy CRD is installed (an index of a resource that does not exist would never be
+    complete, and would hold the webhook unready)."""
     registry = kopf.OperatorRegistry()
+
+    @kopf.index("", "v1", "namespaces", id="namespace_index", registry=registry)
+    def namespace_index(*, name: str, labels: Mapping[str, str], **_: Any) -> dict[str, dict[str, str]]:
+        return {name: dict(labels)}
+
+    if policies:
+
+        @kopf.index(API_GROUP, API_VERSION, POLICY_PLURAL, id="policy_index", registry=registry)
+        def policy_index(*, name: str, body: kopf.Body, **_: Any) -> dict[str, AIGatePolicy]:
+            try:
+                return {name: AIGatePolicy.model_validate(plain(body))}
+            except ValidationError as e:
+                log.warning("AIGatePolicy %s ignored: %s", name, "; ".join(format_validation_error(e)))
+                return {}
 
     @kopf.on.login(registry=registry)
     def login(**_: Any) -> kopf.ConnectionInfo:
@@ -269,6 +300,7 @@ def _register_webhooks(registry: kopf.OperatorRegistry) -> None:
         if state.config.watch_namespaces and (namespace or "") not in state.config.watch_namespaces:
             return  # not a namespace this operator gates: its webhook configuration should not send it here
         shape = shape_problem(kind, body, labels)
+        floor = governing(kw, namespace or "").enforcement
         if shape is not None:
             state.metrics.admitted("denied", kind, "", time.perf_counter() - started, ROLLOUTS_ID)
             raise kopf.AdmissionError(shape, code=403)
@@ -289,6 +321,7 @@ def _register_webhooks(registry: kopf.OperatorRegistry) -> None:
             now=datetime.now(UTC),
             verify_cache=state.verify_cache,
             evidence_name=f"{state.config.namespace}/{trusted}",
+            enforcement_floor=floor,
         )
         elapsed = time.perf_counter() - started
         state.metrics.admitted(decision.result, kind, decision.enforcement or "", elapsed, ROLLOUTS_ID)
@@ -312,12 +345,13 @@ def _register_webhooks(registry: kopf.OperatorRegistry) -> None:
     ) -> AcceptanceDecision:
         old, operation = kw.get("old"), kw.get("operation")
         state: State = memo["state"]
+        policy = governing(kw, str(body.get("metadata", {}).get("namespace") or ""))
         decision = acceptance_patch(
             operation=operation or "CREATE",
             new_spec=plain(body.get("spec") or {}),
             old_spec=plain(old.get("spec") or {}) if old else None,
             userinfo=dict(userinfo or {}),
-            acceptor_groups=set(state.config.acceptor_groups),
+            acceptor_groups=set(state.config.acceptor_groups) | set(policy.acceptor_groups),
             now=datetime.now(UTC),
             validate_only=validate_only,
         )
@@ -337,7 +371,23 @@ def _register_webhooks(registry: kopf.OperatorRegistry) -> None:
     @kopf.on.validate(*WORKLOADS, id=AIWORKLOADS_ID, registry=registry)
     def validate_workload(*, body: kopf.Body, userinfo: kopf.UserInfo, memo: Any, **kw: Any) -> None:
         judge_acceptances(body, userinfo, memo, kw, validate_only=True)
+        check_policy(body, kw)
         check_references(body, dict(userinfo or {}), memo["state"], kw)
+
+
+def check_policy(body: kopf.Body, kw: Any) -> None:
+    """What the governing AIGatePolicies refuse (validity, endpoints, SLO floors, unacceptable gates)."""
+    if kw.get("operation") not in ("CREATE", "UPDATE"):
+        return
+    try:
+        workload = workload_from_api(plain(body))
+    except WorkloadError:
+        return
+    policy = governing(kw, workload.metadata.namespace)
+    refused = violations(workload, policy)
+    if refused:
+        names = ", ".join(policy.names)
+        raise kopf.AdmissionError(f"refused by AIGatePolicy {names}: " + "; ".join(refused), code=403)
 
 
 def check_references(body: kopf.Body, userinfo: JSON, state: State, kw: Any) -> None:
@@ -440,6 +490,17 @@ def connection_info(api: k8s.ApiClient) -> kopf.ConnectionInfo:
     )
 
 
+def has_crd(kube: Kube, name: str) -> bool:
+    try:
+        k8s.ApiextensionsV1Api(kube.api).read_custom_resource_definition(name)
+    except ApiException as e:
+        if e.status in (403, 404):
+            log.warning("CRD %s not readable (HTTP %s): AIGatePolicies are not applied", name, e.status)
+            return False
+        raise
+    return True
+
+
 def ensure_namespace(kube: Kube, name: str) -> None:
     """The gate namespace: created by the chart; created here when missing (and allowed), so a run can start."""
     try:
@@ -459,7 +520,7 @@ def run_operator(config: OperatorConfig) -> int:
     log.info("Kubernetes API: %s", how)
     reconciler = Reconciler(Kube(api), config, signer, metrics)
     state = State(config, reconciler, signer, metrics)
-    registry = build_registry(config)
+    registry = build_registry(config, policies=has_crd(reconciler.kube, POLICY_CRD_NAME))
     kopf.configure(verbose=False)
     logging.getLogger("kopf.objects").addFilter(
         AdmissionLogFilter(

@@ -15,6 +15,7 @@ from kubernetes.client.exceptions import ApiException
 
 from aigate.api.load import ConfigMapLookup, configmap_lookup
 from aigate.api.models import API_GROUP, API_VERSION, PLURAL
+from aigate.api.policy import POLICY_PLURAL
 from aigate.controller.names import RUN_LABEL
 from aigate.times import rfc3339, utcnow
 
@@ -121,6 +122,20 @@ class Kube:
         answer = k8s.AuthorizationV1Api(self.api).create_subject_access_review(review)
         return bool(answer.status and answer.status.allowed)
 
+    def policies(self) -> list[JSON]:
+        """Every AIGatePolicy (none when the CRD is not installed)."""
+        try:
+            found = self.custom.list_cluster_custom_object(API_GROUP, API_VERSION, POLICY_PLURAL)
+        except ApiException as e:
+            if e.status == 404:
+                return []
+            raise
+        return cast(list[JSON], cast(JSON, found).get("items", []))
+
+    def namespace_labels(self, namespace: str) -> dict[str, str]:
+        meta = self.core.read_namespace(namespace).metadata
+        return dict((meta.labels if meta else None) or {})
+
     def get_job(self, namespace: str, name: str) -> JSON | None:
         try:
             return self._plain(self.batch.read_namespaced_job(name, namespace))
@@ -194,15 +209,19 @@ class Kube:
     def patch_status(self, namespace: str, name: str, status: JSON) -> None:
         """A merge patch of the status subresource: each list in it (conditions) is replaced whole, so no
         condition is lost to a partial update."""
-        self.custom.patch_namespaced_custom_object_status(
-            API_GROUP,
-            API_VERSION,
-            namespace,
-            PLURAL,
-            name,
-            {"status": status},
-            _content_type="application/merge-patch+json",
-        )
+        try:
+            self.custom.patch_namespaced_custom_object_status(
+                API_GROUP,
+                API_VERSION,
+                namespace,
+                PLURAL,
+                name,
+                {"status": status},
+                _content_type="application/merge-patch+json",
+            )
+        except ApiException as e:
+            if e.status != 404:  # deleted since it was read: there is no status left to say anything in
+                raise
 
     def event(self, workload: JSON, type_: str, reason: str, message: str) -> None:
         """A core/v1 Event on the AIWorkload, as `kubectl describe` shows them."""

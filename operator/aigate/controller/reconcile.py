@@ -14,10 +14,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from pydantic import ValidationError
+
 from aigate.api.digest import spec_digest
 from aigate.api.errors import WorkloadError
 from aigate.api.load import ResolvedWorkload, configmap_refs, resolve, workload_from_api
 from aigate.api.models import AIWorkload, StatusSummary
+from aigate.api.policy import AIGatePolicy
 from aigate.controller import jobs, names
 from aigate.controller.config import OperatorConfig
 from aigate.controller.jobs import GateRun, owner_reference
@@ -35,6 +38,7 @@ from aigate.policy.conditions import (
     problem_condition,
     ready_condition,
 )
+from aigate.policy.governance import EffectivePolicy, effective
 from aigate.policy.lifecycle import (
     EvidenceState,
     LastRun,
@@ -436,7 +440,8 @@ class Reconciler:
         sa = resolved.workload.spec.service_account_name
         if sa:
             m.rbac = probe_service_account(self.kube.api, ns, sa)
-        results, predicate, digest = judge(resolved, m, now=now, key_id=self.signer.key_id)
+        policy = self.governing(ns)
+        results, predicate, digest = judge(resolved, m, now=now, key_id=self.signer.key_id, policy=policy)
         envelope = json.dumps(sign_predicate(resolved, digest, predicate, self.signer.key), separators=(",", ":"))
         self.kube.apply(self._trusted_evidence(resolved.workload, digest, envelope))
         self.kube.apply(self._evidence_copy(resolved.workload, digest, envelope))
@@ -465,6 +470,16 @@ class Reconciler:
         if self.metrics:
             self.metrics.reconcile_error(meta["namespace"], meta["name"])
         return "run error"
+
+    def governing(self, namespace: str) -> EffectivePolicy:
+        """The AIGatePolicies selecting the namespace, read when a run is judged (not in any request path)."""
+        policies = []
+        for doc in self.kube.policies():
+            try:
+                policies.append(AIGatePolicy.model_validate(doc))
+            except ValidationError as e:
+                log.warning("AIGatePolicy %s ignored: %s", (doc.get("metadata") or {}).get("name"), e.errors()[0])
+        return effective(policies, self.kube.namespace_labels(namespace))
 
     def _trusted_evidence(self, workload: AIWorkload, digest: str, envelope: str) -> JSON:
         """The copy admission and the reconciler trust: in the operator's namespace, where tenants cannot write,
@@ -548,6 +563,8 @@ class Reconciler:
                 }
             ).model_dump(mode="json", by_alias=True),
         }
+        if predicate.policy is not None or "policy" in status:
+            update["policy"] = predicate.policy.model_dump(by_alias=True) if predicate.policy else None
         self.kube.patch_status(meta["namespace"], meta["name"], update)
         if self.metrics:
             self.metrics.record_results(meta["namespace"], meta["name"], gates, update["summary"], expires)

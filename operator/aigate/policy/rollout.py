@@ -15,9 +15,9 @@ from typing import Any, Literal
 from aigate.api.models import GATE_NAMES, WORKLOAD_LABEL
 from aigate.evidence import EvidenceError, EvidenceExpired, EvidencePredicate, EvidenceStale, VerifiedEvidence
 from aigate.policy.conditions import GATE_CONDITIONS
+from aigate.policy.governance import Enforcement, strictest
 from aigate.policy.text import MAX_MESSAGE, MAX_REASON, one_line
 
-Enforcement = Literal["enforce", "warn", "audit"]
 ENFORCEMENTS: tuple[Enforcement, ...] = ("enforce", "warn", "audit")
 Result = Literal["allowed", "denied", "warned", "audited"]
 
@@ -113,11 +113,16 @@ def label_decision(kind: str, namespace: str, labels: Mapping[str, str], found: 
 
 
 def decide_rollout(
-    ref: str, workload: Mapping[str, Any], spec_problem: str | None, evidence: EvidenceCheck | None
+    ref: str,
+    workload: Mapping[str, Any],
+    spec_problem: str | None,
+    evidence: EvidenceCheck | None,
+    floor: Enforcement | None = None,
 ) -> RolloutDecision:
     """`spec_problem`: why the spec cannot be digested now (None when it can); `evidence`: the check of the
-    stored evidence against that digest (None when the spec could not be digested)."""
-    enforcement = enforcement_of(workload)
+    stored evidence against that digest (None when the spec could not be digested); `floor`: the enforcement the
+    governing AIGatePolicies require (the workload may ask for stricter, never looser)."""
+    enforcement = strictest(enforcement_of(workload), floor)
     problem = spec_problem if spec_problem is not None else _evidence_problem(workload, evidence)
     if problem is None:
         return RolloutDecision(True, f"AIWorkload {ref} is cleared for rollout", [], "allowed", enforcement, ref)
