@@ -160,3 +160,60 @@ def test_the_policy_crd_is_current() -> None:
     assert crd["spec"]["scope"] == "Cluster"
     spec = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
     assert {"enforcement", "maxValidFor", "allowedEndpoints", "unacceptableGates", "slo"} <= set(spec["properties"])
+
+
+def test_an_acceptance_is_bound_to_the_spec_it_was_given_for() -> None:
+    from aigate.api.models import RiskAcceptance
+    from aigate.gates.acceptance import apply_acceptances
+    from aigate.policy.acceptance import acceptance_patch
+
+    fail = GateResult(gate="toolControl", status="FAIL", reason="Human approval: missing")
+    given = RiskAcceptance(
+        gate="toolControl", reason="r", expires=NOW + timedelta(days=1), accepted_by="alice", spec_digest="sha256:a"
+    )
+    [same] = apply_acceptances([fail], [given], NOW, "sha256:a")
+    assert same.status == "ACCEPTED"
+    [other] = apply_acceptances([fail], [given], NOW, "sha256:b")
+    assert other.status == "FAIL" and other.reason.endswith("(risk acceptance given for another spec: renew it)")
+    assert [f.code for f in other.findings] == ["acceptance.otherSpec"]
+    unbound = given.model_copy(update={"spec_digest": None})  # written by hand for the CLI: applies as before
+    assert apply_acceptances([fail], [unbound], NOW, "sha256:b")[0].status == "ACCEPTED"
+
+    item = {"gate": "toolControl", "reason": "r", "expires": "2026-12-02T00:00:00Z"}
+    alice = {"username": "alice", "groups": ["acceptors"]}
+    d = acceptance_patch(
+        operation="CREATE",
+        new_spec={"riskAcceptances": [item]},
+        old_spec=None,
+        userinfo=alice,
+        acceptor_groups={"acceptors"},
+        now=NOW,
+        spec_digest="sha256:a",
+    )
+    assert d.allowed and d.patch == [
+        {"op": "add", "path": "/spec/riskAcceptances/0/acceptedBy", "value": "alice"},
+        {"op": "add", "path": "/spec/riskAcceptances/0/specDigest", "value": "sha256:a"},
+    ]
+    # the spec changes, the acceptance does not: it keeps the digest it was given for (and so stops applying)
+    stored = {**item, "acceptedBy": "alice", "specDigest": "sha256:a"}
+    d = acceptance_patch(
+        operation="UPDATE",
+        new_spec={"riskAcceptances": [stored]},
+        old_spec={"riskAcceptances": [stored]},
+        userinfo={"username": "mallory", "groups": []},
+        acceptor_groups={"acceptors"},
+        now=NOW,
+        spec_digest="sha256:b",
+    )
+    assert d.allowed and d.patch == []
+    # a hand-written digest on an unchanged acceptance is put back
+    d = acceptance_patch(
+        operation="UPDATE",
+        new_spec={"riskAcceptances": [{**stored, "specDigest": "sha256:b"}]},
+        old_spec={"riskAcceptances": [stored]},
+        userinfo={"username": "mallory", "groups": []},
+        acceptor_groups={"acceptors"},
+        now=NOW,
+        spec_digest="sha256:b",
+    )
+    assert d.patch == [{"op": "replace", "path": "/spec/riskAcceptances/0/specDigest", "value": "sha256:a"}]

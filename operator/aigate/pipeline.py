@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from aigate.api.digest import spec_digest
+from aigate.api.digest import acceptance_digest, spec_digest
 from aigate.api.errors import UsageError
 from aigate.api.load import ResolvedWorkload, load_and_resolve
 from aigate.assessment import Assessment, EvidenceInfo, build_predicate, case_summaries, paths_of
@@ -123,9 +123,11 @@ def judge(
     acceptances = [a for a in spec.risk_acceptances if a.gate not in policy.unacceptable_gates]
     timeout = assumed_timeout_ms(spec)
     measured = judge_measured(resolved, m, assumed_timeout_ms=timeout, tool_checks=tool_checks())
-    measured = apply_acceptances(measured, acceptances, now)
+    bound_to = acceptance_digest(resolved)
+    measured = apply_acceptances(measured, acceptances, now, bound_to)
     draft = build_predicate(resolved, digest, measured, decide(measured), m, now, now + spec.evidence.valid_for_delta())
-    evidence = apply_acceptances([judge_evidence(completeness_problems(draft.to_json()), key_id)], acceptances, now)
+    judged = judge_evidence(completeness_problems(draft.to_json()), key_id)
+    evidence = apply_acceptances([judged], acceptances, now, bound_to)
     results = [*measured, *evidence]
     expires = evidence_expiry(now, spec.evidence.valid_for_delta(), policy, results)
     predicate = build_predicate(resolved, digest, results, decide(results), m, now, expires)

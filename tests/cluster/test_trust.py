@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Callable, Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ import pytest
 
 from aigate.simulator.profile import SimProfile
 from aigate.simulator.server import SimulatorServer
+from aigate.times import rfc3339
 from localcluster.aigate_operator import (
     OPERATOR_NAMESPACE,
     OperatorProcess,
@@ -607,3 +608,50 @@ def test_an_aigatepolicy_sets_what_a_workload_may_not_loosen(
         assert expires - issued <= timedelta(hours=12)
     finally:
         cluster.kubectl("delete", "aigatepolicy", f"platform-{ns}", "--ignore-not-found")
+
+
+def test_a_risk_acceptance_holds_for_its_spec_and_its_hour_only(
+    cluster: Cluster, team: str, operator: OperatorProcess, simulator: SimulatorServer
+) -> None:
+    """An acceptor accepts the failing toolControl gate for one hour: the evidence expires within that hour. The
+    editor then changes something else in the spec: the acceptance was given for the spec as it was, so it no
+    longer applies (the gate's condition says so) and the rollout is refused until an acceptor renews it."""
+    ns, name = team, "accepted-once"
+    setup(cluster, ns)
+    acceptors = "aigate:risk-acceptors"
+    binding = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": {"name": "acceptors", "namespace": ns},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "aigate-aiworkloads-edit"},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": acceptors}],
+    }
+    cluster.kubectl("apply", "-f", "-", input=json.dumps(binding))
+    applied = editor(cluster, "apply", "-f", "-", input=json.dumps(workload(ns, name, simulator.url, approval=False)))
+    assert applied.returncode == 0, applied.stderr
+    run = wait_decision(cluster, ns, name, "FAIL")["status"]["lastRun"]["runId"]
+
+    expires = (datetime.now(UTC) + timedelta(hours=1)).replace(microsecond=0)
+    acceptance = {"gate": "toolControl", "reason": "approval flow ships next sprint", "expires": rfc3339(expires)}
+    patch = json.dumps({"spec": {"riskAcceptances": [acceptance]}})
+    accepted = cluster.kubectl(
+        "patch", "aiworkload", name, "-n", ns, "--type=merge", "-p", patch, as_user="alice", as_groups=(acceptors,),
+        check=False,
+    )  # fmt: skip
+    assert accepted.returncode == 0, accepted.stderr
+    [recorded] = get_workload(cluster, ns, name)["spec"]["riskAcceptances"]
+    assert recorded["acceptedBy"] == "alice" and recorded["specDigest"].startswith("sha256:")
+    wl = wait_decision(cluster, ns, name, "PASS", after_run=run)
+    assert datetime.fromisoformat(wl["status"]["evidence"]["expiresAt"]) <= expires
+    assert rollout(cluster, ns, name, "accepted-app").returncode == 0
+
+    # the editor changes something else: the acceptance keeps the digest of the spec it was given for
+    slower = json.dumps({"spec": {"slo": {"p95LatencyMs": 3900}}})
+    changed = editor(cluster, "patch", "aiworkload", name, "-n", ns, "--type=merge", "-p", slower)
+    assert changed.returncode == 0, changed.stderr
+    assert get_workload(cluster, ns, name)["spec"]["riskAcceptances"][0]["specDigest"] == recorded["specDigest"]
+    wl = wait_decision(cluster, ns, name, "FAIL", after_run=wl["status"]["lastRun"]["runId"])
+    tool = {c["type"]: c for c in wl["status"]["conditions"]}["ToolControlGate"]
+    assert tool["status"] == "False" and "risk acceptance given for another spec: renew it" in tool["message"]
+    refused = rollout(cluster, ns, name, "accepted-app-2")
+    assert refused.returncode != 0, "an acceptance given for another spec still admitted a rollout"

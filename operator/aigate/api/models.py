@@ -441,6 +441,9 @@ class RiskAcceptance(_Model):
     """When the acceptance ends (RFC 3339); evidence relying on it expires then too."""
     accepted_by: str | None = None
     """Set by the admission webhook from the user."""
+    spec_digest: str | None = None
+    """Set by the admission webhook: the digest of the spec the acceptance was given for (its riskAcceptances left
+    out). When the spec changes the acceptance no longer applies, until an acceptor renews it."""
 
     @field_validator("expires")
     @classmethod

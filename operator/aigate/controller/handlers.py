@@ -22,8 +22,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
 
 from aigate.api.crd import POLICY_CRD_NAME
+from aigate.api.digest import acceptance_digest
 from aigate.api.errors import WorkloadError, format_validation_error
-from aigate.api.load import configmap_names, workload_from_api
+from aigate.api.load import configmap_lookup, configmap_names, resolve, workload_from_api
 from aigate.api.models import API_GROUP, API_VERSION, WORKLOAD_LABEL
 from aigate.api.policy import POLICY_PLURAL, AIGatePolicy
 from aigate.controller import names
@@ -126,6 +127,24 @@ class State:
         # every review re-digests the spec and re-verifies ECDSA (bench/README.md, "Admission end to end")
         self.verify_cache = VerifyCache()
         metrics.watch_verify_cache(self.verify_cache)
+
+
+def bound_to(body: kopf.Body, configmap_index: Any, namespace: str) -> str | None:
+    """The acceptance digest of the spec as it will be stored (its ConfigMaps from the index); None when it cannot
+    be resolved (the acceptance is then recorded unbound, as the CLI's are). Only when the spec has acceptances."""
+    if not (body.get("spec") or {}).get("riskAcceptances"):
+        return None
+    try:
+        workload = workload_from_api(plain(body))
+        cms = NamespaceConfigMaps(configmap_index, namespace)
+
+        def read(name: str) -> Mapping[str, Any] | None:
+            cm = cms.get(name)
+            return None if cm is None else (cm.get("data") or {})
+
+        return acceptance_digest(resolve(workload, configmap_lookup(namespace, read)))
+    except WorkloadError:
+        return None
 
 
 def governing(kw: Mapping[str, Any], namespace: str) -> EffectivePolicy:
@@ -345,7 +364,8 @@ def _register_webhooks(registry: kopf.OperatorRegistry) -> None:
     ) -> AcceptanceDecision:
         old, operation = kw.get("old"), kw.get("operation")
         state: State = memo["state"]
-        policy = governing(kw, str(body.get("metadata", {}).get("namespace") or ""))
+        namespace = str(body.get("metadata", {}).get("namespace") or "")
+        policy = governing(kw, namespace)
         decision = acceptance_patch(
             operation=operation or "CREATE",
             new_spec=plain(body.get("spec") or {}),
@@ -354,6 +374,7 @@ def _register_webhooks(registry: kopf.OperatorRegistry) -> None:
             acceptor_groups=set(state.config.acceptor_groups) | set(policy.acceptor_groups),
             now=datetime.now(UTC),
             validate_only=validate_only,
+            spec_digest=bound_to(body, kw["configmap_index"], namespace),
         )
         if not decision.allowed:
             raise kopf.AdmissionError(decision.message, code=403)

@@ -36,6 +36,7 @@ FindingCode = Literal[
     "providerDependency.drift",
     "evidence.incomplete",
     "acceptance.expired",
+    "acceptance.otherSpec",
 ]
 """What a finding is about, for machines (reports, dashboards): the message is for people and may be reworded."""
 
