@@ -26,7 +26,7 @@ from localcluster.aigate_operator import (
     register_webhooks,
     unregister_webhooks,
 )
-from localcluster.testing import Cluster
+from localcluster.testing import Cluster, cluster_image
 
 GATES = "aigate-gates"
 POLICY_CRD = Path(__file__).resolve().parents[2] / "crds" / "aigatepolicies.aigate.dev.yaml"
@@ -324,7 +324,7 @@ def test_a_gate_job_made_in_the_team_namespace_is_ignored(
             "template": {
                 "spec": {
                     "restartPolicy": "Never",
-                    "containers": [{"name": "gate", "image": "busybox", "command": ["true"]}],
+                    "containers": [{"name": "gate", "image": cluster_image(), "command": ["true"]}],
                 }
             },
         },

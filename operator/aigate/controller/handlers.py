@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import json
 import logging
@@ -329,19 +330,25 @@ def _register_webhooks(registry: kopf.OperatorRegistry) -> None:
         # only the copy in the operator's namespace counts: the one beside the workload is the tenant's to write
         uid = str(((workload or {}).get("metadata") or {}).get("uid") or "")
         trusted = names.trusted_evidence(uid)
-        decision = rollout_decision(
+        configmaps = NamespaceConfigMaps(configmap_index, ns)
+        decide = functools.partial(
+            rollout_decision,
             kind=kind,
             namespace=ns,
             labels=dict(labels),
             workload=workload,
             evidence_cm=first(configmap_index, (state.config.namespace, trusted)) if uid else None,
-            configmaps=NamespaceConfigMaps(configmap_index, ns),
+            configmaps=configmaps,
             public_key=state.signer.public_key,
             now=datetime.now(UTC),
             verify_cache=state.verify_cache,
             evidence_name=f"{state.config.namespace}/{trusted}",
             enforcement_floor=floor,
         )
+        # parsing and hashing a spec (a remembered digest costs neither) go to a worker thread: the event loop
+        # answers every other review meanwhile, whatever one tenant's spec weighs
+        fresh = workload is None or state.verify_cache.fresh(workload, configmaps)
+        decision = decide() if fresh else await asyncio.to_thread(decide)
         elapsed = time.perf_counter() - started
         state.metrics.admitted(decision.result, kind, decision.enforcement or "", elapsed, ROLLOUTS_ID)
         warnings.extend(decision.warnings)
