@@ -287,35 +287,40 @@ def openapi_schema() -> Schema:
     return schema
 
 
-def build_crd() -> Schema:
-    """The apiextensions.k8s.io/v1 CustomResourceDefinition for AIWorkload."""
+def _definition(
+    name: str,
+    kind: str,
+    plural: str,
+    scope: str,
+    version: Schema,
+    short_names: tuple[str, ...] = (),
+) -> Schema:
+    """An apiextensions.k8s.io/v1 CustomResourceDefinition of group aigate.dev with one served, stored version."""
+    names: Schema = {"plural": plural, "singular": kind.lower(), "kind": kind, "listKind": f"{kind}List"}
+    if short_names:
+        names["shortNames"] = list(short_names)
+    names["categories"] = ["aigate"]
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
-        "metadata": {"name": CRD_NAME},
+        "metadata": {"name": name},
         "spec": {
             "group": API_GROUP,
-            "names": {
-                "plural": PLURAL,
-                "singular": KIND.lower(),
-                "kind": KIND,
-                "listKind": f"{KIND}List",
-                "shortNames": ["aiw"],
-                "categories": ["aigate"],
-            },
-            "scope": "Namespaced",
-            "versions": [
-                {
-                    "name": API_VERSION,
-                    "served": True,
-                    "storage": True,
-                    "subresources": {"status": {}},
-                    "additionalPrinterColumns": [dict(c) for c in PRINTER_COLUMNS],
-                    "schema": {"openAPIV3Schema": openapi_schema()},
-                }
-            ],
+            "names": names,
+            "scope": scope,
+            "versions": [{"name": API_VERSION, "served": True, "storage": True, **version}],
         },
     }
+
+
+def build_crd() -> Schema:
+    """The apiextensions.k8s.io/v1 CustomResourceDefinition for AIWorkload."""
+    version = {
+        "subresources": {"status": {}},
+        "additionalPrinterColumns": [dict(c) for c in PRINTER_COLUMNS],
+        "schema": {"openAPIV3Schema": openapi_schema()},
+    }
+    return _definition(CRD_NAME, KIND, PLURAL, "Namespaced", version, short_names=("aiw",))
 
 
 def render_crd() -> str:
@@ -347,31 +352,11 @@ def build_policy_crd() -> Schema:
             "spec": _ordered({**schema_for(AIGatePolicySpec), "description": fields["spec"].description}),
         },
     }
-    return {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": POLICY_CRD_NAME},
-        "spec": {
-            "group": API_GROUP,
-            "names": {
-                "plural": POLICY_PLURAL,
-                "singular": POLICY_KIND.lower(),
-                "kind": POLICY_KIND,
-                "listKind": f"{POLICY_KIND}List",
-                "categories": ["aigate"],
-            },
-            "scope": "Cluster",
-            "versions": [
-                {
-                    "name": API_VERSION,
-                    "served": True,
-                    "storage": True,
-                    "additionalPrinterColumns": [dict(c) for c in POLICY_PRINTER_COLUMNS],
-                    "schema": {"openAPIV3Schema": schema},
-                }
-            ],
-        },
+    version = {
+        "additionalPrinterColumns": [dict(c) for c in POLICY_PRINTER_COLUMNS],
+        "schema": {"openAPIV3Schema": schema},
     }
+    return _definition(POLICY_CRD_NAME, POLICY_KIND, POLICY_PLURAL, "Cluster", version)
 
 
 def render_policy_crd() -> str:
