@@ -501,9 +501,11 @@ def _latency_svg(series: Sequence[LatencySeries], slo: float | None, marks: dict
             f'stroke-dasharray="2 3"/><text x="{x(v) + 3:.1f}" y="{top - 8}" fill="#59636e">{_e(label)}</text>'
         )
     if slo is not None:
+        right = x(slo) > width * 0.8  # keep the label inside the chart
+        anchor, lx = ("end", x(slo) - 4) if right else ("start", x(slo) + 4)
         out.append(
             f'<line x1="{x(slo):.1f}" y1="{top - 10}" x2="{x(slo):.1f}" y2="{height - 28}" stroke="#cf222e" '
-            f'stroke-width="2" stroke-dasharray="6 4"/><text x="{x(slo) + 4:.1f}" y="{top - 12}" '
+            f'stroke-width="2" stroke-dasharray="6 4"/><text x="{lx:.1f}" y="{top - 12}" text-anchor="{anchor}" '
             f'fill="#cf222e">SLO p95 {_e(_ms(slo))}</text>'
         )
     out.append("</svg>")
