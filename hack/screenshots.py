@@ -1,5 +1,6 @@
 """`make screenshots`: run the demo, load its two HTML reports in headless Chromium (hack/headless_chromium.py) and
-write their screenshots into docs/images/, failing if a page made a request or logged an error.
+write their screenshots into docs/images/ (the whole page, and its first 1280x1000 pixels for the README), failing if
+a page made a request or logged an error.
 
 usage: python hack/screenshots.py [OUT_DIR]   (default docs/images)
 """
@@ -36,8 +37,10 @@ def main(out: Path) -> int:
             if load.errors or load.requests:
                 print(f"screenshots: error: {page}: {load.errors} {load.requests}", file=sys.stderr)
                 return 1
-            (out / shot).write_bytes(load.screenshot)
-            print(f"screenshots: {out / shot} ({len(load.screenshot) // 1024} KiB) from {page}")
+            top = load_page(Path(tmp) / page, height=1000, full_page=False)
+            for path, png in ((out / shot, load.screenshot), (out / shot.replace(".png", "-top.png"), top.screenshot)):
+                path.write_bytes(png)
+                print(f"screenshots: {path} ({len(png) // 1024} KiB) from {page}")
     return 0
 
 

@@ -17,7 +17,7 @@ from aigate.assessment import Assessment, case_summaries, paths_of
 from aigate.cli import main
 from aigate.evidence.keys import key_id, load_private_key, write_keypair
 from aigate.gates import apply_acceptances, decide, judge_evidence, judge_measured
-from aigate.measurements import Outcome
+from aigate.measurements import McpServerProbe, McpTool, Outcome
 from aigate.pipeline import judge, sign_predicate
 from aigate.report import render
 from aigate.report.evidencefile import read_evidence
@@ -224,3 +224,25 @@ def test_expired_evidence_renders_with_the_expiry_said(tmp_path: Path) -> None:
     assert "This evidence expired at" in page and "<b>(expired)</b>" in page
     fresh = render_html_from_evidence(ev, source="evidence.json", now=T0)
     assert "(expired)" not in fresh
+
+
+def test_tool_table_shows_what_an_mcp_server_exposed_and_annotated() -> None:
+    a = hostile_assessment()
+    a.measurements.mcp = [
+        McpServerProbe(
+            name="casetools",
+            url="http://127.0.0.1:9/mcp",
+            reachable=True,
+            tools=[
+                McpTool(name="lookup_policy", read_only_hint=True),
+                McpTool(name="<b>wipe_cases</b>", destructive_hint=True),
+            ],
+        )
+    ]
+    page = render(a, "html")
+    assert "<td><code>lookup_policy</code></td><td>read</td><td>none</td><td>casetools</td>" in page
+    assert "<code>create_case_note</code></td><td>write</td><td>none</td><td>by none of casetools</td>" in page
+    assert (
+        "<td><code>&lt;b&gt;wipe_cases&lt;/b&gt;</code></td><td>not declared</td><td>\u2013</td><td>casetools</td>"
+        "<td>destructiveHint: true</td>"
+    ) in page

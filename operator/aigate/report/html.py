@@ -137,6 +137,8 @@ class View:
     fault_cells: dict[tuple[str, str], FaultCell]
     fault_note: str
     tools: list[ToolRow]
+    mcp_servers: list[str] | None
+    """The MCP servers probed (a run), or None: the evidence does not record what they exposed."""
     adversarial: list[AdversarialRow]
     failing_cases: list[tuple[str, str, int, int, str]]
     key_id: str | None
@@ -279,6 +281,7 @@ def view_of_assessment(a: Assessment) -> View:
         fault_note=f"Each fault injected on the primary; a cell counts the repeats whose outcome was valid within "
         f"the {_ms(limit)} deadline, and names what served them.",
         tools=_tool_rows(a.gates, m.mcp),
+        mcp_servers=[p.name for p in m.mcp],
         adversarial=list(adversarial.values()),
         failing_cases=[
             (c.model, c.case, c.passed, c.runs, c.failures[0] if c.failures else "")
@@ -377,6 +380,7 @@ def view_of_evidence(
         fault_note="The evidence records each fault mode over all cases (valid within the deadline, and what "
         "served them); the cases without a valid outcome are listed below.",
         tools=_tool_rows(gates),
+        mcp_servers=None,
         adversarial=list(adversarial.values()),
         failing_cases=[
             (c.model, c.case, c.passed, c.runs, c.failures[0] if c.failures else "") for c in cases if c.passed < c.runs
@@ -537,7 +541,7 @@ def _bars_svg(bars: Sequence[tuple[str, float, str]], limit: float | None, limit
     out = [f'<svg viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" aria-label="bars">']
     for i, (label, v, colour) in enumerate(bars):
         y = top + row_h * i
-        out.append(f'<text x="{left - 8}" y="{y + 15}" text-anchor="end">{_e(_clip(label, 48))}</text>')
+        out.append(f'<text x="{left - 8}" y="{y + 15}" text-anchor="end">{_e(_clip(label, 56))}</text>')
         out.append(f'<rect x="{left}" y="{y + 3}" width="{max(x(v) - left, 1):.1f}" height="18" fill="{colour}"/>')
         out.append(f'<text x="{x(v) + 5:.1f}" y="{y + 16}">{_e(_usd(v))}</text>')
     if limit is not None:
@@ -705,6 +709,12 @@ def _fallback(v: View) -> str:
     return _section(g, "Fallback", body)
 
 
+def _not_exposed(servers: list[str] | None) -> str:
+    if servers is None:
+        return "not recorded in the evidence"
+    return "by none of " + ", ".join(servers) if servers else "no MCP server declared"
+
+
 def _tool_control(v: View) -> str:
     g = _gate(v.gates, "toolControl")
     if g is None:
@@ -718,7 +728,7 @@ def _tool_control(v: View) -> str:
                     f"<code>{_e(t.name)}</code>",
                     _e(t.declared or "not declared"),
                     _e(t.approval or NONE),
-                    _e(", ".join(t.exposed_by) or ("not probed" if v.verified is not None else "none")),
+                    _e(", ".join(t.exposed_by) or _not_exposed(v.mcp_servers)),
                     _e(", ".join(t.annotations) or NONE),
                 ]
                 for t in v.tools
