@@ -43,6 +43,14 @@ def hostile_resolved() -> Any:
             "expect": {"toolCalls": {"forbidden": ["create_case_note"]}},
         },
     ]
+    doc["spec"]["riskAcceptances"] = [
+        {
+            "gate": "providerDependency",
+            "reason": "second provider <contract> signed in Q1",
+            "expires": "2099-03-01T00:00:00Z",
+            "acceptedBy": "ciso@example.com",
+        }
+    ]
     return resolved_from(doc)
 
 
@@ -123,7 +131,7 @@ def test_check_report_shows_decision_gates_and_measured_figures() -> None:
     page = render(a, "html")
     assert_self_contained(page)
     assert "AI Production Readiness: FAIL · fraud/fraud-review-assistant" in page
-    for title in ("Cost", "Reliability", "Fallback", "Tool control", "Provider dependency", "Evidence"):
+    for title in ("Cost", "Reliability", "Fallback", "Tool control", "Evidence"):
         assert f'<b>{title}</b> <span class="st FAIL">FAIL</span>' in page
     # the SLO line at the declared p95 target, the budget line at the declared budget
     assert "SLO p95 4,000 ms" in page
@@ -140,6 +148,12 @@ def test_check_report_shows_decision_gates_and_measured_figures() -> None:
     assert "called <code>create_case_note (write)</code>" in page
     assert "0/3 passed" in page
     assert "This run&#x27;s evidence was not signed." in page
+    # the accepted risk: its gate ACCEPTED, who accepted it and until when
+    assert '<b>Provider dependency</b> <span class="st ACCEPTED">ACCEPTED</span>' in page
+    assert (
+        "<td>providerDependency</td><td>ciso@example.com</td><td>2099-03-01T00:00:00Z</td><td>yes</td>"
+        "<td>second provider &lt;contract&gt; signed in Q1</td>"
+    ) in page
 
 
 def test_every_spec_and_model_string_is_escaped() -> None:
@@ -176,6 +190,8 @@ def test_report_from_verified_evidence(tmp_path: Path, capsys: pytest.CaptureFix
     assert page.count("<circle") == 8
     assert "each dot is one case&#x27;s p95" in page
     assert EVIL not in page and "&lt;script&gt;" in page
+    # who accepted which risk, as signed
+    assert "<td>providerDependency</td><td>ciso@example.com</td><td>2099-03-01T00:00:00Z</td><td>yes</td>" in page
     # the fault modes as the evidence records them, over all cases
     assert "<b>3/4</b> · safeStop 3, none 1" in page
 

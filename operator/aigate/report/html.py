@@ -9,12 +9,15 @@ spec, a provider or a model's answer goes through `_e`.
 
 from __future__ import annotations
 
+import contextlib
 import html
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
 
 from aigate.assessment import Assessment
 from aigate.evidence.predicate import AcceptanceRecord, CaseRecord, ModelIdentityRecord, MonitoringCondition
@@ -24,6 +27,7 @@ from aigate.report.evidencefile import EvidenceForReport
 from aigate.report.text import GATE_TITLES, decision_text
 from aigate.times import rfc3339, utcnow
 
+_R = TypeVar("_R", bound=BaseModel)
 NONE = "\u2013"
 """An en dash: no figure."""
 GATE_ORDER = ("cost", "reliability", "fallback", "toolControl", "providerDependency", "evidence")
@@ -299,6 +303,18 @@ def view_of_assessment(a: Assessment) -> View:
     )
 
 
+def _typed(items: Iterable[Any], model: type[_R]) -> list[_R]:
+    """The predicate's audit records typed: some read back as plain dicts; those not of aigate's shape are left out."""
+    out = []
+    for item in items:
+        if isinstance(item, model):
+            out.append(item)
+        elif isinstance(item, dict):
+            with contextlib.suppress(ValidationError):
+                out.append(model.model_validate(item))
+    return out
+
+
 def view_of_evidence(
     ev: EvidenceForReport, *, source: str, now: datetime | None = None, evidence_name: str = "EVIDENCE.json"
 ) -> View:
@@ -309,8 +325,8 @@ def view_of_evidence(
     if p.workload is not None:
         ns, name = p.workload.namespace, p.workload.name
     gates = sorted(p.gates, key=lambda g: GATE_ORDER.index(g.gate) if g.gate in GATE_ORDER else 99)
-    cases = [c for c in p.cases if isinstance(c, CaseRecord)]
-    identities = [i for i in p.model_identities if isinstance(i, ModelIdentityRecord)]
+    cases = _typed(p.cases, CaseRecord)
+    identities = _typed(p.model_identities, ModelIdentityRecord)
     requested = {i.path: i.requested for i in identities}
     latency = []
     for path in dict.fromkeys(c.model for c in cases):
@@ -325,12 +341,9 @@ def view_of_evidence(
             row.per_model[f"{c.model} · {requested.get(c.model, '')}".rstrip(" ·")] = (c.passed, c.runs, [])
     acceptances = [
         Acceptance(a.gate, a.reason, a.accepted_by, rfc3339(a.expires), a.active)
-        for a in p.risk_acceptances
-        if isinstance(a, AcceptanceRecord)
+        for a in _typed(p.risk_acceptances, AcceptanceRecord)
     ]
-    monitoring = [
-        f"{c.metric} {c.comparison} {c.threshold:g}" for c in p.monitoring if isinstance(c, MonitoringCondition)
-    ]
+    monitoring = [f"{c.metric} {c.comparison} {c.threshold:g}" for c in _typed(p.monitoring, MonitoringCondition)]
     fb = _gate(gates, "fallback")
     modes = fb.metrics.get("faultModes", {}) if fb else {}
     cells = {
