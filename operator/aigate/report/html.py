@@ -23,11 +23,13 @@ from aigate.assessment import Assessment
 from aigate.evidence.predicate import AcceptanceRecord, CaseRecord, ModelIdentityRecord, MonitoringCondition
 from aigate.gates.result import GateResult
 from aigate.gates.stats import percentile
+from aigate.measurements import FAULT_MODES
 from aigate.report.evidencefile import EvidenceForReport
 from aigate.report.text import GATE_TITLES, decision_text
 from aigate.times import rfc3339, utcnow
 
 _R = TypeVar("_R", bound=BaseModel)
+_MODE_ORDER: dict[str, int] = {m: i for i, m in enumerate(FAULT_MODES)}
 NONE = "\u2013"
 """An en dash: no figure."""
 GATE_ORDER = ("cost", "reliability", "fallback", "toolControl", "providerDependency", "evidence")
@@ -358,7 +360,9 @@ def view_of_evidence(
     }
     decision = p.decision or "FAIL"
     expired = p.expires_at <= now
-    text = "Ready for production." if decision == "PASS" else "Not ready for production: see the failing gates."
+    text = "Not ready for production: see the failing gates."
+    if decision == "PASS":
+        text = f"Ready for production. Evidence expires {p.expires_at.date().isoformat()}; re-gate before then."
     if expired:
         text += f" This evidence expired at {rfc3339(p.expires_at)}; re-gate before relying on it."
     return View(
@@ -387,7 +391,7 @@ def view_of_evidence(
         latency_note="The evidence records each case's p95 per model, not each request: each dot is one case's "
         "p95; the primary's p50/p95/p99 come from the reliability gate.",
         model_stats=[],
-        fault_modes=list(dict.fromkeys(m for m, _ in cells)),
+        fault_modes=sorted(dict.fromkeys(m for m, _ in cells), key=lambda m: (_MODE_ORDER.get(m, 99), m)),
         fault_cases=["all cases"] if cells else [],
         fault_cells=cells,
         fault_note="The evidence records each fault mode over all cases (valid within the deadline, and what "
