@@ -290,7 +290,7 @@ def _evidence_gates(cluster: Cluster, w: dict[str, Any]) -> list[Any]:
 
 
 def cmd_evidence(args: argparse.Namespace, cluster: Cluster) -> int:
-    from aigate.evidence.errors import EvidenceError, EvidenceInputError
+    from aigate.evidence.errors import EvidenceError
     from aigate.evidence.verify import verify_evidence
     from aigate.times import utcnow
 
@@ -312,11 +312,8 @@ def cmd_evidence(args: argparse.Namespace, cluster: Cluster) -> int:
     digest = current_digest(cluster, w)
     try:
         v = verify_evidence(stored.raw, public, now=utcnow(), expected_digest=digest, key_name=key_name)
-    except EvidenceInputError as e:
-        print(f"evidence in {stored.where} rejected: {e}")
-        return EXIT_REFUSED
-    except EvidenceError as e:
-        print(f"evidence in {stored.where} rejected: {e}")
+    except EvidenceError as e:  # unreadable evidence too: what the status points to does not hold
+        _err(f"evidence in {stored.where} rejected: {e}")
         return EXIT_REFUSED
     print(f"evidence in {stored.where} verified: {v.summary()}; for the current spec")
     return EXIT_OK

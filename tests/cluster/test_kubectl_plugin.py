@@ -167,7 +167,7 @@ def test_verify_refuses_tampered_evidence(cluster: Cluster, gated: Gated) -> Non
     cluster.kubectl("patch", "configmap", "tampered-aigate-evidence", "-n", gated.ns, "-p", json.dumps(patch))
     r = kubectl_aigate(cluster, "evidence", "tampered", "-n", gated.ns, "--verify", "--key", str(gated.pub))
     assert r.returncode == 1
-    assert r.stdout.startswith(
+    assert r.stderr.startswith(
         f"evidence in {gated.ns}/tampered-aigate-evidence rejected: signature does not verify with key aigate.pub"
     )
     # the report refuses it too, rather than render what was forged
@@ -181,13 +181,13 @@ def test_verify_refuses_another_key_and_a_changed_spec(cluster: Cluster, gated: 
     write_keypair(other, "ecdsa-p256")
     r = kubectl_aigate(cluster, "evidence", "ready", "-n", gated.ns, "--verify", "--key", str(other / "aigate.pub"))
     assert r.returncode == 1
-    assert "rejected: signature does not verify with key aigate.pub" in r.stdout
+    assert "rejected: signature does not verify with key aigate.pub" in r.stderr
     gated.create("edited")
     patch = {"spec": {"slo": {"p95LatencyMs": 3000, "timeoutMs": 5000, "maxErrorRate": 0.01, "minPassRate": 0.95}}}
     cluster.kubectl("patch", "aiworkload", "edited", "-n", gated.ns, "--type=merge", "-p", json.dumps(patch))
     r = kubectl_aigate(cluster, "evidence", "edited", "-n", gated.ns, "--verify", "--key", str(gated.pub))
     assert r.returncode == 1
-    assert "(spec changed after signing)" in r.stdout
+    assert "(spec changed after signing)" in r.stderr
 
 
 def test_report_from_the_clusters_evidence_and_the_contexts_namespace(
