@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -73,7 +74,8 @@ class WebhookTLS:
 
 
 def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    pkcs8, plain = serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    return key.private_bytes(serialization.Encoding.PEM, pkcs8, plain)
 
 
 def _name(common_name: str) -> x509.Name:
@@ -152,9 +154,11 @@ def issue_serving(
 
 
 def _renewal_due(cert: x509.Certificate, now: datetime.datetime) -> datetime.datetime:
-    """When a certificate is renewed: with a third of its lifetime left."""
+    """When a certificate is renewed: with a third of its lifetime left (counted from issue, not from the backdated
+    notBefore)."""
     start, end = cert.not_valid_before_utc, cert.not_valid_after_utc
-    return end - (end - start) / 3
+    issued = min(start + BACKDATE, end)
+    return end - (end - issued) / 3
 
 
 def _hosts(cert: x509.Certificate) -> list[str]:
@@ -168,7 +172,7 @@ def _hosts(cert: x509.Certificate) -> list[str]:
 def _signed_by(cert: x509.Certificate, ca: x509.Certificate) -> bool:
     try:
         cert.verify_directly_issued_by(ca)
-    except (ValueError, TypeError, x509.InvalidSignature):
+    except (ValueError, TypeError, InvalidSignature):
         return False
     return True
 
@@ -394,7 +398,7 @@ class CertRotator:
                 break
             tls, reason = decided
             if self._write_secret(secret, tls):
-                log.info("webhook certificate renewed (%s); next renewal %s", reason, next_renewal(tls, now).isoformat())
+                log.info("webhook certificate renewed (%s); next renewal %s", reason, next_renewal(tls, now))
                 break
             # someone else wrote the Secret meanwhile: read it again and decide from what it holds now
         else:
@@ -439,7 +443,7 @@ class CertRotator:
             meta["resourceVersion"] = existing.metadata.resource_version
             meta["labels"] = {**(existing.metadata.labels or {}), **MANAGED_BY}
             meta["annotations"] = existing.metadata.annotations
-        body = {"apiVersion": "v1", "kind": "Secret", "type": "Opaque", "metadata": meta, "data": secret_data(tls)}
+        body: Any = {"apiVersion": "v1", "kind": "Secret", "type": "Opaque", "metadata": meta, "data": secret_data(tls)}
         try:
             if existing is None:
                 self.core.create_namespaced_secret(s.namespace, body)
@@ -455,7 +459,7 @@ class CertRotator:
         """Set caBundle on every webhook of the configured configurations (a missing configuration is skipped: the
         chart creates them, and the next pass finds them)."""
         value = base64.b64encode(bundle).decode()
-        kinds = (
+        kinds: tuple[tuple[tuple[str, ...], Callable[[str], Any], Callable[[str, Any], Any]], ...] = (
             (
                 self.settings.validating,
                 self.admission.read_validating_webhook_configuration,

@@ -41,7 +41,7 @@ def ensure_signing_key(api: k8s.ApiClient, namespace: str, secret: str, out: Pat
         found = None
     if found is None:
         private_pem, public_pem = generate_key("ecdsa-p256")
-        body = {
+        body: Any = {
             "apiVersion": "v1",
             "kind": "Secret",
             "type": "Opaque",
@@ -56,7 +56,8 @@ def ensure_signing_key(api: k8s.ApiClient, namespace: str, secret: str, out: Pat
             created = True
         except ApiException as e:
             if e.status != 409:
-                raise SigningKeyError(f"cannot create Secret {namespace}/{secret}: HTTP {e.status} {e.reason}") from None
+                why = f"HTTP {e.status} {e.reason}"
+                raise SigningKeyError(f"cannot create Secret {namespace}/{secret}: {why}") from None
         # created by us or, in a race, by another replica: use what the API server holds
         found = core.read_namespaced_secret(secret, namespace)
     pem = _private_pem(found.data or {}, f"{namespace}/{secret}")
