@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv demo test lint typecheck unit control-plane cosign cluster cluster-down cluster-demo crd docs bench clean
+.PHONY: argocd-lua venv demo test lint typecheck unit control-plane cosign cluster cluster-down cluster-demo crd docs bench clean
 
 venv: $(STAMP)
 
@@ -19,7 +19,7 @@ demo: venv
 	$(BIN)/aigate demo
 
 ## test: lint, type-check, and every test (the cluster tests build or reuse the local control plane)
-test: venv control-plane cosign lint typecheck
+test: venv control-plane cosign argocd-lua lint typecheck
 	$(BIN)/pytest
 
 lint: venv
@@ -53,6 +53,10 @@ cluster-demo: venv control-plane
 ## cosign: build (or reuse from the cache) cosign for the evidence interop test
 cosign:
 	bash hack/build-cosign.sh
+
+## argocd-lua: build (or reuse from the cache) the runner of Argo CD's Lua VM for the Argo CD health check tests
+argocd-lua:
+	bash hack/build-argocd-lua.sh
 
 ## crd: regenerate the CRD from the models (a test keeps crds/ equal to them)
 crd: venv
