@@ -36,6 +36,9 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
+from aigate.api.errors import UsageError
+from aigate.controller.config import OperatorConfig
+
 log = logging.getLogger("aigate.certs")
 
 CA_VALIDITY = datetime.timedelta(days=3650)
@@ -348,8 +351,10 @@ class RotatorSettings:
     secret: str
     hosts: tuple[str, ...]
     """The names the API server calls the webhook by: <service>.<namespace>.svc (and its longer forms)."""
-    cert_dir: Path
-    """Where the webhook server reads tls.crt and tls.key (AIGATE_WEBHOOK_CERT / _KEY point into it)."""
+    cert_file: Path
+    key_file: Path
+    """Where the webhook server reads its certificate and key (AIGATE_WEBHOOK_CERT / _KEY): two files of one
+    directory, replaced together; the CA bundle is written beside them as ca.crt."""
     validating: tuple[str, ...] = ()
     mutating: tuple[str, ...] = ()
     """The webhook configurations whose every webhook gets the bundle as caBundle."""
@@ -357,9 +362,43 @@ class RotatorSettings:
     ca_validity: datetime.timedelta = CA_VALIDITY
 
 
-def service_hosts(service: str, namespace: str) -> tuple[str, ...]:
-    """The DNS names a Service is called by from the API server."""
-    return (f"{service}.{namespace}.svc", f"{service}.{namespace}.svc.cluster.local", f"{service}.{namespace}")
+def hosts_for(host: str) -> tuple[str, ...]:
+    """The names a webhook host is called by: `<service>.<namespace>.svc` (what a service clientConfig uses) and its
+    fully qualified form; any other host (an IP address on a laptop) as it is."""
+    if host.endswith(".svc"):
+        return (host, f"{host}.cluster.local")
+    return (host,)
+
+
+def rotator_from_config(api: k8s.ApiClient, config: OperatorConfig) -> CertRotator | None:
+    """The rotator the settings ask for (AIGATE_WEBHOOK_TLS_SECRET), or None when the certificate files are given."""
+    if config.webhook_tls_secret is None:
+        return None
+    assert config.webhook_cert and config.webhook_key and config.webhook_host  # OperatorConfig checks them
+    settings = RotatorSettings(
+        namespace=config.namespace,
+        secret=config.webhook_tls_secret,
+        hosts=hosts_for(config.webhook_host),
+        cert_file=config.webhook_cert,
+        key_file=config.webhook_key,
+        validating=(config.webhook_configuration,),
+        mutating=(config.webhook_configuration,),
+        cert_validity=datetime.timedelta(seconds=config.webhook_cert_validity_s),
+    )
+    return CertRotator(api, settings)
+
+
+def start_rotator(api: k8s.ApiClient, config: OperatorConfig) -> CertRotator | None:
+    """At start-up, before the webhook server first reads its files: one pass of the rotator the settings ask for
+    (a UsageError naming the Secret when it cannot run). Then run `rotator.run()` as a task on kopf's loop."""
+    rotator = rotator_from_config(api, config)
+    if rotator is not None:
+        try:
+            rotator.ensure()
+        except (ApiException, CertError, OSError) as e:
+            s = rotator.settings
+            raise UsageError(f"webhook certificate (Secret {s.namespace}/{s.secret}): {_describe(e)}") from None
+    return rotator
 
 
 def _utcnow() -> datetime.datetime:
@@ -404,7 +443,8 @@ class CertRotator:
         else:
             raise CertError(f"Secret {s.namespace}/{s.secret} kept changing under the rotator; giving up this pass")
         self.inject(tls.bundle)
-        write_files(s.cert_dir, {TLS_CERT: tls.serving.cert, TLS_KEY: tls.serving.key, CA_CERT: tls.bundle})
+        files = {s.cert_file.name: tls.serving.cert, s.key_file.name: tls.serving.key, CA_CERT: tls.bundle}
+        write_files(s.cert_file.parent, files)
         self.tls = tls
         return tls
 

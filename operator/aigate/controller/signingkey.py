@@ -18,13 +18,14 @@ from typing import Any
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
+from aigate.api.errors import UsageError
 from aigate.evidence.errors import EvidenceInputError
 from aigate.evidence.keys import PRIVATE_KEY_FILE, PUBLIC_KEY_FILE, generate_key, private_key_from_pem
 
 LABELS = {"app.kubernetes.io/managed-by": "aigate-operator", "app.kubernetes.io/component": "signing-key"}
 
 
-class SigningKeyError(Exception):
+class SigningKeyError(UsageError):
     """The signing-key Secret cannot be used; the message names it and what is wrong (never its content)."""
 
 
@@ -59,7 +60,10 @@ def ensure_signing_key(api: k8s.ApiClient, namespace: str, secret: str, out: Pat
                 why = f"HTTP {e.status} {e.reason}"
                 raise SigningKeyError(f"cannot create Secret {namespace}/{secret}: {why}") from None
         # created by us or, in a race, by another replica: use what the API server holds
-        found = core.read_namespaced_secret(secret, namespace)
+        try:
+            found = core.read_namespaced_secret(secret, namespace)
+        except ApiException as e:
+            raise SigningKeyError(f"cannot read Secret {namespace}/{secret}: HTTP {e.status} {e.reason}") from None
     pem = _private_pem(found.data or {}, f"{namespace}/{secret}")
     _write_private(out, pem)
     return created
