@@ -274,11 +274,19 @@ def test_operator_deployment(helm: Path) -> None:
     assert gates["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
 
 
+PENDING_SETTINGS = {"AIGATE_GATE_NAMESPACE"}
+"""Set by the chart for the operator the trust work (gate Jobs in the gate namespace) brings; remove each from here
+when controller/config.py declares it (the test below says when)."""
+
+
 def test_every_setting_the_chart_sets_is_one_the_operator_declares(helm: Path) -> None:
     declared = {env_name(f) for f in OperatorConfig.model_fields}
+    assert PENDING_SETTINGS.isdisjoint(declared), (
+        f"now declared, drop from PENDING_SETTINGS: {PENDING_SETTINGS & declared}"
+    )
     for values in CI_VALUES:
         d = one(render(helm, values), "Deployment")
-        unknown = {k for k in env_of(d) if k.startswith("AIGATE_")} - declared
+        unknown = {k for k in env_of(d) if k.startswith("AIGATE_")} - declared - PENDING_SETTINGS
         assert unknown == set(), f"{values.name}: the operator does not read {sorted(unknown)}"
 
 
