@@ -1,19 +1,13 @@
 """The Helm chart (charts/aigate) as `helm` renders it: lint and render over every ci/*-values.yaml, stable output,
 values refused outside the schema, generated parts current, and what each rendered object promises (secure pods,
 webhooks that agree with the operator's own rendering, TLS three ways, RBAC that never grants status).
-
-helm is built from source by `bash hack/build-helm.sh` (pinned there). Without it these tests skip, except in CI
-(CI=true or AIGATE_REQUIRE_CLUSTER=1), where a missing helm is a failure.
-"""
+helm comes from hack/build-helm.sh (tests/helmchart.py)."""
 
 from __future__ import annotations
 
 import base64
 import json
-import os
-import platform
 import re
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,59 +21,12 @@ from aigate.api.crd import render_crd
 from aigate.controller.config import OperatorConfig, env_name
 from aigate.controller.metrics import Metrics
 from aigate.controller.webhooks import mutating_configuration, validating_configuration
-
-ROOT = Path(__file__).resolve().parent.parent
-CHART = ROOT / "charts" / "aigate"
-CI_VALUES = sorted((CHART / "ci").glob("*-values.yaml"))
-BUILD_SCRIPT = ROOT / "hack" / "build-helm.sh"
-NS = "aigate-system"
-
-Obj = dict[str, Any]
-
-
-def _pinned_version() -> str:
-    m = re.search(r'^HELM_VERSION="\$\{HELM_VERSION:-(v[0-9.]+)\}"', BUILD_SCRIPT.read_text(), re.M)
-    assert m, f"no HELM_VERSION pin in {BUILD_SCRIPT}"
-    return m.group(1)
-
-
-def helm_path() -> Path:
-    if os.environ.get("AIGATE_HELM"):
-        return Path(os.environ["AIGATE_HELM"])
-    arch = {"x86_64": "amd64", "aarch64": "arm64", "arm64": "arm64"}.get(platform.machine().lower(), "unknown")
-    cache = Path(os.environ.get("AIGATE_CACHE_DIR") or Path.home() / ".cache" / "aigate")
-    return cache / "bin" / f"helm-{_pinned_version()}-{platform.system().lower()}-{arch}" / "helm"
+from helmchart import CHART, CI_VALUES, NS, ROOT, Obj, find_helm, render, run_helm, template_text
 
 
 @pytest.fixture(scope="session")
 def helm() -> Path:
-    path = helm_path()
-    if os.access(path, os.X_OK):
-        return path
-    why = f"helm not found at {path} (build it: bash hack/build-helm.sh, or set AIGATE_HELM)"
-    if os.environ.get("AIGATE_REQUIRE_CLUSTER") == "1" or os.environ.get("CI") == "true":
-        pytest.fail(f"{why}; CI must build it")
-    pytest.skip(why)
-
-
-def run_helm(helm: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "HELM_CACHE_HOME": "/nonexistent-helm-cache", "HELM_CONFIG_HOME": "/nonexistent-helm-config"}
-    return subprocess.run([str(helm), *args], capture_output=True, text=True, timeout=120, env=env)
-
-
-def template_text(helm: Path, *values: Path, sets: tuple[str, ...] = (), namespace: str = NS) -> str:
-    args = ["template", "aigate", str(CHART), "--namespace", namespace]
-    for v in values:
-        args += ["--values", str(v)]
-    for s in sets:
-        args += ["--set", s]
-    r = run_helm(helm, *args)
-    assert r.returncode == 0, r.stderr
-    return r.stdout
-
-
-def render(helm: Path, *values: Path, sets: tuple[str, ...] = (), namespace: str = NS) -> list[Obj]:
-    return [d for d in yaml.safe_load_all(template_text(helm, *values, sets=sets, namespace=namespace)) if d]
+    return find_helm()
 
 
 def one(objs: list[Obj], kind: str, name: str | None = None) -> Obj:
