@@ -534,3 +534,23 @@ def test_default_policy_from_values(helm: Path) -> None:
     policy = one(objs, "AIGatePolicy")
     assert policy["metadata"]["name"] == "aigate-default" and policy["spec"] == {"enforcement": "enforce"}
     assert "namespace" not in policy["metadata"], "AIGatePolicy is cluster-scoped"
+
+
+@pytest.mark.parametrize(
+    ("values", "says"),
+    [
+        (
+            ci("default"),
+            ["helm test aigate -n aigate-system", "generated once into Secret aigate-system/aigate-signing-key"],
+        ),
+        (ci("existing-secrets"), ["signed with the key in Secret aigate-system/aigate-signing-key-external"]),
+        (ci("restricted"), ["WARNING: webhook.failurePolicy is Ignore", "ai-gates, sandbox, and any labelled"]),
+    ],
+    ids=["default", "existing-secrets", "restricted"],
+)
+def test_notes_tell_a_person_what_to_do_next(helm: Path, values: Path, says: list[str]) -> None:
+    r = run_helm(helm, "install", "aigate", str(CHART), "-n", NS, "--dry-run=client", "--values", str(values))
+    assert r.returncode == 0, r.stderr
+    notes = r.stdout.split("NOTES:", 1)[1]
+    for text in says:
+        assert text in notes, notes
