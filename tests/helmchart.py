@@ -1,8 +1,9 @@
 """helm and the chart, for tests/test_chart*.py and tests/cluster/test_chart*.py: where the pinned helm is, and
 `helm template` of charts/aigate.
 
-helm is built from source by `bash hack/build-helm.sh` (pinned there). Without it the tests that need it skip,
-except in CI (CI=true or AIGATE_REQUIRE_CLUSTER=1), where a missing helm is a failure.
+helm and promtool are built from source by `bash hack/build-helm.sh` and `bash hack/build-promtool.sh` (pinned
+there). Without them the tests that need them skip, except in CI (CI=true or AIGATE_REQUIRE_CLUSTER=1), where a
+missing tool is a failure.
 """
 
 from __future__ import annotations
@@ -26,29 +27,39 @@ NS = "aigate-system"
 Obj = dict[str, Any]
 
 
-def pinned_version() -> str:
-    m = re.search(r'^HELM_VERSION="\$\{HELM_VERSION:-(v[0-9.]+)\}"', BUILD_SCRIPT.read_text(), re.M)
-    assert m, f"no HELM_VERSION pin in {BUILD_SCRIPT}"
+def pinned_version(script: Path = BUILD_SCRIPT, variable: str = "HELM_VERSION") -> str:
+    m = re.search(rf'^{variable}="\$\{{{variable}:-(v[0-9.]+)\}}"', script.read_text(), re.M)
+    assert m, f"no {variable} pin in {script}"
     return m.group(1)
 
 
-def helm_path() -> Path:
-    if os.environ.get("AIGATE_HELM"):
-        return Path(os.environ["AIGATE_HELM"])
+def tool_path(name: str, script: Path, variable: str) -> Path:
+    """Where hack/build-<name>.sh leaves the pinned tool (or $AIGATE_<NAME>)."""
+    if os.environ.get(f"AIGATE_{name.upper()}"):
+        return Path(os.environ[f"AIGATE_{name.upper()}"])
     arch = {"x86_64": "amd64", "aarch64": "arm64", "arm64": "arm64"}.get(platform.machine().lower(), "unknown")
     cache = Path(os.environ.get("AIGATE_CACHE_DIR") or Path.home() / ".cache" / "aigate")
-    return cache / "bin" / f"helm-{pinned_version()}-{platform.system().lower()}-{arch}" / "helm"
+    version = pinned_version(script, variable)
+    return cache / "bin" / f"{name}-{version}-{platform.system().lower()}-{arch}" / name
 
 
-def find_helm() -> Path:
-    """The pinned helm, or a skip (a failure in CI) saying how to build it."""
-    path = helm_path()
+def find_tool(name: str, script: Path, variable: str) -> Path:
+    """The pinned tool, or a skip (a failure in CI) saying how to build it."""
+    path = tool_path(name, script, variable)
     if os.access(path, os.X_OK):
         return path
-    why = f"helm not found at {path} (build it: bash hack/build-helm.sh, or set AIGATE_HELM)"
+    why = f"{name} not found at {path} (build it: bash hack/{script.name}, or set AIGATE_{name.upper()})"
     if os.environ.get("AIGATE_REQUIRE_CLUSTER") == "1" or os.environ.get("CI") == "true":
         pytest.fail(f"{why}; CI must build it")
     pytest.skip(why)
+
+
+def find_helm() -> Path:
+    return find_tool("helm", BUILD_SCRIPT, "HELM_VERSION")
+
+
+def find_promtool() -> Path:
+    return find_tool("promtool", ROOT / "hack" / "build-promtool.sh", "PROMETHEUS_VERSION")
 
 
 def run_helm(

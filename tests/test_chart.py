@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from aigate.api.crd import render_crd
 from aigate.controller.config import OperatorConfig, env_name
 from aigate.controller.metrics import Metrics
 from aigate.controller.webhooks import mutating_configuration, validating_configuration
-from helmchart import CHART, CI_VALUES, NS, ROOT, Obj, find_helm, render, run_helm, template_text
+from helmchart import CHART, CI_VALUES, NS, ROOT, Obj, find_helm, find_promtool, render, run_helm, template_text
 
 
 @pytest.fixture(scope="session")
@@ -502,6 +503,31 @@ def test_prometheus_rules_use_metrics_the_operator_exports(helm: Path) -> None:
         assert used <= known, (name, used - known)
     assert alerts["AIGateWebhookSlow"]["expr"].endswith("> 0.5")
     assert rule["metadata"]["labels"]["release"] == "prometheus"
+
+
+@pytest.fixture(scope="session")
+def promtool() -> Path:
+    return find_promtool()
+
+
+def test_prometheus_rules_pass_promtool_check_and_unit_tests(helm: Path, promtool: Path, tmp_path: Path) -> None:
+    """`promtool check rules` on the rendered groups, then `promtool test rules` (tests/prometheus/): each alert fires
+    on the series that should raise it, with its labels and words, and stays silent when all is well."""
+    rule = one(render(helm, ci("monitoring")), "PrometheusRule")
+    (tmp_path / "rules.yaml").write_text(yaml.safe_dump({"groups": rule["spec"]["groups"]}, sort_keys=False))
+    tests = ROOT / "tests" / "prometheus" / "aigate-rules.test.yaml"
+    (tmp_path / tests.name).write_text(tests.read_text())
+    check = subprocess.run(
+        [str(promtool), "check", "rules", "rules.yaml"], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert "SUCCESS: 7 rules found" in check.stdout + check.stderr
+    run = subprocess.run([str(promtool), "test", "rules", tests.name], cwd=tmp_path, capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "SUCCESS" in run.stdout + run.stderr
+    alerts = {r["alert"] for g in rule["spec"]["groups"] for r in g["rules"]}
+    tested = set(re.findall(r"alertname: (\w+)", tests.read_text()))
+    assert alerts == tested, f"alerts without a promtool test: {sorted(alerts - tested)}"
 
 
 def test_dashboard_and_service_monitor_when_on(helm: Path) -> None:
