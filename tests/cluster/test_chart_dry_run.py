@@ -23,7 +23,7 @@ from localcluster.aigate_operator import install_crd
 from localcluster.testing import Cluster
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from helmchart import CI_VALUES, find_helm, template_text
+from helmchart import CI_VALUES, ROOT, find_helm, template_text
 
 NOT_SERVED_HERE = {
     ("monitoring.coreos.com", "ServiceMonitor"): "the Prometheus Operator's CRD",
@@ -82,3 +82,47 @@ def test_every_rendered_object_is_accepted_by_the_api_server(
     lines = [line for line in done.stdout.splitlines() if line.strip()]
     assert len(lines) == len(checked), done.stdout
     assert all(line.endswith("(server dry run)") for line in lines), done.stdout
+
+
+def test_a_gate_job_pod_runs_under_the_gate_namespaces_restricted_pod_security(
+    cluster: Cluster, helm: Path, release_namespace: str
+) -> None:
+    """The chart labels the gate namespace `pod-security.kubernetes.io/enforce: restricted`; the pod of the gate Job
+    the operator creates (controller/jobs.py) must pass it, or no gate would ever run there."""
+    from aigate.api.load import load_workload_file
+    from aigate.controller import jobs
+
+    gates = f"{release_namespace}-gates"
+    objs = [o for o in yaml.safe_load_all(template_text(helm, sets=(f"gates.namespace={gates}",))) if o]
+    [namespace] = [o for o in objs if o["kind"] == "Namespace"]
+    cluster.kubectl("apply", "-f", "-", input=json.dumps(namespace))
+    workload = load_workload_file(ROOT / "examples" / "fraud-review-assistant-remediated.yaml").workload
+    workload.metadata.uid = "00000000-0000-0000-0000-000000000001"  # as read back from the API server
+    job = jobs.gate_job(
+        workload,
+        "sha256:" + "0" * 64,
+        "r1",
+        jobs.owner_reference(workload),
+        image="aigate:dev",
+        active_deadline_s=600,
+        ttl_after_finished_s=60,
+        backoff_limit=0,
+    )
+    template = job["spec"]["template"]
+    account = template["spec"].get("serviceAccountName")
+    if account:
+        cluster.kubectl("create", "serviceaccount", account, "-n", gates, check=False)
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "gate", "namespace": gates},
+        "spec": template["spec"],
+    }
+    pod["spec"] = {**pod["spec"], "restartPolicy": "Never"}
+    done = cluster.kubectl("apply", "--dry-run=server", "-f", "-", input=json.dumps(pod), check=False)
+    assert done.returncode == 0, done.stderr
+    assert "pod/gate created (server dry run)" in done.stdout
+    # and the namespace does refuse what the restricted standard forbids
+    root = {**pod, "spec": {**pod["spec"], "securityContext": {"runAsNonRoot": False, "runAsUser": 0}}}
+    done = cluster.kubectl("apply", "--dry-run=server", "-f", "-", input=json.dumps(root), check=False)
+    assert done.returncode != 0 and 'violates PodSecurity "restricted:latest"' in done.stderr, done.stderr
