@@ -10,6 +10,8 @@ import datetime
 import json
 import socket
 import ssl
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,9 @@ from aigate.controller.webhooks import mutating_configuration, validating_config
 from aigate.evidence.keys import load_private_key
 from localcluster.aigate_operator import OperatorProcess, install_crd, prepare_operator
 from localcluster.testing import Cluster
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from helmchart import find_helm, render
 
 Obj = dict[str, Any]
 
@@ -263,3 +268,56 @@ def test_operator_renews_its_certificate_and_keeps_answering_without_a_restart(
     assert "not found" in message
     assert op.alive() and op.proc is not None and op.proc.pid == pid and op.restarts == 0
     assert "webhook certificate renewed" in op.log.read_text()
+
+
+def chart_script(kind: str, name: str, fullname: str) -> str:
+    """The Python a chart hook runs (`helm test` pod, pre-delete Job), as rendered for release `fullname`."""
+    [obj] = [
+        o
+        for o in render(find_helm(), sets=(f"fullnameOverride={fullname}",))
+        if o["kind"] == kind and o["metadata"]["name"] == name
+    ]
+    spec = obj["spec"] if kind == "Pod" else obj["spec"]["template"]["spec"]
+    [container] = spec["containers"]
+    assert container["command"] == ["python3", "-c"]
+    return str(container["args"][0])
+
+
+def run_outside_the_cluster(cluster: Cluster, script: str, **replace: str) -> subprocess.CompletedProcess[str]:
+    """Run a hook's script here instead of in its pod: the admin kubeconfig instead of the pod's ServiceAccount."""
+    script = script.replace("config.load_incluster_config()", "config.load_kube_config()")
+    for old, new in replace.items():
+        assert old in script, old
+        script = script.replace(old, new)
+    return subprocess.run([sys.executable, "-c", script], env=cluster.env(), capture_output=True, text=True, timeout=60)
+
+
+def test_helm_test_and_pre_delete_hook_scripts_against_the_running_operator(
+    cluster: Cluster, namespace: str, rotating_operator: tuple[OperatorProcess, str]
+) -> None:
+    """What the chart's `helm test` pod and pre-delete Job run, run here against the operator (their pods need the
+    real node): the test posts a review over TLS verified with the injected caBundle and reads the refusal; the hook
+    removes exactly the two webhook configurations."""
+    op, name = rotating_operator
+    test = chart_script("Pod", f"{name}-test", name)
+    done = run_outside_the_cluster(
+        cluster, test, **{f"https://{name}-webhook.aigate-system.svc/": f"https://127.0.0.1:{op.webhook_port}/"}
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "webhook answered over TLS and refused:" in done.stdout
+    assert "AIWorkload default/aigate-helm-test-no-such-workload not found" in done.stdout
+
+    hook = chart_script("Job", f"{name}-uninstall", name)
+    done = run_outside_the_cluster(cluster, hook)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        f"deleted ValidatingWebhookConfiguration {name}",
+        f"deleted MutatingWebhookConfiguration {name}",
+    ]
+    for kind in ("validatingwebhookconfiguration", "mutatingwebhookconfiguration"):
+        assert cluster.kubectl("get", kind, name, check=False).returncode != 0
+    again = run_outside_the_cluster(cluster, hook)
+    assert again.returncode == 0 and "was already gone" in again.stdout, "a second uninstall attempt does not fail"
+    # with the configurations gone, nothing refuses the rollout any more
+    done = cluster.kubectl("apply", "--dry-run=server", "-f", "-", input=DEPLOYMENT.format(ns=namespace), check=False)
+    assert done.returncode == 0, done.stderr
