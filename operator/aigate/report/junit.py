@@ -5,6 +5,11 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 
 from aigate.assessment import Assessment
+from aigate.gates.result import Finding
+
+
+def _line(f: Finding) -> str:
+    return f"{f.message} [{f.code}: {', '.join(f.standards)}]" if f.code else f.message
 
 
 def render_junit(a: Assessment) -> str:
@@ -13,13 +18,18 @@ def render_junit(a: Assessment) -> str:
     g_fail = g_err = 0
     for g in a.gates:
         tc = ET.SubElement(gates, "testcase", classname="aigate.gates", name=g.gate)
+        standards = sorted({i for f in g.findings for i in f.standards})
+        if standards:
+            props = ET.SubElement(tc, "properties")
+            ET.SubElement(props, "property", name="standards", value=" ".join(standards))
         if g.status == "FAIL":
             g_fail += 1
             el = ET.SubElement(tc, "failure", message=g.reason, type="GateFailed")
-            el.text = "\n".join(f.message for f in g.findings if f.severity == "fail")
+            el.text = "\n".join(_line(f) for f in g.findings if f.severity == "fail")
         elif g.status == "ERROR":
             g_err += 1
-            ET.SubElement(tc, "error", message=g.reason, type="GateError")
+            el = ET.SubElement(tc, "error", message=g.reason, type="GateError")
+            el.text = "\n".join(_line(f) for f in g.findings if f.severity != "info") or None
         else:
             out = ET.SubElement(tc, "system-out")
             out.text = f"{g.status}: {g.reason}"

@@ -120,6 +120,17 @@ def decision_text(a: Assessment) -> str:
     return f"Do not release to production until {_join(remediation_topics(a))} are remediated and re-tested."
 
 
+def standards_by_code(a: Assessment) -> list[tuple[str, int, list[str]]]:
+    """(finding code, how many findings carry it, the standard IDs it evidences), in the order first found."""
+    seen: dict[str, tuple[int, list[str]]] = {}
+    for g in a.gates:
+        for f in g.findings:
+            key = f.code or "(no code)"
+            n, ids = seen.get(key, (0, f.standards))
+            seen[key] = (n + 1, ids)
+    return [(code, n, ids) for code, (n, ids) in seen.items()]
+
+
 def render_text(a: Assessment) -> str:
     out = [f"AI Production Readiness: {a.decision}", ""]
     out += summary_lines(a)
@@ -128,6 +139,10 @@ def render_text(a: Assessment) -> str:
     out += ["", "Gates:"]
     for g in a.gates:
         out.append(f"  {GATE_TITLES[g.gate]:<20} {g.status:<8} {g.reason}")
+    by_code = standards_by_code(a)
+    if by_code:
+        out += ["", "Standards evidenced by the findings:"]
+        out += [f"  {code} ({n}): {', '.join(ids) or 'none'}" for code, n, ids in by_code]
     m = a.measurements
     out += [
         "",
