@@ -50,7 +50,7 @@ def sim() -> Iterator[SimulatorServer]:
         yield s
 
 
-def workload(sim: SimulatorServer, fallback_model: str = "sim-gpt") -> dict[str, Any]:
+def workload(sim: SimulatorServer, fallback_model: str = "sim-gpt", repeats: int = 2) -> dict[str, Any]:
     price = {"inputPerMTokUSD": 1, "outputPerMTokUSD": 4}
     return {
         "apiVersion": "aigate.dev/v1alpha1",
@@ -86,7 +86,7 @@ def workload(sim: SimulatorServer, fallback_model: str = "sim-gpt") -> dict[str,
             "fallback": {"retries": {"attempts": 1, "backoffMs": 10}, "safeStop": {"message": "Routed to a person."}},
             "tools": [{"name": "lookup_policy", "access": "read"}],
             "suite": {
-                "repeats": 2,
+                "repeats": repeats,
                 "cases": [
                     {
                         "name": f"claim-{i}",
@@ -142,7 +142,7 @@ def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]
 def test_cli_formats_exit_codes_and_no_key_anywhere(sim: SimulatorServer, tmp_path: Path) -> None:
     env = {**os.environ, **CANARY}
     path = tmp_path / "claims.yaml"
-    path.write_text(yaml.safe_dump(workload(sim)))
+    path.write_text(yaml.safe_dump(workload(sim, repeats=20)))  # 60 samples per model: enough to judge a p95
     key_dir = tmp_path / "keys"
     assert run_cli("keygen", "--out", str(key_dir), env=env).returncode == 0
     outputs: dict[str, str] = {}

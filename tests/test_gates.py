@@ -13,7 +13,7 @@ from aigate.gates.dependency import judge_provider_dependency
 from aigate.gates.fallback import drift, judge_fallback
 from aigate.gates.reliability import TIMEOUT_UNDEFINED, judge_reliability
 from aigate.gates.result import GateResult
-from aigate.gates.stats import percentile
+from aigate.gates.stats import judge_percentile, order_statistic_ranks, percentile, samples_for_upper_bound
 from aigate.gates.toolcontrol import judge_tool_control
 from factories import T0, all_valid_faults, example_doc, measurements, model, resolved_from, run
 
@@ -35,13 +35,15 @@ def spec(**changes: object):  # type: ignore[no-untyped-def]
 
 
 def good_runs(name: str, n: int = 10, **kw: object) -> list:  # type: ignore[type-arg]
-    return [run(f"c{i}", name, **kw) for i in range(n)]  # type: ignore[arg-type]
+    """n runs over the ten cases c0..c9, repeat after repeat."""
+    return [run(f"c{i % 10}", name, repeat=i // 10, **kw) for i in range(n)]  # type: ignore[arg-type]
 
 
 def healthy(**kw: object):  # type: ignore[no-untyped-def]
     return measurements(
         {
-            "primary": model("primary", good_runs("primary"), provider="anthropic"),
+            # 60 samples: enough to judge a p95 (59 at least, policy.numbers.PERCENTILE_CONFIDENCE)
+            "primary": model("primary", good_runs("primary", 60), provider="anthropic"),
             "fallback": model("fallback", good_runs("fallback")),
         },
         all_valid_faults(CASES),
@@ -93,10 +95,32 @@ def test_unknown_price_fails_and_is_never_zero() -> None:
 
 def test_p95_cost_per_request_above_cap_fails() -> None:
     m = healthy()
-    m.models["primary"] = model("primary", [*good_runs("primary", cost=0.002)[:9], run("c9", "primary", cost=0.9)])
+    expensive = [run(f"c{i}", "primary", cost=0.9) for i in (7, 8, 9)]
+    m.models["primary"] = model("primary", [*good_runs("primary", cost=0.002)[:7], *expensive])
     r = judge_cost(spec(budget={"monthlyUSD": 1e9, "maxCostPerRequestUSD": 0.05}).workload.spec, m)
     assert r.status == "FAIL"
-    assert r.reason.startswith("p95 cost per request: $0.4959, above limit $0.0500")
+    # 3 of 10 requests cost $0.90: even the lower bound on the p95 (the 8th smallest of 10) is above the cap
+    assert r.reason.startswith(
+        "p95 cost per request: $0.9000, above limit $0.0500 (10 samples, 95% bounds [$0.9000, unbounded])"
+    )
+
+
+def test_p95_cost_per_request_from_one_outlier_in_ten_is_insufficient_samples() -> None:
+    """One expensive request of ten puts the point p95 above the cap, but ten samples cannot say where the p95 is."""
+    m = healthy()
+    m.models["primary"] = model("primary", [*good_runs("primary", cost=0.002)[:9], run("c9", "primary", cost=0.9)])
+    r = judge_cost(spec(budget={"monthlyUSD": 1e9, "maxCostPerRequestUSD": 0.05}).workload.spec, m)
+    assert (r.status, r.error_reason) == ("ERROR", "InsufficientSamples")
+    assert r.metrics["p95CostPerRequestUSDSamples"] == 10
+    assert r.metrics["p95CostPerRequestUSDInterval"] == [0.002, None]
+    assert r.reason.startswith("InsufficientSamples: p95 cost per request: $0.4959 from 10 samples")
+    assert (
+        r.reason.endswith(
+            "cannot be judged against limit $0.0500: InsufficientSamples; suite.repeats >= 6 "
+            "(59 samples at 10 per repeat)"
+        )
+        or "suite.repeats >= " in r.reason
+    ), r.reason
 
 
 # --- reliability ----------------------------------------------------------------------------------------
@@ -121,7 +145,40 @@ def test_reliability_p95_above_threshold() -> None:
     r = judge_reliability(spec().workload.spec, m)
     assert r.status == "FAIL"
     assert r.metrics["p95LatencyMs"] == pytest.approx(6130.0)
-    assert r.reason == "p95 latency: 6,130 ms, above threshold 4,000 ms"
+    assert r.reason == (
+        "p95 latency: 6,130 ms, above threshold 4,000 ms (10 samples, 95% bounds [5,200 ms, unbounded])"
+    )
+
+
+def test_reliability_from_too_few_samples_is_insufficient_samples_with_the_repeats_needed() -> None:
+    m = healthy()
+    m.models["primary"] = model("primary", good_runs("primary", 24))
+    r = judge_reliability(spec().workload.spec, m)
+    assert (r.status, r.error_reason) == ("ERROR", "InsufficientSamples")
+    # 24 samples of 1,000 ms: no upper bound on the p95 exists below 59 samples; 10 cases a repeat -> 6 repeats
+    assert r.reason == (
+        "InsufficientSamples: p95 latency: 1,000 ms from 24 samples, 95% bounds [1,000 ms, unbounded], cannot be "
+        "judged against threshold 4,000 ms: InsufficientSamples; suite.repeats >= 6 (59 samples at 10 per repeat)"
+    )
+    assert r.metrics["p95LatencyMsSamples"] == 24 and r.metrics["p95LatencyMsInterval"] == [1000.0, None]
+    # with enough repeats the same workload is judged
+    m.models["primary"] = model("primary", good_runs("primary", 60))
+    r = judge_reliability(spec().workload.spec, m)
+    assert r.status == "PASS" and r.metrics["p95LatencyMsInterval"] == [1000.0, 1000.0]
+    assert "60 samples, 95% bounds [1,000 ms, 1,000 ms]" in r.reason
+
+
+def test_exact_order_statistic_bounds() -> None:
+    # Binomial(n, 0.95): the ranks each side holds with probability >= 95%
+    assert order_statistic_ranks(24, 95, 0.95) == (21, None)
+    assert order_statistic_ranks(64, 95, 0.95) == (58, 64)
+    assert samples_for_upper_bound(95, 0.95) == 59 and samples_for_upper_bound(99, 0.95) == 299
+    # a straddling interval: the share within the ceiling measured (90%) decides how many samples would settle it
+    values = [100.0] * 93 + [900.0] * 7
+    j = judge_percentile(values, 95, 500.0, 0.95, 10_000)
+    assert (j.verdict, j.lower, j.upper) == ("insufficient", 100.0, 900.0)
+    assert j.samples_needed is not None and j.samples_needed > 100
+    assert judge_percentile([100.0] * 90 + [900.0] * 10, 95, 500.0, 0.95, 10_000).verdict == "fail"
 
 
 def test_undeclared_timeout_fails_even_when_fast() -> None:

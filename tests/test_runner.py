@@ -3,14 +3,16 @@ human route, and that no API key leaks into measurements or progress output."""
 
 from __future__ import annotations
 
+import itertools
 import re
 from typing import Any
 
 import pytest
 
 from aigate.api.models import AIWorkloadSpec
+from aigate.gates.reliability import load_text
 from aigate.measurements import FAULT_MODES
-from aigate.probes.runner import RunOptions, concurrency_for, effective_timeout_ms, run_workload
+from aigate.probes.runner import RunOptions, arrival_offsets, concurrency_for, effective_timeout_ms, run_workload
 from test_probes_support import CANARY, key_echo_server, model, queue_server, simulator, workload
 
 ANSWER = '{"risk": "low", "summary": "nothing unusual"}'
@@ -363,3 +365,36 @@ async def test_canary_key_never_in_measurements_or_progress() -> None:
     assert not any(CANARY in line for line in lines)
     assert any(re.fullmatch(r"baseline primary: 1/1 cases, \d+\.\ds", line) for line in lines)
     assert any(line.startswith("fallback timeout: 1/1 cases") for line in lines)
+
+
+def test_poisson_arrivals_are_seeded_exponential_gaps_at_the_rate() -> None:
+    offsets = arrival_offsets(4000, 5.0, "poisson", seed=3)
+    assert offsets == arrival_offsets(4000, 5.0, "poisson", seed=3) and offsets[0] == 0.0
+    gaps = [b - a for a, b in itertools.pairwise(offsets)]
+    mean = sum(gaps) / len(gaps)
+    sd = (sum((g - mean) ** 2 for g in gaps) / len(gaps)) ** 0.5
+    # exponential gaps: mean 1/rate and a standard deviation as large as the mean (uniform gaps have none)
+    assert mean == pytest.approx(0.2, rel=0.05) and sd == pytest.approx(0.2, rel=0.1)
+    assert arrival_offsets(4, 5.0, "uniform", seed=3) == [0.0, 0.2, 0.4, 0.6]
+
+
+async def test_poisson_arrivals_show_queueing_that_even_gaps_hide() -> None:
+    """At 10 rps a 40 ms answer never overlaps the next with even 100 ms gaps; Poisson gaps shorter than 40 ms
+    (a third of them) make requests wait for the one slot, as callers do in production."""
+    with simulator({"gpt-4.1-mini": sim_model("openai", latency={"fixedMs": 40})}) as url:
+        resolved = workload(
+            [model("p", "openai-compatible", "gpt-4.1-mini", url, pricing=pricing(1, 1))],
+            cases=CASES,
+            repeats=15,
+            traffic={"requestsPerDay": 1000, "peakRequestsPerSecond": 10},
+        )
+        opts = RunOptions(concurrency=1, run_faults=False, arrival_seed=11)
+        m = await run_workload(resolved, keys(resolved), options=opts)
+    assert (m.arrivals, m.arrival_rate_rps) == ("poisson", 10)
+    offsets = arrival_offsets(30, 10.0, "poisson", seed=11)
+    short = [i for i in range(1, 30) if offsets[i] - offsets[i - 1] < 0.02]
+    assert short, "the seeded schedule has gaps under 20 ms"
+    runs = m.models["p"].runs
+    # a request due less than 20 ms after one that takes >= 40 ms waits at least 20 ms for the slot
+    assert all(runs[i].queue_ms >= 20 for i in short)
+    assert load_text(m) == "open loop, poisson arrivals at 10 rps, at most 1 in flight"

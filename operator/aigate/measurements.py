@@ -204,5 +204,11 @@ class Measurements(_M):
     """Why the run stopped early, if it did."""
     timeout_ms: float | None = None
     """The per-request timeout the run used."""
+    arrivals: Literal["poisson", "uniform"] | None = None
+    """How requests were scheduled: open loop at `arrival_rate_rps`, Poisson (exponential gaps, as independent
+    callers arrive in production) or uniform (even gaps); at most `concurrency` in flight, waiting counted as
+    client queue time. None in measurements taken before aigate said."""
+    arrival_rate_rps: float | None = None
+    """The open-loop rate: traffic.peakRequestsPerSecond unless overridden."""
     timeout_assumed: bool = False
     """slo.timeoutMs was not declared: the run assumed `timeout_ms` (by default 2 x slo.p95LatencyMs)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from aigate.api.models import AIWorkloadSpec
+from aigate.gates.reliability import insufficient_message, judged
 from aigate.gates.result import Finding, GateResult
 from aigate.gates.stats import percentile, rate, usd
 from aigate.measurements import Measurements, ModelMeasurement
@@ -87,14 +88,30 @@ def judge_cost(spec: AIWorkloadSpec, m: Measurements) -> GateResult:
     if failed:
         findings.append(Finding(severity="fail", code="cost.overBudget", message=reason))
     cap = spec.budget.max_cost_per_request_usd
+    undecided = None
     if cap is not None:
         metrics["maxCostPerRequestUSD"] = cap
-        if p95_cost > cap:
+        costs = [r.cost_usd for r in runs if r.cost_usd is not None]
+        j = judged(costs, cap, runs)
+        metrics.update(j.metrics("p95CostPerRequestUSD"))
+        if j.verdict == "fail":
             failed = True
-            msg = f"p95 cost per request: {usd(p95_cost)}, above limit {usd(cap)}"
+            msg = f"p95 cost per request: {usd(p95_cost)}, above limit {usd(cap)} ({j.interval_text(usd)})"
             findings.append(Finding(severity="fail", code="cost.perRequestOverLimit", message=msg))
             if ratio <= 1:
                 reason = msg
+        elif j.verdict == "insufficient":
+            undecided = insufficient_message("p95 cost per request", j, f"limit {usd(cap)}", usd, runs)
+            findings.append(Finding(severity="warn", code="cost.insufficientSamples", message=undecided))
+    if undecided and not failed:
+        return GateResult(
+            gate="cost",
+            status="ERROR",
+            error_reason="InsufficientSamples",
+            reason="InsufficientSamples: " + undecided,
+            findings=findings,
+            metrics=metrics,
+        )
     return GateResult(
         gate="cost", status="FAIL" if failed else "PASS", reason=reason, findings=findings, metrics=metrics
     )

@@ -81,6 +81,8 @@ class GateResult(BaseModel):
     """One line, as the report and the status condition show it."""
     findings: list[Finding] = Field(default_factory=list)
     metrics: dict[str, Any] = Field(default_factory=dict)
+    error_reason: Literal["InsufficientSamples", "StoppedEarly"] | None = None
+    """Why an ERROR could not be judged, for machines (the status condition's reason)."""
     acceptance: dict[str, Any] | None = None
     """The risk acceptance that turned a FAIL into ACCEPTED: reason, acceptedBy, expires."""
 

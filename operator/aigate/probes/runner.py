@@ -1,7 +1,9 @@
 """The load driver: runs a workload's suite against every declared model and through the fallback path.
 
 Baseline: the suite x `suite.repeats` against every model (primary and each fallback), scheduled open-loop
-at `traffic.peakRequestsPerSecond`, with at most `concurrency` requests in flight. Concurrency is what
+at `traffic.peakRequestsPerSecond` with Poisson arrivals (exponential gaps, seeded: as independent callers
+arrive, so bursts and the queueing they cause show as in production; `RunOptions.arrivals="uniform"` for even
+gaps), with at most `concurrency` requests in flight. Concurrency is what
 Little's law gives for the declared traffic: ceil(peak rps x slo.p95LatencyMs), capped by
 `traffic.maxTestConcurrency`. The SLO's p95 is used as the expected latency (not a warm-up request): it
 needs no extra spend, and a provider slower than its SLO then shows up as client queue time, which is
@@ -20,11 +22,13 @@ import asyncio
 import contextlib
 import gc
 import math
+import random
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Literal
 
 from aigate import __version__
 from aigate.api.load import ResolvedWorkload
@@ -80,6 +84,10 @@ class RunOptions:
     run_faults: bool = True
     progress_every_s: float = 2.0
     """Progress lines at most this often per phase (plus one at the end of each phase)."""
+    arrivals: Literal["poisson", "uniform"] = "poisson"
+    """Open-loop arrival process at the rate: Poisson (exponential gaps) or uniform (even gaps)."""
+    arrival_seed: int = 0
+    """Seed of the Poisson gaps, so a run's schedule can be replayed."""
     time_scale: float = 1.0
     """The providers run this many times as slow as real time (a simulator's timeScale: 0.2 answers five times
     faster). Every wait (timeouts, backoff, Retry-After, deadlines, the open-loop schedule) shrinks by it and
@@ -102,6 +110,19 @@ def effective_timeout_ms(spec: AIWorkloadSpec, options: RunOptions) -> tuple[flo
     if options.default_timeout_ms is not None:
         return options.default_timeout_ms, True
     return ASSUMED_TIMEOUT_X_P95 * spec.slo.p95_latency_ms, True
+
+
+def arrival_offsets(count: int, rate_rps: float, arrivals: str, seed: int) -> list[float]:
+    """Seconds from the start at which each of `count` requests is due: the first at 0, then exponential gaps of
+    mean 1/rate (Poisson) or even gaps of 1/rate (uniform)."""
+    if arrivals == "uniform":
+        return [i / rate_rps for i in range(count)]
+    rng = random.Random(seed)
+    out, t = [], 0.0
+    for _ in range(count):
+        out.append(t)
+        t += rng.expovariate(rate_rps)
+    return out
 
 
 class Budget:
@@ -210,6 +231,11 @@ class _Run:
         if not options.time_scale > 0:
             raise ValueError(f"time_scale must be > 0, got {options.time_scale}")
         self.scale = options.time_scale
+
+    def _offsets(self, count: int) -> list[float]:
+        """The open-loop schedule in wall-clock seconds (shrunk by the time scale)."""
+        rate = self.rate / self.scale
+        return arrival_offsets(count, rate, self.options.arrivals, self.options.arrival_seed)
 
     def _ms(self, wall_s: float) -> float:
         """A wall-clock duration as it would have been at real time, in ms."""
@@ -356,10 +382,10 @@ class _Run:
                 slots.release()
                 report.tick()
 
-        interval = self.scale / self.rate
+        offsets = self._offsets(len(plan))
         t0 = time.perf_counter()
         for i, (rep, case) in enumerate(plan):
-            scheduled = t0 + i * interval
+            scheduled = t0 + offsets[i]
             delay = scheduled - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
@@ -455,7 +481,7 @@ class _Run:
         deadline_s = fault_deadline_ms(self.spec, self.timeout_ms) / 1000
         plan = [(rep, case) for rep in range(max(1, self.options.fault_repeats)) for case in self.resolved.cases]
         out: list[FaultRun] = []
-        interval = self.scale / self.rate
+        offsets = self._offsets(len(plan))
         for mode in self.options.fault_modes:
             if self.budget.exhausted:
                 break
@@ -470,7 +496,7 @@ class _Run:
             tasks: list[asyncio.Task[Outcome]] = []
             t0 = time.perf_counter()
             for i, (rep, case) in enumerate(plan):
-                delay = t0 + i * interval - time.perf_counter()
+                delay = t0 + offsets[i] - time.perf_counter()
                 if delay > 0:
                     await asyncio.sleep(delay)
                 if self.budget.exhausted:
@@ -534,6 +560,8 @@ class _Run:
             aborted=self.scrub(aborted) if aborted else None,
             timeout_ms=self.timeout_ms,
             timeout_assumed=self.timeout_assumed,
+            arrivals=self.options.arrivals,
+            arrival_rate_rps=self.rate,
         )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from aigate.assessment import Assessment
+from aigate.gates.reliability import load_text
 from aigate.report.text import GATE_TITLES, decision_text, standards_by_code, summary_lines
 
 _ICON = {"PASS": "✅", "FAIL": "❌", "ACCEPTED": "⚠️", "ERROR": "⛔"}
@@ -32,5 +33,6 @@ def render_markdown(a: Assessment) -> str:
         out += ["| Finding | Count | Standards |", "|---|---|---|"]
         out += [f"| `{code}` | {n} | {_cell(', '.join(ids) or 'none')} |" for code, n, ids in by_code]
         out += ["", "</details>"]
+    out += ["", f"Load: {_cell(load_text(a.measurements))}."]
     out += ["", f"<sub>spec digest `{a.spec_digest}` · aigate {a.runner_version}</sub>", ""]
     return "\n".join(out)

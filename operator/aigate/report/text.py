@@ -6,6 +6,7 @@ import textwrap
 from collections.abc import Sequence
 
 from aigate.assessment import Assessment
+from aigate.gates.reliability import load_text
 from aigate.gates.result import FindingCode, GateResult
 from aigate.times import rfc3339
 
@@ -56,13 +57,18 @@ def summary_lines(a: Assessment) -> list[str]:
         lines.append(f"Projected monthly cost: not assessed ({cost.reason})")
     else:
         lines += _fails(cost) or [cost.reason]
-    if rel.status == "ERROR":
+    if rel.status == "ERROR" and rel.error_reason != "InsufficientSamples":
         lines.append(f"p95 latency: not assessed ({rel.reason})")
     else:
         p95 = rel.metrics.get("p95LatencyMs")
         target = rel.metrics.get("p95LatencyTargetMs")
-        if not _has(rel, "reliability.p95Latency") and p95 is not None:
-            lines.append(f"p95 latency: {p95:,.0f} ms, within threshold {target:,.0f} ms")
+        undecided = [f.message for f in rel.findings if f.code == "reliability.insufficientSamples"]
+        if undecided:
+            lines += undecided
+        elif not _has(rel, "reliability.p95Latency") and p95 is not None:
+            samples, (lo, hi) = rel.metrics.get("p95LatencyMsSamples"), rel.metrics.get("p95LatencyMsInterval", [0, 0])
+            within = f"p95 latency: {p95:,.0f} ms, within threshold {target:,.0f} ms"
+            lines.append(within + (f" ({samples} samples, 95% bounds [{lo:,.0f} ms, {hi:,.0f} ms])" if hi else ""))
         lines += [f.message for f in rel.findings if f.severity == "fail" and f.code != "reliability.timeoutUndefined"]
     writes = [t for t in tool.metrics.get("tools", []) if t.get("access") in ("write", "destructive")]
     if writes:
@@ -147,7 +153,7 @@ def render_text(a: Assessment) -> str:
     out += [
         "",
         f"Measured: {sum(len(x.runs) for x in m.models.values())} requests on {len(m.models)} model(s) "
-        f"at concurrency {m.concurrency}, {sum(len(f.outcomes) for f in m.faults)} under "
+        f"({load_text(m)}), {sum(len(f.outcomes) for f in m.faults)} under "
         f"{len(m.faults)} fault modes; gate run spent ${m.spent_usd:.4f}",
         f"Spec digest: {a.spec_digest}",
     ]
