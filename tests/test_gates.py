@@ -419,6 +419,41 @@ def test_budget_exhausted_run_is_error_with_spend() -> None:
     assert "$4.98" in by["cost"].reason
 
 
+def test_budget_stop_says_so_with_what_was_measured() -> None:
+    m = healthy(
+        budget_exhausted=True, stopped_by="budget", spent_usd=4.98, aborted="budget.gateRunMaxUSD $5.00 reached"
+    )
+    by = {r.gate: r for r in judge_measured(spec(), m, assumed_timeout_ms=5000)}
+    for gate in ("cost", "reliability", "fallback"):
+        assert (by[gate].status, by[gate].error_reason) == ("ERROR", "StoppedEarly")
+        assert [f.code for f in by[gate].findings] == ["run.budgetReached"]
+        assert by[gate].metrics["stoppedBy"] == "budget"
+        assert by[gate].metrics["measuredSoFar"]["primary"] == {
+            "requests": 60,
+            "errors": 0,
+            "errorRate": 0,
+            "passed": 60,
+        }
+
+
+def test_error_rate_stop_fails_reliability_on_what_was_measured() -> None:
+    runs = [*good_runs("primary", 8), *[run(f"c{i}", "primary", ok=False) for i in (8, 9)]]
+    m = healthy(stopped_by="errorRate", aborted="suite.stopOnErrorRate 0.1 passed on primary: 2/10 requests ...")
+    m.models["primary"] = model("primary", runs)
+    by = {r.gate: r for r in judge_measured(spec(), m, assumed_timeout_ms=5000)}
+    rel = by["reliability"]
+    assert rel.status == "FAIL" and "error rate: 20%, above 1% (http_5xx 2)" in rel.reason
+    assert rel.findings[0].code == "run.errorRateReached"
+    assert "suite.stopOnErrorRate 0.1 passed on primary" in rel.findings[0].message
+    for gate in ("cost", "fallback"):
+        assert (by[gate].status, by[gate].error_reason) == ("ERROR", "StoppedEarly")
+        assert by[gate].metrics["measuredSoFar"]["primary"]["errorRate"] == 0.2
+    # a run stopped by its error rate that measured no failure of the primary is not judged on it
+    m.models["primary"] = model("primary", good_runs("primary", 60))
+    rel = {r.gate: r for r in judge_measured(spec(), m, assumed_timeout_ms=5000)}["reliability"]
+    assert (rel.status, rel.error_reason) == ("ERROR", "StoppedEarly")
+
+
 def test_healthy_remediated_workload_passes_five_measured_gates() -> None:
     results = judge_measured(spec(), healthy(), assumed_timeout_ms=5000)
     assert [(r.gate, r.status) for r in results] == [

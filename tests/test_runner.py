@@ -28,6 +28,10 @@ CASES = [
 FAST = RunOptions(fault_retry_after_s=0.01, progress_every_s=0)
 
 
+def _fast() -> dict[str, Any]:
+    return {"fault_retry_after_s": 0.01, "progress_every_s": 0}
+
+
 def sim_model(provider: str, **extra: Any) -> dict[str, Any]:
     doc: dict[str, Any] = {
         "provider": provider,
@@ -398,3 +402,28 @@ async def test_poisson_arrivals_show_queueing_that_even_gaps_hide() -> None:
     # a request due less than 20 ms after one that takes >= 40 ms waits at least 20 ms for the slot
     assert all(runs[i].queue_ms >= 20 for i in short)
     assert load_text(m) == "open loop, poisson arrivals at 10 rps, at most 1 in flight"
+
+
+async def test_stop_on_error_rate_stops_the_run_and_says_which() -> None:
+    """Half the requests fail: with suite.stopOnErrorRate 0.2 the run stops once 10 have answered, sends no more,
+    skips the later model and the fault injection, and says why; the budget did not stop it."""
+    flaky = sim_model("openai", errors={500: 0.5})
+    with simulator({"gpt-4.1-mini": flaky, "gpt-4.1": sim_model("openai")}) as url:
+        resolved = workload(
+            [
+                model("p", "openai-compatible", "gpt-4.1-mini", url, pricing=pricing(1, 1)),
+                model("f", "openai-compatible", "gpt-4.1", url, role="fallback", pricing=pricing(1, 1)),
+            ],
+            cases=CASES,
+            repeats=30,
+            fallback={"safeStop": {"message": "to a person"}},
+        )
+        resolved.workload.spec.suite.stop_on_error_rate = 0.2
+        m = await run_workload(resolved, keys(resolved), options=RunOptions(concurrency=1, **_fast()))
+    runs = m.models["p"].runs
+    assert m.stopped_by == "errorRate" and m.budget_exhausted is False
+    assert 10 <= len(runs) < 60 and "f" not in m.models and m.faults == []
+    errors = sum(1 for r in runs if not r.ok)
+    assert errors / len(runs) > 0.2
+    assert m.aborted is not None and m.aborted.startswith("suite.stopOnErrorRate 0.2 passed on p: ")
+    assert "stopped before p case" in m.aborted

@@ -202,6 +202,8 @@ class Measurements(_M):
     """The run stopped itself at budget.gateRunMaxUSD; the gates it starved report ERROR."""
     aborted: str | None = None
     """Why the run stopped early, if it did."""
+    stopped_by: Literal["budget", "errorRate"] | None = None
+    """What stopped the run early: budget.gateRunMaxUSD or suite.stopOnErrorRate."""
     timeout_ms: float | None = None
     """The per-request timeout the run used."""
     arrivals: Literal["poisson", "uniform"] | None = None

@@ -372,6 +372,9 @@ class Suite(_Model):
 
     repeats: int = Field(default=1, ge=1, le=100)
     """How many times each case runs on each model path."""
+    stop_on_error_rate: float | None = Field(default=None, gt=0, le=1)
+    """Stop the gate run once this share of a model's requests ended in an error (0 to 1; judged from the 10th
+    request on): what was measured so far is reported and signed, and the gates it starved are ERROR."""
     cases: list[Case] | None = Field(default=None, json_schema_extra=list_map("name"))
     """The cases, inline."""
     config_map_ref: ConfigMapKeyRef | None = None

@@ -24,6 +24,10 @@ the samples cannot decide (InsufficientSamples). Deciding a pass on p95 thus tak
 PERCENTILE_METHOD = "exact order-statistic bounds (binomial, distribution-free), one-sided 95% each"
 """How the interval beside each judged percentile is computed, as the reports say it."""
 
+STOP_MIN_REQUESTS = 10
+"""suite.stopOnErrorRate is judged once a model has answered this many requests: one early error would otherwise
+stop any run."""
+
 MAX_REPEATS = 100
 """suite.repeats' ceiling (the resource refuses more): repeats needed beyond it are reported as such."""
 

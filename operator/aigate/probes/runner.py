@@ -48,7 +48,7 @@ from aigate.measurements import (
     Price,
     Usage,
 )
-from aigate.policy.numbers import ASSUMED_TIMEOUT_X_P95, fault_deadline_ms
+from aigate.policy.numbers import ASSUMED_TIMEOUT_X_P95, STOP_MIN_REQUESTS, fault_deadline_ms
 from aigate.probes.assertions import evaluate
 from aigate.probes.credentials import HUMAN_ROUTE_KEY, Scrubber
 from aigate.probes.humanroute import probe_human_route
@@ -224,6 +224,8 @@ class _Run:
         self.rate = options.rate_rps or self.spec.traffic.peak_requests_per_second
         self.budget = Budget(self.spec.budget.gate_run_max_usd)
         self.stopped_before: str | None = None
+        self.error_stop: str | None = None
+        """Why suite.stopOnErrorRate stopped the run, once it has."""
         retries = self.spec.fallback.retries
         self.max_attempts = 1 + retries.attempts
         self.backoff_s = retries.backoff_ms / 1000
@@ -231,6 +233,27 @@ class _Run:
         if not options.time_scale > 0:
             raise ValueError(f"time_scale must be > 0, got {options.time_scale}")
         self.scale = options.time_scale
+
+    @property
+    def stopped(self) -> bool:
+        return self.budget.exhausted or self.error_stop is not None
+
+    def _check_error_rate(self, m: _Model, runs: list[CaseRun | None]) -> None:
+        """Stop the run once the model's error rate so far passes suite.stopOnErrorRate (from STOP_MIN_REQUESTS on)."""
+        bound = self.spec.suite.stop_on_error_rate
+        done = [r for r in runs if r is not None]
+        if bound is None or self.error_stop is not None or len(done) < STOP_MIN_REQUESTS:
+            return
+        errors = [r for r in done if not r.ok]
+        if len(errors) / len(done) > bound:
+            kinds: dict[str, int] = {}
+            for r in errors:
+                kinds[r.error or "other"] = kinds.get(r.error or "other", 0) + 1
+            detail = ", ".join(f"{k} {v}" for k, v in sorted(kinds.items()))
+            self.error_stop = (
+                f"suite.stopOnErrorRate {bound:g} passed on {m.ref.name}: {len(errors)}/{len(done)} requests ended "
+                f"in an error ({detail})"
+            )
 
     def _offsets(self, count: int) -> list[float]:
         """The open-loop schedule in wall-clock seconds (shrunk by the time scale)."""
@@ -378,6 +401,7 @@ class _Run:
         async def one(i: int, rep: int, case: Case, scheduled: float) -> None:
             try:
                 results[i] = await self._baseline_one(m, case, rep, scheduled)
+                self._check_error_rate(m, results)
             finally:
                 slots.release()
                 report.tick()
@@ -390,8 +414,10 @@ class _Run:
             if delay > 0:
                 await asyncio.sleep(delay)
             await slots.acquire()
-            if self.budget.exhausted:
+            if self.stopped:
                 slots.release()
+                if self.error_stop is not None and self.stopped_before is None:
+                    self.stopped_before = f"{m.ref.name} case {case.name}"
                 break
             tasks.append(asyncio.create_task(one(i, rep, case, scheduled)))
         await asyncio.gather(*tasks)
@@ -532,16 +558,23 @@ class _Run:
         async with AsyncExitStack() as stack:
             self._open_models(stack)
             for ref in self.spec.models:
-                if self.budget.exhausted:
+                if self.stopped:
                     break
                 mm = await self.baseline(self.models[ref.name])
-                if mm.runs or not self.budget.exhausted:  # a model the budget never reached was not measured
+                if mm.runs or not self.stopped:  # a model the run never reached was not measured
                     measured[ref.name] = mm
             human = await self.human_route()
-            if self.options.run_faults and not self.budget.exhausted:
+            if self.options.run_faults and not self.stopped:
                 fault_runs = await self.faults(human)
         aborted = None
-        if self.budget.exhausted:
+        stopped_by: Literal["budget", "errorRate"] | None = None
+        if self.error_stop is not None:
+            stopped_by = "errorRate"
+            where = f", stopped before {self.stopped_before}" if self.stopped_before else ""
+            aborted = self.error_stop + where
+            self._say(f"stopped: {aborted}")
+        elif self.budget.exhausted:
+            stopped_by = "budget"
             where = f" before {self.stopped_before}" if self.stopped_before else ""
             aborted = (
                 f"budget.gateRunMaxUSD ${self.budget.limit:.2f} reached: spent ${self.budget.spent:.4f}, stopped{where}"
@@ -558,6 +591,7 @@ class _Run:
             spent_usd=self.budget.spent,
             budget_exhausted=self.budget.exhausted,
             aborted=self.scrub(aborted) if aborted else None,
+            stopped_by=stopped_by,
             timeout_ms=self.timeout_ms,
             timeout_assumed=self.timeout_assumed,
             arrivals=self.options.arrivals,
