@@ -360,13 +360,46 @@ class Case(_Model):
     """What the answer must satisfy."""
 
 
-class Suite(_Model):
-    """The test cases, given inline, in a ConfigMap key or in a file (YAML list of cases)."""
+class PromptfooImport(_Model):
+    """A promptfoo config whose `tests` become cases: each test's vars substituted into the messages, its
+    assertions mapped to aigate's (an assertion type aigate cannot judge is an input error, never skipped)."""
 
     model_config = ConfigDict(
         json_schema_extra=cel(
-            "(has(self.cases) ? 1 : 0) + (has(self.configMapRef) ? 1 : 0) + (has(self.file) ? 1 : 0) == 1",
-            "set exactly one of cases, configMapRef, file",
+            "(has(self.configMapRef) ? 1 : 0) + (has(self.file) ? 1 : 0) == 1", "set exactly one of configMapRef, file"
+        )
+    )
+
+    file: str | None = Field(default=None, min_length=1)
+    """Path of the promptfoo config (promptfooconfig.yaml), relative to the workload file (CLI only)."""
+    config_map_ref: ConfigMapKeyRef | None = None
+    """In a cluster: the ConfigMap key holding the promptfoo config (its content is covered by the spec digest)."""
+    messages: list[Message] | None = None
+    """The messages each test sends, with {{var}} placeholders; default: the config's one prompt, as a user
+    message (or its chat messages when the prompt is a JSON list of them)."""
+
+    @model_validator(mode="after")
+    def _one_source(self) -> PromptfooImport:
+        if (self.file is None) == (self.config_map_ref is None):
+            raise ValueError("set exactly one of configMapRef, file")
+        return self
+
+
+class SuiteImport(_Model):
+    """Cases kept in another tool's format."""
+
+    promptfoo: PromptfooImport
+    """A promptfoo config's tests."""
+
+
+class Suite(_Model):
+    """The test cases, given inline, in a ConfigMap key or in a file (YAML list of cases), or imported."""
+
+    model_config = ConfigDict(
+        json_schema_extra=cel(
+            "(has(self.cases) ? 1 : 0) + (has(self.configMapRef) ? 1 : 0) + (has(self.file) ? 1 : 0)"
+            " + (has(self.__import__) ? 1 : 0) == 1",
+            "set exactly one of cases, configMapRef, file, import",
         )
     )
 
@@ -381,12 +414,14 @@ class Suite(_Model):
     """In a cluster: the ConfigMap key holding the cases (YAML)."""
     file: str | None = None
     """Path of a YAML file of cases, relative to the workload file (CLI only)."""
+    import_: SuiteImport | None = Field(default=None, alias="import")
+    """Cases imported from another tool's config (promptfoo); they count in the spec digest like any other."""
 
     @model_validator(mode="after")
     def _one_source(self) -> Suite:
-        given = [x for x in (self.cases, self.config_map_ref, self.file) if x is not None]
+        given = [x for x in (self.cases, self.config_map_ref, self.file, self.import_) if x is not None]
         if len(given) != 1:
-            raise ValueError("set exactly one of cases, configMapRef, file")
+            raise ValueError("set exactly one of cases, configMapRef, file, import")
         if self.cases is not None:
             _unique([c.name for c in self.cases], "case name")
         return self
