@@ -147,6 +147,7 @@ def build_predicate(
                 path=mm.model,
                 provider=mm.provider,
                 requested=mm.requested_model,
+                api=mm.api,
                 answered=[AnsweredModel(model=a, system_fingerprint=b) for a, b in sorted(seen, key=str)],
                 price=mm.price.model_dump() if mm.price else None,
             )

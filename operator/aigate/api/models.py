@@ -142,6 +142,9 @@ class ModelRef(_Model):
     """The API dialect: openai, anthropic, azure-openai or openai-compatible."""
     model: str = Field(min_length=1)
     """Model id (Azure: the deployment name)."""
+    api: Literal["chatCompletions", "responses"] = "chatCompletions"
+    """The OpenAI API the application calls in production, so that the gates measure that one: chatCompletions
+    or responses (openai, azure-openai and openai-compatible; anthropic speaks its Messages API)."""
     endpoint: AnyHttpUrl | None = None
     """Base URL; default per provider (required for azure-openai and openai-compatible)."""
     api_version: str | None = None
@@ -157,12 +160,21 @@ class ModelRef(_Model):
     max_tokens: int = Field(default=1024, gt=0)
     """max_tokens sent with each request."""
     temperature: float | None = Field(default=None, ge=0, le=2)
-    """Sampling temperature sent with each request; default: the provider's."""
+    """Sampling temperature sent with each request; default: the provider's. Not for anthropic: its current
+    Messages API takes none."""
 
     @model_validator(mode="after")
     def _endpoint_needed(self) -> ModelRef:
         if self.endpoint is None and self.provider in ("azure-openai", "openai-compatible"):
             raise ValueError(f"@endpoint: required for provider {self.provider}")
+        return self
+
+    @model_validator(mode="after")
+    def _api_fits_provider(self) -> ModelRef:
+        if self.api == "responses" and self.provider == "anthropic":
+            raise ValueError("@api: responses is an OpenAI API; provider anthropic speaks its Messages API")
+        if self.temperature is not None and self.provider == "anthropic":
+            raise ValueError("@temperature: Anthropic's current Messages API takes no temperature; remove it")
         return self
 
     def base_url(self) -> str:

@@ -46,6 +46,8 @@ class ModelIdentityRecord(_P):
     path: str = ""
     provider: str = ""
     requested: str = ""
+    api: str = ""
+    """The provider API measured: chatCompletions, responses or messages (empty in older evidence)."""
     answered: list[AnsweredModel] = Field(default_factory=list)
     price: dict[str, Any] | None = None
 

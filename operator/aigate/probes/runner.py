@@ -432,6 +432,7 @@ class _Run:
             model=m.ref.name,
             provider=m.ref.provider,
             requested_model=m.ref.model,
+            api=m.client.dialect.api,
             price=m.price,
             price_problem=m.price_problem,
             runs=runs,

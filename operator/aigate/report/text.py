@@ -40,7 +40,9 @@ def _has(g: GateResult, code: FindingCode) -> bool:
 def summary_lines(a: Assessment) -> list[str]:
     """The headline lines, in the order a reviewer asks: what runs, what it costs, how fast, what it may do."""
     primary = next(p for p in a.paths if p.role == "primary")
-    lines = [f"Workload: {a.name}", f"Primary model: {primary.model} ({primary.provider})"]
+    measured = a.measurements.models.get(primary.name)
+    api = ", Responses API" if measured is not None and measured.api == "responses" else ""
+    lines = [f"Workload: {a.name}", f"Primary model: {primary.model} ({primary.provider}{api})"]
     fb = a.gate("fallback")
     cost, rel, tool = a.gate("cost"), a.gate("reliability"), a.gate("toolControl")
     dep, ev = a.gate("providerDependency"), a.gate("evidence")
