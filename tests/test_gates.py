@@ -93,6 +93,29 @@ def test_unknown_price_fails_and_is_never_zero() -> None:
     assert any("set spec.models[].pricing" in f.message for f in r.findings)
 
 
+def test_cost_gate_judges_the_upper_end_of_the_projected_range() -> None:
+    """Costs alternate $0.01 and $0.03: the mean ($0.02 x 600,000 requests = $12,000) is within a $12,500 budget,
+    the one-sided 95% upper bound from the run's own variance is not."""
+    m = healthy()
+    m.models["primary"] = model(
+        "primary", [run(f"c{i % 10}", "primary", repeat=i // 10, cost=0.01 if i % 2 else 0.03) for i in range(60)]
+    )
+    r = judge_cost(spec(budget={"monthlyUSD": 12500}).workload.spec, m)
+    costs = [0.01 if i % 2 else 0.03 for i in range(60)]
+    mean = sum(costs) / 60
+    sd = (sum((c - mean) ** 2 for c in costs) / 59) ** 0.5
+    high = (mean + 1.6448536 * sd / 60**0.5) * 600_000
+    assert r.metrics["projectedMonthlyUSD"] == pytest.approx(12_000)
+    assert r.metrics["judgedMonthlyUSD"] == pytest.approx(high, abs=0.01) and high > 12_500
+    assert r.metrics["projectedMonthlyRangeUSD"][0] == pytest.approx(24_000 - high, abs=0.01)
+    assert r.status == "FAIL"
+    assert (
+        f"Projected monthly cost: ${high:,.0f} = 1.1x target $12,500 (the upper end of $10,715-${high:,.0f}, "
+        in r.reason
+    )
+    assert "the run's 95% range around the mean $12,000, is judged)" in r.reason
+
+
 def test_p95_cost_per_request_above_cap_fails() -> None:
     m = healthy()
     expensive = [run(f"c{i}", "primary", cost=0.9) for i in (7, 8, 9)]

@@ -23,7 +23,16 @@ class _M(BaseModel):
 
 class Usage(_M):
     input_tokens: int = 0
+    """Every input token, cached ones included (each API's count normalised so: Anthropic reports cache reads and
+    writes apart, and the dialect adds them back)."""
     output_tokens: int = 0
+    """Every output token, reasoning included."""
+    cache_read_tokens: int = 0
+    """Of `input_tokens`, those read from the provider's prompt cache (billed at the cache-read price)."""
+    cache_write_tokens: int = 0
+    """Of `input_tokens`, those written to the prompt cache (billed at the cache-write price)."""
+    reasoning_tokens: int = 0
+    """Of `output_tokens`, those spent reasoning (billed as output; counted once)."""
     estimated: bool = False
     """True when the provider did not report usage and the tokens were estimated from the text."""
 
@@ -56,6 +65,10 @@ class Attempt(_M):
     error_detail: str = ""
     latency_ms: float
     ttft_ms: float | None = None
+    itl_ms: float | None = None
+    """Streaming: the mean gap between output chunks after the first (inter-token latency)."""
+    output_chunks: int | None = None
+    """Streaming: how many chunks carried output."""
     server_ms: float | None = None
     """What the provider says it spent (`openai-processing-ms`, `Server-Timing`), when it says: the rest of
     `latency_ms` is network and client."""
@@ -79,6 +92,8 @@ class CaseRun(_M):
     """End to end as the caller sees it: client queue time, every attempt and backoff."""
     queue_ms: float = 0.0
     ttft_ms: float | None = None
+    itl_ms: float | None = None
+    """Streaming: the answer's mean inter-token latency."""
     attempts: list[Attempt] = Field(default_factory=list)
     usage: Usage = Field(default_factory=Usage)
     """Tokens billed across all attempts."""
@@ -101,6 +116,10 @@ class CaseRun(_M):
 class Price(_M):
     input_per_m_tok_usd: float
     output_per_m_tok_usd: float
+    cache_read_per_m_tok_usd: float | None = None
+    """Cached input read; None: the input price (nothing cheaper is known)."""
+    cache_write_per_m_tok_usd: float | None = None
+    """Cached input written; None: the input price."""
     source: str
     """'spec' or 'genai-prices <version>'."""
 

@@ -121,7 +121,11 @@ class Pricing(_Model):
     input_per_m_tok_usd: float = Field(alias="inputPerMTokUSD", ge=0)
     """USD per million input tokens."""
     output_per_m_tok_usd: float = Field(alias="outputPerMTokUSD", ge=0)
-    """USD per million output tokens."""
+    """USD per million output tokens (reasoning tokens included)."""
+    cache_read_per_m_tok_usd: float | None = Field(default=None, alias="cacheReadPerMTokUSD", ge=0)
+    """USD per million input tokens read from the provider's prompt cache; default: the input price."""
+    cache_write_per_m_tok_usd: float | None = Field(default=None, alias="cacheWritePerMTokUSD", ge=0)
+    """USD per million input tokens written to the prompt cache; default: the input price."""
 
 
 class ModelRef(_Model):

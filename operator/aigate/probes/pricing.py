@@ -41,6 +41,12 @@ def catalog_price(provider: str, model: str) -> tuple[Price | None, str | None]:
             )
         except (LookupError, ValueError, TypeError):
             continue
+        read = genai_prices.calc_price(
+            genai_prices.Usage(input_tokens=_PROBE_TOKENS, cache_read_tokens=_PROBE_TOKENS), model, provider_id=pid
+        )
+        write = genai_prices.calc_price(
+            genai_prices.Usage(input_tokens=_PROBE_TOKENS, cache_write_tokens=_PROBE_TOKENS), model, provider_id=pid
+        )
         scale = Decimal(1_000_000) / _PROBE_TOKENS
         in_price = float(Decimal(inp.input_price) * scale)
         out_price = float(Decimal(out.output_price) * scale)
@@ -49,6 +55,8 @@ def catalog_price(provider: str, model: str) -> tuple[Price | None, str | None]:
         return Price(
             input_per_m_tok_usd=in_price,
             output_per_m_tok_usd=out_price,
+            cache_read_per_m_tok_usd=float(Decimal(read.input_price) * scale),
+            cache_write_per_m_tok_usd=float(Decimal(write.input_price) * scale),
             source=f"genai-prices {CATALOG_VERSION}",
         ), None
     return None, f"{model!r} is not in genai-prices {CATALOG_VERSION} (looked under {', '.join(tried)})"
@@ -60,15 +68,32 @@ def resolve_price(ref: ModelRef) -> tuple[Price | None, str | None]:
         return Price(
             input_per_m_tok_usd=ref.pricing.input_per_m_tok_usd,
             output_per_m_tok_usd=ref.pricing.output_per_m_tok_usd,
+            cache_read_per_m_tok_usd=ref.pricing.cache_read_per_m_tok_usd,
+            cache_write_per_m_tok_usd=ref.pricing.cache_write_per_m_tok_usd,
             source="spec",
         ), None
     return catalog_price(ref.provider, ref.model)
 
 
 def cost_usd(price: Price | None, usage: Usage) -> float | None:
+    """Tokens as the provider bills them: uncached input at the input price, cache reads and writes at theirs
+    (counted once: they are part of `input_tokens`), output (reasoning included, once) at the output price."""
     if price is None:
         return None
-    return (usage.input_tokens * price.input_per_m_tok_usd + usage.output_tokens * price.output_per_m_tok_usd) / 1e6
+    read, write = usage.cache_read_tokens, usage.cache_write_tokens
+    uncached = max(0, usage.input_tokens - read - write)
+    read_price = (
+        price.cache_read_per_m_tok_usd if price.cache_read_per_m_tok_usd is not None else price.input_per_m_tok_usd
+    )
+    write_price = (
+        price.cache_write_per_m_tok_usd if price.cache_write_per_m_tok_usd is not None else price.input_per_m_tok_usd
+    )
+    return (
+        uncached * price.input_per_m_tok_usd
+        + read * read_price
+        + write * write_price
+        + usage.output_tokens * price.output_per_m_tok_usd
+    ) / 1e6
 
 
 def cost_of(price: Price | None, input_tokens: int, output_tokens: int) -> float:

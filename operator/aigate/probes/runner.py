@@ -171,6 +171,9 @@ def _sum_usage(attempts: Sequence[Attempt]) -> Usage:
     return Usage(
         input_tokens=sum(a.usage.input_tokens for a in attempts),
         output_tokens=sum(a.usage.output_tokens for a in attempts),
+        cache_read_tokens=sum(a.usage.cache_read_tokens for a in attempts),
+        cache_write_tokens=sum(a.usage.cache_write_tokens for a in attempts),
+        reasoning_tokens=sum(a.usage.reasoning_tokens for a in attempts),
         estimated=any(a.usage.estimated for a in attempts),
     )
 
@@ -268,7 +271,9 @@ class _Run:
         if self.scale != 1.0:
             a = reply.attempt
             ttft = a.ttft_ms / self.scale if a.ttft_ms is not None else None
-            reply.attempt = a.model_copy(update={"latency_ms": a.latency_ms / self.scale, "ttft_ms": ttft})
+            itl = a.itl_ms / self.scale if a.itl_ms is not None else None
+            update = {"latency_ms": a.latency_ms / self.scale, "ttft_ms": ttft, "itl_ms": itl}
+            reply.attempt = a.model_copy(update=update)
         return reply
 
     def _say(self, line: str) -> None:
@@ -344,8 +349,7 @@ class _Run:
                             reply = self._rescaled(await m.client.call(prepared, timeout_s=timeout))
                     else:
                         reply = self._rescaled(await m.client.call(prepared, timeout_s=timeout))
-                    u = reply.attempt.usage
-                    actual = cost_of(m.price, u.input_tokens, u.output_tokens)
+                    actual = cost_usd(m.price, reply.attempt.usage) or 0.0
                 finally:
                     self.budget.settle(worst, actual)
             attempts.append(reply.attempt)
@@ -379,6 +383,7 @@ class _Run:
             latency_ms=latency,
             queue_ms=queue_ms,
             ttft_ms=ttft,
+            itl_ms=reply.attempt.itl_ms if ok else None,
             attempts=tried.attempts,
             usage=usage,
             cost_usd=cost_usd(m.price, usage),

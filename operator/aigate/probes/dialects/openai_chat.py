@@ -107,6 +107,10 @@ class ChatCompletions:
         if isinstance(usage, dict):
             out.input_tokens = usage.get("prompt_tokens")
             out.output_tokens = usage.get("completion_tokens")
+            out.details(
+                cache_read=(usage.get("prompt_tokens_details") or {}).get("cached_tokens"),
+                reasoning=(usage.get("completion_tokens_details") or {}).get("reasoning_tokens"),
+            )
         return out
 
     def stream(self, start: float) -> ChatCompletionsReader:
@@ -132,6 +136,10 @@ class ChatCompletionsReader(Reader):
         if isinstance(usage, dict):
             out.input_tokens = usage.get("prompt_tokens")
             out.output_tokens = usage.get("completion_tokens")
+            out.details(
+                cache_read=(usage.get("prompt_tokens_details") or {}).get("cached_tokens"),
+                reasoning=(usage.get("completion_tokens_details") or {}).get("reasoning_tokens"),
+            )
         for choice in doc.get("choices") or []:
             delta = choice.get("delta") or {}
             content = delta.get("content")
