@@ -68,6 +68,7 @@ def test_text_report_has_the_design_shape_with_measured_figures() -> None:
         "Projected monthly cost: $36,120 = 2.4x target $15,000\n"
         "p95 cost per request: $0.0602, above limit $0.0500 (24 samples, 95% bounds [$0.0602, unbounded])\n"
         "p95 latency: 6,480 ms, above threshold 4,000 ms (24 samples, 95% bounds [4,500 ms, unbounded])\n"
+        "Goodput: 0% of requests met every latency SLO; 111 output tokens/s per request (p50)\n"
         "Tool access: create_case_note (write)\n"
         "Human approval: missing for write action create_case_note\n"
         "Provider dependency: single provider: anthropic; single cloud: aws\n"

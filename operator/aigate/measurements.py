@@ -11,8 +11,16 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-FaultMode = Literal["timeout", "http_5xx", "http_429", "connection_reset", "malformed_body"]
+FaultMode = Literal["timeout", "http_5xx", "http_429", "connection_reset", "malformed_body", "stream_stall"]
 FAULT_MODES: tuple[FaultMode, ...] = ("timeout", "http_5xx", "http_429", "connection_reset", "malformed_body")
+"""The faults every primary is tried with."""
+STREAM_FAULT_MODES: tuple[FaultMode, ...] = ("stream_stall",)
+"""The faults a streaming primary is tried with besides: a stream that stops mid-answer until the timeout."""
+
+
+def required_fault_modes(primary_streams: bool) -> tuple[FaultMode, ...]:
+    return FAULT_MODES + STREAM_FAULT_MODES if primary_streams else FAULT_MODES
+
 
 ErrorKind = Literal["timeout", "http_4xx", "http_429", "http_5xx", "connection", "malformed", "budget", "other"]
 

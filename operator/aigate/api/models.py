@@ -160,7 +160,8 @@ class ModelRef(_Model):
     pricing: Pricing | None = None
     """Price per token; default: the bundled price catalog (an unknown price fails the cost gate)."""
     stream: bool = False
-    """Call with streaming on and measure time to first token."""
+    """Call with streaming on: time to first token and inter-token latency are measured (slo.ttftP95Ms,
+    slo.itlP95Ms), and a stream that stalls mid-answer is one of the faults the fallback path is tried with."""
     max_tokens: int = Field(default=1024, gt=0)
     """max_tokens sent with each request."""
     temperature: float | None = Field(default=None, ge=0, le=2)
@@ -225,6 +226,11 @@ class Slo(_Model):
     """Highest share of requests that may end in an error (0 to 1)."""
     min_pass_rate: float = Field(default=0.95, ge=0, le=1)
     """Lowest share of test cases that must pass their assertions (0 to 1); fallback models too."""
+    ttft_p95_ms: float | None = Field(default=None, gt=0, alias="ttftP95Ms")
+    """95th percentile time to first token, in milliseconds, for a streaming primary (models[].stream)."""
+    itl_p95_ms: float | None = Field(default=None, gt=0, alias="itlP95Ms")
+    """95th percentile inter-token latency (the mean gap between streamed chunks of one answer), in milliseconds,
+    for a streaming primary."""
 
 
 class Retries(_Model):

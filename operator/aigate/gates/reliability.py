@@ -21,6 +21,42 @@ def load_text(m: Measurements) -> str:
     return f"open loop, {m.arrivals} arrivals{rate}, at most {m.concurrency} in flight"
 
 
+def tokens_per_second(r: CaseRun) -> float | None:
+    """Output tokens per second of the answering attempt: over its generation (after the first token) when
+    streamed, over the whole exchange otherwise."""
+    if not r.ok or not r.attempts or r.usage.output_tokens <= 0:
+        return None
+    a = r.attempts[-1]
+    seconds = (a.latency_ms - (a.ttft_ms or 0.0)) / 1000
+    return r.usage.output_tokens / seconds if seconds > 0 else None
+
+
+def met_latency_slos(spec: AIWorkloadSpec, r: CaseRun) -> bool:
+    """An answer that met every latency SLO declared: what goodput counts."""
+    slo = spec.slo
+    if not r.ok or r.latency_ms > slo.p95_latency_ms:
+        return False
+    if slo.ttft_p95_ms is not None and (r.ttft_ms is None or r.ttft_ms > slo.ttft_p95_ms):
+        return False
+    return slo.itl_p95_ms is None or r.itl_ms is None or r.itl_ms <= slo.itl_p95_ms
+
+
+def streaming_metrics(spec: AIWorkloadSpec, runs: list[CaseRun]) -> dict[str, object]:
+    """Goodput and tokens/s for every primary; time to first token and inter-token latency for a streaming one."""
+    out: dict[str, object] = {"goodput": round(rate(sum(1 for r in runs if met_latency_slos(spec, r)), len(runs)), 4)}
+    tps = [t for t in (tokens_per_second(r) for r in runs) if t is not None]
+    if tps:
+        out["tokensPerSecondP50"] = round(percentile(tps, 50) or 0.0, 1)
+    for key, values in (
+        ("Ttft", [r.ttft_ms for r in runs if r.ok and r.ttft_ms is not None]),
+        ("Itl", [r.itl_ms for r in runs if r.ok and r.itl_ms is not None]),
+    ):
+        if values:
+            for q in (50, 95, 99):
+                out[f"p{q}{key}Ms"] = round(percentile(values, q) or 0.0, 1)
+    return out
+
+
 def per_repeat(runs: list[CaseRun]) -> int:
     """Samples one more suite repeat adds: one per case."""
     return max(1, len({r.case for r in runs}))
@@ -58,7 +94,7 @@ def judge_reliability(spec: AIWorkloadSpec, m: Measurements) -> GateResult:
     latency = judged([r.latency_ms for r in runs], slo.p95_latency_ms, runs)
     p95 = latency.value or 0.0
     p99 = percentile([r.latency_ms for r in runs], 99) or 0.0
-    ttfts = [r.ttft_ms for r in runs if r.ttft_ms is not None]
+    ttfts = [r.ttft_ms for r in runs if r.ok and r.ttft_ms is not None]
     error_rate = rate(sum(1 for r in runs if not r.ok), len(runs))
     pass_rate = rate(sum(1 for r in runs if r.passed), len(runs))
     metrics: dict[str, object] = {
@@ -76,8 +112,7 @@ def judge_reliability(spec: AIWorkloadSpec, m: Measurements) -> GateResult:
         "meanQueueMs": round(sum(r.queue_ms for r in runs) / len(runs), 2),
         "load": load_text(m),
     }
-    if ttfts:
-        metrics["p95TtftMs"] = round(percentile(ttfts, 95) or 0.0, 1)
+    metrics.update(streaming_metrics(spec, runs))
     fails: list[tuple[FindingCode, str]] = []
     undecided: list[str] = []
     if latency.verdict == "fail":
@@ -89,6 +124,29 @@ def judge_reliability(spec: AIWorkloadSpec, m: Measurements) -> GateResult:
         )
     elif latency.verdict == "insufficient":
         undecided.append(insufficient_message("p95 latency", latency, f"threshold {ms(slo.p95_latency_ms)}", ms, runs))
+    streamed: tuple[tuple[FindingCode, str, list[float], float | None], ...] = (
+        ("reliability.ttftP95", "p95 time to first token", ttfts, slo.ttft_p95_ms),
+        (
+            "reliability.itlP95",
+            "p95 inter-token latency",
+            [r.itl_ms for r in runs if r.ok and r.itl_ms is not None],
+            slo.itl_p95_ms,
+        ),
+    )
+    for code, label, values, ceiling in streamed:
+        if ceiling is None:
+            continue
+        if not spec.primary.stream:
+            fails.append((code, f"{label}: not measured: the primary does not stream (set models[].stream: true)"))
+            continue
+        j = judged(values, ceiling, runs)
+        metrics.update(j.metrics("p95TtftMs" if code == "reliability.ttftP95" else "p95ItlMs"))
+        if j.verdict == "fail":
+            fails.append(
+                (code, f"{label}: {ms(j.value or 0.0)}, above threshold {ms(ceiling)} ({j.interval_text(ms)})")
+            )
+        elif j.verdict == "insufficient":
+            undecided.append(insufficient_message(label, j, f"threshold {ms(ceiling)}", ms, runs))
     if error_rate > slo.max_error_rate:
         kinds: dict[str, int] = {}
         for r in runs:

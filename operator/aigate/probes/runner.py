@@ -34,7 +34,6 @@ from aigate import __version__
 from aigate.api.load import ResolvedWorkload
 from aigate.api.models import AIWorkloadSpec, Case, ModelRef
 from aigate.measurements import (
-    FAULT_MODES,
     Attempt,
     CaseRun,
     ErrorKind,
@@ -47,6 +46,7 @@ from aigate.measurements import (
     Outcome,
     Price,
     Usage,
+    required_fault_modes,
 )
 from aigate.policy.numbers import ASSUMED_TIMEOUT_X_P95, STOP_MIN_REQUESTS, fault_deadline_ms
 from aigate.probes.assertions import evaluate
@@ -78,7 +78,8 @@ class RunOptions:
     """Model name -> base URL that replaces the declared endpoint (the demo's in-process simulators)."""
     fault_repeats: int = 1
     """How many times each case goes through the fallback path per fault mode."""
-    fault_modes: Sequence[FaultMode] = FAULT_MODES
+    fault_modes: Sequence[FaultMode] | None = None
+    """Default: every mode the primary must be tried with (`required_fault_modes`: a streaming primary's stall too)."""
     fault_retry_after_s: float = 1.0
     """Retry-After the injected 429 carries."""
     run_faults: bool = True
@@ -514,7 +515,10 @@ class _Run:
         plan = [(rep, case) for rep in range(max(1, self.options.fault_repeats)) for case in self.resolved.cases]
         out: list[FaultRun] = []
         offsets = self._offsets(len(plan))
-        for mode in self.options.fault_modes:
+        modes = self.options.fault_modes
+        if modes is None:
+            modes = required_fault_modes(self.spec.primary.stream)
+        for mode in modes:
             if self.budget.exhausted:
                 break
             report = _Reporter(self.progress, f"fallback {mode}", len(plan), self.options.progress_every_s, self.scrub)

@@ -7,6 +7,9 @@ import xml.etree.ElementTree as ET
 from aigate.assessment import Assessment
 from aigate.gates.result import Finding
 
+FIGURES = ("goodput", "tokensPerSecondP50", "p95LatencyMs", "p95TtftMs", "p95ItlMs", "p95LatencyMsSamples", "load")
+"""Gate metrics a CI view shows as testcase properties."""
+
 
 def _line(f: Finding) -> str:
     return f"{f.message} [{f.code}: {', '.join(f.standards)}]" if f.code else f.message
@@ -19,9 +22,13 @@ def render_junit(a: Assessment) -> str:
     for g in a.gates:
         tc = ET.SubElement(gates, "testcase", classname="aigate.gates", name=g.gate)
         standards = sorted({i for f in g.findings for i in f.standards})
-        if standards:
+        figures = {k: g.metrics[k] for k in FIGURES if k in g.metrics}
+        if standards or figures:
             props = ET.SubElement(tc, "properties")
-            ET.SubElement(props, "property", name="standards", value=" ".join(standards))
+            if standards:
+                ET.SubElement(props, "property", name="standards", value=" ".join(standards))
+            for k, v in figures.items():
+                ET.SubElement(props, "property", name=k, value=str(v))
         if g.status == "FAIL":
             g_fail += 1
             el = ET.SubElement(tc, "failure", message=g.reason, type="GateFailed")

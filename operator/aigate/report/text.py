@@ -21,6 +21,8 @@ GATE_TITLES = {
 
 RELIABILITY_TOPICS: tuple[tuple[FindingCode, str], ...] = (
     ("reliability.p95Latency", "latency"),
+    ("reliability.ttftP95", "time to first token"),
+    ("reliability.itlP95", "inter-token latency"),
     ("reliability.errorRate", "error rate"),
     ("reliability.passRate", "answer quality"),
     ("reliability.timeoutUndefined", "timeout behavior"),
@@ -72,6 +74,7 @@ def summary_lines(a: Assessment) -> list[str]:
             within = f"p95 latency: {p95:,.0f} ms, within threshold {target:,.0f} ms"
             lines.append(within + (f" ({samples} samples, 95% bounds [{lo:,.0f} ms, {hi:,.0f} ms])" if hi else ""))
         lines += [f.message for f in rel.findings if f.severity == "fail" and f.code != "reliability.timeoutUndefined"]
+        lines += throughput_lines(rel)
     writes = [t for t in tool.metrics.get("tools", []) if t.get("access") in ("write", "destructive")]
     if writes:
         lines.append("Tool access: " + ", ".join(f"{t['name']} ({t['access']})" for t in writes))
@@ -88,6 +91,23 @@ def summary_lines(a: Assessment) -> list[str]:
             )
         lines += [f.message for f in g.findings if f.code == "acceptance.expired"]
     return lines
+
+
+def throughput_lines(rel: GateResult) -> list[str]:
+    """Streaming latency, goodput and tokens/s, as measured (judged lines are the findings')."""
+    m = rel.metrics
+    out = []
+    if "p95TtftMs" in m:
+        itl = (
+            f", inter-token latency p50 {m['p50ItlMs']:,.0f} ms / p95 {m['p95ItlMs']:,.0f} ms"
+            if "p95ItlMs" in m
+            else ""
+        )
+        out.append(f"Streaming: time to first token p50 {m['p50TtftMs']:,.0f} ms / p95 {m['p95TtftMs']:,.0f} ms{itl}")
+    if "goodput" in m:
+        tps = f"; {m['tokensPerSecondP50']:,.0f} output tokens/s per request (p50)" if "tokensPerSecondP50" in m else ""
+        out.append(f"Goodput: {m['goodput']:.0%} of requests met every latency SLO{tps}")
+    return out
 
 
 def remediation_topics(a: Assessment) -> list[str]:
