@@ -7,7 +7,9 @@ from typing import Any
 
 import pytest
 
+from aigate.api.models import ModelRef
 from aigate.measurements import Price, Usage
+from aigate.probes.dialects import dialect_for
 from aigate.probes.pricing import catalog_price, cost_usd
 from aigate.probes.runner import RunOptions, run_workload
 from test_probes_support import CANARY, model, simulator, workload
@@ -76,3 +78,39 @@ async def test_a_provider_reporting_cached_tokens_is_priced_at_the_cache_price(
         if provider == "openai":  # reasoning is reported (and billed as output, once) by OpenAI's APIs
             assert r.usage.reasoning_tokens == 120
     assert m.spent_usd == pytest.approx(len(mm.runs) * expected(model_id))
+
+
+def _ref(provider: str, model_id: str) -> ModelRef:
+    return ModelRef.model_validate({"name": "p", "provider": provider, "model": model_id})
+
+
+def test_a_reported_service_tier_is_priced_at_the_tiers_catalog_price() -> None:
+    """gpt-5 at $1.25/$10 per million standard; flex halves both (genai-prices 0.2.3's variant); Anthropic's
+    batch tier halves claude-haiku-4-5's $1/$5."""
+    chat = {
+        "model": "gpt-5",
+        "service_tier": "flex",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 1000, "completion_tokens": 200},
+    }
+    parsed = dialect_for(_ref("openai", "gpt-5")).parse(chat)
+    assert parsed.service_tier == "flex"
+    price, _ = catalog_price("openai", "gpt-5")
+    assert price is not None
+    flex = Usage(input_tokens=1000, output_tokens=200, service_tier="flex")
+    assert cost_usd(price, flex) == pytest.approx((1000 * 0.625 + 200 * 5.0) / 1e6)
+    assert cost_usd(price, Usage(input_tokens=1000, output_tokens=200)) == pytest.approx((1000 * 1.25 + 200 * 10) / 1e6)
+    message = {
+        "id": "msg_1",
+        "type": "message",
+        "role": "assistant",
+        "model": "claude-haiku-4-5",
+        "content": [{"type": "text", "text": "ok"}],
+        "stop_reason": "end_turn",
+        "usage": {"input_tokens": 1000, "output_tokens": 200, "service_tier": "batch"},
+    }
+    parsed = dialect_for(_ref("anthropic", "claude-haiku-4-5")).parse(message)
+    assert parsed.service_tier == "batch"
+    haiku, _ = catalog_price("anthropic", "claude-haiku-4-5")
+    batch = Usage(input_tokens=1000, output_tokens=200, service_tier="batch")
+    assert cost_usd(haiku, batch) == pytest.approx((1000 * 0.5 + 200 * 2.5) / 1e6)

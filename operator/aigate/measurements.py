@@ -41,6 +41,8 @@ class Usage(_M):
     """Of `input_tokens`, those written to the prompt cache (billed at the cache-write price)."""
     reasoning_tokens: int = 0
     """Of `output_tokens`, those spent reasoning (billed as output; counted once)."""
+    service_tier: str | None = None
+    """The tier the provider says it billed (flex, priority, batch, ...), when it says."""
     estimated: bool = False
     """True when the provider did not report usage and the tokens were estimated from the text."""
 
@@ -121,6 +123,14 @@ class CaseRun(_M):
         return self.ok and all(a.passed for a in self.assertions)
 
 
+class TierPrice(_M):
+    """A service tier's prices where they differ from the model's standard ones (the catalog's variants)."""
+
+    input_per_m_tok_usd: float
+    output_per_m_tok_usd: float
+    cache_read_per_m_tok_usd: float | None = None
+
+
 class Price(_M):
     input_per_m_tok_usd: float
     output_per_m_tok_usd: float
@@ -128,6 +138,8 @@ class Price(_M):
     """Cached input read; None: the input price (nothing cheaper is known)."""
     cache_write_per_m_tok_usd: float | None = None
     """Cached input written; None: the input price."""
+    tiers: dict[str, TierPrice] = Field(default_factory=dict)
+    """Prices of the service tiers a provider may report (flex, priority, batch), keyed as it names them."""
     source: str
     """'spec' or 'genai-prices <version>'."""
 

@@ -315,6 +315,7 @@ class ProviderClient:
         usage.cache_read_tokens = out.cache_read_tokens or 0
         usage.cache_write_tokens = out.cache_write_tokens or 0
         usage.reasoning_tokens = out.reasoning_tokens or 0
+        usage.service_tier = out.service_tier
         times = out.token_times
         attempt = Attempt(
             status=resp.status_code,

@@ -175,6 +175,7 @@ def _sum_usage(attempts: Sequence[Attempt]) -> Usage:
         cache_read_tokens=sum(a.usage.cache_read_tokens for a in attempts),
         cache_write_tokens=sum(a.usage.cache_write_tokens for a in attempts),
         reasoning_tokens=sum(a.usage.reasoning_tokens for a in attempts),
+        service_tier=next((a.usage.service_tier for a in reversed(attempts) if a.usage.service_tier), None),
         estimated=any(a.usage.estimated for a in attempts),
     )
 

@@ -41,7 +41,11 @@ def input_tokens(usage: dict[str, Any]) -> int | None:
 
 
 def cache_details(usage: dict[str, Any], out: Parsed) -> None:
-    out.details(cache_read=usage.get("cache_read_input_tokens"), cache_write=usage.get("cache_creation_input_tokens"))
+    out.details(
+        cache_read=usage.get("cache_read_input_tokens"),
+        cache_write=usage.get("cache_creation_input_tokens"),
+        tier=usage.get("service_tier"),
+    )
 
 
 class Messages:

@@ -49,6 +49,7 @@ class Parsed:
         "model",
         "output_tokens",
         "reasoning_tokens",
+        "service_tier",
         "text",
         "token_times",
         "tool_calls",
@@ -68,12 +69,17 @@ class Parsed:
         """Input tokens written to the provider's prompt cache (part of `input_tokens`)."""
         self.reasoning_tokens: int | None = None
         """Output tokens spent reasoning (part of `output_tokens`)."""
+        self.service_tier: str | None = None
+        """The tier the provider says it served (OpenAI `service_tier`, Anthropic `usage.service_tier`)."""
         self.ttft: float | None = None
         self.token_times: list[float] = []
         """Streaming: ms from the request to each chunk that carried output (the first is the ttft)."""
 
-    def details(self, cache_read: Any = None, cache_write: Any = None, reasoning: Any = None) -> None:
-        """Token details a usage document gave (ints; anything else is not a count and is ignored)."""
+    def details(self, cache_read: Any = None, cache_write: Any = None, reasoning: Any = None, tier: Any = None) -> None:
+        """Token details a usage document gave (ints; anything else is not a count and is ignored), and the
+        service tier the answer was billed at."""
+        if isinstance(tier, str) and tier:
+            self.service_tier = tier
         if isinstance(cache_read, int):
             self.cache_read_tokens = cache_read
         if isinstance(cache_write, int):

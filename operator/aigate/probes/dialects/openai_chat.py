@@ -103,6 +103,7 @@ class ChatCompletions:
             out.tool_calls.append(ToolCall(name=str(fn.get("name", "")), arguments=arguments(fn.get("arguments"))))
         out.model = doc.get("model")
         out.fingerprint = doc.get("system_fingerprint")
+        out.details(tier=doc.get("service_tier"))
         usage = doc.get("usage")
         if isinstance(usage, dict):
             out.input_tokens = usage.get("prompt_tokens")
@@ -132,6 +133,7 @@ class ChatCompletionsReader(Reader):
         out = self.out
         out.model = doc.get("model") or out.model
         out.fingerprint = doc.get("system_fingerprint") or out.fingerprint
+        out.details(tier=doc.get("service_tier"))
         usage = doc.get("usage")
         if isinstance(usage, dict):
             out.input_tokens = usage.get("prompt_tokens")

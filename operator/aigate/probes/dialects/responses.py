@@ -108,6 +108,7 @@ def read_output(items: list[Any], out: Parsed) -> None:
 def read_response(doc: dict[str, Any], out: Parsed) -> None:
     """Model and usage of a response object (the answer, or the one `response.completed` carries)."""
     out.model = doc.get("model") or out.model
+    out.details(tier=doc.get("service_tier"))
     usage = doc.get("usage")
     if isinstance(usage, dict):
         out.input_tokens = usage.get("input_tokens")
