@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: argocd-lua venv demo test lint typecheck unit control-plane cosign cluster cluster-down cluster-demo crd docs bench clean
+.PHONY: argocd-lua screenshots venv demo test lint typecheck unit control-plane cosign cluster cluster-down cluster-demo crd docs bench clean
 
 venv: $(STAMP)
 
@@ -53,6 +53,11 @@ cluster-demo: venv control-plane
 ## cosign: build (or reuse from the cache) cosign for the evidence interop test
 cosign:
 	bash hack/build-cosign.sh
+
+## screenshots: the demo's two HTML reports in headless Chromium (Debian's, installed by hack/ensure-chromium.sh when missing) as docs/images/report-*.png
+screenshots: venv
+	bash hack/ensure-chromium.sh
+	$(BIN)/python hack/screenshots.py docs/images
 
 ## argocd-lua: build (or reuse from the cache) the runner of Argo CD's Lua VM for the Argo CD health check tests
 argocd-lua:
