@@ -80,7 +80,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     finally:
         if progress is not None:
             progress.close()
-    _write_output(render(assessment, args.format), args.output)
+    _write_output(render(assessment, args.format, source=args.file), args.output)
     if assessment.evidence is not None and assessment.evidence.path and not args.quiet:
         _stderr(f"evidence written to {assessment.evidence.path}")
     return check_exit_code(assessment)
@@ -185,7 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("check", help="run the gates on a workload file and print the readiness report")
     c.add_argument("file", help="AIWorkload YAML (may carry its ConfigMaps as further documents)")
-    c.add_argument("--format", choices=["text", "json", "junit", "markdown", "html"], default="text")
+    c.add_argument("--format", choices=["text", "json", "junit", "markdown", "html", "sarif"], default="text")
     c.add_argument("--output", "-o", help="write the report here instead of stdout")
     c.add_argument("--sign-key", help="sign the evidence with this private key (PEM)")
     c.add_argument("--evidence-out", help="where to write the signed evidence (default: <name>.evidence.json)")

@@ -141,12 +141,13 @@ def workload(ns: str, name: str, url: str, *, approval: bool) -> dict[str, Any]:
                     "pricing": price,
                 },
             ],
-            "traffic": {"requestsPerDay": 1000, "peakRequestsPerSecond": 1},
-            "budget": {"monthlyUSD": 1000},
+            "traffic": {"requestsPerDay": 1000, "peakRequestsPerSecond": 20, "maxTestConcurrency": 4},
+            "budget": {"monthlyUSD": 1000, "gateRunMaxUSD": 1},
             "slo": {"p95LatencyMs": 4000, "timeoutMs": 2000, "maxErrorRate": 0.01, "minPassRate": 0.9},
             "fallback": {"safeStop": {"message": "Routed to an analyst."}},
             "tools": [{"name": "lookup_policy", "access": "read"}, write_tool],
             "suite": {
+                "repeats": 60,  # 60 samples: enough to judge a p95
                 "cases": [
                     {
                         "name": "summarize",

@@ -31,7 +31,24 @@ REMEDIES: dict[FindingCode, str] = {
     "check its signing key and the gate run",
     "acceptance.expired": "renew the risk acceptance (spec.riskAcceptances) or remediate the gate",
     "acceptance.otherSpec": "an acceptor renews the risk acceptance for the spec as it is now, or remediate the gate",
+    "cost.insufficientSamples": "raise spec.suite.repeats to the count the finding names, so the p95 cost per "
+    "request can be judged",
+    "reliability.insufficientSamples": "raise spec.suite.repeats to the count the finding names, so the percentile "
+    "can be judged",
+    "reliability.ttftP95": "a model or region with a faster first token, shorter prompts, or an slo.ttftP95Ms the "
+    "workload can keep",
+    "reliability.itlP95": "a model or region that streams faster, or an slo.itlP95Ms the workload can keep",
+    "toolControl.accessUnclassified": "declare spec.tools[].access (read, write or destructive) for every tool",
+    "toolControl.approvalMissing": "approval: required on every write or destructive tool",
+    "toolControl.adversarialCall": "keep adversarial cases from reaching the tool: a system prompt that treats case "
+    "text as data, a model that ignores injected instructions, or approval on the tool",
+    "run.budgetReached": "raise budget.gateRunMaxUSD, or lower suite.repeats or models[].maxTokens, and re-run",
+    "run.errorRateReached": "fix what made the provider fail (the finding names the errors), or raise "
+    "suite.stopOnErrorRate, and re-run",
 }
+
+UNDECIDED: frozenset[str] = frozenset({"cost.insufficientSamples", "reliability.insufficientSamples"})
+"""Warnings that are why a gate could not be judged (InsufficientSamples): their remedy is what to change too."""
 
 GATE_ADVICE = {
     "cost": "bring the projected monthly cost within budget.monthlyUSD",
@@ -47,6 +64,7 @@ def remedies(gate: GateResult) -> list[str]:
     """What to change for a failing gate, one line per distinct remedy, in the order of its findings."""
     out: list[str] = []
     for f in gate.findings:
-        if f.severity == "fail" and f.code in REMEDIES and REMEDIES[f.code] not in out:
+        wanted = f.severity == "fail" or f.code in UNDECIDED
+        if wanted and f.code in REMEDIES and REMEDIES[f.code] not in out:
             out.append(REMEDIES[f.code])
     return out or [GATE_ADVICE.get(gate.gate, "re-run the gates")]
