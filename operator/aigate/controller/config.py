@@ -12,6 +12,8 @@ from pathlib import Path
 from aigate.api.errors import UsageError
 from aigate.controller.jobs import DEFAULT_RESOURCES
 
+DEFAULT_GATE_IMAGE = "aigate:dev"
+
 
 @dataclass(frozen=True)
 class OperatorConfig:
@@ -19,7 +21,8 @@ class OperatorConfig:
     """Mounted from a Secret into the operator only; the gate Jobs never see it."""
     public_key: Path | None = None
     namespace: str = "aigate-system"
-    gate_image: str = "ghcr.io/aigate/aigate:0.1.0"
+    gate_image: str = DEFAULT_GATE_IMAGE
+    """`make image` builds aigate:dev for local clusters; the Helm chart sets its release image."""
     gate_command: list[str] = field(default_factory=lambda: ["aigate"])
     job_deadline_s: int = 1800
     job_ttl_s: int = 3600
@@ -120,7 +123,7 @@ def from_env(env: Mapping[str, str] | None = None) -> OperatorConfig:
         signing_key=key,
         public_key=_path(env, "AIGATE_PUBLIC_KEY"),
         namespace=env.get("AIGATE_OPERATOR_NAMESPACE", "aigate-system"),
-        gate_image=env.get("AIGATE_GATE_IMAGE", "ghcr.io/aigate/aigate:0.1.0"),
+        gate_image=env.get("AIGATE_GATE_IMAGE", DEFAULT_GATE_IMAGE),
         gate_command=(env.get("AIGATE_GATE_COMMAND") or "aigate").split(),
         job_deadline_s=_int(env, "AIGATE_JOB_DEADLINE_SECONDS", 1800),
         job_ttl_s=_int(env, "AIGATE_JOB_TTL_SECONDS", 3600),
