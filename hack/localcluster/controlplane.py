@@ -475,14 +475,18 @@ class ControlPlane:
 
         for pod in pods():
             meta = pod["metadata"]
-            req = urllib.request.Request(
-                f"{self.server}/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}",
-                data=json.dumps({"kind": "DeleteOptions", "apiVersion": "v1", "gracePeriodSeconds": 2}).encode(),
-                method="DELETE",
-                headers={"Content-Type": "application/json"},
-            )
-            with contextlib.suppress(urllib.error.HTTPError):
-                urllib.request.urlopen(req, timeout=30, context=ctx).close()
+            url = f"{self.server}/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}"
+            requests = []
+            if meta.get("finalizers"):
+                # e.g. the Job controller's job-tracking finalizer: that controller is stopped already
+                patch = json.dumps({"metadata": {"finalizers": None}}).encode()
+                requests.append(("PATCH", patch, "application/merge-patch+json"))
+            options = {"kind": "DeleteOptions", "apiVersion": "v1", "gracePeriodSeconds": 2}
+            requests.append(("DELETE", json.dumps(options).encode(), "application/json"))
+            for method, body, ctype in requests:
+                req = urllib.request.Request(url, data=body, method=method, headers={"Content-Type": ctype})
+                with contextlib.suppress(urllib.error.HTTPError):
+                    urllib.request.urlopen(req, timeout=30, context=ctx).close()
         deadline = time.monotonic() + timeout
         while pods():
             if time.monotonic() > deadline:

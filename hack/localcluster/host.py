@@ -54,6 +54,12 @@ GLOBAL_DIRS = (
 FIREWALL_TABLE = "aigate-node"
 """Our own nft table: nothing is forwarded between the pod bridge and any other interface (no packet leaves the
 machine, none comes in)."""
+NODE_TABLES = frozenset(
+    {f"inet {FIREWALL_TABLE}", "ip kube-proxy", "ip6 kube-proxy"}
+    # the kubelet's and kube-proxy's iptables calls (iptables-nft) make these when they do not exist
+    | {f"{family} {table}" for family in ("ip", "ip6") for table in ("filter", "nat", "mangle")}
+)
+"""The tables a node makes; a stop deletes those of them that did not exist before it started, and no other."""
 
 
 class NodeBusy(RuntimeError):
@@ -207,10 +213,13 @@ class HostSnapshot:
     def from_json(cls, d: dict[str, Any]) -> HostSnapshot:
         return cls(nft_tables=list(d["nft_tables"]), sysctls=dict(d["sysctls"]), dirs=list(d["dirs"]))
 
+    def added_tables(self) -> list[str]:
+        return [t for t in nft_tables() if t in NODE_TABLES and t not in self.nft_tables]
+
     def leftovers(self, node_dirs: tuple[Path, ...] = ()) -> list[str]:
         """What a node left on the machine that was not there before: empty after a clean stop."""
         left: list[str] = []
-        left += [f"nft table {t}" for t in nft_tables() if t not in self.nft_tables]
+        left += [f"nft table {t}" for t in self.added_tables()]
         left += [
             f"sysctl {n}={v} (was {self.sysctls[n]})" for n in self.sysctls if (v := read_sysctl(n)) != self.sysctls[n]
         ]
@@ -229,9 +238,8 @@ class HostSnapshot:
             run("ip", "link", "delete", veth, check=False)
         if link_exists(BRIDGE):
             run("ip", "link", "delete", BRIDGE, check=False)
-        for table in nft_tables():
-            if table not in self.nft_tables:
-                run("nft", "delete", "table", *table.split(), check=False)
+        for table in self.added_tables():
+            run("nft", "delete", "table", *table.split(), check=False)
         for cg in kubepods_cgroups():
             _rmdir_tree(cg)
         for d in GLOBAL_DIRS:
