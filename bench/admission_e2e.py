@@ -203,9 +203,11 @@ def main(argv: list[str] | None = None) -> int:
     results: list[dict[str, Any]] = []
     with ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="aigate-bench-")))
-        print("starting a control plane with a process node ...", file=sys.stderr)
-        cluster = stack.enter_context(cluster_session(tmp / "cp", node=True))
-        sim = stack.enter_context(SimulatorServer(SimProfile.model_validate(PROFILE)))
+        print("starting a cluster with a real node ...", file=sys.stderr)
+        cluster = stack.enter_context(cluster_session(tmp / "cp", by="bench/admission_e2e.py"))
+        sim = stack.enter_context(
+            SimulatorServer(SimProfile.model_validate(PROFILE), host=cluster.host_address or "127.0.0.1")
+        )
         install_crd(cluster.kubectl)
         cluster.kubectl("create", "namespace", "aigate-system")
         op = prepare_operator(tmp / "operator", cluster.kubeconfig)

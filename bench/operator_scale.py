@@ -174,9 +174,11 @@ def index_estimate(api: k8s.ApiClient) -> dict[str, float]:
 
 def run_one(n: int, max_inflight: int, timeout: float, tmp: Path) -> dict[str, Any]:
     with ExitStack() as stack:
-        print(f"N={n}: starting a control plane with a process node ...", file=sys.stderr)
-        cluster = stack.enter_context(cluster_session(tmp / f"cp-{n}", node=True))
-        sim = stack.enter_context(SimulatorServer(SimProfile.model_validate(PROFILE)))
+        print(f"N={n}: starting a cluster with a real node ...", file=sys.stderr)
+        cluster = stack.enter_context(cluster_session(tmp / f"cp-{n}", by="bench/operator_scale.py"))
+        sim = stack.enter_context(
+            SimulatorServer(SimProfile.model_validate(PROFILE), host=cluster.host_address or "127.0.0.1")
+        )
         install_crd(cluster.kubectl)
         cluster.kubectl("create", "namespace", "aigate-system")
         op: OperatorProcess = prepare_operator(tmp / f"operator-{n}", cluster.kubeconfig, timer_interval_s=60.0)
