@@ -25,7 +25,7 @@ OUT="$CACHE_DIR/images/aigate-dev"
 SUITE=bookworm
 WEEK="$(date -u +%G-w%V)"
 BASE="localhost/aigate-base:${SUITE}-${WEEK}"
-BUILDAH=(buildah --root "$CACHE_DIR/buildah/storage" --runroot /run/aigate-buildah --storage-driver overlay)
+buildah_cmd
 
 need_debs buildah mmdebstrap
 mkdir -p "$CACHE_DIR/images"
@@ -35,11 +35,13 @@ if ! flock -n 9; then
   flock 9
 fi
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/aigate-build-image.XXXXXX")"
+buildah_lock
 cleanup() {
-  "${BUILDAH[@]}" umount --all >/dev/null 2>&1 || true
+  buildah_cleanup
   rm -rf "$WORK"
 }
 trap cleanup EXIT
+export TMPDIR="$WORK" # buildah's big temporary files (not /var/tmp)
 total=$(date +%s)
 
 if ! "${BUILDAH[@]}" inspect --type image "$BASE" >/dev/null 2>&1; then
@@ -74,7 +76,6 @@ log "building $IMAGE from $ROOT/Dockerfile"
   --tag "$IMAGE" --file "$ROOT/Dockerfile" "$ROOT" >&2 || die "buildah bud failed"
 "${BUILDAH[@]}" run --isolation chroot --user 65532:65532 "$("${BUILDAH[@]}" from --pull-never "$IMAGE")" -- aigate --version >&2 ||
   die "the built image does not run aigate --version"
-"${BUILDAH[@]}" rm --all >/dev/null
 log "built $IMAGE in $(elapsed "$start")"
 mkdir -p "$WORK/out"
 "${BUILDAH[@]}" push --quiet "$IMAGE" "docker-archive:$WORK/out/image.tar:$IMAGE"

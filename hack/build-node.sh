@@ -39,7 +39,7 @@ CNI_BIN="$CACHE_DIR/bin/cni-plugins-${CNI_PLUGINS_VERSION}-${GOOS}-${GOARCH}"
 COREDNS_BIN="$CACHE_DIR/bin/coredns-${COREDNS_VERSION}-${GOOS}-${GOARCH}"
 PAUSE_DIR="$CACHE_DIR/images/pause-${KUBERNETES_VERSION}-${GOOS}-${GOARCH}"
 COREDNS_IMAGE_DIR="$CACHE_DIR/images/coredns-${COREDNS_VERSION}-${GOOS}-${GOARCH}"
-BUILDAH=(buildah --root "$CACHE_DIR/buildah/storage" --runroot /run/aigate-buildah --storage-driver overlay)
+buildah_cmd
 
 export CGO_ENABLED=0 GOTOOLCHAIN=local GOFLAGS="-trimpath -buildvcs=false"
 
@@ -60,7 +60,12 @@ if ! flock -n 9; then
   flock 9
 fi
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/aigate-build-node.XXXXXX")"
-trap 'rm -rf "$WORK"' EXIT
+BUILDAH_LOCKED=0
+cleanup() {
+  if ((BUILDAH_LOCKED)); then buildah_cleanup; fi
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
 
 # Move a finished build dir OUT into place as DEST with a .complete stamp saying WHAT.
 install_dir() {
@@ -154,6 +159,7 @@ build_coredns() {
 # Written as a docker archive (what `ctr images import` reads) with a .ref file naming it.
 scratch_image() {
   local name="$1" ref="$2" bin="$3" entry="$4" user="$5" out="$6" ctr
+  if ((!BUILDAH_LOCKED)); then buildah_lock; BUILDAH_LOCKED=1; fi
   mkdir -p "$WORK/$name.out"
   ctr="$("${BUILDAH[@]}" from --name "aigate-build-$name-$$" scratch)"
   "${BUILDAH[@]}" copy "$ctr" "$bin" "/$(basename "$bin")" >/dev/null
@@ -197,5 +203,4 @@ if ! done_in "$PAUSE_DIR"; then build_pause; fi
 if ! done_in "$COREDNS_BIN"; then build_coredns; fi
 if ! done_in "$COREDNS_IMAGE_DIR"; then build_coredns_image; fi
 if ! done_in "$KNODE_BIN"; then build_kubernetes_node; fi
-"${BUILDAH[@]}" umount --all >/dev/null 2>&1 || true
 log "done in $(elapsed "$total"); $(du -shc "$KNODE_BIN" "$CONTAINERD_BIN" "$CNI_BIN" "$COREDNS_BIN" "$PAUSE_DIR" "$COREDNS_IMAGE_DIR" | tail -1 | cut -f1) in $CACHE_DIR"

@@ -38,3 +38,32 @@ need_debs() {
   DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends \
     "${missing[@]}" >&2 || die "apt-get install ${missing[*]} failed"
 }
+
+# buildah's storage lives in the cache (shared by build-node.sh and build-image.sh, which take turns on a lock):
+# after a build nothing of it stays mounted, and the blob-info cache buildah keeps in /var/lib/containers goes
+# unless it was there before.
+buildah_cmd() {
+  # its run-time state (locks, mount counts) belongs to one storage root: one runroot per cache dir
+  BUILDAH_RUNROOT="/run/aigate-buildah/$(echo "$CACHE_DIR" | md5sum | cut -c1-12)"
+  BUILDAH=(buildah --root "$CACHE_DIR/buildah/storage" --runroot "$BUILDAH_RUNROOT" --storage-driver overlay)
+}
+buildah_lock() {
+  exec 8>"$CACHE_DIR/.buildah.lock"
+  if ! flock -n 8; then
+    log "another build uses buildah's storage ($CACHE_DIR/.buildah.lock); waiting for it"
+    flock 8
+  fi
+  [[ -e /var/lib/containers ]] && BUILDAH_HAD_VAR_LIB=1 || BUILDAH_HAD_VAR_LIB=0
+}
+buildah_cleanup() {
+  local m
+  "${BUILDAH[@]}" rm --all >/dev/null 2>&1 || true
+  "${BUILDAH[@]}" umount --all >/dev/null 2>&1 || true
+  # the overlay driver's own mounts (merged layers, and its private bind of the overlay dir), deepest first
+  for m in $(awk -v p="$CACHE_DIR/buildah/" 'index($5, p) == 1 {print $5}' /proc/self/mountinfo | sort -r); do
+    umount "$m" 2>/dev/null || umount --lazy "$m" 2>/dev/null || true
+  done
+  rm -rf "$BUILDAH_RUNROOT"
+  rmdir /run/aigate-buildah 2>/dev/null || true
+  if [[ "${BUILDAH_HAD_VAR_LIB:-1}" == 0 ]]; then rm -rf /var/lib/containers; fi
+}
