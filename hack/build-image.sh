@@ -57,10 +57,12 @@ if ! "${BUILDAH[@]}" inspect --type image "$BASE" >/dev/null 2>&1; then
   "${BUILDAH[@]}" config --env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin --env LANG=C.UTF-8 \
     --cmd /bin/sh --os linux --arch "$(go env GOARCH 2>/dev/null || echo amd64)" "$ctr"
   "${BUILDAH[@]}" commit --quiet --rm "$ctr" "$BASE" >/dev/null
-  # older weeks' bases (and what only they used) go
+  # older weeks' bases go
   for old in $("${BUILDAH[@]}" images --format '{{.Name}}:{{.Tag}}' | grep '^localhost/aigate-base:' | grep -vx "$BASE" || true); do
     "${BUILDAH[@]}" rmi "$old" >/dev/null 2>&1 || true
   done
+  # and the layer cache of builds on them (untagged images; pruned only here: they are what makes a rebuild fast)
+  "${BUILDAH[@]}" rmi --prune >/dev/null 2>&1 || true
   log "base $BASE made in $(elapsed "$start")"
 else
   log "base $BASE cached"
@@ -83,7 +85,5 @@ echo "$IMAGE" >"$WORK/out/ref"
 "${BUILDAH[@]}" inspect --type image --format '{{.FromImageID}}' "$IMAGE" >"$WORK/out/id"
 date -u +%FT%TZ >"$WORK/out/.complete"
 rm -rf "$OUT.tmp" && mv "$WORK/out" "$OUT.tmp" && rm -rf "$OUT" && mv "$OUT.tmp" "$OUT"
-# dangling layers of earlier builds
-"${BUILDAH[@]}" rmi --prune >/dev/null 2>&1 || true
 log "image archive $OUT/image.tar ($(du -h "$OUT/image.tar" | cut -f1)); total $(elapsed "$total")"
 "$HACK_DIR/control-plane" import-image

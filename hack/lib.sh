@@ -41,7 +41,7 @@ need_debs() {
 
 # buildah's storage lives in the cache (shared by build-node.sh and build-image.sh, which take turns on a lock):
 # after a build nothing of it stays mounted, and the blob-info cache buildah keeps in /var/lib/containers goes
-# unless it was there before.
+# and the CNI config dir buildah makes go unless they were there before.
 buildah_cmd() {
   # its run-time state (locks, mount counts) belongs to one storage root: one runroot per cache dir
   BUILDAH_RUNROOT="/run/aigate-buildah/$(echo "$CACHE_DIR" | md5sum | cut -c1-12)"
@@ -54,6 +54,7 @@ buildah_lock() {
     flock 8
   fi
   [[ -e /var/lib/containers ]] && BUILDAH_HAD_VAR_LIB=1 || BUILDAH_HAD_VAR_LIB=0
+  [[ -e /etc/cni ]] && BUILDAH_HAD_ETC_CNI=1 || BUILDAH_HAD_ETC_CNI=0
 }
 buildah_cleanup() {
   local m
@@ -66,4 +67,6 @@ buildah_cleanup() {
   rm -rf "$BUILDAH_RUNROOT"
   rmdir /run/aigate-buildah 2>/dev/null || true
   if [[ "${BUILDAH_HAD_VAR_LIB:-1}" == 0 ]]; then rm -rf /var/lib/containers; fi
+  # buildah makes an empty CNI config dir for networks it never sets up here (RUN steps use the host network)
+  if [[ "${BUILDAH_HAD_ETC_CNI:-1}" == 0 ]]; then rmdir /etc/cni/net.d /etc/cni 2>/dev/null || true; fi
 }
