@@ -57,11 +57,12 @@ def main(argv: list[str] | None = None) -> int:
     export = f"export KUBECONFIG={shlex.quote(str(cp.kubeconfig))}"
     try:
         if args.command == "start":
-            print(f"starting a control plane in {state_dir}", file=sys.stderr)
             if cp.running():
-                print(f"a cluster is already running in {state_dir}:", file=sys.stderr)
+                print(f"control-plane: a cluster is already running in {state_dir}:", file=sys.stderr)
                 print(export)
                 return 1
+            what = "a control plane" if args.no_node else "a cluster with a real node"
+            print(f"starting {what} in {state_dir}", file=sys.stderr)
             cp.start(node=not args.no_node, by=f"hack/control-plane start (pid {os.getpid()})")
             what = "control plane" if args.no_node else f"cluster (node {NODE_NAME} Ready, CoreDNS Ready)"
             print(f"{what} ready at {cp.server}; logs in {state_dir / 'logs'}", file=sys.stderr)
