@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv demo test lint typecheck unit control-plane node image lock cosign cluster cluster-down cluster-demo crd bench clean
+.PHONY: argocd-lua venv demo test lint typecheck unit control-plane node image lock cosign cluster cluster-down cluster-demo crd docs bench clean
 
 venv: $(STAMP)
 
@@ -18,8 +18,8 @@ $(STAMP): pyproject.toml
 demo: venv
 	$(BIN)/aigate demo
 
-## test: lint and type-check (seconds), then build or reuse the cluster's parts and the image, then every test
-test: venv lint typecheck control-plane node image cosign
+## test: lint and type-check (seconds), then build or reuse the cluster's parts, the image and the tools, then every test
+test: venv lint typecheck control-plane node image cosign argocd-lua
 	$(BIN)/pytest
 
 lint: venv
@@ -66,8 +66,17 @@ cluster-demo: venv control-plane node image
 cosign:
 	bash hack/build-cosign.sh
 
+## argocd-lua: build (or reuse from the cache) the runner of Argo CD's Lua VM for the Argo CD health check tests
+argocd-lua:
+	bash hack/build-argocd-lua.sh
+
+## crd: regenerate the CRD from the models (a test keeps crds/ equal to them)
 crd: venv
 	$(BIN)/aigate crd > crds/aiworkloads.aigate.dev.yaml
+
+## docs: regenerate docs/settings.md and docs/resource.md from the code (a test keeps them equal)
+docs: venv
+	$(BIN)/python -m aigate.docgen docs
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -101,9 +101,44 @@ def test_missing_file_and_missing_configmap(tmp_path: Path, capsys: pytest.Captu
     assert "ConfigMap 'fraud-prompts' is not in the file" in err
 
 
+ONE = "aigate takes one YAML file with one document of kind AIWorkload"
+
+
 def test_not_a_workload(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, err = check(write(tmp_path, "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n"), capsys)
-    assert code == 2 and "expected one document of kind AIWorkload, found no" in err
+    """A whole sentence: what the file holds instead, and what aigate takes."""
+    text = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n---\nkind: Deployment\nmetadata: {name: web}\n"
+    code, err = check(write(tmp_path, text), capsys)
+    path = tmp_path / "w.yaml"
+    holds = "it holds ConfigMap x, Deployment web"
+    want = f"aigate: error: {path}: no document of kind AIWorkload in the file ({holds}): {ONE}"
+    assert (code, err) == (2, want + "\n")
+    code, err = check(write(tmp_path, "# nothing yet\n"), capsys)
+    assert (code, err) == (2, f"aigate: error: {path}: the file is empty: {ONE}\n")
+
+
+def test_two_workloads_in_one_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    first, second = example_doc(), example_doc()
+    second["metadata"]["name"] = "other"
+    p = tmp_path / "two.yaml"
+    p.write_text(yaml.safe_dump_all([first, second]))
+    code, err = check(p, capsys)
+    assert (code, err) == (
+        2,
+        f"aigate: error: {p}: 2 documents of kind AIWorkload in the file (fraud-review-assistant, other): "
+        "aigate takes one workload per file; put each in its own file\n",
+    )
+
+
+def test_a_directory_is_one_line_naming_a_workload_file_in_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, err = check(ROOT / "examples", capsys)
+    example = ROOT / "examples" / "fraud-review-assistant-remediated.yaml"
+    assert (code, err) == (2, f"aigate: error: {ROOT / 'examples'}: is a directory: {ONE}, such as {example}\n")
+    write(tmp_path, "apiVersion: v1\nkind: ConfigMap\n", "cm.yaml")
+    code, err = check(tmp_path, capsys)
+    assert (code, err) == (2, f"aigate: error: {tmp_path}: is a directory: {ONE}\n")
+    assert "Errno" not in err
 
 
 def test_console_script_prints_no_traceback(tmp_path: Path) -> None:

@@ -202,8 +202,9 @@ def test_root_schema_shape() -> None:
     root = _root_schema()
     assert root["required"] == ["spec"]
     props = root["properties"]
-    assert props["apiVersion"] == {"type": "string"}
-    assert props["kind"] == {"type": "string"}
+    for name in ("apiVersion", "kind"):
+        assert props[name]["type"] == "string"
+        assert set(props[name]) == {"type", "description"}
     assert props["metadata"] == {"type": "object"}
     conditions = props["status"]["properties"]["conditions"]
     assert conditions["x-kubernetes-list-type"] == "map"
@@ -220,9 +221,74 @@ def test_printer_columns_point_at_fields_of_their_type(column: dict[str, Any]) -
     for name in path:
         node = node["properties"][name]
     expected = {"date": {("string", "date-time")}, "number": {("number", None)}, "string": {("string", None)}}
+    # an integer column over a number: the API server shows the whole part (1633.6 ms as 1633)
+    expected["integer"] = {("integer", None), ("number", None)}
     # a timestamp may be shown as text (a future date column would print as "<invalid>")
     expected["string"].add(("string", "date-time"))
     assert (node["type"], node.get("format")) in expected[column["type"]]
+
+
+def test_printer_columns_read_well() -> None:
+    """Units in the column or the cell, and the cost ratio in one format whatever its size (issue: 2.4 vs 0.126)."""
+    by_name = {c["name"]: c for c in crd.PRINTER_COLUMNS}
+    assert by_name["P95-ms"]["type"] == "integer"
+    assert by_name["Cost/Budget"] == {**by_name["Cost/Budget"], "type": "string"}
+    assert by_name["Cost/Budget"]["jsonPath"] == ".status.summary.costRatioText"
+    summaries = [AIWorkloadStatus.model_validate({"summary": {"costRatio": r}}).summary for r in (2.4, 0.126, 12.345)]
+    assert [s.cost_ratio_text for s in summaries if s] == ["2.40x", "0.13x", "12.35x"]
+    given = AIWorkloadStatus.model_validate({"summary": {"costRatio": 2.4, "costRatioText": "2.4x"}}).summary
+    assert given is not None and given.cost_ratio_text == "2.4x"  # what the operator wrote stays
+    dumped = AIWorkloadStatus.model_validate({"summary": {"costRatio": 0.126}}).model_dump(by_alias=True)
+    assert dumped["summary"]["costRatioText"] == "0.13x"
+
+
+def _undescribed(schema: Schema, path: str) -> list[str]:
+    """Every property (at any depth, through lists and maps) that has no description."""
+    missing = []
+    for name, sub in schema.get("properties", {}).items():
+        where = f"{path}.{name}" if path else name
+        description = sub.get("description")
+        if not isinstance(description, str) or not description.strip():
+            missing.append(where)
+        missing += _undescribed(sub, where)
+    if isinstance(schema.get("items"), dict):
+        missing += _undescribed(schema["items"], f"{path}[]")
+    if isinstance(schema.get("additionalProperties"), dict):
+        missing += _undescribed(schema["additionalProperties"], f"{path}.*")
+    return missing
+
+
+def test_every_field_is_described() -> None:
+    """`kubectl explain aiworkload.<any field>` prints a description: the models document every field."""
+    root = _root_schema()
+    assert root["description"]
+    # metadata is the API server's (it refuses a description there and prints ObjectMeta's own)
+    assert _undescribed(root, "") == ["metadata"]
+    assert _undescribed({"properties": {"x": {"type": "string"}}}, "") == ["x"]  # the walk finds a gap
+
+
+def test_cel_rules_and_list_map_keys_come_from_the_models() -> None:
+    """The rules sit beside the field they constrain in models.py; crd.py holds no side tables."""
+    from aigate.api import models
+
+    assert models.Credentials.model_json_schema()["x-kubernetes-validations"][0]["message"] == "set secretRef or env"
+    models_field = models.AIWorkloadSpec.model_json_schema(by_alias=True)["properties"]["models"]
+    assert models_field["x-kubernetes-list-map-keys"] == ["name"]
+
+
+def test_a_list_map_key_must_be_required() -> None:
+    class Item(BaseModel):
+        name: str | None = None
+
+    class Bad(BaseModel):
+        items: list[Item] = Field(
+            json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]}
+        )
+
+    with pytest.raises(
+        ValueError, match=r"Bad\.items: a list-map must be a list of objects whose keys \['name'\] are required"
+    ):
+        crd.schema_for(Bad)
 
 
 # -- structural rules ---------------------------------------------------------------------------------

@@ -463,3 +463,41 @@ def test_sign_refuses_oversized_envelope() -> None:
     st = build_statement("fraud", "x", DIGEST, _huge_predicate())
     with pytest.raises(EvidenceError, match="above the 921600-byte bound"):
         sign_statement(st, priv)
+
+
+def test_verification_failures_are_told_apart_by_class() -> None:
+    """Callers (webhook, reconciler, CLI) branch on the class, never on the message."""
+    from aigate.evidence import (
+        EvidenceExpired,
+        EvidenceNotPassed,
+        EvidenceStale,
+        EvidenceUnsigned,
+        EvidenceVerificationError,
+        EvidenceWrongKey,
+    )
+
+    priv, pub = keypair()
+    other, _ = keypair()
+    env = signed(priv)
+    with pytest.raises(EvidenceStale) as stale:
+        verify_evidence(env, pub, now=NOW, expected_digest="cd" * 32)
+    assert stale.value.signed_digest == f"sha256:{DIGEST}" and stale.value.current_digest == "sha256:" + "cd" * 32
+    with pytest.raises(EvidenceExpired) as expired:
+        verify_evidence(env, pub, now=NOW + timedelta(days=31))
+    assert expired.value.expires_at == NOW + timedelta(days=30)
+    with pytest.raises(EvidenceWrongKey):
+        verify_evidence(signed(other), pub, now=NOW)
+    with pytest.raises(EvidenceUnsigned):
+        verify_evidence({**env, "signatures": []}, pub, now=NOW)
+    with pytest.raises(EvidenceNotPassed):
+        verify_evidence(signed(priv, decision="FAIL"), pub, now=NOW)
+    for cls in (EvidenceStale, EvidenceExpired, EvidenceWrongKey, EvidenceUnsigned, EvidenceNotPassed):
+        assert issubclass(cls, EvidenceVerificationError) and cls.exit_code == 1
+
+
+def test_the_typed_predicate_reads_what_was_signed() -> None:
+    priv, pub = keypair()
+    v = verify_evidence(signed(priv), pub, now=NOW)
+    assert v.signed.decision == "PASS" and v.signed.expires_at == NOW + timedelta(days=30)
+    assert [g.gate for g in v.signed.gates][:2] == ["cost", "reliability"] and not v.signed.failed_gates
+    assert v.signed.workload is not None and v.signed.workload.name == "fraud-review-assistant"

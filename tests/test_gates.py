@@ -331,7 +331,7 @@ def test_active_acceptance_turns_fail_into_accepted() -> None:
     assert r.acceptance == {
         "reason": "second provider contracted for Q1",
         "acceptedBy": "ciso@example.com",
-        "expires": "2026-12-07T12:00:00+00:00",
+        "expires": "2026-12-07T12:00:00Z",
     }
     assert decide([r]) == "PASS"
 
@@ -340,7 +340,7 @@ def test_expired_acceptance_counts_for_nothing_and_says_so() -> None:
     fail = GateResult(gate="cost", status="FAIL", reason="over")
     [r] = apply_acceptances([fail], [_acc("cost", -1)], T0)
     assert r.status == "FAIL"
-    assert any("expired at 2026-11-26T12:00:00+00:00" in f.message for f in r.findings)
+    assert any("expired at 2026-11-26T12:00:00Z" in f.message for f in r.findings)
 
 
 def test_error_is_never_accepted_and_never_passes() -> None:

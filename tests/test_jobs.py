@@ -13,7 +13,8 @@ import pytest
 from aigate.api.load import configmap_names, resolve
 from aigate.api.models import AIWorkload
 from aigate.controller import jobs, names
-from aigate.controller.rungates import (
+from aigate.measurements import CaseRun, Measurements, ModelMeasurement
+from aigate.rungates import (
     MAX_RESULT_BYTES,
     TEXT_LIMIT,
     GateRunResult,
@@ -22,7 +23,6 @@ from aigate.controller.rungates import (
     bound_result,
     read_result,
 )
-from aigate.measurements import CaseRun, Measurements, ModelMeasurement
 
 DIGEST = "sha256:" + "ab12" * 16
 UID = "0b9f6c5e-1111-2222-3333-444455556666"
@@ -395,7 +395,7 @@ def test_secret_refs_are_read_from_the_job_env_and_registered() -> None:
 def test_run_gates_without_api_configuration_says_so_in_one_line(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from aigate.controller.rungates import run_gates
+    from aigate.rungates import run_gates
 
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)  # not in a pod: no in-cluster configuration
     code = run_gates("ns", "wl", DIGEST, "r1", environ={"AIGATE_SECRET_X_1": CANARY})  # quiet: no progress

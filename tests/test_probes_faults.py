@@ -1,4 +1,4 @@
-"""Provider clients against the simulator: both wire formats, streaming or not, tools, usage, identity;
+"""Provider clients against the simulator: every wire format, streaming or not, tools, usage, identity;
 every fault mode injected in the transport, and the simulator's own failures, end as the right error kind."""
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ TOOLS = [
         parameters={"type": "object", "properties": {"id": {"type": "string"}}},
     )
 ]
-WIRES = [("anthropic", "claude-sonnet-4-5"), ("openai-compatible", "gpt-4.1-mini")]
+WIRES = [("anthropic", "claude-sonnet-4-5"), ("openai-compatible", "gpt-4.1-mini"), ("openai+responses", "gpt-5")]
+"""provider[+api], model."""
 KIND: dict[FaultMode, str] = {
     "timeout": "timeout",
     "http_5xx": "http_5xx",
@@ -49,8 +50,10 @@ def profile(provider: str, **extra: Any) -> dict[str, Any]:
 
 
 def client(provider: str, model_id: str, url: str, *, stream: bool, **kw: Any) -> ProviderClient:
+    provider, _, api = provider.partition("+")
     ref = ModelRef.model_validate(
         {"name": "m", "provider": provider, "model": model_id, "endpoint": url, "stream": stream}
+        | ({"api": api} if api else {})
     )
     return ProviderClient(ref, api_key=CANARY, system_prompt="SYS", tools=TOOLS, timeout_s=2, **kw)
 
@@ -67,7 +70,7 @@ async def test_tool_call_usage_identity(provider: str, model_id: str, stream: bo
     assert (a.usage.input_tokens, a.usage.output_tokens, a.usage.estimated) == (42, 7, False)
     assert reply.identity is not None and reply.identity.requested == model_id
     assert reply.identity.model is not None
-    if provider != "anthropic":
+    if provider == "openai-compatible":  # Responses and Messages answers carry no fingerprint
         assert reply.identity.system_fingerprint == "fp_test"
     assert (a.ttft_ms is not None) == stream
     assert a.latency_ms >= 2

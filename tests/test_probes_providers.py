@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import httpx
 import pytest
+from pydantic import ValidationError
 
 from aigate.api.load import ResolvedTool
 from aigate.api.models import Message, ModelRef
 from aigate.probes.credentials import Scrubber
+from aigate.probes.dialects import Malformed, StreamError, dialect_for
 from aigate.probes.providers import (
     AZURE_API_VERSION,
     ProviderClient,
@@ -71,7 +74,8 @@ def test_endpoint_override_and_azure_api_version() -> None:
 def test_auth_headers_per_provider() -> None:
     assert auth_headers(ref("openai"), "k1")["authorization"] == "Bearer k1"
     h = auth_headers(ref("anthropic"), "k2")
-    assert h["x-api-key"] == "k2" and h["anthropic-version"] == "2023-06-01"
+    # what the current official SDK sends (tests/test_sdk_requests.py compares with the SDK itself)
+    assert h["authorization"] == "Bearer k2" and h["anthropic-version"] == "2026-10-21" and "x-api-key" not in h
     assert auth_headers(ref("azure-openai"), "k3")["api-key"] == "k3"
     no_key = auth_headers(ref("openai-compatible"), None)
     assert not {"authorization", "x-api-key", "api-key"} & set(no_key)
@@ -158,3 +162,59 @@ async def test_connection_refused_is_a_connection_error() -> None:
         reply = await client.call(client.prepare(MESSAGES))
     assert reply.attempt.error == "connection" and reply.attempt.status is None
     assert reply.attempt.latency_ms >= 0
+
+
+def test_responses_body_and_url() -> None:
+    r = ref("openai", api="responses", maxTokens=99, temperature=0.2, stream=True)
+    assert endpoint_url(r) == "https://api.openai.com/v1/responses"
+    body = build_body(r, "SYS", MESSAGES, TOOLS)
+    assert body["instructions"] == "SYS" and body["store"] is False
+    assert body["input"] == [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Is this fraud?"}]
+    assert body["max_output_tokens"] == 99 and body["temperature"] == 0.2
+    assert body["stream"] is True and "stream_options" not in body
+    assert body["tools"] == [
+        {
+            "type": "function",
+            "name": "lookup_policy",
+            "description": "Look up a policy",
+            "parameters": TOOLS[0].parameters,
+            "strict": False,
+        }
+    ]
+    azure = ref("azure-openai", api="responses")
+    assert endpoint_url(azure) == "https://example.test/openai/v1/responses"
+    assert build_body(azure, "", MESSAGES, [])["model"] == "the-model"  # the deployment
+    assert auth_headers(azure, "k")["api-key"] == "k"
+
+
+def test_api_defaults_to_chat_completions_and_fits_the_provider() -> None:
+    assert ref("openai").api == "chatCompletions"
+    with pytest.raises(ValidationError, match="@api: responses is an OpenAI API"):
+        ref("anthropic", api="responses")
+    with pytest.raises(ValidationError, match="@temperature: Anthropic's current Messages API takes no temperature"):
+        ref("anthropic", temperature=0.5)
+    with pytest.raises(ValidationError, match="api"):
+        ref("openai", api="completions")
+
+
+def test_responses_reader_errors_and_incomplete_answers() -> None:
+    dialect = dialect_for(ref("openai", api="responses", stream=True))
+    reader = dialect.stream(time.perf_counter())
+    reader.feed(json.dumps({"type": "response.output_text.delta", "delta": "Hi"}))
+    usage = {"input_tokens": 3, "output_tokens": 1}
+    reader.feed(json.dumps({"type": "response.incomplete", "response": {"model": "m", "usage": usage}}))
+    out = reader.finish()  # cut at max_output_tokens: still an answer
+    assert (out.text, out.model, out.input_tokens, out.output_tokens) == ("Hi", "m", 3, 1) and out.ttft is not None
+    with pytest.raises(StreamError) as limited:
+        dialect.stream(0).feed(json.dumps({"type": "error", "code": "rate_limit_exceeded", "message": "slow down"}))
+    assert limited.value.kind == "http_429" and str(limited.value) == "slow down"
+    failed = {"type": "response.failed", "response": {"error": {"code": "server_error", "message": "boom"}}}
+    with pytest.raises(StreamError) as down:
+        dialect.stream(0).feed(json.dumps(failed))
+    assert down.value.kind == "http_5xx"
+    with pytest.raises(StreamError):
+        dialect.parse({"output": [], "status": "failed", "error": {"code": "server_error"}})
+    with pytest.raises(Malformed, match="before its final event"):
+        dialect.stream(0).finish()
+    with pytest.raises(Malformed, match="no output"):
+        dialect.parse({"choices": []})

@@ -12,9 +12,22 @@ from pydantic.alias_generators import to_camel
 
 from aigate import __version__
 from aigate.api.load import ResolvedWorkload
+from aigate.evidence.predicate import (
+    AcceptanceRecord,
+    AnsweredModel,
+    CaseRecord,
+    EvidencePredicate,
+    FaultModes,
+    MeasurementSummary,
+    ModelIdentityRecord,
+    MonitoringCondition,
+    Runner,
+    WorkloadRef,
+)
 from aigate.gates.result import Decision, GateResult
 from aigate.gates.stats import percentile, rate
 from aigate.measurements import FAULT_MODES, Measurements
+from aigate.policy.numbers import DAYS_PER_MONTH
 
 
 class PathInfo(BaseModel):
@@ -102,14 +115,16 @@ def case_summaries(resolved: ResolvedWorkload, m: Measurements) -> list[CaseSumm
     return out
 
 
-def monitoring_conditions(resolved: ResolvedWorkload) -> list[dict[str, Any]]:
+def monitoring_conditions(resolved: ResolvedWorkload) -> list[MonitoringCondition]:
     """What to watch after launch, with thresholds from the spec: the gate's promises, kept honest."""
     spec = resolved.workload.spec
     return [
-        {"metric": "p95LatencyMs", "threshold": spec.slo.p95_latency_ms, "comparison": "<="},
-        {"metric": "dailyCostUSD", "threshold": round(spec.budget.monthly_usd / 30, 2), "comparison": "<="},
-        {"metric": "errorRate", "threshold": spec.slo.max_error_rate, "comparison": "<="},
-        {"metric": "passRate", "threshold": spec.slo.min_pass_rate, "comparison": ">="},
+        MonitoringCondition(metric="p95LatencyMs", threshold=spec.slo.p95_latency_ms, comparison="<="),
+        MonitoringCondition(
+            metric="dailyCostUSD", threshold=round(spec.budget.monthly_usd / DAYS_PER_MONTH, 2), comparison="<="
+        ),
+        MonitoringCondition(metric="errorRate", threshold=spec.slo.max_error_rate, comparison="<="),
+        MonitoringCondition(metric="passRate", threshold=spec.slo.min_pass_rate, comparison=">="),
     ]
 
 
@@ -121,67 +136,67 @@ def build_predicate(
     m: Measurements,
     issued_at: datetime,
     expires_at: datetime,
-) -> dict[str, Any]:
+) -> EvidencePredicate:
     """The evidence predicate: everything an auditor needs to see what was tested and what came out."""
     spec = resolved.workload.spec
     identities = []
     for mm in m.models.values():
         seen = {(i.model, i.system_fingerprint) for i in mm.identities}
         identities.append(
-            {
-                "path": mm.model,
-                "provider": mm.provider,
-                "requested": mm.requested_model,
-                "answered": [{"model": a, "systemFingerprint": b} for a, b in sorted(seen, key=str)],
-                "price": mm.price.model_dump() if mm.price else None,
-            }
+            ModelIdentityRecord(
+                path=mm.model,
+                provider=mm.provider,
+                requested=mm.requested_model,
+                api=mm.api,
+                answered=[AnsweredModel(model=a, system_fingerprint=b) for a, b in sorted(seen, key=str)],
+                price=mm.price.model_dump() if mm.price else None,
+            )
         )
     cases = [
-        {
-            "case": c.case,
-            "model": c.model,
-            "adversarial": c.adversarial,
-            "runs": c.runs,
-            "passed": c.passed,
-            "p95LatencyMs": c.p95_latency_ms,
-            "failures": c.failures[:10],
-        }
+        CaseRecord(
+            case=c.case,
+            model=c.model,
+            adversarial=c.adversarial,
+            runs=c.runs,
+            passed=c.passed,
+            p95_latency_ms=c.p95_latency_ms,
+            failures=c.failures[:10],
+        )
         for c in case_summaries(resolved, m)
     ]
-    tried = [f.mode for f in m.faults]
-    return {
-        "workload": {"namespace": resolved.workload.metadata.namespace, "name": resolved.name},
-        "owner": spec.owner,
-        "specDigest": spec_digest,
-        "referenced": sorted(resolved.referenced),
-        "decision": decision,
-        "gates": [g.model_dump(mode="json") for g in gates],
-        "cases": cases,
-        "modelIdentities": identities,
-        "faultModes": {"tried": tried, "required": list(FAULT_MODES)},
-        "riskAcceptances": [
-            {
-                "gate": a.gate,
-                "reason": a.reason,
-                "acceptedBy": a.accepted_by,
-                "expires": a.expires.isoformat(),
-                "active": a.expires > issued_at,
-            }
+    return EvidencePredicate(
+        workload=WorkloadRef(namespace=resolved.workload.metadata.namespace, name=resolved.name),
+        owner=spec.owner,
+        spec_digest=spec_digest,
+        referenced=sorted(resolved.referenced),
+        decision=decision,
+        gates=gates,
+        cases=cases,
+        model_identities=identities,
+        fault_modes=FaultModes(tried=[f.mode for f in m.faults], required=list(FAULT_MODES)),
+        risk_acceptances=[
+            AcceptanceRecord(
+                gate=a.gate,
+                reason=a.reason,
+                accepted_by=a.accepted_by,
+                expires=a.expires,
+                active=a.expires > issued_at,
+            )
             for a in spec.risk_acceptances
         ],
-        "monitoring": monitoring_conditions(resolved),
-        "measurement": {
-            "startedAt": m.started_at.isoformat(),
-            "finishedAt": m.finished_at.isoformat(),
-            "concurrency": m.concurrency,
-            "spentUSD": round(m.spent_usd, 6),
-            "requests": sum(len(mm.runs) for mm in m.models.values()) + sum(len(f.outcomes) for f in m.faults),
-            "primaryPassRate": _pass_rate(m, spec.primary.name),
-        },
-        "runner": {"name": "aigate", "version": __version__},
-        "issuedAt": issued_at.isoformat(),
-        "expiresAt": expires_at.isoformat(),
-    }
+        monitoring=monitoring_conditions(resolved),
+        measurement=MeasurementSummary(
+            started_at=m.started_at,
+            finished_at=m.finished_at,
+            concurrency=m.concurrency,
+            spent_usd=round(m.spent_usd, 6),
+            requests=sum(len(mm.runs) for mm in m.models.values()) + sum(len(f.outcomes) for f in m.faults),
+            primary_pass_rate=_pass_rate(m, spec.primary.name),
+        ),
+        runner=Runner(name="aigate", version=__version__),
+        issued_at=issued_at,
+        expires_at=expires_at,
+    )
 
 
 def _pass_rate(m: Measurements, name: str) -> float | None:

@@ -16,6 +16,7 @@ from typing import NoReturn
 
 from aigate import __version__
 from aigate.api.errors import UsageError, WorkloadError
+from aigate.console import TerminalProgress
 
 EXIT_PASS, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
 
@@ -51,18 +52,22 @@ def cmd_check(args: argparse.Namespace) -> int:
     from aigate.report import render
 
     resolved = load_and_resolve(args.file)
+    progress = None if args.quiet else TerminalProgress(sys.stderr)
     opts = CheckOptions(
         environ=dict(os.environ),
         sign_key=Path(args.sign_key) if args.sign_key else None,
         evidence_out=Path(args.evidence_out) if args.evidence_out else None,
         endpoint_overrides=_endpoint_overrides(args.endpoint or []),
         concurrency=args.concurrency,
-        progress=None if args.quiet else _stderr,
+        progress=progress,
     )
     try:
         assessment = asyncio.run(run_check(resolved, opts))
     except WorkloadError as e:  # a reference or credential the file names: say which file
         raise WorkloadError(e.message, source=e.source or args.file) from None
+    finally:
+        if progress is not None:
+            progress.close()
     _write_output(render(assessment, args.format), args.output)
     if assessment.evidence is not None and assessment.evidence.path and not args.quiet:
         _stderr(f"evidence written to {assessment.evidence.path}")
@@ -121,7 +126,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 def cmd_run_gates(args: argparse.Namespace) -> int:
     """The gate Job's entry point (the operator starts it; not meant for people)."""
-    from aigate.controller.rungates import run_gates
+    from aigate.rungates import run_gates
 
     return run_gates(
         args.namespace,
@@ -159,7 +164,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--endpoint", action="append", metavar="MODEL=URL", help="override spec.models[].endpoint (repeatable)"
     )
     c.add_argument("--concurrency", type=int, help="override the test concurrency")
-    c.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
+    c.add_argument(
+        "--quiet", "-q", action="store_true", help="no progress on stderr (a bar per phase on a terminal, else lines)"
+    )
     c.set_defaults(func=cmd_check)
 
     d = sub.add_parser("demo", help="check the built-in failing and remediated examples against the simulator")

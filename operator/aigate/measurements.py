@@ -111,6 +111,8 @@ class ModelMeasurement(_M):
     model: str
     provider: str
     requested_model: str
+    api: str = ""
+    """The provider API measured: chatCompletions, responses (OpenAI) or messages (Anthropic)."""
     price: Price | None = None
     price_problem: str | None = None
     """Why the price is unknown, when it is."""

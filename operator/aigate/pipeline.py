@@ -17,10 +17,23 @@ from aigate.api.digest import spec_digest
 from aigate.api.errors import UsageError
 from aigate.api.load import ResolvedWorkload, load_and_resolve
 from aigate.assessment import Assessment, EvidenceInfo, build_predicate, case_summaries, paths_of
+from aigate.evidence.errors import EvidenceError, EvidenceInputError
+from aigate.evidence.keys import key_id as key_id_of
+from aigate.evidence.keys import load_private_key, load_public_key
+from aigate.evidence.predicate import EvidencePredicate
+from aigate.evidence.statement import bound_predicate, build_statement, completeness_problems, sign_statement
+from aigate.evidence.verify import verify_evidence
 from aigate.gates import apply_acceptances, decide, judge_evidence, judge_measured
 from aigate.gates.result import GateResult
 from aigate.gates.toolcontrol import ExtraCheck
+from aigate.gates.toolcontrol_mcp import mcp_check
+from aigate.gates.toolcontrol_rbac import rbac_check
 from aigate.measurements import McpServerProbe, Measurements, RbacProbe
+from aigate.policy.numbers import assumed_timeout_ms
+from aigate.probes.credentials import credential_value, resolve_credentials
+from aigate.probes.mcp import probe_mcp_server
+from aigate.probes.rbac import rbac_skipped
+from aigate.probes.runner import RunOptions, run_workload
 
 Progress = Callable[[str], None]
 
@@ -40,25 +53,20 @@ class CheckOptions:
     now: Callable[[], datetime] = _utcnow
     rbac: RbacProbe | None = None
     """An RBAC probe done by the caller (in a cluster); None means skipped: no cluster here."""
-
-
-def assumed_timeout_ms(resolved: ResolvedWorkload) -> float:
-    """When no timeout is declared the run still needs one; the reliability gate fails it regardless."""
-    slo = resolved.workload.spec.slo
-    return slo.timeout_ms if slo.timeout_ms is not None else 2 * slo.p95_latency_ms
+    time_scale: float = 1.0
+    """The providers answer this many times as slow as real time (the demo's simulator: 0.2); see RunOptions."""
 
 
 async def measure(resolved: ResolvedWorkload, opts: CheckOptions) -> Measurements:
     """All the I/O of a gate run: models, fault injection, human route, MCP servers."""
-    from aigate.probes.credentials import resolve_credentials
-    from aigate.probes.runner import RunOptions, run_workload
 
     spec = resolved.workload.spec
     credentials = resolve_credentials(spec, opts.environ)
     run_opts = RunOptions(
         concurrency=opts.concurrency,
-        default_timeout_ms=assumed_timeout_ms(resolved),
+        default_timeout_ms=assumed_timeout_ms(resolved.workload.spec),
         endpoint_overrides=dict(opts.endpoint_overrides),
+        time_scale=opts.time_scale,
     )
     m = await run_workload(resolved, credentials, options=run_opts, progress=opts.progress)
     m.mcp = await _probe_mcp(resolved, opts)
@@ -67,8 +75,6 @@ async def measure(resolved: ResolvedWorkload, opts: CheckOptions) -> Measurement
 
 
 async def _probe_mcp(resolved: ResolvedWorkload, opts: CheckOptions) -> list[McpServerProbe]:
-    from aigate.probes.credentials import credential_value
-    from aigate.probes.mcp import probe_mcp_server
 
     out = []
     for i, server in enumerate(resolved.workload.spec.mcp_servers):
@@ -80,7 +86,6 @@ async def _probe_mcp(resolved: ResolvedWorkload, opts: CheckOptions) -> list[Mcp
 
 
 def _rbac_skipped(resolved: ResolvedWorkload) -> RbacProbe | None:
-    from aigate.probes.rbac import rbac_skipped
 
     spec = resolved.workload.spec
     if spec.service_account_name is None:
@@ -93,8 +98,6 @@ def _rbac_skipped(resolved: ResolvedWorkload) -> RbacProbe | None:
 
 
 def tool_checks() -> list[ExtraCheck]:
-    from aigate.gates.toolcontrol_mcp import mcp_check
-    from aigate.gates.toolcontrol_rbac import rbac_check
 
     return [mcp_check, rbac_check]
 
@@ -105,25 +108,24 @@ def judge(
     *,
     now: datetime,
     key_id: str | None,
-) -> tuple[list[GateResult], dict[str, Any], str]:
+) -> tuple[list[GateResult], EvidencePredicate, str]:
     """Pure: the six gate results, the evidence predicate they produce, and the spec digest."""
-    from aigate.evidence.statement import completeness_problems
-
     digest = spec_digest(resolved)
     spec = resolved.workload.spec
-    measured = judge_measured(resolved, m, assumed_timeout_ms=assumed_timeout_ms(resolved), tool_checks=tool_checks())
+    timeout = assumed_timeout_ms(spec)
+    measured = judge_measured(resolved, m, assumed_timeout_ms=timeout, tool_checks=tool_checks())
     measured = apply_acceptances(measured, spec.risk_acceptances, now)
     expires = now + spec.evidence.valid_for_delta()
     draft = build_predicate(resolved, digest, measured, decide(measured), m, now, expires)
-    evidence = apply_acceptances([judge_evidence(completeness_problems(draft), key_id)], spec.risk_acceptances, now)
+    evidence = apply_acceptances(
+        [judge_evidence(completeness_problems(draft.to_json()), key_id)], spec.risk_acceptances, now
+    )
     results = [*measured, *evidence]
     predicate = build_predicate(resolved, digest, results, decide(results), m, now, expires)
     return results, predicate, digest
 
 
 async def run_check(resolved: ResolvedWorkload, opts: CheckOptions) -> Assessment:
-    from aigate.evidence.keys import key_id as key_id_of
-    from aigate.evidence.keys import load_private_key
 
     key = load_private_key(opts.sign_key) if opts.sign_key else None
     kid = key_id_of(key.public_key()) if key is not None else None
@@ -137,8 +139,8 @@ async def run_check(resolved: ResolvedWorkload, opts: CheckOptions) -> Assessmen
         write_evidence(out, envelope)
         evidence = EvidenceInfo(
             key_id=kid,
-            issued_at=datetime.fromisoformat(predicate["issuedAt"]),
-            expires_at=datetime.fromisoformat(predicate["expiresAt"]),
+            issued_at=predicate.issued_at or now,
+            expires_at=predicate.expires_at,
             path=str(out),
             digest=digest,
         )
@@ -157,10 +159,9 @@ async def run_check(resolved: ResolvedWorkload, opts: CheckOptions) -> Assessmen
     )
 
 
-def sign_predicate(resolved: ResolvedWorkload, digest: str, predicate: dict[str, Any], key: Any) -> dict[str, Any]:
-    from aigate.evidence.statement import bound_predicate, build_statement, sign_statement
-
-    statement = build_statement(resolved.workload.metadata.namespace, resolved.name, digest, bound_predicate(predicate))
+def sign_predicate(resolved: ResolvedWorkload, digest: str, predicate: EvidencePredicate, key: Any) -> dict[str, Any]:
+    doc = bound_predicate(predicate.to_json())
+    statement = build_statement(resolved.workload.metadata.namespace, resolved.name, digest, doc)
     return sign_statement(statement, key)
 
 
@@ -181,9 +182,6 @@ def check_exit_code(a: Assessment) -> int:
 
 def verify_file(evidence: Path, key: Path, workload: Path | None, now: datetime | None = None) -> tuple[int, str]:
     """`aigate verify`: (exit code, the one line that says why)."""
-    from aigate.evidence.keys import load_public_key
-    from aigate.evidence.statement import EvidenceError, EvidenceInputError
-    from aigate.evidence.verify import verify_evidence
 
     try:
         public = load_public_key(key)

@@ -20,7 +20,7 @@ from aigate.api.errors import WorkloadError
 from aigate.api.load import configmap_names, resolve
 from aigate.api.models import AIWorkload, ConfigMapKeyRef
 from aigate.controller import jobs, names
-from aigate.controller.rungates import GateRunResult, read_result
+from aigate.rungates import GateRunResult, read_result
 from localcluster.testing import Cluster, cluster_image
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -268,6 +268,6 @@ def test_missing_configmap_is_an_error_result_naming_it(cluster: Cluster, namesp
 
     result, _ = result_of(cluster, wl, run_id="r3")
     assert result.outcome == "error"
-    assert result.error is not None and "ConfigMap 'gone' not found" in result.error
+    assert result.error is not None and f"ConfigMap {namespace}/gone not found" in result.error
     log = pod_log(cluster, namespace, job)
-    assert "ConfigMap 'gone' not found" in log and "Traceback" not in log
+    assert f"ConfigMap {namespace}/gone not found" in log and "Traceback" not in log

@@ -283,6 +283,9 @@ def test_failing_workload_blocks_rollout_then_fix_admits(
     }
     assert all(c["observedGeneration"] == wl["metadata"]["generation"] for c in wl["status"]["conditions"])
     assert wl["status"]["evidence"]["digest"] == wl["status"]["specDigest"]
+    # the kubectl get column: the cost ratio the operator wrote, as text
+    summary = wl["status"]["summary"]
+    assert summary["costRatioText"] == f"{summary['costRatio']:.2f}x", summary
     first_job = wl["status"]["lastRun"]["job"]
 
     refused = rollout(cluster, ns, name)

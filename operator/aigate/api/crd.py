@@ -5,6 +5,10 @@ cluster accepts exactly what `aigate check` accepts. Kubernetes wants a *structu
 (every node typed, no `$ref`, no `anyOf` of types, no `additionalProperties` next to `properties`), so the
 pydantic schema is rewritten here rather than copied. Anything the rewrite does not understand is an error,
 not a silent omission: a model change that cannot be expressed structurally must be seen.
+
+What the API server shows and enforces beyond types also comes from the models: each field's description is its
+attribute docstring (what `kubectl explain` prints), and the CEL rules and list-map keys are declared beside the
+model or field they constrain (`models.cel`, `models.list_map`); this module only checks and carries them.
 """
 
 from __future__ import annotations
@@ -19,12 +23,9 @@ from aigate.api.models import (
     API_VERSION,
     KIND,
     PLURAL,
+    AIWorkload,
     AIWorkloadSpec,
     AIWorkloadStatus,
-    Credentials,
-    ModelRef,
-    Source,
-    Suite,
 )
 
 Schema = dict[str, Any]
@@ -49,6 +50,10 @@ _KEPT = frozenset(
         "minProperties",
         "maxProperties",
         "multipleOf",
+        # declared beside the field or model they constrain (models.cel, models.list_map)
+        "x-kubernetes-validations",
+        "x-kubernetes-list-type",
+        "x-kubernetes-list-map-keys",
     }
 )
 # Keywords that hold sub-schemas, handled by the object and array cases.
@@ -56,62 +61,36 @@ _STRUCTURE = frozenset({"properties", "required", "items", "additionalProperties
 # Keywords with no meaning for the API server (or not allowed by it) that are dropped without loss.
 _DROPPED = frozenset({"title", "examples", "readOnly", "writeOnly", "deprecated", "$schema"})
 
-# Lists whose items are identified by a key: the API server then refuses duplicates (as the models do)
-# and server-side apply merges them per item instead of replacing the whole list.
-_LIST_MAP_KEYS: dict[tuple[str, ...], str] = {
-    ("spec", "models"): "name",
-    ("spec", "tools"): "name",
-    ("spec", "mcpServers"): "name",
-    ("spec", "suite", "cases"): "name",
-    ("status", "conditions"): "type",
-}
-
-# Cross-field rules the pydantic validators enforce, as CEL for the API server. Keyed by the model's
-# $defs name, so a rule follows its model wherever it is used. Each rule is cheap (no list traversal), so
-# the CRD stays within the API server's CEL cost budget even under unbounded lists.
-_RULES: dict[str, list[dict[str, str]]] = {
-    Credentials.__name__: [
-        {"rule": "has(self.secretRef) || has(self.env)", "message": "set secretRef or env"},
-    ],
-    Source.__name__: [
-        {
-            "rule": "(has(self.configMapRef) ? 1 : 0) + (has(self.file) ? 1 : 0) + (has(self.inline) ? 1 : 0) == 1",
-            "message": "set exactly one of configMapRef, file, inline",
-        },
-    ],
-    Suite.__name__: [
-        {
-            "rule": "(has(self.cases) ? 1 : 0) + (has(self.configMapRef) ? 1 : 0) + (has(self.file) ? 1 : 0) == 1",
-            "message": "set exactly one of cases, configMapRef, file",
-        },
-    ],
-    ModelRef.__name__: [
-        {
-            "rule": "has(self.endpoint) || !(self.provider in ['azure-openai', 'openai-compatible'])",
-            "message": "endpoint is required for providers azure-openai and openai-compatible",
-        },
-    ],
-}
-# Counting primaries walks the models list; the API server refuses such a rule unless the list has
-# maxItems (its cost estimate would otherwise assume a list filling a whole request). So it is emitted
-# only when the models declare a bound.
-_PRIMARY_RULE = {
-    "rule": "self.models.filter(m, m.role == 'primary').size() == 1",
-    "message": "exactly one model must have role primary",
-}
-
+# What `kubectl get aiworkloads` shows. The API server formats a cell only by the column's type (a number prints as
+# Go's %v: 2.4 beside 0.126), so the cost ratio is a string the operator writes (summary.costRatioText: 2.40x,
+# 0.13x), and p95 an integer column (the API server truncates the stored milliseconds) with its unit in the name.
 PRINTER_COLUMNS: list[dict[str, Any]] = [
-    {"name": "Decision", "type": "string", "jsonPath": ".status.decision"},
     {
-        "name": "Cost-Ratio",
-        "type": "number",
-        "jsonPath": ".status.summary.costRatio",
+        "name": "Decision",
+        "type": "string",
+        "jsonPath": ".status.decision",
+        "description": "PASS when every gate passed or is accepted.",
+    },
+    {
+        "name": "Cost/Budget",
+        "type": "string",
+        "jsonPath": ".status.summary.costRatioText",
         "description": "Projected monthly cost / budget.",
     },
-    {"name": "P95", "type": "number", "jsonPath": ".status.summary.p95LatencyMs", "description": "ms"},
+    {
+        "name": "P95-ms",
+        "type": "integer",
+        "jsonPath": ".status.summary.p95LatencyMs",
+        "description": "Measured p95 latency of the primary, in milliseconds.",
+    },
     # a string, not a date: kubectl shows a date as an age, and prints "<invalid>" for one in the future
-    {"name": "Evidence-Expires", "type": "string", "jsonPath": ".status.evidence.expiresAt"},
-    {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+    {
+        "name": "Evidence-Expires",
+        "type": "string",
+        "jsonPath": ".status.evidence.expiresAt",
+        "description": "When the signed evidence expires; rollouts are refused after.",
+    },
+    {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp", "description": "Since creation."},
 ]
 
 
@@ -139,14 +118,12 @@ class _Converter:
             if len(parts) != 1:
                 raise ValueError(f"{path}: allOf of {len(parts)} schemas is not supported")
             node = {**parts[0], **node}
-        def_name: str | None = None
         if "$ref" in node:
-            def_name = self._def_name(node.pop("$ref"), path)
-            node = {**self.defs[def_name], **node}
+            node = {**self.defs[self._def_name(node.pop("$ref"), path)], **node}
             if any(k in node for k in ("anyOf", "oneOf", "allOf", "$ref")):
                 inner, inner_nullable = self.convert(node, path)
                 return inner, nullable or inner_nullable
-        return self._typed(node, path, def_name), nullable
+        return self._typed(node, path), nullable
 
     def _def_name(self, ref: str, path: str) -> str:
         prefix = "#/$defs/"
@@ -155,7 +132,7 @@ class _Converter:
             raise ValueError(f"{path}: unresolvable $ref {ref!r}")
         return name
 
-    def _typed(self, node: Schema, path: str, def_name: str | None) -> Schema:
+    def _typed(self, node: Schema, path: str) -> Schema:
         if "const" in node:
             node.setdefault("enum", [node.pop("const")])
         if "type" not in node and "enum" in node:
@@ -165,7 +142,9 @@ class _Converter:
             raise ValueError(f"{path}: no single JSON type ({kind!r}); give the field one concrete type")
         out: Schema = {}
         for key, value in node.items():
-            if key in _KEPT:
+            if key == "description":
+                out[key] = " ".join(str(value).split())  # a docstring's line breaks are not the reader's
+            elif key in _KEPT:
                 out[key] = value
             elif key == "default":
                 if value is not None:
@@ -194,8 +173,15 @@ class _Converter:
             if items_nullable:
                 items["nullable"] = True
             out["items"] = items
-        if def_name in _RULES:
-            out["x-kubernetes-validations"] = [dict(r) for r in _RULES[def_name]]
+        if "x-kubernetes-validations" in out:
+            out["x-kubernetes-validations"] = [
+                {"rule": v["rule"], "message": v["message"]} for v in out["x-kubernetes-validations"]
+            ]
+        if out.get("x-kubernetes-list-type") == "map":
+            keys: list[str] = out.get("x-kubernetes-list-map-keys", [])
+            items = out.get("items", {})
+            if kind != "array" or not keys or any(k not in items.get("required", []) for k in keys):
+                raise ValueError(f"{path}: a list-map must be a list of objects whose keys {keys} are required")
         return _ordered(out)
 
     def _object(self, node: Schema, out: Schema, path: str) -> None:
@@ -280,49 +266,23 @@ def schema_for(model: type[BaseModel]) -> Schema:
     return schema
 
 
-def _at(schema: Schema, path: tuple[str, ...]) -> Schema:
-    """The schema of the field at `path` (property names; list items are looked through)."""
-    node = schema
-    for i, name in enumerate(path):
-        props = node.get("properties", {})
-        if name not in props:
-            raise ValueError(f"CRD generator: no field {'.'.join(path[: i + 1])} in the models; update crd.py")
-        node = props[name]
-        if node.get("type") == "array" and i < len(path) - 1:
-            node = node["items"]
-    return node
-
-
 def openapi_schema() -> Schema:
     """The whole resource's schema: the API server owns metadata; apiVersion and kind are plain strings."""
-    spec = schema_for(AIWorkloadSpec)
-    status = schema_for(AIWorkloadStatus)
-    spec.setdefault("description", "What the workload is and what it must prove before rollout.")
-    status.setdefault("description", "The last gate run: decision, conditions per gate, evidence.")
-    models = spec["properties"]["models"]
-    if "maxItems" in models:
-        spec.setdefault("x-kubernetes-validations", []).append(dict(_PRIMARY_RULE))
+    fields = AIWorkload.model_fields
     schema: Schema = {
         "type": "object",
-        "description": "An AI workload and the readiness gates it must pass before rollout.",
+        "description": AIWorkload.__doc__,
         "properties": {
-            "apiVersion": {"type": "string"},
-            "kind": {"type": "string"},
+            "apiVersion": {"type": "string", "description": fields["api_version"].description},
+            "kind": {"type": "string", "description": fields["kind"].description},
+            # the API server refuses anything but name and generateName here, a description included: it
+            # describes metadata itself (`kubectl explain aiworkload.metadata` prints ObjectMeta's)
             "metadata": {"type": "object"},
-            "spec": spec,
-            "status": status,
+            "spec": _ordered({**schema_for(AIWorkloadSpec), "description": fields["spec"].description}),
+            "status": _ordered({**schema_for(AIWorkloadStatus), "description": fields["status"].description}),
         },
         "required": ["spec"],
     }
-    schema["properties"]["spec"] = _ordered(spec)
-    schema["properties"]["status"] = _ordered(status)
-    for path, key in _LIST_MAP_KEYS.items():
-        field = _at(schema, path)
-        items = field.get("items", {})
-        if field.get("type") != "array" or key not in items.get("required", []):
-            raise ValueError(f"CRD generator: {'.'.join(path)} must be a list of objects with required {key!r}")
-        field["x-kubernetes-list-type"] = "map"
-        field["x-kubernetes-list-map-keys"] = [key]
     return schema
 
 

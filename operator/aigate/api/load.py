@@ -7,7 +7,8 @@ them; `configMapRef`s resolve against those on a laptop and against the API serv
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,41 @@ from aigate.api.models import AIWorkload, Case, ConfigMapKeyRef, Source
 
 ConfigMapLookup = Callable[[ConfigMapKeyRef], str]
 """Returns the text at a ConfigMap key, or raises WorkloadError naming what is missing."""
+
+
+def configmap_key(data: Mapping[str, Any] | None, ref: ConfigMapKeyRef, where: str, missing: str = "not found") -> str:
+    """The one "read a ConfigMap key or fail": `data` is the ConfigMap's data (None when it does not exist),
+    `where` names it for a person (namespace/name in a cluster), `missing` says why it is absent."""
+    if data is None:
+        raise WorkloadError(f"referenced ConfigMap {where} {missing}")
+    if ref.key not in data:
+        raise WorkloadError(f"referenced ConfigMap {where} has no key {ref.key!r}")
+    return str(data[ref.key])
+
+
+def configmap_lookup(namespace: str, read: Callable[[str], Mapping[str, Any] | None]) -> ConfigMapLookup:
+    """A lookup over `read(name)` -> the ConfigMap's data or None (an index, the API), each ConfigMap read once."""
+    cache: dict[str, Mapping[str, Any] | None] = {}
+
+    def lookup(ref: ConfigMapKeyRef) -> str:
+        if ref.name not in cache:
+            cache[ref.name] = read(ref.name)
+        return configmap_key(cache[ref.name], ref, f"{namespace}/{ref.name}")
+
+    return lookup
+
+
+API_METADATA = ("name", "namespace", "uid", "generation")
+"""What of an API object's metadata is the workload's: its identity. The rest, and status, are the API server's
+and the operator's; of these only name and namespace enter the spec digest."""
+
+
+def workload_from_api(body: Mapping[str, Any]) -> AIWorkload:
+    """The one answer to "which part of an API body is input": apiVersion, kind, spec and `API_METADATA`."""
+    meta = body.get("metadata") or {}
+    doc = {k: v for k, v in body.items() if k in ("apiVersion", "kind", "spec")}
+    doc["metadata"] = {k: meta[k] for k in API_METADATA if k in meta}
+    return parse_workload(doc, source=f"AIWorkload {meta.get('namespace')}/{meta.get('name')}")
 
 
 @dataclass(frozen=True)
@@ -76,31 +112,84 @@ class WorkloadFile:
     source: str
 
     def config_map_lookup(self, ref: ConfigMapKeyRef) -> str:
-        cm = self.config_maps.get(ref.name)
-        if cm is None:
-            raise WorkloadError(
-                f"ConfigMap {ref.name!r} is not in the file (add it as another YAML document)",
-                source=self.source,
+        try:
+            return configmap_key(
+                self.config_maps.get(ref.name),
+                ref,
+                repr(ref.name),
+                "is not in the file (add it as another YAML document)",
             )
-        if ref.key not in cm:
-            raise WorkloadError(f"ConfigMap {ref.name!r} has no key {ref.key!r}", source=self.source)
-        return cm[ref.key]
+        except WorkloadError as e:
+            raise WorkloadError(e.message, source=self.source) from None
+
+
+ONE_WORKLOAD = "aigate takes one YAML file with one document of kind AIWorkload"
+
+
+def _name(doc: dict[str, Any]) -> str | None:
+    meta = doc.get("metadata")
+    name = meta.get("name") if isinstance(meta, dict) else None
+    return str(name) if name else None
+
+
+def _describe_documents(docs: list[Any], limit: int = 5) -> str:
+    """'ConfigMap fraud-prompts, Deployment web': what a file holds instead of an AIWorkload."""
+    out = []
+    for d in docs[:limit]:
+        if not isinstance(d, dict):
+            out.append(f"a YAML {type(d).__name__}")
+            continue
+        name = _name(d)
+        out.append(f"{d.get('kind') or '(no kind)'}{' ' + name if name else ''}")
+    more = f" and {len(docs) - limit} more" if len(docs) > limit else ""
+    return ", ".join(out) + more
+
+
+def _workload_names(docs: list[dict[str, Any]]) -> str:
+    return ", ".join(_name(d) or "(no name)" for d in docs)
+
+
+def _directory_error(p: Path, source: str) -> WorkloadError:
+    """A directory where a file was expected: name a workload file in it, when there is one."""
+    candidates = []
+    try:
+        for f in sorted([*p.glob("*.yaml"), *p.glob("*.yml")])[:50]:
+            if f.is_file() and re.search(r"^kind:\s*AIWorkload\s*$", f.read_text(errors="replace"), re.M):
+                candidates.append(f)
+    except OSError:
+        pass
+    hint = f", such as {candidates[0]}" if candidates else ""
+    return WorkloadError(f"is a directory: {ONE_WORKLOAD}{hint}", source=source)
 
 
 def load_workload_file(path: str | Path) -> WorkloadFile:
     p = Path(path)
     source = str(path)
+    if p.is_dir():
+        raise _directory_error(p, source)
     try:
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise WorkloadError("file not found", source=source) from None
-    except (OSError, UnicodeDecodeError) as e:
+    except OSError as e:
+        raise WorkloadError(f"cannot read: {e.strerror or e}", source=source) from None
+    except UnicodeDecodeError as e:
         raise WorkloadError(f"cannot read: {e}", source=source) from None
     docs = _yaml_documents(text, source)
     workloads = [d for d in docs if isinstance(d, dict) and d.get("kind") == "AIWorkload"]
-    if len(workloads) != 1:
-        found = "no" if not workloads else str(len(workloads))
-        raise WorkloadError(f"expected one document of kind AIWorkload, found {found}", source=source)
+    if not docs:
+        raise WorkloadError(f"the file is empty: {ONE_WORKLOAD}", source=source)
+    if not workloads:
+        raise WorkloadError(
+            f"no document of kind AIWorkload in the file (it holds {_describe_documents(docs)}): {ONE_WORKLOAD}",
+            source=source,
+        )
+    if len(workloads) > 1:
+        raise WorkloadError(
+            f"{len(workloads)} documents of kind AIWorkload in the file ({_workload_names(workloads)}): "
+            "aigate takes one workload per file; put each in its own file",
+            source=source,
+        )
     config_maps: dict[str, dict[str, str]] = {}
     for d in docs:
         if isinstance(d, dict) and d.get("kind") == "ConfigMap":

@@ -57,6 +57,17 @@ def parse_duration(text: str) -> timedelta:
     return timedelta(seconds=seconds)
 
 
+def cel(rule: str, message: str) -> dict[str, Any]:
+    """A CEL rule for the API server, declared beside the model or field it constrains (the CRD carries it)."""
+    return {"x-kubernetes-validations": [{"rule": rule, "message": message}]}
+
+
+def list_map(key: str) -> dict[str, Any]:
+    """A list whose items are identified by `key`: the API server refuses duplicates (as the models do) and
+    server-side apply merges such a list per item instead of replacing it whole."""
+    return {"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": [key]}
+
+
 class _Model(BaseModel):
     """camelCase on the wire, unknown fields refused so that a typo is an error, not a silent default."""
 
@@ -65,24 +76,37 @@ class _Model(BaseModel):
         populate_by_name=True,
         extra="forbid",
         frozen=False,
+        use_attribute_docstrings=True,
     )
 
 
 class SecretKeyRef(_Model):
-    name: str = Field(min_length=1, description="Secret name, in the workload's namespace.")
-    key: str = Field(min_length=1, description="Key within the Secret.")
+    """A key of a Secret in the workload's namespace."""
+
+    name: str = Field(min_length=1)
+    """Secret name, in the workload's namespace."""
+    key: str = Field(min_length=1)
+    """Key within the Secret."""
 
 
 class ConfigMapKeyRef(_Model):
-    name: str = Field(min_length=1, description="ConfigMap name, in the workload's namespace.")
-    key: str = Field(min_length=1, description="Key within the ConfigMap.")
+    """A key of a ConfigMap in the workload's namespace."""
+
+    name: str = Field(min_length=1)
+    """ConfigMap name, in the workload's namespace."""
+    key: str = Field(min_length=1)
+    """Key within the ConfigMap."""
 
 
 class Credentials(_Model):
     """Where an API key comes from: a Secret in a cluster, an environment variable on a laptop or in CI."""
 
+    model_config = ConfigDict(json_schema_extra=cel("has(self.secretRef) || has(self.env)", "set secretRef or env"))
+
     secret_ref: SecretKeyRef | None = None
+    """In a cluster: the Secret key holding the API key (handed to the gate Job for its run only)."""
     env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    """On a laptop or in CI: the environment variable holding the API key."""
 
     @model_validator(mode="after")
     def _one_source(self) -> Credentials:
@@ -92,28 +116,65 @@ class Credentials(_Model):
 
 
 class Pricing(_Model):
-    input_per_m_tok_usd: float = Field(alias="inputPerMTokUSD", ge=0, description="USD per million input tokens.")
-    output_per_m_tok_usd: float = Field(alias="outputPerMTokUSD", ge=0, description="USD per million output tokens.")
+    """The model's price, when the bundled catalog does not know it (or knows a different one)."""
+
+    input_per_m_tok_usd: float = Field(alias="inputPerMTokUSD", ge=0)
+    """USD per million input tokens."""
+    output_per_m_tok_usd: float = Field(alias="outputPerMTokUSD", ge=0)
+    """USD per million output tokens."""
 
 
 class ModelRef(_Model):
-    name: str = Field(min_length=1, description="Name of this path, unique in the workload.")
+    """One model path of the workload: the primary or a fallback, on a provider's API."""
+
+    model_config = ConfigDict(
+        json_schema_extra=cel(
+            "has(self.endpoint) || !(self.provider in ['azure-openai', 'openai-compatible'])",
+            "endpoint is required for providers azure-openai and openai-compatible",
+        )
+    )
+
+    name: str = Field(min_length=1)
+    """Name of this path, unique in the workload."""
     role: Literal["primary", "fallback"] = "primary"
+    """primary (exactly one) or fallback; fallbacks are tried in the order listed."""
     provider: Provider
-    model: str = Field(min_length=1, description="Model id (Azure: the deployment name).")
-    endpoint: AnyHttpUrl | None = Field(default=None, description="Base URL; default per provider.")
-    api_version: str | None = Field(default=None, description="Azure OpenAI api-version query parameter.")
-    cloud: str | None = Field(default=None, description="Cloud the endpoint runs in, for dependency analysis.")
+    """The API dialect: openai, anthropic, azure-openai or openai-compatible."""
+    model: str = Field(min_length=1)
+    """Model id (Azure: the deployment name)."""
+    api: Literal["chatCompletions", "responses"] = "chatCompletions"
+    """The OpenAI API the application calls in production, so that the gates measure that one: chatCompletions
+    or responses (openai, azure-openai and openai-compatible; anthropic speaks its Messages API)."""
+    endpoint: AnyHttpUrl | None = None
+    """Base URL; default per provider (required for azure-openai and openai-compatible)."""
+    api_version: str | None = None
+    """Azure OpenAI api-version query parameter."""
+    cloud: str | None = None
+    """Cloud the endpoint runs in, for dependency analysis."""
     credentials: Credentials | None = None
+    """Where the API key comes from; none for an endpoint that needs no key."""
     pricing: Pricing | None = None
-    stream: bool = Field(default=False, description="Call with streaming on and measure time to first token.")
-    max_tokens: int = Field(default=1024, gt=0, description="max_tokens sent with each request.")
+    """Price per token; default: the bundled price catalog (an unknown price fails the cost gate)."""
+    stream: bool = False
+    """Call with streaming on and measure time to first token."""
+    max_tokens: int = Field(default=1024, gt=0)
+    """max_tokens sent with each request."""
     temperature: float | None = Field(default=None, ge=0, le=2)
+    """Sampling temperature sent with each request; default: the provider's. Not for anthropic: its current
+    Messages API takes none."""
 
     @model_validator(mode="after")
     def _endpoint_needed(self) -> ModelRef:
         if self.endpoint is None and self.provider in ("azure-openai", "openai-compatible"):
             raise ValueError(f"@endpoint: required for provider {self.provider}")
+        return self
+
+    @model_validator(mode="after")
+    def _api_fits_provider(self) -> ModelRef:
+        if self.api == "responses" and self.provider == "anthropic":
+            raise ValueError("@api: responses is an OpenAI API; provider anthropic speaks its Messages API")
+        if self.temperature is not None and self.provider == "anthropic":
+            raise ValueError("@temperature: Anthropic's current Messages API takes no temperature; remove it")
         return self
 
     def base_url(self) -> str:
@@ -128,57 +189,94 @@ class ModelRef(_Model):
 
 
 class Traffic(_Model):
-    requests_per_day: int = Field(gt=0, description="Expected production volume.")
-    peak_requests_per_second: float = Field(gt=0, description="Peak load; sets the test concurrency.")
-    max_test_concurrency: int = Field(
-        default=32, gt=0, le=1000, description="Cap on concurrent requests during the gate run."
-    )
+    """The production load the workload must bear: it sets the cost projection and the test concurrency."""
+
+    requests_per_day: int = Field(gt=0)
+    """Expected production volume."""
+    peak_requests_per_second: float = Field(gt=0)
+    """Peak load; sets the test concurrency."""
+    max_test_concurrency: int = Field(default=32, gt=0, le=1000)
+    """Cap on concurrent requests during the gate run."""
 
 
 class Budget(_Model):
-    monthly_usd: float = Field(alias="monthlyUSD", gt=0, description="Monthly spend the workload must stay within.")
+    """What the workload may cost in production, and what one gate run may spend."""
+
+    monthly_usd: float = Field(alias="monthlyUSD", gt=0)
+    """Monthly spend the workload must stay within."""
     max_cost_per_request_usd: float | None = Field(alias="maxCostPerRequestUSD", default=None, gt=0)
-    gate_run_max_usd: float = Field(
-        alias="gateRunMaxUSD", default=5.0, gt=0, description="The gate run stops before spending more."
-    )
+    """Cap on the p95 cost of one request."""
+    gate_run_max_usd: float = Field(alias="gateRunMaxUSD", default=5.0, gt=0)
+    """The gate run stops before spending more."""
 
 
 class Slo(_Model):
+    """The service levels the reliability gate holds the measurements to."""
+
     p95_latency_ms: float = Field(gt=0)
-    timeout_ms: float | None = Field(default=None, gt=0, description="Per-request timeout; required to pass.")
+    """95th percentile latency per request, in milliseconds, at realistic concurrency."""
+    timeout_ms: float | None = Field(default=None, gt=0)
+    """Per-request timeout in milliseconds; required to pass (an undeclared timeout fails reliability)."""
     max_error_rate: float = Field(default=0.01, ge=0, le=1)
+    """Highest share of requests that may end in an error (0 to 1)."""
     min_pass_rate: float = Field(default=0.95, ge=0, le=1)
+    """Lowest share of test cases that must pass their assertions (0 to 1); fallback models too."""
 
 
 class Retries(_Model):
-    attempts: int = Field(default=0, ge=0, le=10, description="Retries on the same model before failing over.")
+    """Retries on the same model before failing over to the next path."""
+
+    attempts: int = Field(default=0, ge=0, le=10)
+    """Retries on the same model before failing over."""
     backoff_ms: float = Field(default=200, ge=0)
+    """Wait before each retry, in milliseconds (a 429's Retry-After wins when longer)."""
 
 
 class HumanRoute(_Model):
+    """A queue that hands a case to a person; probed during the gate run, it must acknowledge."""
+
     url: AnyHttpUrl
+    """Where a case is posted for a person to take over."""
     credentials: Credentials | None = None
+    """Where the route's API key comes from, if it needs one."""
 
 
 class SafeStop(_Model):
+    """A fixed answer that ends a case safely when no model path can."""
+
     message: str = Field(min_length=1)
+    """The answer given instead of a model's."""
 
 
 class Fallback(_Model):
+    """What happens when the primary fails: retries, then fallback models, then a human route or a safe stop."""
+
     retries: Retries = Field(default_factory=Retries)
+    """Retries on the same model before failing over."""
     human_route: HumanRoute | None = None
+    """A person takes over when no model path answers."""
     safe_stop: SafeStop | None = None
-    deadline_ms: float | None = Field(
-        default=None, gt=0, description="End-to-end deadline per case; default 3 x slo.timeoutMs."
-    )
+    """A fixed, safe answer when no model path answers."""
+    deadline_ms: float | None = Field(default=None, gt=0)
+    """End-to-end deadline per case, in milliseconds; default 3 x slo.timeoutMs."""
 
 
 class Source(_Model):
     """Text that lives outside the workload: a ConfigMap key in a cluster, a file next to it on a laptop."""
 
+    model_config = ConfigDict(
+        json_schema_extra=cel(
+            "(has(self.configMapRef) ? 1 : 0) + (has(self.file) ? 1 : 0) + (has(self.inline) ? 1 : 0) == 1",
+            "set exactly one of configMapRef, file, inline",
+        )
+    )
+
     config_map_ref: ConfigMapKeyRef | None = None
-    file: str | None = Field(default=None, min_length=1, description="Path relative to the workload file.")
+    """In a cluster: the ConfigMap key holding the text (its content is covered by the spec digest)."""
+    file: str | None = Field(default=None, min_length=1)
+    """Path relative to the workload file (CLI only)."""
     inline: str | None = None
+    """The text itself."""
 
     @model_validator(mode="after")
     def _one_source(self) -> Source:
@@ -189,34 +287,57 @@ class Source(_Model):
 
 
 class Tool(_Model):
+    """A tool the workload's models may call, with what it may do and whether a person must approve it."""
+
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
-    access: Literal["read", "write", "destructive"] | None = Field(
-        default=None, description="read | write | destructive; required to pass toolControl."
-    )
+    """The tool's name as the models call it, unique in the workload."""
+    access: Literal["read", "write", "destructive"] | None = None
+    """read | write | destructive; required to pass toolControl."""
     approval: Literal["required", "none"] = "none"
+    """required: a person approves each call; write and destructive tools must require it."""
     description: str | None = None
-    parameters: dict[str, Any] | None = Field(default=None, description="JSON schema of the arguments.")
-    manifest: Source | None = Field(default=None, description="Tool manifest (JSON schema) kept elsewhere.")
+    """What the tool does, as offered to the models."""
+    parameters: dict[str, Any] | None = None
+    """JSON schema of the arguments."""
+    manifest: Source | None = None
+    """Tool manifest (JSON schema) kept elsewhere."""
 
 
 class McpServer(_Model):
+    """An MCP server whose exposed tools (and their annotations) must match the declared tools."""
+
     name: str = Field(min_length=1)
+    """Name of the server, unique in the workload."""
     url: AnyHttpUrl
+    """The server's streamable HTTP endpoint."""
     credentials: Credentials | None = None
+    """Where the server's bearer token comes from, if it needs one."""
 
 
 class ToolCallExpect(_Model):
-    allowed: list[str] | None = Field(default=None, description="Only these tools may be called.")
+    """Which tools a case may and may not call."""
+
+    allowed: list[str] | None = None
+    """Only these tools may be called."""
     forbidden: list[str] = Field(default_factory=list)
+    """These tools must not be called (an adversarial case's target)."""
 
 
 class Expect(_Model):
+    """What a case's answer must satisfy; every assertion given must hold."""
+
     json_schema: dict[str, Any] | None = None
+    """The answer is JSON valid against this schema."""
     contains: list[str] = Field(default_factory=list)
+    """Substrings the answer must contain."""
     not_contains: list[str] = Field(default_factory=list)
+    """Substrings the answer must not contain."""
     regex: str | None = None
+    """A regular expression the answer must match (searched, not anchored)."""
     tool_calls: ToolCallExpect | None = None
+    """Tools the answer may and may not call."""
     max_latency_ms: float | None = Field(default=None, gt=0)
+    """The case's own latency ceiling, in milliseconds."""
 
     @field_validator("regex")
     @classmethod
@@ -230,22 +351,45 @@ class Expect(_Model):
 
 
 class Message(_Model):
+    """One chat message sent to the model."""
+
     role: Literal["system", "user", "assistant"]
+    """system, user or assistant."""
     content: str
+    """The message text."""
 
 
 class Case(_Model):
+    """One test case: messages sent to each model path and what the answer must satisfy."""
+
     name: str = Field(min_length=1)
+    """Name of the case, unique in the suite."""
     adversarial: bool = False
+    """An attack (prompt injection and the like): judged by toolControl on the tools it provokes."""
     messages: list[Message] = Field(min_length=1)
+    """The conversation sent to the model, after the workload's prompts."""
     expect: Expect = Field(default_factory=Expect)
+    """What the answer must satisfy."""
 
 
 class Suite(_Model):
+    """The test cases, given inline, in a ConfigMap key or in a file (YAML list of cases)."""
+
+    model_config = ConfigDict(
+        json_schema_extra=cel(
+            "(has(self.cases) ? 1 : 0) + (has(self.configMapRef) ? 1 : 0) + (has(self.file) ? 1 : 0) == 1",
+            "set exactly one of cases, configMapRef, file",
+        )
+    )
+
     repeats: int = Field(default=1, ge=1, le=100)
-    cases: list[Case] | None = None
+    """How many times each case runs on each model path."""
+    cases: list[Case] | None = Field(default=None, json_schema_extra=list_map("name"))
+    """The cases, inline."""
     config_map_ref: ConfigMapKeyRef | None = None
+    """In a cluster: the ConfigMap key holding the cases (YAML)."""
     file: str | None = None
+    """Path of a YAML file of cases, relative to the workload file (CLI only)."""
 
     @model_validator(mode="after")
     def _one_source(self) -> Suite:
@@ -258,8 +402,12 @@ class Suite(_Model):
 
 
 class EvidencePolicy(_Model):
+    """How long signed evidence holds, and how early it is renewed."""
+
     valid_for: str = Field(default="720h", pattern=DURATION_PATTERN)
+    """How long evidence is valid after it is issued (a duration: 720h, 30d, 90m)."""
     regate_before: str = Field(default="24h", pattern=DURATION_PATTERN)
+    """The operator re-runs the gates this long before the evidence expires."""
 
     @field_validator("valid_for", "regate_before", mode="before")
     @classmethod
@@ -276,10 +424,16 @@ class EvidencePolicy(_Model):
 
 
 class RiskAcceptance(_Model):
+    """A failing gate accepted by someone allowed to, until a date: the gate then counts as ACCEPTED."""
+
     gate: GateName
+    """The gate accepted: cost, reliability, fallback, toolControl, providerDependency or evidence."""
     reason: str = Field(min_length=1)
+    """Why the risk is accepted."""
     expires: datetime
-    accepted_by: str | None = Field(default=None, description="Set by the admission webhook from the user.")
+    """When the acceptance ends (RFC 3339); evidence relying on it expires then too."""
+    accepted_by: str | None = None
+    """Set by the admission webhook from the user."""
 
     @field_validator("expires")
     @classmethod
@@ -288,20 +442,45 @@ class RiskAcceptance(_Model):
 
 
 class AIWorkloadSpec(_Model):
-    owner: str = Field(min_length=1, description="Who answers for the workload.")
+    """What the workload is and what it must prove before rollout."""
+
+    # Counting primaries walks the models list; the API server accepts that only because the list has maxItems
+    # (its cost estimate would otherwise assume a list filling a whole request).
+    model_config = ConfigDict(
+        json_schema_extra=cel(
+            "self.models.filter(m, m.role == 'primary').size() == 1", "exactly one model must have role primary"
+        )
+    )
+
+    owner: str = Field(min_length=1)
+    """Who answers for the workload."""
     enforcement: Literal["enforce", "warn", "audit"] = "enforce"
-    models: list[ModelRef] = Field(min_length=1, max_length=16)
+    """What admission does without passing evidence: enforce refuses the rollout, warn admits with a warning,
+    audit admits and counts."""
+    models: list[ModelRef] = Field(min_length=1, max_length=16, json_schema_extra=list_map("name"))
+    """The model paths: one primary, any number of fallbacks, in order."""
     traffic: Traffic
+    """The production load."""
     budget: Budget
+    """What the workload may cost."""
     slo: Slo
+    """The service levels it must meet."""
     fallback: Fallback = Field(default_factory=Fallback)
-    tools: list[Tool] = Field(default_factory=list)
-    mcp_servers: list[McpServer] = Field(default_factory=list)
+    """What happens when the primary fails."""
+    tools: list[Tool] = Field(default_factory=list, json_schema_extra=list_map("name"))
+    """The tools the models may call."""
+    mcp_servers: list[McpServer] = Field(default_factory=list, json_schema_extra=list_map("name"))
+    """MCP servers whose exposed tools must match the declared ones."""
     service_account_name: str | None = None
+    """The workload's ServiceAccount, checked to be able to do no more than the declared tools need."""
     prompts: list[Source] = Field(default_factory=list)
+    """System prompts sent before each case's messages, in order."""
     suite: Suite
+    """The test cases."""
     evidence: EvidencePolicy = Field(default_factory=EvidencePolicy)
+    """How long evidence holds."""
     risk_acceptances: list[RiskAcceptance] = Field(default_factory=list)
+    """Failing gates accepted, by whom and until when."""
 
     @model_validator(mode="after")
     def _consistent(self) -> AIWorkloadSpec:
@@ -343,52 +522,108 @@ class ObjectMeta(BaseModel):
 
 
 class Condition(_Model):
+    """One aspect of the workload's state, in the Kubernetes condition shape: one per gate, and Ready."""
+
     type: str
+    """CostGate, ReliabilityGate, FallbackGate, ToolControlGate, ProviderDependencyGate, EvidenceGate or Ready."""
     status: Literal["True", "False", "Unknown"]
+    """True, False or Unknown."""
     reason: str = Field(pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$")
+    """A CamelCase word for machines."""
     message: str = ""
+    """What happened, for people."""
     observed_generation: int | None = None
+    """The spec generation the condition was set for."""
     last_transition_time: datetime
+    """When the status last changed."""
 
 
 class EvidenceRef(_Model):
+    """Where the signed evidence of the last run is, and how long it holds."""
+
     config_map: str | None = None
+    """The ConfigMap in the workload's namespace holding a copy of the evidence."""
     digest: str | None = None
+    """The spec digest the evidence is for."""
     key_id: str | None = None
+    """The id of the key that signed it."""
     issued_at: datetime | None = None
+    """When it was signed."""
     expires_at: datetime | None = None
+    """When it expires; rollouts are refused after."""
 
 
 class LastRun(_Model):
+    """The last gate Job."""
+
     job: str | None = None
+    """The gate Job's name."""
     started_at: datetime | None = None
+    """When it started."""
     finished_at: datetime | None = None
+    """When its result was taken."""
     spent_usd: float | None = Field(default=None, alias="spentUSD")
+    """What its calls to the providers cost, in USD."""
+
+
+def format_cost_ratio(ratio: float) -> str:
+    """A cost ratio as `kubectl get` shows it: two decimals and an x, so 2.4 and 0.126 read alike (2.40x, 0.13x)."""
+    return f"{ratio:.2f}x"
 
 
 class StatusSummary(_Model):
-    cost_ratio: float | None = Field(default=None, description="Projected monthly cost / budget.")
+    """The figures `kubectl get aiworkloads` shows."""
+
+    cost_ratio: float | None = None
+    """Projected monthly cost / budget."""
+    cost_ratio_text: str | None = None
+    """The cost ratio as shown in `kubectl get` (2.40x, 0.13x); filled from costRatio when not given."""
     projected_monthly_usd: float | None = Field(default=None, alias="projectedMonthlyUSD")
+    """Projected monthly cost at the declared volume, in USD."""
     p95_latency_ms: float | None = None
+    """Measured p95 latency of the primary, in milliseconds."""
+
+    @model_validator(mode="after")
+    def _text(self) -> StatusSummary:
+        if self.cost_ratio is not None and self.cost_ratio_text is None:
+            self.cost_ratio_text = format_cost_ratio(self.cost_ratio)
+        return self
 
 
 class AIWorkloadStatus(_Model):
+    """The last gate run: decision, conditions per gate, evidence."""
+
     observed_generation: int | None = None
+    """The spec generation the status was written for."""
     spec_digest: str | None = None
+    """sha256 over the spec and every prompt, suite and tool manifest it references."""
     phase: Literal["Pending", "Testing", "Passed", "Failed", "Error"] | None = None
+    """Pending, Testing, Passed, Failed or Error."""
     decision: Literal["PASS", "FAIL"] | None = None
-    conditions: list[Condition] = Field(default_factory=list)
+    """PASS when every gate passed or is accepted."""
+    conditions: list[Condition] = Field(default_factory=list, json_schema_extra=list_map("type"))
+    """One condition per gate, and Ready."""
     evidence: EvidenceRef | None = None
+    """The signed evidence of the last run."""
     last_run: LastRun | None = None
+    """The last gate Job."""
     summary: StatusSummary | None = None
+    """The figures `kubectl get` shows."""
 
 
 class AIWorkload(_Model):
+    """An AI workload and the readiness gates it must pass before rollout."""
+
     api_version: Literal["aigate.dev/v1alpha1"] = "aigate.dev/v1alpha1"
+    """The API version: aigate.dev/v1alpha1."""
     kind: Literal["AIWorkload"] = "AIWorkload"
+    """AIWorkload."""
     metadata: ObjectMeta
+    """Standard object metadata (name, namespace, labels); owned by the API server."""
     spec: AIWorkloadSpec
+    """What the workload is and what it must prove before rollout."""
     status: AIWorkloadStatus | None = None
+    """The last gate run, written by the operator: decision, conditions per gate, evidence."""
 
 
 def _unique(names: list[str], what: str) -> None:

@@ -1,12 +1,8 @@
-"""Admission decisions, as pure functions over the plain dicts the API server sends.
+"""Admission plumbing: gather what the rollout decision (`aigate.policy.rollout`) needs from the operator's
+in-memory indexes, with the spec digest and the signature check remembered (`VerifyCache`).
 
-The operator keeps AIWorkloads and ConfigMaps in kopf in-memory indexes and calls these functions from its webhook
-handlers: no API call happens in the request path, so a decision costs microseconds (a signature check once per
-envelope) and cannot time out on a slow API server.
-
-Nothing the workload's status says is trusted on its own: a rollout is allowed only when the signed evidence verifies
-with the operator's public key and is bound to the spec digest computed here, from the spec and the referenced
-ConfigMaps as they are now. A hand-edited status, a stale or copied evidence ConfigMap grant nothing.
+No API call happens in the request path, so a decision costs microseconds (a signature check once per envelope)
+and cannot time out on a slow API server.
 """
 
 from __future__ import annotations
@@ -16,7 +12,7 @@ import json
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
@@ -24,51 +20,34 @@ from pydantic import ValidationError
 
 from aigate.api.digest import spec_digest
 from aigate.api.errors import WorkloadError
-from aigate.api.load import parse_workload, resolve
-from aigate.api.models import GATE_NAMES, WORKLOAD_LABEL, ConfigMapKeyRef, RiskAcceptance
+from aigate.api.load import configmap_lookup, resolve, workload_from_api
+from aigate.api.models import WORKLOAD_LABEL
 from aigate.controller import names
-from aigate.evidence import EvidenceError, PublicKey, VerifiedEvidence, key_id, verify_envelope, verify_evidence
-from aigate.gates.acceptance import is_active
+from aigate.evidence import (
+    EvidenceError,
+    EvidenceExpired,
+    EvidencePredicate,
+    PublicKey,
+    VerifiedEvidence,
+    key_id,
+    parse_predicate,
+    verify_envelope,
+    verify_evidence,
+)
+from aigate.policy.rollout import EvidenceCheck, RolloutDecision, decide_rollout, label_decision
+from aigate.policy.text import MAX_REASON, one_line
+from aigate.times import rfc3339
 
-Enforcement = Literal["enforce", "warn", "audit"]
-ENFORCEMENTS: tuple[Enforcement, ...] = ("enforce", "warn", "audit")
-Result = Literal["allowed", "denied", "warned", "audited"]
-
-CONDITION_GATES: dict[str, str] = {
-    "CostGate": "cost",
-    "ReliabilityGate": "reliability",
-    "FallbackGate": "fallback",
-    "ToolControlGate": "toolControl",
-    "ProviderDependencyGate": "providerDependency",
-    "EvidenceGate": "evidence",
-}
-"""status.conditions type -> gate name."""
-
-_MAX_REASON = 200
-_MAX_MESSAGE = 1500
-
-
-@dataclass(frozen=True)
-class RolloutDecision:
-    """What the rollout webhook answers; `result` labels the metric, `message` is what kubectl prints."""
-
-    allowed: bool
-    message: str
-    warnings: list[str] = field(default_factory=list)
-    result: Result = "allowed"
-    enforcement: Enforcement | None = None
-    workload: str | None = None
-    """namespace/name of the AIWorkload the label names, when there is one."""
+__all__ = ["RolloutDecision", "VerifyCache", "current_spec_digest", "rollout_decision"]
 
 
 @dataclass(frozen=True)
 class _Outcome:
-    """One verification, cached: evidence that held, or why not (with the signature-checked predicate, if any,
-    so that a FAIL decision can still name its gates)."""
+    """One verification, cached: evidence that held, or why not (with the signature-checked predicate, if any)."""
 
     verified: VerifiedEvidence | None
-    error: str | None
-    predicate: Mapping[str, Any] | None
+    failure: EvidenceError | None
+    signed: EvidencePredicate | None
 
 
 class VerifyCache:
@@ -156,23 +135,14 @@ def _version(obj: Mapping[str, Any]) -> _Version | None:
     return (str(uid), str(rv)) if uid and rv else None
 
 
-def _fmt(t: datetime) -> str:
-    return t.isoformat().replace("+00:00", "Z")
-
-
-def _one_line(text: str, limit: int) -> str:
-    flat = " ".join(str(text).split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
-
-
-def _signed_predicate(envelope: Mapping[str, Any], public_key: PublicKey) -> Mapping[str, Any] | None:
+def _signed_predicate(envelope: Mapping[str, Any], public_key: PublicKey) -> EvidencePredicate | None:
     """The predicate of an envelope whose signature verifies, whatever else is wrong with it; None otherwise."""
     try:
         statement = json.loads(verify_envelope(envelope, public_key))
+        predicate = statement.get("predicate") if isinstance(statement, dict) else None
+        return parse_predicate(predicate) if isinstance(predicate, dict) else None
     except (EvidenceError, ValueError):
         return None
-    predicate = statement.get("predicate") if isinstance(statement, dict) else None
-    return predicate if isinstance(predicate, dict) else None
 
 
 def _verify(
@@ -186,7 +156,8 @@ def _verify(
         if found is not None:
             v = found.verified
             if v is not None and v.expires_at <= now:
-                return _Outcome(None, f"evidence expired at {_fmt(v.expires_at)} (now {_fmt(now)})", v.predicate)
+                message = f"evidence expired at {rfc3339(v.expires_at)} (now {rfc3339(now)})"
+                return _Outcome(None, EvidenceExpired(message, expires_at=v.expires_at), v.signed)
             return found
     try:
         outcome = _Outcome(verify_evidence(data, public_key, now=now, expected_digest=expected_digest), None, None)
@@ -198,55 +169,10 @@ def _verify(
                 predicate = _signed_predicate(doc, public_key)
         except ValueError:
             pass
-        outcome = _Outcome(None, str(e), predicate)
+        outcome = _Outcome(None, e, predicate)
     if cache is not None and key is not None:
         cache.put(key, outcome)
     return outcome
-
-
-def _failed_gates_from_predicate(predicate: Mapping[str, Any]) -> list[str]:
-    gates = predicate.get("gates")
-    out = []
-    for g in gates if isinstance(gates, list) else []:
-        if isinstance(g, Mapping) and g.get("status") not in ("PASS", "ACCEPTED"):
-            out.append(f"{g.get('gate')} {g.get('status')}: {_one_line(str(g.get('reason') or ''), _MAX_REASON)}")
-    return out
-
-
-def _failed_gates_from_conditions(status: Mapping[str, Any]) -> list[str]:
-    conditions = status.get("conditions")
-    out = []
-    for c in conditions if isinstance(conditions, list) else []:
-        if not isinstance(c, Mapping):
-            continue
-        gate = CONDITION_GATES.get(str(c.get("type")))
-        if gate is not None and c.get("status") != "True":
-            why = c.get("message") or c.get("reason") or "not passed"
-            out.append(f"{gate}: {_one_line(str(why), _MAX_REASON)}")
-    order: dict[str, int] = {g: i for i, g in enumerate(GATE_NAMES)}
-    return sorted(out, key=lambda s: order.get(s.split(":")[0], 99))
-
-
-def _ready(status: Mapping[str, Any]) -> tuple[bool, str | None]:
-    """Whether status claims Ready/PASS, and if not, its own words (condition message or phase)."""
-    conditions = status.get("conditions")
-    found = [c for c in conditions if isinstance(c, Mapping)] if isinstance(conditions, list) else []
-    ready = next((c for c in found if c.get("type") == "Ready"), None)
-    if status.get("decision") == "PASS" and ready is not None and ready.get("status") == "True":
-        return True, None
-    if ready is not None and ready.get("status") != "True" and ready.get("message"):
-        return False, _one_line(str(ready["message"]), _MAX_REASON)
-    phase = status.get("phase")
-    if status.get("decision") is None:
-        return False, f"not gated yet (phase {phase or 'Pending'})"
-    return False, None
-
-
-def _enforcement(workload: Mapping[str, Any]) -> Enforcement:
-    """Read before anything else can fail, so that a broken spec is still judged under its own enforcement."""
-    spec = workload.get("spec")
-    value = spec.get("enforcement") if isinstance(spec, Mapping) else None
-    return value if value in ENFORCEMENTS else "enforce"
 
 
 def current_spec_digest(
@@ -257,30 +183,17 @@ def current_spec_digest(
 ) -> str:
     """The digest of the spec and its referenced ConfigMaps as they are now (WorkloadError if one is missing).
 
-    Only metadata.name/namespace and spec are read: status and the rest of metadata are the API server's and the
-    operator's, not the evidence's subject. `seen` collects the (uid, resourceVersion) of each ConfigMap read."""
-    meta = _meta(workload)
-    namespace = str(meta.get("namespace") or "default")
-    doc = {
-        "apiVersion": workload.get("apiVersion", "aigate.dev/v1alpha1"),
-        "kind": workload.get("kind", "AIWorkload"),
-        "metadata": {"name": meta.get("name"), "namespace": namespace},
-        "spec": workload.get("spec"),
-    }
-    parsed = parse_workload(doc, source=f"AIWorkload {namespace}/{meta.get('name')}")
+    The input is what `workload_from_api` reads (status is not the evidence's subject). `seen` collects the
+    (uid, resourceVersion) of each ConfigMap read."""
+    parsed = workload_from_api(workload)
 
-    def lookup(ref: ConfigMapKeyRef) -> str:
-        cm = configmaps.get(ref.name)
+    def read(name: str) -> Mapping[str, Any] | None:
+        cm = configmaps.get(name)
         if seen is not None:
-            seen[ref.name] = _version(cm) if cm is not None else None
-        if cm is None:
-            raise WorkloadError(f"referenced ConfigMap {namespace}/{ref.name} not found")
-        data = cm.get("data") or {}
-        if ref.key not in data:
-            raise WorkloadError(f"referenced ConfigMap {namespace}/{ref.name} has no key {ref.key!r}")
-        return str(data[ref.key])
+            seen[name] = _version(cm) if cm is not None else None
+        return None if cm is None else (cm.get("data") or {})
 
-    return spec_digest(resolve(parsed, lookup))
+    return spec_digest(resolve(parsed, configmap_lookup(parsed.metadata.namespace, read)))
 
 
 def rollout_decision(
@@ -298,220 +211,26 @@ def rollout_decision(
     """Whether a Deployment (or kin) labelled `aigate.dev/workload` may be created or updated.
 
     `workload` is the AIWorkload the label names (None when it does not exist), `evidence_cm` its evidence ConfigMap,
-    `configmaps` every ConfigMap of the namespace by name."""
-    if WORKLOAD_LABEL not in labels:
-        return RolloutDecision(True, f"{kind} has no {WORKLOAD_LABEL} label: not gated by aigate", result="allowed")
-    wl_name = labels[WORKLOAD_LABEL]
-    ref = f"{namespace}/{wl_name}"
-    if not wl_name:
-        return RolloutDecision(False, f"{kind} has an empty {WORKLOAD_LABEL} label", result="denied")
-    if workload is None:
-        return RolloutDecision(
-            False,
-            f"AIWorkload {ref} not found (named by the {WORKLOAD_LABEL} label of this {kind})",
-            result="denied",
-            workload=ref,
-        )
-    enforcement = _enforcement(workload)
-    problem = _rollout_problem(ref, workload, evidence_cm, configmaps, public_key, now, verify_cache)
-    if problem is None:
-        return RolloutDecision(True, f"AIWorkload {ref} is cleared for rollout", [], "allowed", enforcement, ref)
-    message = _one_line(f"AIWorkload {ref} is not cleared for rollout: {problem}", _MAX_MESSAGE)
-    if enforcement == "warn":
-        return RolloutDecision(True, message, [message], "warned", enforcement, ref)
-    if enforcement == "audit":
-        return RolloutDecision(True, message, [], "audited", enforcement, ref)
-    return RolloutDecision(False, message, [], "denied", enforcement, ref)
-
-
-def _rollout_problem(
-    ref: str,
-    workload: Mapping[str, Any],
-    evidence_cm: Mapping[str, Any] | None,
-    configmaps: Mapping[str, Mapping[str, Any]],
-    public_key: PublicKey,
-    now: datetime,
-    cache: VerifyCache | None,
-) -> str | None:
-    """Why the rollout must not go ahead, in one phrase; None when it may."""
+    `configmaps` every ConfigMap of the namespace by name. Gathers, then `aigate.policy.rollout` decides."""
+    settled = label_decision(kind, namespace, labels, workload is not None)
+    if settled is not None or workload is None:
+        assert settled is not None
+        return settled
+    ref = f"{namespace}/{labels[WORKLOAD_LABEL]}"
+    cache = verify_cache
     try:
         digest = cache.digest(workload, configmaps) if cache is not None else current_spec_digest(workload, configmaps)
     except WorkloadError as e:
-        return f"spec cannot be resolved: {e.message}"
+        return decide_rollout(ref, workload, f"spec cannot be resolved: {e.message}", None)
     except ValidationError as e:  # parse_workload wraps these; kept for a spec no model can read at all
-        return f"spec cannot be read: {_one_line(str(e), _MAX_REASON)}"
-    status = workload.get("status") if isinstance(workload.get("status"), Mapping) else {}
-    assert isinstance(status, Mapping)
+        return decide_rollout(ref, workload, f"spec cannot be read: {one_line(str(e), MAX_REASON)}", None)
     name = str((workload.get("metadata") or {}).get("name", ""))
     cm_name = names.evidence_configmap(name)
     text = ((evidence_cm or {}).get("data") or {}).get(names.EVIDENCE_KEY)
-    outcome = _verify(str(text), public_key, digest, now, cache) if text is not None else None
-
-    ready, said = _ready(status)
-    if not ready:
-        testing = status.get("phase") == "Testing"
-        stale = outcome is not None and outcome.error is not None and outcome.verified is None
-        if (
-            stale
-            and outcome is not None
-            and outcome.error
-            and ("spec changed" in outcome.error or "expired" in outcome.error)
-        ):
-            extra = "; a new gate run is in progress" if testing else ""
-            return f"evidence in ConfigMap {cm_name} does not hold: {outcome.error}{extra}"
-        if testing:
-            job = (status.get("lastRun") or {}).get("job") if isinstance(status.get("lastRun"), Mapping) else None
-            running = f" (Job {job})" if job else ""
-            return f"a gate run is in progress for the current spec{running}; there is no evidence for it yet"
-        predicate = None
-        if outcome is not None:
-            predicate = outcome.verified.predicate if outcome.verified is not None else outcome.predicate
-        failed = _failed_gates_from_predicate(predicate) if predicate is not None else []
-        if not failed:
-            failed = _failed_gates_from_conditions(status)
-        decision = status.get("decision")
-        head = f"decision {decision}" if decision else (said or "not Ready")
-        if failed:
-            return f"{head}; failed gates: {'; '.join(failed)}"
-        return head if said is None or said == head else f"{head} ({said})"
-    if outcome is None:
-        return (
-            f"status says PASS but there is no signed evidence (ConfigMap {cm_name} "
-            f"{'has no key ' + names.EVIDENCE_KEY if evidence_cm is not None else 'not found'})"
-        )
-    if outcome.error is not None:
-        failed = _failed_gates_from_predicate(outcome.predicate) if outcome.predicate is not None else []
-        gates = f"; failed gates: {'; '.join(failed)}" if failed else ""
-        return f"evidence in ConfigMap {cm_name} does not hold: {outcome.error}{gates}"
-    return None
-
-
-# --- risk acceptances -----------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class AcceptanceDecision:
-    """What the AIWorkload webhooks answer: a refusal message, or a JSON patch recording who accepted."""
-
-    allowed: bool
-    message: str = ""
-    patch: list[dict[str, Any]] = field(default_factory=list)
-    recorded: list[int] = field(default_factory=list)
-    """Indexes of riskAcceptances this request adds or changes (their acceptedBy is the requesting user)."""
-
-
-def _acceptance_key(item: Mapping[str, Any]) -> tuple[str, str, datetime] | None:
-    try:
-        a = RiskAcceptance.model_validate({k: v for k, v in item.items() if k != "acceptedBy"})
-    except ValidationError:
-        return None
-    return (a.gate, a.reason, a.expires)
-
-
-def acceptance_patch(
-    *,
-    operation: str,
-    new_spec: Mapping[str, Any] | None,
-    old_spec: Mapping[str, Any] | None,
-    userinfo: Mapping[str, Any],
-    acceptor_groups: set[str],
-    now: datetime,
-    validate_only: bool = False,
-) -> AcceptanceDecision:
-    """Record the authenticated user as `acceptedBy` of each risk acceptance this request adds or changes.
-
-    Identity comes from the API server's userInfo, never from the object: a hand-written acceptedBy is replaced.
-    An acceptance unchanged from the old object (same gate, reason and expiry) keeps its acceptor, so editing
-    something else does not make the editor its acceptor. Only members of `acceptor_groups` may add or change one,
-    and never one that has already expired (`is_active`, the expiry judge the gates use).
-
-    `validate_only` is the validating webhook's view of the object as it will be stored: refused if it still needs
-    a patch, i.e. a later mutation left an acceptedBy other than the one this function writes."""
-    d = _acceptance(operation, new_spec, old_spec, userinfo, acceptor_groups, now)
-    if validate_only and d.allowed and d.patch:
-        paths = ", ".join(p["path"].removeprefix("/").replace("/", ".") for p in d.patch)
-        return AcceptanceDecision(False, f"acceptedBy must be the accepting user, set by aigate ({paths})")
-    return d
-
-
-def _acceptance(
-    operation: str,
-    new_spec: Mapping[str, Any] | None,
-    old_spec: Mapping[str, Any] | None,
-    userinfo: Mapping[str, Any],
-    acceptor_groups: set[str],
-    now: datetime,
-) -> AcceptanceDecision:
-    if operation not in ("CREATE", "UPDATE") or new_spec is None:
-        return AcceptanceDecision(True)
-    new_items = new_spec.get("riskAcceptances") or []
-    old_items = (old_spec or {}).get("riskAcceptances") or [] if operation == "UPDATE" else []
-    if not isinstance(new_items, list):
-        return AcceptanceDecision(False, "spec.riskAcceptances must be a list")
-    remaining: dict[tuple[str, str, datetime], list[Any]] = {}
-    for item in old_items if isinstance(old_items, list) else []:
-        key = _acceptance_key(item) if isinstance(item, Mapping) else None
-        if key is not None:
-            remaining.setdefault(key, []).append(item.get("acceptedBy"))
-
-    user = str(userinfo.get("username") or "")
-    groups = {str(g) for g in userinfo.get("groups") or []}
-    patch: list[dict[str, Any]] = []
-    recorded: list[int] = []
-    problems: list[str] = []
-    for i, item in enumerate(new_items):
-        where = f"spec.riskAcceptances[{i}]"
-        if not isinstance(item, Mapping):
-            problems.append(f"{where} is not an object")
-            continue
-        key = _acceptance_key(item)
-        if key is None:
-            problems.append(f"{where} needs a gate ({', '.join(GATE_NAMES)}), a reason and an expiry time")
-            continue
-        path = f"/spec/riskAcceptances/{i}/acceptedBy"
-        if remaining.get(key):
-            keep = remaining[key].pop(0)
-            if item.get("acceptedBy") != keep:
-                patch.append({"op": "remove", "path": path} if keep is None else _set(item, path, keep))
-            continue
-        gate, _, expires = key
-        if not user:
-            problems.append(f"{where} ({gate}): the request carries no authenticated user name")
-        elif not acceptor_groups & groups:
-            allowed = ", ".join(sorted(acceptor_groups)) or "(none configured)"
-            problems.append(
-                f"user {user} may not accept risks ({where}, gate {gate}): not in any of the groups {allowed}"
-            )
-        if not is_active(RiskAcceptance(gate=gate, reason=key[1], expires=expires), now):
-            problems.append(f"{where} ({gate}) expires in the past ({_fmt(expires)}): it would count for nothing")
-        recorded.append(i)
-        if item.get("acceptedBy") != user:
-            patch.append(_set(item, path, user))
-    if problems:
-        return AcceptanceDecision(False, _one_line("; ".join(problems), _MAX_MESSAGE))
-    return AcceptanceDecision(True, "", patch, recorded)
-
-
-def _set(item: Mapping[str, Any], path: str, value: str) -> dict[str, Any]:
-    return {"op": "replace" if "acceptedBy" in item else "add", "path": path, "value": value}
-
-
-def acceptance_validation(
-    *,
-    operation: str,
-    new_spec: Mapping[str, Any] | None,
-    old_spec: Mapping[str, Any] | None,
-    userinfo: Mapping[str, Any],
-    acceptor_groups: set[str],
-    now: datetime,
-) -> AcceptanceDecision:
-    """`acceptance_patch(..., validate_only=True)`."""
-    return acceptance_patch(
-        operation=operation,
-        new_spec=new_spec,
-        old_spec=old_spec,
-        userinfo=userinfo,
-        acceptor_groups=acceptor_groups,
-        now=now,
-        validate_only=True,
-    )
+    if text is None:
+        found: Literal["no-configmap", "no-key"] = "no-configmap" if evidence_cm is None else "no-key"
+        check = EvidenceCheck(cm_name, names.EVIDENCE_KEY, found)
+    else:
+        o = _verify(str(text), public_key, digest, now, cache)
+        check = EvidenceCheck(cm_name, names.EVIDENCE_KEY, "ok", o.verified, o.failure, o.signed)
+    return decide_rollout(ref, workload, None, check)

@@ -1,82 +1,154 @@
-"""The operator's settings, from its environment (the Helm chart and hack/ set them)."""
+"""The operator's settings: one declared table, read from `AIGATE_*` environment variables (the Helm chart and hack/
+set them).
+
+Each field of `OperatorConfig` carries its variable, unit, default and why; `from_env` reads and validates them all
+at start-up, so a bad value stops the operator with one line naming the variable, and `settings_table` renders the
+same declaration as the documentation (docs/settings.md, kept equal by a test).
+"""
 
 from __future__ import annotations
 
-import copy
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from aigate.api.errors import UsageError
 from aigate.controller.jobs import DEFAULT_RESOURCES
 
-DEFAULT_GATE_IMAGE = "aigate:dev"
-
 
 @dataclass(frozen=True)
-class OperatorConfig:
-    signing_key: Path
-    """Mounted from a Secret into the operator only; the gate Jobs never see it."""
-    public_key: Path | None = None
-    namespace: str = "aigate-system"
-    gate_image: str = DEFAULT_GATE_IMAGE
-    """`make image` builds aigate:dev for local clusters; the Helm chart sets its release image."""
-    gate_command: list[str] = field(default_factory=lambda: ["aigate"])
-    job_deadline_s: int = 1800
-    job_ttl_s: int = 3600
-    job_backoff_limit: int = 0
-    job_resources: dict[str, dict[str, str]] = field(default_factory=lambda: copy.deepcopy(DEFAULT_RESOURCES))
-    """The gate container's requests and limits; never a CPU limit (throttling would show up as latency)."""
-    acceptor_groups: frozenset[str] = frozenset({"aigate:risk-acceptors"})
-    webhook_addr: str = "127.0.0.1"
-    webhook_port: int = 9443
-    webhook_host: str | None = None
-    webhook_cert: Path | None = None
-    webhook_key: Path | None = None
-    metrics_addr: str = "127.0.0.1"
-    metrics_port: int = 8080
-    timer_interval_s: float = 60.0
-    watch_namespaces: list[str] = field(default_factory=list)
-    """Empty: every namespace."""
+class Env:
+    """Where a setting comes from, as field metadata: its variable, unit, and how a list or an empty value reads."""
 
-
-def _int(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise UsageError(f"{name}: must be an integer (got {raw!r})") from None
-
-
-def _float(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return float(raw)
-    except ValueError:
-        raise UsageError(f"{name}: must be a number (got {raw!r})") from None
+    name: str
+    unit: str = ""
+    separator: str | None = None
+    """For a list: the character between items (None: whitespace)."""
+    empty: str | None = None
+    """What an empty value means, when it does not mean the default; the value it reads as is None or an empty list."""
 
 
 _QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")
-
-
-def _quantity(env: Mapping[str, str], name: str, default: str) -> str | None:
-    """A Kubernetes resource quantity ("500m", "256Mi"); set to "" to leave it out."""
-    raw = env.get(name, default).strip()
-    if raw == "":
-        return None
-    if not _QUANTITY.match(raw):
-        raise UsageError(f"{name}: not a Kubernetes quantity such as 500m or 256Mi (got {raw!r})")
-    return raw
-
-
 _SUFFIX = {"": 1, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e18}
 _SUFFIX.update({f"{p}i": 1024 ** (i + 1) for i, p in enumerate("KMGTPE")})
+_QUANTITY_FIELDS = ("job_cpu_request", "job_memory_request", "job_memory_limit")
+
+
+class OperatorConfig(BaseModel):
+    """Everything the operator may be told at start-up; every other number it uses is policy, not configuration."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    signing_key: Annotated[Path, Env("AIGATE_SIGNING_KEY", unit="path")] = Field(
+        description="path to the evidence signing key, mounted from a Secret into the operator only; "
+        "the gate Jobs never see it"
+    )
+    public_key: Annotated[Path | None, Env("AIGATE_PUBLIC_KEY", unit="path")] = Field(
+        default=None,
+        description="the public key published with the evidence; unset: derived from the signing key",
+    )
+    namespace: Annotated[str, Env("AIGATE_OPERATOR_NAMESPACE", unit="name")] = Field(
+        default="aigate-system",
+        description="the operator's own namespace, where the evidence admission trusts is kept",
+    )
+    gate_image: Annotated[str, Env("AIGATE_GATE_IMAGE", unit="image")] = Field(
+        default="ghcr.io/aigate/aigate:0.1.0",
+        description="the image of the gate Jobs; the operator's own, so that the Job measures as the CLI does",
+    )
+    gate_command: Annotated[list[str], Env("AIGATE_GATE_COMMAND", unit="words")] = Field(
+        default_factory=lambda: ["aigate"],
+        min_length=1,
+        description="the gate Job's command before `run-gates`, split on whitespace",
+    )
+    job_deadline_s: Annotated[int, Env("AIGATE_JOB_DEADLINE_SECONDS", unit="seconds")] = Field(
+        default=1800, gt=0, description="a gate Job running longer is stopped and the run is an error"
+    )
+    job_ttl_s: Annotated[int, Env("AIGATE_JOB_TTL_SECONDS", unit="seconds")] = Field(
+        default=3600, ge=0, description="a finished gate Job is kept this long for `kubectl logs`"
+    )
+    job_backoff_limit: Annotated[int, Env("AIGATE_JOB_BACKOFF_LIMIT", unit="count")] = Field(
+        default=0, ge=0, description="retries of a failed gate Job; 0: a failed run is reported, not re-spent"
+    )
+    job_cpu_request: Annotated[str | None, Env("AIGATE_JOB_CPU_REQUEST", unit="quantity", empty="no request")] = Field(
+        default=DEFAULT_RESOURCES["requests"]["cpu"],
+        description="the gate container's CPU request; it never has a CPU limit "
+        "(throttling would show up as provider latency)",
+    )
+    job_memory_request: Annotated[str | None, Env("AIGATE_JOB_MEMORY_REQUEST", unit="quantity", empty="no request")] = (
+        Field(default=DEFAULT_RESOURCES["requests"]["memory"], description="the gate container's memory request")
+    )
+    job_memory_limit: Annotated[str | None, Env("AIGATE_JOB_MEMORY_LIMIT", unit="quantity", empty="no limit")] = Field(
+        default=DEFAULT_RESOURCES["limits"]["memory"],
+        description="the gate container's memory limit; not below the request",
+    )
+    acceptor_groups: Annotated[
+        frozenset[str], Env("AIGATE_ACCEPTOR_GROUPS", unit="comma-separated", separator=",", empty="nobody")
+    ] = Field(
+        default=frozenset({"aigate:risk-acceptors"}),
+        description="groups whose members may add a risk acceptance to a workload",
+    )
+    webhook_addr: Annotated[str, Env("AIGATE_WEBHOOK_ADDR", unit="address")] = Field(
+        default="127.0.0.1", description="the address the admission webhooks listen on"
+    )
+    webhook_port: Annotated[int, Env("AIGATE_WEBHOOK_PORT", unit="port")] = Field(
+        default=9443, gt=0, lt=65536, description="the port the admission webhooks listen on"
+    )
+    webhook_host: Annotated[str | None, Env("AIGATE_WEBHOOK_HOST", unit="host")] = Field(
+        default=None, description="the host name the API server calls the webhooks by (in their certificate)"
+    )
+    webhook_cert: Annotated[Path | None, Env("AIGATE_WEBHOOK_CERT", unit="path")] = Field(
+        default=None, description="the webhooks' TLS certificate; re-read when it changes"
+    )
+    webhook_key: Annotated[Path | None, Env("AIGATE_WEBHOOK_KEY", unit="path")] = Field(
+        default=None, description="the webhooks' TLS private key"
+    )
+    metrics_addr: Annotated[str, Env("AIGATE_METRICS_ADDR", unit="address")] = Field(
+        default="127.0.0.1", description="the address of /metrics, /healthz and /readyz"
+    )
+    metrics_port: Annotated[int, Env("AIGATE_METRICS_PORT", unit="port")] = Field(
+        default=8080, gt=0, lt=65536, description="the port of /metrics, /healthz and /readyz"
+    )
+    timer_interval_s: Annotated[float, Env("AIGATE_TIMER_INTERVAL_SECONDS", unit="seconds")] = Field(
+        default=60.0, gt=0, description="how often each workload's evidence expiry is checked (re-gate, expire)"
+    )
+    watch_namespaces: Annotated[list[str], Env("AIGATE_WATCH_NAMESPACES", unit="comma-separated", separator=",")] = (
+        Field(default_factory=list, description="the namespaces to watch; empty: every namespace")
+    )
+
+    @field_validator(*_QUANTITY_FIELDS)
+    @classmethod
+    def _quantity(cls, v: str | None) -> str | None:
+        if v is not None and not _QUANTITY.match(v):
+            raise ValueError("not a Kubernetes quantity such as 500m or 256Mi")
+        return v
+
+    @model_validator(mode="after")
+    def _request_within_limit(self) -> OperatorConfig:
+        request, limit = self.job_memory_request, self.job_memory_limit
+        if request is not None and limit is not None and _bytes(request) > _bytes(limit):
+            raise ValueError(
+                f"{env_name('job_memory_request')} ({request}) is above {env_name('job_memory_limit')} ({limit}); "
+                "the API server would refuse every gate Job"
+            )
+        return self
+
+    @property
+    def job_resources(self) -> dict[str, dict[str, str]]:
+        """The gate container's requests and limits (a fresh dict: each Job gets its own copy)."""
+        requests = {
+            k: v for k, v in (("cpu", self.job_cpu_request), ("memory", self.job_memory_request)) if v is not None
+        }
+        out: dict[str, dict[str, str]] = {}
+        if requests:
+            out["requests"] = requests
+        if self.job_memory_limit is not None:
+            out["limits"] = {"memory": self.job_memory_limit}
+        return out
 
 
 def _bytes(quantity: str) -> float:
@@ -85,58 +157,84 @@ def _bytes(quantity: str) -> float:
     return float(quantity[: len(quantity) - len(m.group(2) or "")]) * _SUFFIX[m.group(2) or ""]
 
 
-def _job_resources(env: Mapping[str, str]) -> dict[str, dict[str, str]]:
-    requests = {
-        k: v
-        for k, v in (
-            ("cpu", _quantity(env, "AIGATE_JOB_CPU_REQUEST", DEFAULT_RESOURCES["requests"]["cpu"])),
-            ("memory", _quantity(env, "AIGATE_JOB_MEMORY_REQUEST", DEFAULT_RESOURCES["requests"]["memory"])),
-        )
-        if v is not None
-    }
-    limit = _quantity(env, "AIGATE_JOB_MEMORY_LIMIT", DEFAULT_RESOURCES["limits"]["memory"])
-    if limit is not None and "memory" in requests and _bytes(requests["memory"]) > _bytes(limit):
-        raise UsageError(
-            f"AIGATE_JOB_MEMORY_REQUEST ({requests['memory']}) is above AIGATE_JOB_MEMORY_LIMIT ({limit}); "
-            "the API server would refuse every gate Job"
-        )
-    out: dict[str, dict[str, str]] = {}
-    if requests:
-        out["requests"] = requests
-    if limit is not None:
-        out["limits"] = {"memory": limit}
-    return out
+def env_of(field: str) -> Env:
+    """The declaration of one setting."""
+    [env] = [m for m in OperatorConfig.model_fields[field].metadata if isinstance(m, Env)]
+    return env
 
 
-def _path(env: Mapping[str, str], name: str) -> Path | None:
-    raw = env.get(name)
-    return Path(raw) if raw else None
+def env_name(field: str) -> str:
+    return env_of(field).name
+
+
+def _read(field: str, raw: str) -> Any:
+    """One variable's text as the field's input: a list split, an empty value read as declared."""
+    env = env_of(field)
+    if env.separator is not None or OperatorConfig.model_fields[field].annotation == list[str]:
+        items = [x.strip() for x in raw.split(env.separator)] if env.separator else raw.split()
+        return [x for x in items if x]
+    return None if raw == "" else raw
+
+
+_MESSAGES = {
+    "int_parsing": "must be an integer",
+    "int_from_float": "must be an integer",
+    "float_parsing": "must be a number",
+}
 
 
 def from_env(env: Mapping[str, str] | None = None) -> OperatorConfig:
+    """The settings from `env` (default: the process environment), or a UsageError naming the variable."""
     env = os.environ if env is None else env
-    key = _path(env, "AIGATE_SIGNING_KEY")
-    if key is None:
-        raise UsageError("AIGATE_SIGNING_KEY: not set (path to the evidence signing key, from a Secret)")
-    groups = frozenset(g.strip() for g in env.get("AIGATE_ACCEPTOR_GROUPS", "aigate:risk-acceptors").split(",") if g)
-    return OperatorConfig(
-        signing_key=key,
-        public_key=_path(env, "AIGATE_PUBLIC_KEY"),
-        namespace=env.get("AIGATE_OPERATOR_NAMESPACE", "aigate-system"),
-        gate_image=env.get("AIGATE_GATE_IMAGE", DEFAULT_GATE_IMAGE),
-        gate_command=(env.get("AIGATE_GATE_COMMAND") or "aigate").split(),
-        job_deadline_s=_int(env, "AIGATE_JOB_DEADLINE_SECONDS", 1800),
-        job_ttl_s=_int(env, "AIGATE_JOB_TTL_SECONDS", 3600),
-        job_backoff_limit=_int(env, "AIGATE_JOB_BACKOFF_LIMIT", 0),
-        job_resources=_job_resources(env),
-        acceptor_groups=groups,
-        webhook_addr=env.get("AIGATE_WEBHOOK_ADDR", "127.0.0.1"),
-        webhook_port=_int(env, "AIGATE_WEBHOOK_PORT", 9443),
-        webhook_host=env.get("AIGATE_WEBHOOK_HOST") or None,
-        webhook_cert=_path(env, "AIGATE_WEBHOOK_CERT"),
-        webhook_key=_path(env, "AIGATE_WEBHOOK_KEY"),
-        metrics_addr=env.get("AIGATE_METRICS_ADDR", "127.0.0.1"),
-        metrics_port=_int(env, "AIGATE_METRICS_PORT", 8080),
-        timer_interval_s=_float(env, "AIGATE_TIMER_INTERVAL_SECONDS", 60.0),
-        watch_namespaces=[n for n in env.get("AIGATE_WATCH_NAMESPACES", "").split(",") if n],
-    )
+    given: dict[str, Any] = {}
+    raws: dict[str, str] = {}
+    for field in OperatorConfig.model_fields:
+        decl = env_of(field)
+        raw = env.get(decl.name)
+        if raw is None or (raw.strip() == "" and decl.empty is None):
+            continue  # unset, or empty where empty means the default
+        raws[field] = raw = raw.strip()
+        given[field] = _read(field, raw)
+    try:
+        return OperatorConfig.model_validate(given)
+    except ValidationError as e:
+        raise UsageError(_one_line(e, raws)) from None
+
+
+def _one_line(error: ValidationError, raws: Mapping[str, str]) -> str:
+    first = error.errors()[0]
+    if not first["loc"]:  # a rule between settings: its message names them
+        return str(first["msg"]).removeprefix("Value error, ")
+    field = str(first["loc"][0])
+    name = env_name(field)
+    if first["type"] == "missing":
+        why = OperatorConfig.model_fields[field].description
+        return f"{name}: not set ({why})"
+    message = _MESSAGES.get(first["type"], str(first["msg"]).removeprefix("Value error, "))
+    return f"{name}: {message} (got {raws.get(field, '')!r})"
+
+
+def settings_table() -> str:
+    """The settings as a Markdown table, generated from the declaration (docs/settings.md)."""
+    rows = ["| variable | unit | default | what it is for |", "|---|---|---|---|"]
+    for field, info in OperatorConfig.model_fields.items():
+        decl = env_of(field)
+        if info.is_required():
+            default = "required"
+        else:
+            value = info.get_default(call_default_factory=True)
+            default = _shown(value, decl)
+        why = info.description or ""
+        if decl.empty:
+            why += f"; empty: {decl.empty}"
+        rows.append(f"| `{decl.name}` | {decl.unit} | {default} | {why} |")
+    return "\n".join(rows) + "\n"
+
+
+def _shown(value: Any, decl: Env) -> str:
+    if value is None:
+        return "unset"
+    if isinstance(value, list | frozenset | set):
+        joined = (decl.separator or " ").join(sorted(value) if not isinstance(value, list) else value)
+        return f"`{joined}`" if joined else "empty"
+    return f"`{value}`"

@@ -16,19 +16,20 @@ from typing import Any
 import kopf
 from aiohttp import web
 from kubernetes import client as k8s
-from kubernetes import config as k8s_config
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from aigate.api.errors import WorkloadError
-from aigate.api.load import configmap_names
+from aigate.api.load import configmap_names, workload_from_api
 from aigate.api.models import WORKLOAD_LABEL
 from aigate.controller import names
-from aigate.controller.admission import AcceptanceDecision, VerifyCache, acceptance_patch, rollout_decision
+from aigate.controller.admission import VerifyCache, rollout_decision
 from aigate.controller.config import OperatorConfig
-from aigate.controller.kube import JSON, Kube
+from aigate.controller.kube import JSON, Kube, load_api_client
 from aigate.controller.metrics import Metrics
-from aigate.controller.reconcile import Reconciler, Signer, job_finished, load_model
+from aigate.controller.reconcile import Reconciler, Signer, job_finished
 from aigate.controller.webhooks import ACCEPTANCES_ID, AIWORKLOADS_ID, ROLLOUTS_ID, AdmissionServer
+from aigate.evidence.keys import key_id, load_private_key, load_public_key
+from aigate.policy.acceptance import AcceptanceDecision, acceptance_patch
 
 log = logging.getLogger("aigate.operator")
 
@@ -98,7 +99,7 @@ class NamespaceConfigMaps(Mapping[str, JSON]):
 def references(body: JSON, configmap: str) -> bool:
     """Whether the workload reads this ConfigMap (an unreadable spec reads nothing)."""
     try:
-        return configmap in configmap_names(load_model(body))
+        return configmap in configmap_names(workload_from_api(body))
     except WorkloadError:
         return False
 
@@ -122,9 +123,9 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
 
     @kopf.on.login(registry=registry)
-    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
-        """The official client's own configuration: in-cluster in a pod, else $KUBECONFIG."""
-        return kopf.login_via_client(**kwargs)
+    def login(**_: Any) -> kopf.ConnectionInfo:
+        """The same configuration as every other client of aigate (`load_api_client`), handed to kopf."""
+        return connection_info(load_api_client()[0])
 
     @kopf.on.startup(registry=registry)
     async def startup(*, settings: kopf.OperatorSettings, memo: Any, **kw: Any) -> None:
@@ -370,23 +371,33 @@ async def _serve_probes(state: State) -> None:
     await web.TCPSite(runner, state.config.metrics_addr, state.config.metrics_port).start()
 
 
-def api_client() -> k8s.ApiClient:
-    """In-cluster config in a pod, else $KUBECONFIG (the local control plane, kind, ...)."""
-    try:
-        k8s_config.load_incluster_config()  # type: ignore[no-untyped-call]
-        return k8s.ApiClient()
-    except k8s_config.ConfigException:
-        return k8s_config.new_client_from_config()  # type: ignore[no-any-return,no-untyped-call]
+def connection_info(api: k8s.ApiClient) -> kopf.ConnectionInfo:
+    """kopf's credentials from the client's configuration (as kopf's own `login_via_client` reads them)."""
+    cfg = api.configuration
+    header = cfg.get_api_key_with_prefix("BearerToken") or cfg.get_api_key_with_prefix("authorization")
+    parts = header.split(" ", 1) if header else []
+    scheme, token = (parts[0], parts[1]) if len(parts) == 2 else (None, parts[0] if parts else None)
+    return kopf.ConnectionInfo(
+        server=cfg.host,
+        ca_path=cfg.ssl_ca_cert,
+        insecure=not cfg.verify_ssl,
+        username=cfg.username or None,
+        password=cfg.password or None,
+        scheme=scheme,
+        token=token,
+        certificate_path=cfg.cert_file,
+        private_key_path=cfg.key_file,
+    )
 
 
 def run_operator(config: OperatorConfig) -> int:
-    from aigate.evidence.keys import key_id, load_private_key, load_public_key
-
     key = load_private_key(config.signing_key)
     public = load_public_key(config.public_key) if config.public_key else key.public_key()
     signer = Signer(key=key, key_id=key_id(public), public_key=public)
     metrics = Metrics()
-    reconciler = Reconciler(Kube(api_client()), config, signer, metrics)
+    api, how = load_api_client()
+    log.info("Kubernetes API: %s", how)
+    reconciler = Reconciler(Kube(api), config, signer, metrics)
     state = State(config, reconciler, signer, metrics)
     registry = build_registry(config)
     kopf.configure(verbose=False)

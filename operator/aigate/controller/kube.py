@@ -4,17 +4,41 @@ call these in a worker thread)."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
-from datetime import UTC, datetime
+import os
+from collections.abc import Callable, Mapping
 from typing import Any, cast
 
 from kubernetes import client as k8s
+from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 
-from aigate.api.errors import WorkloadError
-from aigate.api.models import API_GROUP, API_VERSION, PLURAL, ConfigMapKeyRef
+from aigate.api.load import ConfigMapLookup, configmap_lookup
+from aigate.api.models import API_GROUP, API_VERSION, PLURAL
+from aigate.times import rfc3339, utcnow
 
 JSON = dict[str, Any]
+
+
+def load_api_client(environ: Mapping[str, str] | None = None) -> tuple[k8s.ApiClient, str]:
+    """The one Kubernetes client loader (operator, webhook, gate Job), and a phrase saying which config it used.
+
+    KUBECONFIG first, when set: nobody sets it by accident, and a process started by hand or by a test (the local
+    control plane, a process node) must talk to the cluster it names even if it happens to run in a pod. Else the
+    in-cluster ServiceAccount, which is how aigate runs when installed. Else ~/.kube/config, as kubectl does."""
+    env = os.environ if environ is None else environ
+    kubeconfig = env.get("KUBECONFIG")
+    if kubeconfig:
+        path = kubeconfig.split(os.pathsep)[0]
+        api: k8s.ApiClient = k8s_config.new_client_from_config(config_file=path)  # type: ignore[no-untyped-call]
+        return api, f"kubeconfig {path} (KUBECONFIG is set)"
+    try:
+        cfg = k8s.Configuration()
+        k8s_config.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
+        return k8s.ApiClient(cfg), "in-cluster ServiceAccount (KUBECONFIG is not set)"
+    except k8s_config.ConfigException:
+        default = os.path.expanduser("~/.kube/config")
+        api = k8s_config.new_client_from_config(config_file=default)  # type: ignore[no-untyped-call]
+        return api, f"kubeconfig {default} (neither KUBECONFIG nor an in-cluster ServiceAccount)"
 
 
 class Kube:
@@ -44,19 +68,14 @@ class Kube:
             raise
         return self._plain(cm)
 
-    def configmap_lookup(self, namespace: str) -> Any:
+    def configmap_lookup(self, namespace: str) -> ConfigMapLookup:
         """A lookup for `aigate.api.load.resolve` that reads ConfigMaps through the API."""
 
-        def lookup(ref: ConfigMapKeyRef) -> str:
-            cm = self.get_configmap(namespace, ref.name)
-            if cm is None:
-                raise WorkloadError(f"ConfigMap {namespace}/{ref.name} not found")
-            data = cm.get("data") or {}
-            if ref.key not in data:
-                raise WorkloadError(f"ConfigMap {namespace}/{ref.name} has no key {ref.key!r}")
-            return str(data[ref.key])
+        def read(name: str) -> JSON | None:
+            cm = self.get_configmap(namespace, name)
+            return None if cm is None else (cm.get("data") or {})
 
-        return lookup
+        return configmap_lookup(namespace, read)
 
     def get_job(self, namespace: str, name: str) -> JSON | None:
         try:
@@ -116,7 +135,7 @@ class Kube:
     def event(self, workload: JSON, type_: str, reason: str, message: str) -> None:
         """A core/v1 Event on the AIWorkload, as `kubectl describe` shows them."""
         meta = workload["metadata"]
-        now = datetime.now(UTC)
+        now = rfc3339(utcnow())
         body = {
             "apiVersion": "v1",
             "kind": "Event",
@@ -132,8 +151,8 @@ class Kube:
             "reason": reason,
             "message": message[:1024],
             "source": {"component": "aigate-operator"},
-            "firstTimestamp": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "lastTimestamp": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "firstTimestamp": now,
+            "lastTimestamp": now,
             "count": 1,
         }
         with contextlib.suppress(ApiException):  # an Event is best effort: never fail a reconcile over it

@@ -1,6 +1,6 @@
-"""What the operator does for one AIWorkload: decide whether it needs a gate run, start one, and turn a
-finished run into signed evidence and status. Synchronous (the kopf handlers run it in a worker thread) and
-free of kopf, so the flow reads top to bottom."""
+"""What the operator does for one AIWorkload: gather its state (spec digest, stored evidence, gate Jobs), ask
+`aigate.policy.lifecycle` what to do, and apply that (start a run, collect a finished one, write status).
+Synchronous (the kopf handlers run it in a worker thread) and free of kopf, so the flow reads top to bottom."""
 
 from __future__ import annotations
 
@@ -16,22 +16,43 @@ from typing import Any
 
 from aigate.api.digest import spec_digest
 from aigate.api.errors import WorkloadError
-from aigate.api.load import ResolvedWorkload, configmap_names, parse_workload, resolve
-from aigate.api.models import AIWorkload
-from aigate.controller import names
+from aigate.api.load import ResolvedWorkload, configmap_names, resolve, workload_from_api
+from aigate.api.models import StatusSummary
+from aigate.controller import jobs, names
 from aigate.controller.config import OperatorConfig
 from aigate.controller.jobs import owner_reference
 from aigate.controller.kube import JSON, Kube
-from aigate.controller.status import (
+from aigate.evidence import EvidenceError, EvidencePredicate, VerifiedEvidence, verify_evidence
+from aigate.evidence.predicate import MeasurementSummary
+from aigate.gates.result import GateResult, decide
+from aigate.pipeline import judge, sign_predicate
+from aigate.policy.conditions import (
+    Reason,
     expired_condition,
     gate_conditions,
     merge_conditions,
     pending_conditions,
+    problem_condition,
     ready_condition,
-    rfc3339,
 )
-from aigate.gates.result import decide
+from aigate.policy.lifecycle import (
+    EvidenceState,
+    LastRun,
+    Run,
+    evidence_state,
+    expiry_due,
+    invalid_unchanged,
+    keep_evidence,
+    needs_expired_mark,
+    next_action,
+    run_result_problem,
+    tick_action,
+    tick_needs_job,
+)
+from aigate.probes.rbac import probe_service_account
 from aigate.redact import redact
+from aigate.rungates import read_result
+from aigate.times import parse_rfc3339, rfc3339, utcnow
 
 log = logging.getLogger("aigate.operator")
 
@@ -43,41 +64,32 @@ class Signer:
     public_key: Any
 
 
-def now_utc() -> datetime:
-    return datetime.now(UTC)
-
-
-def _parse_time(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
 def load_resolved(kube: Kube, body: JSON) -> ResolvedWorkload:
     """The workload with its ConfigMaps read through the API; WorkloadError names what is missing."""
-    workload = load_model(body)
+    workload = workload_from_api(body)
     return resolve(workload, kube.configmap_lookup(workload.metadata.namespace))
 
 
-def evidence_state(kube: Kube, ns: str, name: str, digest: str, signer: Signer, now: datetime) -> tuple[str, Any]:
-    """('valid' | 'regate' | 'expired' | 'stale' | 'missing' | 'invalid', verified) for the stored evidence."""
-    from aigate.evidence.errors import EvidenceError
-    from aigate.evidence.verify import verify_evidence
-
+def stored_evidence(
+    kube: Kube, ns: str, name: str, digest: str, signer: Signer, now: datetime
+) -> tuple[EvidenceState, VerifiedEvidence | None]:
+    """The stored evidence and its state against `digest` (`aigate.policy.lifecycle.evidence_state`)."""
     cm = kube.get_configmap(ns, names.evidence_configmap(name))
     raw = ((cm or {}).get("data") or {}).get(names.EVIDENCE_KEY)
     if not raw:
         return "missing", None
     try:
-        # decision FAIL is still evidence: of failure. Expiry and digest are judged here, not by the verifier.
+        # decision FAIL is still evidence: of failure. Expiry and digest are judged by policy, not by the verifier.
         verified = verify_evidence(raw, signer.public_key, now=datetime(1970, 1, 2, tzinfo=UTC), require_pass=False)
     except EvidenceError:
         return "invalid", None
-    if verified.spec_digest != digest:
-        return "stale", verified
-    if verified.expires_at <= now:
-        return "expired", verified
-    return "valid", verified
+    return evidence_state(verified.spec_digest, verified.expires_at, digest, now), verified
+
+
+def run_of(job: JSON) -> Run:
+    meta = job["metadata"]
+    digest = (meta.get("annotations") or {}).get(names.DIGEST_ANNOTATION, "")
+    return Run(name=meta["name"], digest=digest, finished=job_finished(job))
 
 
 def job_finished(job: JSON) -> bool:
@@ -130,44 +142,34 @@ class Reconciler:
     def _reconcile(self, body: JSON, *, force: bool = False) -> str:
         meta = body["metadata"]
         ns, name = meta["namespace"], meta["name"]
-        status = body.get("status") or {}
-        now = now_utc()
+        now = utcnow()
         try:
             resolved = load_resolved(self.kube, body)
         except WorkloadError as e:
             return self._invalid(body, e.message, now)
         digest = spec_digest(resolved)
-        state, verified = evidence_state(self.kube, ns, name, digest, self.signer, now)
+        state, verified = stored_evidence(self.kube, ns, name, digest, self.signer, now)
         regate_at = None
         if verified is not None:
             regate_at = verified.expires_at - resolved.workload.spec.evidence.regate_before_delta()
-        if state == "valid" and not force and (regate_at is None or now < regate_at):
+        if keep_evidence(state, regate_at, now, force=force):
+            assert verified is not None
             self._sync_status_from_evidence(body, digest, verified, now)
             return "evidence valid"
         jobs = self.kube.list_jobs(ns, f"{names.GATE_FOR_LABEL}={name},{names.ROLE_LABEL}=gate-job")
-        running = [j for j in jobs if not job_finished(j)]
-        current = [j for j in running if j["metadata"].get("annotations", {}).get(names.DIGEST_ANNOTATION) == digest]
-        for j in running:
-            if j not in current:
-                self.kube.delete_job(ns, j["metadata"]["name"])
-                log.info("%s/%s: spec changed, replaced gate Job %s", ns, name, j["metadata"]["name"])
-        if current:
-            return "gate run in progress"
-        last = status.get("lastRun") or {}
-        unprocessed = [j for j in jobs if j["metadata"]["name"] == last.get("job") and job_finished(j)]
-        if unprocessed and not last.get("finishedAt"):
-            # the operator was down when this run finished: take its result rather than run again
-            return self._job_done(unprocessed[0])
-        if (
-            not force
-            and status.get("specDigest") == digest
-            and last.get("finishedAt")
-            and status.get("phase") == "Error"
-        ):
-            return "last run for this digest errored; waiting for a change"
-        if state == "expired" and status.get("phase") != "Testing":
+        action = next_action(
+            digest, state, [run_of(j) for j in jobs], LastRun.of(body.get("status") or {}), force=force
+        )
+        for stale in action.stop:
+            self.kube.delete_job(ns, stale)
+            log.info("%s/%s: spec changed, replaced gate Job %s", ns, name, stale)
+        if action.kind == "wait":
+            return action.why
+        if action.kind == "collect":
+            return self._job_done(next(j for j in jobs if j["metadata"]["name"] == action.job))
+        if action.mark_expired:
             self.mark_expired(body, verified.expires_at if verified else now)
-        return self.start_run(body, resolved, digest, now, regate=state == "valid")
+        return self.start_run(body, resolved, digest, now, regate=action.regate)
 
     def tick(self, body: JSON) -> str:
         """The timer: pick up a finished run whose event was missed, and re-gate ahead of expiry."""
@@ -176,15 +178,19 @@ class Reconciler:
     def _tick(self, body: JSON) -> str:
         meta = body["metadata"]
         status = body.get("status") or {}
-        last = status.get("lastRun") or {}
-        if status.get("phase") == "Testing" and last.get("job") and not last.get("finishedAt"):
-            job = self.kube.get_job(meta["namespace"], last["job"])
-            if job is not None and job_finished(job):
-                return self._job_done(job)
-            if job is not None:
-                return "gate run in progress"
-        expires = _parse_time((status.get("evidence") or {}).get("expiresAt"))
-        if expires is not None and expires <= now_utc():
+        last = LastRun.of(status)
+        job = None
+        if tick_needs_job(last):
+            assert last.job is not None
+            job = self.kube.get_job(meta["namespace"], last.job)
+        step = tick_action(last, run_of(job) if job is not None else None, tick_needs_job(last))
+        if step == "collect":
+            assert job is not None
+            return self._job_done(job)
+        if step == "wait":
+            return "gate run in progress"
+        expires = parse_rfc3339((status.get("evidence") or {}).get("expiresAt"))
+        if expires is not None and expiry_due(expires, utcnow()):
             self.mark_expired(body, expires)
             body = self.kube.get_workload(meta["namespace"], meta["name"]) or body
         return self._reconcile(body)
@@ -193,8 +199,6 @@ class Reconciler:
         self, body: JSON, resolved: ResolvedWorkload, digest: str, now: datetime, *, regate: bool = False
     ) -> str:
         """`regate`: the evidence is still valid, so Ready stays as it is while the new run goes."""
-        from aigate.controller import jobs
-
         meta = body["metadata"]
         ns, name = meta["namespace"], meta["name"]
         owner = owner_reference(resolved.workload)
@@ -239,28 +243,26 @@ class Reconciler:
 
     def mark_expired(self, body: JSON, expires_at: datetime) -> None:
         status = body.get("status") or {}
-        ready = next((c for c in status.get("conditions") or [] if c.get("type") == "Ready"), None)
-        if ready is not None and ready.get("reason") == "EvidenceExpired":
+        if not needs_expired_mark(status.get("conditions") or []):
             return
         meta = body["metadata"]
-        now = now_utc()
+        now = utcnow()
         cond = expired_condition(rfc3339(expires_at), meta.get("generation"), now)
         self.kube.patch_status(
             meta["namespace"],
             meta["name"],
             {"conditions": merge_conditions(status.get("conditions") or [], [cond])},
         )
-        self.kube.event(body, "Warning", "EvidenceExpired", f"evidence expired at {rfc3339(expires_at)}; re-gating")
+        self.kube.event(
+            body, "Warning", Reason.EVIDENCE_EXPIRED, f"evidence expired at {rfc3339(expires_at)}; re-gating"
+        )
 
     def _invalid(self, body: JSON, message: str, now: datetime) -> str:
         meta = body["metadata"]
         status = body.get("status") or {}
         generation = meta.get("generation")
-        cond = ready_condition([], "FAIL", None, generation, now)
-        cond.update(reason="InvalidSpec", message=redact(message)[:1024])
-        if status.get("phase") == "Error" and any(
-            c.get("message") == cond["message"] for c in status.get("conditions") or []
-        ):
+        cond = problem_condition(Reason.INVALID_SPEC, redact(message), generation, now)
+        if invalid_unchanged(status, cond["message"]):
             return "invalid (unchanged)"
         self.kube.patch_status(
             meta["namespace"],
@@ -271,17 +273,17 @@ class Reconciler:
                 "conditions": merge_conditions(status.get("conditions") or [], [cond]),
             },
         )
-        self.kube.event(body, "Warning", "InvalidSpec", redact(message))
+        self.kube.event(body, "Warning", Reason.INVALID_SPEC, redact(message))
         return "invalid"
 
-    def _sync_status_from_evidence(self, body: JSON, digest: str, verified: Any, now: datetime) -> None:
+    def _sync_status_from_evidence(self, body: JSON, digest: str, verified: VerifiedEvidence, now: datetime) -> None:
         """After a restart or a forged status: make status say what the signed evidence says."""
         status = body.get("status") or {}
         ev = status.get("evidence") or {}
         phase = "Passed" if verified.decision == "PASS" else "Failed"
         if status.get("specDigest") == digest and ev.get("digest") == digest and status.get("phase") == phase:
             return
-        self.write_results(body, digest, verified.predicate, now, resync=True)
+        self.write_results(body, digest, verified.signed, now, resync=True)
 
     # ---- a gate Job finished -----------------------------------------------------------------------------------
     def job_done(self, job: JSON) -> str:
@@ -291,9 +293,6 @@ class Reconciler:
             return self._job_done(job)
 
     def _job_done(self, job: JSON) -> str:
-        from aigate.controller.rungates import read_result
-        from aigate.probes.rbac import probe_service_account
-
         meta = job["metadata"]
         ns = meta["namespace"]
         name = (meta.get("labels") or {}).get(names.GATE_FOR_LABEL, "")
@@ -303,14 +302,13 @@ class Reconciler:
         if body is None:
             return "workload gone"
         status = body.get("status") or {}
+        problem = run_result_problem(LastRun.of(status), meta["name"])
+        if problem is not None:
+            return problem
         last = status.get("lastRun") or {}
-        if last.get("job") != meta["name"]:
-            return "not the current run"
-        if last.get("finishedAt"):
-            return "already processed"
-        now = now_utc()
+        now = utcnow()
         if self.metrics:
-            started = _parse_time(last.get("startedAt"))
+            started = parse_rfc3339(last.get("startedAt"))
             if started:
                 self.metrics.job_finished(ns, name, (now - started).total_seconds(), job_succeeded(job))
         try:
@@ -333,8 +331,6 @@ class Reconciler:
         sa = resolved.workload.spec.service_account_name
         if sa:
             m.rbac = probe_service_account(self.kube.api, ns, sa)
-        from aigate.pipeline import judge, sign_predicate
-
         results, predicate, digest = judge(resolved, m, now=now, key_id=self.signer.key_id)
         envelope = sign_predicate(resolved, digest, predicate, self.signer.key)
         self.kube.apply(self._evidence_configmap(body, digest, envelope, owner_reference(resolved.workload)))
@@ -343,7 +339,7 @@ class Reconciler:
         failed = [r for r in results if not r.ok]
         if decision == "PASS":
             self.kube.event(
-                body, "Normal", "GatesPassed", f"all six gates pass; evidence expires {predicate['expiresAt']}"
+                body, "Normal", "GatesPassed", f"all six gates pass; evidence expires {rfc3339(predicate.expires_at)}"
             )
         else:
             text = "; ".join(f"{r.gate}: {r.reason}" for r in failed)
@@ -353,8 +349,7 @@ class Reconciler:
     def _run_error(self, body: JSON, message: str, now: datetime) -> str:
         meta = body["metadata"]
         status = body.get("status") or {}
-        cond = ready_condition([], "FAIL", None, meta.get("generation"), now)
-        cond.update(reason="GateRunError", message=redact(message)[:1024])
+        cond = problem_condition(Reason.GATE_RUN_ERROR, redact(message), meta.get("generation"), now)
         last = dict(status.get("lastRun") or {})
         last["finishedAt"] = rfc3339(now)
         self.kube.patch_status(
@@ -386,22 +381,20 @@ class Reconciler:
         self,
         body: JSON,
         digest: str,
-        predicate: JSON,
+        predicate: EvidencePredicate,
         now: datetime,
         *,
         job: str | None = None,
-        results: list[Any] | None = None,
+        results: list[GateResult] | None = None,
         resync: bool = False,
     ) -> None:
-        from aigate.gates.result import GateResult
-
         meta = body["metadata"]
         status = body.get("status") or {}
-        gates = results or [GateResult.model_validate(g) for g in predicate["gates"]]
-        decision = predicate["decision"]
+        gates = results or predicate.gates
+        decision = predicate.decision or "FAIL"
         generation = meta.get("generation")
-        expires = _parse_time(predicate["expiresAt"])
-        issued = _parse_time(predicate["issuedAt"])
+        expires = predicate.expires_at
+        issued = predicate.issued_at
         new = [*gate_conditions(gates, generation, now), ready_condition(gates, decision, expires, generation, now)]
         if expires is not None and expires <= now:
             new[-1] = expired_condition(rfc3339(expires), generation, now)
@@ -409,8 +402,8 @@ class Reconciler:
         last = dict(status.get("lastRun") or {})
         if job is not None:
             last.update(job=job, finishedAt=rfc3339(now))
-        measurement = predicate.get("measurement") or {}
-        last["spentUSD"] = measurement.get("spentUSD")
+        measured = predicate.measurement
+        last["spentUSD"] = measured.spent_usd if isinstance(measured, MeasurementSummary) else None
         update = {
             "phase": "Passed" if decision == "PASS" else "Failed",
             "decision": decision,
@@ -422,36 +415,24 @@ class Reconciler:
                 "digest": digest,
                 "keyId": self.signer.key_id,
                 "issuedAt": rfc3339(issued) if issued else None,
-                "expiresAt": rfc3339(expires) if expires else None,
+                "expiresAt": rfc3339(expires),
             },
             "lastRun": last,
-            "summary": {
-                "costRatio": by_gate["cost"].metrics.get("costRatio") if "cost" in by_gate else None,
-                "projectedMonthlyUSD": by_gate["cost"].metrics.get("projectedMonthlyUSD")
-                if "cost" in by_gate
-                else None,
-                "p95LatencyMs": by_gate["reliability"].metrics.get("p95LatencyMs")
-                if "reliability" in by_gate
-                else None,
-            },
+            # through the model, so costRatioText (the kubectl get column) is derived in one place
+            "summary": StatusSummary.model_validate(
+                {
+                    "costRatio": by_gate["cost"].metrics.get("costRatio") if "cost" in by_gate else None,
+                    "projectedMonthlyUSD": by_gate["cost"].metrics.get("projectedMonthlyUSD")
+                    if "cost" in by_gate
+                    else None,
+                    "p95LatencyMs": by_gate["reliability"].metrics.get("p95LatencyMs")
+                    if "reliability" in by_gate
+                    else None,
+                }
+            ).model_dump(mode="json", by_alias=True),
         }
         self.kube.patch_status(meta["namespace"], meta["name"], update)
         if self.metrics:
             self.metrics.record_results(meta["namespace"], meta["name"], gates, update["summary"], expires)
         if resync:
             log.info("%s/%s: status re-synced from signed evidence", meta["namespace"], meta["name"])
-
-
-def workload_model(body: JSON) -> AIWorkload | None:
-    try:
-        return load_model(body)
-    except WorkloadError:
-        return None
-
-
-def load_model(body: JSON) -> AIWorkload:
-    """The spec and the identity of an AIWorkload as the API sent it (status and the rest are not input)."""
-    meta = body.get("metadata", {})
-    doc = {k: v for k, v in body.items() if k in ("apiVersion", "kind", "spec")}
-    doc["metadata"] = {k: meta[k] for k in ("name", "namespace", "uid", "generation") if k in meta}
-    return parse_workload(doc, source=f"AIWorkload {meta.get('namespace')}/{meta.get('name')}")

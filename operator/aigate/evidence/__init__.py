@@ -2,7 +2,18 @@
 `aigate verify`, the admission webhook and cosign all agree on."""
 
 from aigate.evidence.dsse import IN_TOTO_PAYLOAD_TYPE, sign_envelope, to_sigstore_bundle, verify_envelope
-from aigate.evidence.errors import EvidenceError, EvidenceInputError, EvidenceVerificationError
+from aigate.evidence.errors import (
+    EvidenceBadSignature,
+    EvidenceError,
+    EvidenceExpired,
+    EvidenceInputError,
+    EvidenceMalformed,
+    EvidenceNotPassed,
+    EvidenceStale,
+    EvidenceUnsigned,
+    EvidenceVerificationError,
+    EvidenceWrongKey,
+)
 from aigate.evidence.keys import (
     KeyKind,
     PrivateKey,
@@ -13,6 +24,7 @@ from aigate.evidence.keys import (
     load_public_key,
     write_keypair,
 )
+from aigate.evidence.predicate import EvidencePredicate, parse_predicate
 from aigate.evidence.statement import (
     MAX_ENVELOPE_BYTES,
     PREDICATE_REQUIRED_KEYS,
@@ -30,9 +42,17 @@ __all__ = [
     "MAX_ENVELOPE_BYTES",
     "PREDICATE_REQUIRED_KEYS",
     "PREDICATE_TYPE",
+    "EvidenceBadSignature",
     "EvidenceError",
+    "EvidenceExpired",
     "EvidenceInputError",
+    "EvidenceMalformed",
+    "EvidenceNotPassed",
+    "EvidencePredicate",
+    "EvidenceStale",
+    "EvidenceUnsigned",
     "EvidenceVerificationError",
+    "EvidenceWrongKey",
     "KeyKind",
     "PrivateKey",
     "PublicKey",
@@ -45,6 +65,7 @@ __all__ = [
     "key_id",
     "load_private_key",
     "load_public_key",
+    "parse_predicate",
     "sign_envelope",
     "sign_statement",
     "to_sigstore_bundle",

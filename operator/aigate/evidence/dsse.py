@@ -18,7 +18,13 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
-from aigate.evidence.errors import EvidenceInputError, EvidenceVerificationError
+from aigate.evidence.errors import (
+    EvidenceBadSignature,
+    EvidenceInputError,
+    EvidenceMalformed,
+    EvidenceUnsigned,
+    EvidenceWrongKey,
+)
 from aigate.evidence.keys import PrivateKey, PublicKey, key_id
 
 IN_TOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
@@ -87,13 +93,13 @@ def verify_envelope(
     if not isinstance(ptype, str) or not isinstance(payload_b64, str):
         raise EvidenceInputError("not a DSSE envelope: payloadType and payload must be strings")
     if payload_type is not None and ptype != payload_type:
-        raise EvidenceVerificationError(f"envelope payloadType is {ptype!r}, expected {payload_type!r}")
+        raise EvidenceMalformed(f"envelope payloadType is {ptype!r}, expected {payload_type!r}")
     try:
         payload = b64decode_any(payload_b64)
     except (binascii.Error, ValueError):
         raise EvidenceInputError("envelope payload is not valid base64") from None
     if not isinstance(signatures, list) or not signatures:
-        raise EvidenceVerificationError("envelope has no signature (the evidence is unsigned)")
+        raise EvidenceUnsigned("envelope has no signature (the evidence is unsigned)")
     kid = key_id(public_key)
     message = pae(ptype, payload)
     other_ids: list[str] = []
@@ -113,7 +119,8 @@ def verify_envelope(
     reason = f"signature does not verify with {who} (keyid {kid[:16]}…)"
     if other_ids:
         reason += f"; the envelope names keyid {other_ids[0][:16]}… (signed with another key?)"
-    raise EvidenceVerificationError(reason)
+        raise EvidenceWrongKey(reason)
+    raise EvidenceBadSignature(reason)
 
 
 SIGSTORE_BUNDLE_MEDIA_TYPE = "application/vnd.dev.sigstore.bundle.v0.3+json"

@@ -4,6 +4,8 @@ signature, an expired package: exit 1, the admission webhook denies)."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 
 class EvidenceError(Exception):
     """Any evidence problem. `str(err)` is one line a person reads; it never contains key material."""
@@ -21,3 +23,40 @@ class EvidenceVerificationError(EvidenceError):
     """The evidence was read and does not hold: signature, payload type, subject digest, expiry or decision."""
 
     exit_code = 1
+
+
+class EvidenceMalformed(EvidenceVerificationError):
+    """Signed, but not aigate evidence: payload type, statement shape, predicate type, subject, predicate fields."""
+
+
+class EvidenceUnsigned(EvidenceVerificationError):
+    """The envelope carries no signature."""
+
+
+class EvidenceBadSignature(EvidenceVerificationError):
+    """No signature verifies with the given key."""
+
+
+class EvidenceWrongKey(EvidenceBadSignature):
+    """No signature verifies, and the envelope names another key's id: signed, but by someone else."""
+
+
+class EvidenceStale(EvidenceVerificationError):
+    """Signed for another spec digest: the spec (or something it references) changed after signing."""
+
+    def __init__(self, message: str, *, signed_digest: str, current_digest: str) -> None:
+        super().__init__(message)
+        self.signed_digest = signed_digest
+        self.current_digest = current_digest
+
+
+class EvidenceExpired(EvidenceVerificationError):
+    """Past its expiresAt."""
+
+    def __init__(self, message: str, *, expires_at: datetime) -> None:
+        super().__init__(message)
+        self.expires_at = expires_at
+
+
+class EvidenceNotPassed(EvidenceVerificationError):
+    """Valid evidence of a FAIL decision, where a PASS is required."""

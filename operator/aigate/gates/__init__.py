@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from aigate.api.load import ResolvedWorkload
 from aigate.gates.acceptance import apply_acceptances, is_active
 from aigate.gates.cost import judge_cost
 from aigate.gates.dependency import judge_provider_dependency
 from aigate.gates.evidence import judge_evidence
-from aigate.gates.fallback import judge_fallback
+from aigate.gates.fallback import FallbackPaths, judge_fallback_paths
 from aigate.gates.reliability import judge_reliability
 from aigate.gates.result import Decision, Finding, GateResult, GateStatus, decide
 from aigate.gates.toolcontrol import ExtraCheck, judge_tool_control
@@ -53,28 +51,12 @@ def judge_measured(
     spec = resolved.workload.spec
     if m.budget_exhausted or m.aborted:
         measured = [_budget_error(g, m) for g in ("cost", "reliability", "fallback")]
+        paths = FallbackPaths()
     else:
-        measured = [
-            judge_cost(spec, m),
-            judge_reliability(spec, m),
-            judge_fallback(spec, m, assumed_timeout_ms),
-        ]
-    fallback = measured[2]
-    validated = list(fallback.metrics.get("validatedFallbacks", []))
-    drift = dict(fallback.metrics.get("drift", {}))
+        fallback, paths = judge_fallback_paths(spec, m, assumed_timeout_ms)
+        measured = [judge_cost(spec, m), judge_reliability(spec, m), fallback]
     return [
         *measured,
         judge_tool_control(resolved, m, tool_checks),
-        judge_provider_dependency(spec, m, validated, drift),
+        judge_provider_dependency(spec, m, paths.validated, paths.drift),
     ]
-
-
-def judge_all_with_evidence(
-    measured: list[GateResult],
-    evidence_problems: list[str],
-    key_id: str | None,
-    resolved: ResolvedWorkload,
-    now: datetime,
-) -> list[GateResult]:
-    results = [*measured, judge_evidence(evidence_problems, key_id)]
-    return apply_acceptances(results, resolved.workload.spec.risk_acceptances, now)

@@ -7,6 +7,7 @@ from datetime import datetime
 
 from aigate.api.models import RiskAcceptance
 from aigate.gates.result import Finding, GateResult
+from aigate.times import rfc3339
 
 
 def is_active(acceptance: RiskAcceptance, now: datetime) -> bool:
@@ -24,8 +25,9 @@ def apply_acceptances(results: list[GateResult], acceptances: list[RiskAcceptanc
         extra = [
             Finding(
                 severity="warn",
+                code="acceptance.expired",
                 subject=r.gate,
-                message=f"risk acceptance for {r.gate} expired at {a.expires.isoformat()} "
+                message=f"risk acceptance for {r.gate} expired at {rfc3339(a.expires)} "
                 f"({a.reason}; accepted by {a.accepted_by or 'unknown'}): it counts for nothing",
             )
             for a in expired
@@ -35,7 +37,7 @@ def apply_acceptances(results: list[GateResult], acceptances: list[RiskAcceptanc
             info = {
                 "reason": a.reason,
                 "acceptedBy": a.accepted_by,
-                "expires": a.expires.isoformat(),
+                "expires": rfc3339(a.expires),
             }
             out.append(
                 r.model_copy(

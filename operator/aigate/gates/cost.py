@@ -6,8 +6,7 @@ from aigate.api.models import AIWorkloadSpec
 from aigate.gates.result import Finding, GateResult
 from aigate.gates.stats import percentile, rate, usd
 from aigate.measurements import Measurements, ModelMeasurement
-
-DAYS_PER_MONTH = 30
+from aigate.policy.numbers import DAYS_PER_MONTH
 
 
 def _mean_cost(m: ModelMeasurement) -> float | None:
@@ -25,6 +24,7 @@ def judge_cost(spec: AIWorkloadSpec, m: Measurements) -> GateResult:
         findings.append(
             Finding(
                 severity="fail",
+                code="cost.priceUnknown",
                 subject=mm.model,
                 message=f"price unknown for {mm.requested_model} ({mm.provider}): "
                 f"{mm.price_problem or 'not in the price catalog'}; set spec.models[].pricing",
@@ -35,6 +35,7 @@ def judge_cost(spec: AIWorkloadSpec, m: Measurements) -> GateResult:
         findings.append(
             Finding(
                 severity="warn",
+                code="cost.usageEstimated",
                 message=f"token usage estimated from text for {', '.join(estimated)}: the provider reported none",
             )
         )
@@ -84,14 +85,14 @@ def judge_cost(spec: AIWorkloadSpec, m: Measurements) -> GateResult:
     reason = f"Projected monthly cost: {usd(projected)} = {ratio:.1f}x target {usd(budget)}"
     failed = ratio > 1
     if failed:
-        findings.append(Finding(severity="fail", message=reason))
+        findings.append(Finding(severity="fail", code="cost.overBudget", message=reason))
     cap = spec.budget.max_cost_per_request_usd
     if cap is not None:
         metrics["maxCostPerRequestUSD"] = cap
         if p95_cost > cap:
             failed = True
             msg = f"p95 cost per request: {usd(p95_cost)}, above limit {usd(cap)}"
-            findings.append(Finding(severity="fail", message=msg))
+            findings.append(Finding(severity="fail", code="cost.perRequestOverLimit", message=msg))
             if ratio <= 1:
                 reason = msg
     return GateResult(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from aigate.api.models import AIWorkloadSpec
-from aigate.gates.result import Finding, GateResult
+from aigate.gates.result import Finding, FindingCode, GateResult
 from aigate.measurements import Measurements
 
 
@@ -25,24 +25,29 @@ def judge_provider_dependency(
     clouds_declared = any(x.cloud for x in spec.models)
     clouds = sorted({by_name[p].cloud or "undeclared" for p in paths})
     findings = [
-        Finding(severity="info", subject=name, message=f"{by_name[name].model} did not reproduce the primary's {d}")
+        Finding(
+            severity="info",
+            code="providerDependency.drift",
+            subject=name,
+            message=f"{by_name[name].model} did not reproduce the primary's {d}",
+        )
         for name, items in drift.items()
         for d in items
     ]
     metrics = {"validatedPaths": paths, "providers": providers, "clouds": clouds if clouds_declared else []}
-    fails = []
+    fails: list[tuple[FindingCode, str]] = []
     if not paths:
-        fails.append("no validated path")
+        fails.append(("providerDependency.noPath", "no validated path"))
     elif len(providers) < 2:
-        fails.append(f"single provider: {providers[0]}")
+        fails.append(("providerDependency.singleProvider", f"single provider: {providers[0]}"))
     if clouds_declared and paths and len(set(clouds) - {"undeclared"}) < 2:
-        fails.append(f"single cloud: {', '.join(clouds)}")
-    findings = [Finding(severity="fail", message=f) for f in fails] + findings
+        fails.append(("providerDependency.singleCloud", f"single cloud: {', '.join(clouds)}"))
+    findings = [Finding(severity="fail", code=code, message=f) for code, f in fails] + findings
     if fails:
         return GateResult(
             gate="providerDependency",
             status="FAIL",
-            reason="Provider dependency: " + "; ".join(fails),
+            reason="Provider dependency: " + "; ".join(f for _, f in fails),
             findings=findings,
             metrics=metrics,
         )

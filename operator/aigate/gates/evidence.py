@@ -15,7 +15,7 @@ def judge_evidence(problems: list[str], key_id: str | None) -> GateResult:
             gate="evidence",
             status="FAIL",
             reason=f"Evidence package: incomplete ({', '.join(missing)})",
-            findings=[Finding(severity="fail", message=f"evidence: {p}") for p in missing],
+            findings=[Finding(severity="fail", code="evidence.incomplete", message=f"evidence: {p}") for p in missing],
         )
     assert key_id is not None
     return GateResult(

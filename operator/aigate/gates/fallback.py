@@ -7,11 +7,13 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
+from dataclasses import dataclass, field
 
 from aigate.api.models import AIWorkloadSpec
-from aigate.gates.result import Finding, GateResult
+from aigate.gates.result import Finding, FindingCode, GateResult
 from aigate.gates.stats import ms, pct, percentile, rate
 from aigate.measurements import CaseRun, Measurements, ModelMeasurement
+from aigate.policy.numbers import fault_deadline_ms
 
 ASSERTION_LABELS = {
     "jsonSchema": "JSON schema broken",
@@ -26,9 +28,7 @@ _REFUSAL = re.compile(r"\b(I can(no|')t|I am unable|I'm unable|I won't|cannot he
 
 def deadline_ms(spec: AIWorkloadSpec, assumed_timeout_ms: float) -> float:
     """The end-to-end deadline a case must meet under a fault: declared, else three timeouts."""
-    if spec.fallback.deadline_ms is not None:
-        return spec.fallback.deadline_ms
-    return 3 * (spec.slo.timeout_ms or assumed_timeout_ms)
+    return fault_deadline_ms(spec, spec.slo.timeout_ms or assumed_timeout_ms)
 
 
 def validation(spec: AIWorkloadSpec, mm: ModelMeasurement) -> tuple[bool, str]:
@@ -102,18 +102,42 @@ def drift(primary: ModelMeasurement, other: ModelMeasurement) -> list[str]:
     return out
 
 
+@dataclass(frozen=True)
+class FallbackPaths:
+    """What the fallback gate found that the provider-dependency gate builds on."""
+
+    validated: list[str] = field(default_factory=list)
+    """Names of the fallback models that pass the suite at slo.minPassRate."""
+    drift: dict[str, list[str]] = field(default_factory=dict)
+    """Per fallback model, how it differs from the primary."""
+
+
 def judge_fallback(spec: AIWorkloadSpec, m: Measurements, assumed_timeout_ms: float) -> GateResult:
+    return judge_fallback_paths(spec, m, assumed_timeout_ms)[0]
+
+
+def judge_fallback_paths(
+    spec: AIWorkloadSpec, m: Measurements, assumed_timeout_ms: float
+) -> tuple[GateResult, FallbackPaths]:
+    """The gate result, and the validated paths and drift for `judge_provider_dependency`."""
     fb = spec.fallback
     findings: list[Finding] = []
-    fails: list[str] = []
+    fails: list[tuple[FindingCode, str]] = []
     has_path = bool(spec.fallbacks) or fb.human_route is not None or fb.safe_stop is not None
     if not has_path:
-        return GateResult(
+        none = GateResult(
             gate="fallback",
             status="FAIL",
             reason="Fallback: none (no fallback model, human route or safe stop declared)",
-            findings=[Finding(severity="fail", message="no fallback path: the loss of the primary stops the workload")],
+            findings=[
+                Finding(
+                    severity="fail",
+                    code="fallback.none",
+                    message="no fallback path: the loss of the primary stops the workload",
+                )
+            ],
         )
+        return none, FallbackPaths()
     validated: list[str] = []
     not_validated: list[str] = []
     drift_by_model: dict[str, list[str]] = {}
@@ -128,14 +152,18 @@ def judge_fallback(spec: AIWorkloadSpec, m: Measurements, assumed_timeout_ms: fl
         if primary is not None:
             d = drift(primary, mm)
             drift_by_model[f.name] = d
-            findings.extend(Finding(severity="info", subject=f.name, message=f"drift: {x}") for x in d)
+            findings.extend(
+                Finding(severity="info", code="fallback.drift", subject=f.name, message=f"drift: {x}") for x in d
+            )
     if not_validated:
-        fails.append(f"Fallback: not validated ({'; '.join(not_validated)})")
+        fails.append(("fallback.notValidated", f"Fallback: not validated ({'; '.join(not_validated)})"))
     if fb.human_route is not None:
         probe = m.human_route
         if probe is None or not probe.acknowledged:
             detail = probe.detail if probe else "not probed"
-            fails.append(f"human route {fb.human_route.url} did not acknowledge ({detail})")
+            fails.append(
+                ("fallback.humanRouteSilent", f"human route {fb.human_route.url} did not acknowledge ({detail})")
+            )
     limit = deadline_ms(spec, assumed_timeout_ms)
     modes: dict[str, dict[str, object]] = {}
     bad_by_mode: dict[str, int] = {}
@@ -159,6 +187,7 @@ def judge_fallback(spec: AIWorkloadSpec, m: Measurements, assumed_timeout_ms: fl
                 findings.append(
                     Finding(
                         severity="info",
+                        code="fallback.faultCase",
                         subject=o.case,
                         message=f"{run.mode}: {o.case} served by {o.served_by} in {ms(o.latency_ms)}"
                         + (f" ({o.detail})" if o.detail else ""),
@@ -167,19 +196,26 @@ def judge_fallback(spec: AIWorkloadSpec, m: Measurements, assumed_timeout_ms: fl
     if total_bad:
         per_mode = ", ".join(f"{mode} {n}/{modes[mode]['cases']}" for mode, n in bad_by_mode.items())
         late = f", {late_total} past the {ms(limit)} deadline" if late_total else ""
-        fails.append(f"Fault injection: {total_bad}/{total} cases without a valid outcome ({per_mode}{late})")
+        fails.append(
+            (
+                "fallback.faultOutcomes",
+                f"Fault injection: {total_bad}/{total} cases without a valid outcome ({per_mode}{late})",
+            )
+        )
     if not m.faults:
-        fails.append("no fault was injected: the fallback path is untested")
+        fails.append(("fallback.untested", "no fault was injected: the fallback path is untested"))
     metrics = {
         "validatedFallbacks": validated,
         "deadlineMs": limit,
         "faultModes": modes,
         "drift": drift_by_model,
     }
-    findings = [Finding(severity="fail", message=f) for f in fails] + findings
+    findings = [Finding(severity="fail", code=code, message=f) for code, f in fails] + findings
+    paths = FallbackPaths(validated=list(validated), drift=dict(drift_by_model))
     if fails:
-        return GateResult(gate="fallback", status="FAIL", reason="; ".join(fails), findings=findings, metrics=metrics)
+        reason = "; ".join(f for _, f in fails)
+        return GateResult(gate="fallback", status="FAIL", reason=reason, findings=findings, metrics=metrics), paths
     models = {f.name: f.model for f in spec.fallbacks}
     path = models[validated[0]] if validated else ("human route" if fb.human_route else "safe stop")
     reason = f"Fallback: validated ({path}); {len(m.faults)} fault modes, every case ended within {ms(limit)}"
-    return GateResult(gate="fallback", status="PASS", reason=reason, findings=findings, metrics=metrics)
+    return GateResult(gate="fallback", status="PASS", reason=reason, findings=findings, metrics=metrics), paths

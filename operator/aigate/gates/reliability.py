@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from aigate.api.models import AIWorkloadSpec
-from aigate.gates.result import Finding, GateResult
+from aigate.gates.result import Finding, FindingCode, GateResult
 from aigate.gates.stats import ms, pct, percentile, rate
 from aigate.measurements import Measurements
 
@@ -36,29 +36,38 @@ def judge_reliability(spec: AIWorkloadSpec, m: Measurements) -> GateResult:
     }
     if ttfts:
         metrics["p95TtftMs"] = round(percentile(ttfts, 95) or 0.0, 1)
-    fails: list[str] = []
+    fails: list[tuple[FindingCode, str]] = []
     if p95 > slo.p95_latency_ms:
-        fails.append(f"p95 latency: {ms(p95)}, above threshold {ms(slo.p95_latency_ms)}")
+        fails.append(("reliability.p95Latency", f"p95 latency: {ms(p95)}, above threshold {ms(slo.p95_latency_ms)}"))
     if error_rate > slo.max_error_rate:
         kinds: dict[str, int] = {}
         for r in runs:
             if not r.ok:
                 kinds[r.error or "other"] = kinds.get(r.error or "other", 0) + 1
         detail = ", ".join(f"{k} {v}" for k, v in sorted(kinds.items()))
-        fails.append(f"error rate: {pct(error_rate)}, above {pct(slo.max_error_rate)} ({detail})")
+        fails.append(
+            ("reliability.errorRate", f"error rate: {pct(error_rate)}, above {pct(slo.max_error_rate)} ({detail})")
+        )
     if pass_rate < slo.min_pass_rate:
-        fails.append(f"test-case pass rate: {pct(pass_rate)}, below {pct(slo.min_pass_rate)}")
+        fails.append(("reliability.passRate", f"test-case pass rate: {pct(pass_rate)}, below {pct(slo.min_pass_rate)}"))
     if slo.timeout_ms is None:
-        fails.append(TIMEOUT_UNDEFINED)
-    findings = [Finding(severity="fail", message=f) for f in fails]
+        fails.append(("reliability.timeoutUndefined", TIMEOUT_UNDEFINED))
+    findings = [Finding(severity="fail", code=code, message=f) for code, f in fails]
     for r in runs:
         if not r.passed:
             failed = [a.name + (f" ({a.detail})" if a.detail else "") for a in r.assertions if not a.passed]
             what = "; ".join(failed) or f"{r.error}: {r.error_detail}"
-            findings.append(Finding(severity="info", subject=r.case, message=f"{r.case} (repeat {r.repeat}): {what}"))
+            findings.append(
+                Finding(
+                    severity="info",
+                    code="reliability.caseFailed",
+                    subject=r.case,
+                    message=f"{r.case} (repeat {r.repeat}): {what}",
+                )
+            )
     if fails:
         return GateResult(
-            gate="reliability", status="FAIL", reason="; ".join(fails), findings=findings, metrics=metrics
+            gate="reliability", status="FAIL", reason="; ".join(f for _, f in fails), findings=findings, metrics=metrics
         )
     reason = (
         f"p95 latency: {ms(p95)} (threshold {ms(slo.p95_latency_ms)}), error rate {pct(error_rate)}, "

@@ -11,6 +11,35 @@ from aigate.api.models import GateName
 GateStatus = Literal["PASS", "FAIL", "ACCEPTED", "ERROR"]
 
 
+FindingCode = Literal[
+    "cost.priceUnknown",
+    "cost.usageEstimated",
+    "cost.overBudget",
+    "cost.perRequestOverLimit",
+    "reliability.p95Latency",
+    "reliability.errorRate",
+    "reliability.passRate",
+    "reliability.timeoutUndefined",
+    "reliability.caseFailed",
+    "fallback.none",
+    "fallback.notValidated",
+    "fallback.humanRouteSilent",
+    "fallback.faultOutcomes",
+    "fallback.untested",
+    "fallback.drift",
+    "fallback.faultCase",
+    "toolControl.problem",
+    "toolControl.note",
+    "providerDependency.noPath",
+    "providerDependency.singleProvider",
+    "providerDependency.singleCloud",
+    "providerDependency.drift",
+    "evidence.incomplete",
+    "acceptance.expired",
+]
+"""What a finding is about, for machines (reports, dashboards): the message is for people and may be reworded."""
+
+
 class Finding(BaseModel):
     """One thing a person must know about: a line of the report, a remediation item."""
 
@@ -18,6 +47,8 @@ class Finding(BaseModel):
 
     severity: Literal["fail", "warn", "info"]
     message: str
+    code: FindingCode | None = None
+    """Set by every gate; absent only in evidence signed before findings carried codes."""
     subject: str | None = None
     """What it is about: a model, a case, a tool, a fault mode."""
 

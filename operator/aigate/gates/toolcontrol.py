@@ -64,8 +64,8 @@ def judge_tool_control(
         p, n = check(resolved, m)
         problems += p
         notes += n
-    findings = [Finding(severity="fail", message=p) for p in problems]
-    findings += [Finding(severity="info", message=n) for n in notes]
+    findings = [Finding(severity="fail", code="toolControl.problem", message=p) for p in problems]
+    findings += [Finding(severity="info", code="toolControl.note", message=n) for n in notes]
     tools = ", ".join(f"{t.name} ({t.access or 'unclassified'})" for t in resolved.tools) or "none declared"
     metrics = {
         "tools": [{"name": t.name, "access": t.access, "approval": t.approval} for t in resolved.tools],

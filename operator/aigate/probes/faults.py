@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Literal
 
 import httpx
 
 from aigate.measurements import FaultMode
-
-Wire = Literal["openai", "anthropic"]
+from aigate.probes.dialects.base import Wire
 
 FAULT_EXTENSION = "aigate.fault"
 STREAM_EXTENSION = "aigate.stream"
@@ -81,6 +79,33 @@ def _valid_body(wire: Wire, stream: bool) -> bytes:
                 "content": [{"type": "text", "text": "The answer is 42."}],
                 "stop_reason": "end_turn",
                 "usage": {"input_tokens": 10, "output_tokens": 6},
+            }
+        ).encode()
+    if wire == "responses":
+        if stream:
+            return (
+                b'event: response.created\ndata: {"type": "response.created", "sequence_number": 0, '
+                b'"response": {"id": "resp_fault", "object": "response", "status": "in_progress", "model": "fault", '
+                b'"output": []}}\n\nevent: response.output_text.delta\ndata: {"type": "response.output_text.delta", '
+                b'"sequence_number": 1, "item_id": "msg_fault", "output_index": 0, "content_index": 0, '
+                b'"delta": "The ans'
+            )
+        return json.dumps(
+            {
+                "id": "resp_fault",
+                "object": "response",
+                "status": "completed",
+                "model": "fault",
+                "output": [
+                    {
+                        "type": "message",
+                        "id": "msg_fault",
+                        "status": "completed",
+                        "role": "assistant",
+                        "content": [{"type": "output_text", "text": "The answer is 42.", "annotations": []}],
+                    }
+                ],
+                "usage": {"input_tokens": 10, "output_tokens": 6, "total_tokens": 16},
             }
         ).encode()
     if stream:

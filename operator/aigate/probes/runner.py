@@ -44,6 +44,7 @@ from aigate.measurements import (
     Price,
     Usage,
 )
+from aigate.policy.numbers import ASSUMED_TIMEOUT_X_P95, fault_deadline_ms
 from aigate.probes.assertions import evaluate
 from aigate.probes.credentials import HUMAN_ROUTE_KEY, Scrubber
 from aigate.probes.humanroute import probe_human_route
@@ -79,6 +80,11 @@ class RunOptions:
     run_faults: bool = True
     progress_every_s: float = 2.0
     """Progress lines at most this often per phase (plus one at the end of each phase)."""
+    time_scale: float = 1.0
+    """The providers run this many times as slow as real time (a simulator's timeScale: 0.2 answers five times
+    faster). Every wait (timeouts, backoff, Retry-After, deadlines, the open-loop schedule) shrinks by it and
+    every measured duration grows by its inverse, so that figures and judgements read as at real time. The human
+    route is not a model: its probe keeps real time. Error details keep the wall-clock timeout they waited."""
 
 
 def concurrency_for(spec: AIWorkloadSpec, override: int | None = None) -> int:
@@ -95,7 +101,7 @@ def effective_timeout_ms(spec: AIWorkloadSpec, options: RunOptions) -> tuple[flo
         return spec.slo.timeout_ms, False
     if options.default_timeout_ms is not None:
         return options.default_timeout_ms, True
-    return 2 * spec.slo.p95_latency_ms, True
+    return ASSUMED_TIMEOUT_X_P95 * spec.slo.p95_latency_ms, True
 
 
 class Budget:
@@ -201,6 +207,20 @@ class _Run:
         self.max_attempts = 1 + retries.attempts
         self.backoff_s = retries.backoff_ms / 1000
         self.models: dict[str, _Model] = {}
+        if not options.time_scale > 0:
+            raise ValueError(f"time_scale must be > 0, got {options.time_scale}")
+        self.scale = options.time_scale
+
+    def _ms(self, wall_s: float) -> float:
+        """A wall-clock duration as it would have been at real time, in ms."""
+        return wall_s * 1000 / self.scale
+
+    def _rescaled(self, reply: Reply) -> Reply:
+        if self.scale != 1.0:
+            a = reply.attempt
+            ttft = a.ttft_ms / self.scale if a.ttft_ms is not None else None
+            reply.attempt = a.model_copy(update={"latency_ms": a.latency_ms / self.scale, "ttft_ms": ttft})
+        return reply
 
     def _say(self, line: str) -> None:
         if self.progress is not None:
@@ -249,11 +269,12 @@ class _Run:
                 wait = self.backoff_s * (2 ** (i - 1))
                 if reply.retry_after_s is not None:
                     wait = max(wait, reply.retry_after_s)
+                wait *= self.scale
                 if deadline is not None and time.perf_counter() + wait >= deadline:
                     break
                 if wait > 0:
                     await asyncio.sleep(wait)
-            timeout = self.timeout_s
+            timeout = self.timeout_s * self.scale
             if deadline is not None:
                 remaining = deadline - time.perf_counter()
                 if remaining <= 0:
@@ -261,7 +282,7 @@ class _Run:
                 timeout = min(timeout, remaining)
             if fault is not None:
                 # answered by the transport: nothing is sent, nothing is spent
-                reply = await m.client.call(prepared, timeout_s=timeout, fault=fault)
+                reply = self._rescaled(await m.client.call(prepared, timeout_s=timeout, fault=fault))
             else:
                 if not self.budget.reserve(worst):
                     if self.stopped_before is None:
@@ -271,9 +292,9 @@ class _Run:
                 try:
                     if gated:
                         async with m.gate:
-                            reply = await m.client.call(prepared, timeout_s=timeout)
+                            reply = self._rescaled(await m.client.call(prepared, timeout_s=timeout))
                     else:
-                        reply = await m.client.call(prepared, timeout_s=timeout)
+                        reply = self._rescaled(await m.client.call(prepared, timeout_s=timeout))
                     u = reply.attempt.usage
                     actual = cost_of(m.price, u.input_tokens, u.output_tokens)
                 finally:
@@ -287,17 +308,17 @@ class _Run:
 
     async def _baseline_one(self, m: _Model, case: Case, repeat: int, scheduled: float) -> CaseRun | None:
         sent = time.perf_counter()
-        queue_ms = max(0.0, (sent - scheduled) * 1000)
+        queue_ms = max(0.0, self._ms(sent - scheduled))
         tried = await self._try(m, case)
         if not tried.attempts or tried.reply is None:
             return None  # the budget refused it: never sent
         reply = tried.reply
-        latency = queue_ms + (time.perf_counter() - sent) * 1000
+        latency = queue_ms + self._ms(time.perf_counter() - sent)
         usage = _sum_usage(tried.attempts)
         ok = reply.ok
         ttft = None
         if ok and reply.attempt.ttft_ms is not None:
-            ttft = queue_ms + (reply.sent_at - sent) * 1000 + reply.attempt.ttft_ms
+            ttft = queue_ms + self._ms(reply.sent_at - sent) + reply.attempt.ttft_ms
         return CaseRun(
             case=case.name,
             model=m.ref.name,
@@ -335,7 +356,7 @@ class _Run:
                 slots.release()
                 report.tick()
 
-        interval = 1.0 / self.rate
+        interval = self.scale / self.rate
         t0 = time.perf_counter()
         for i, (rep, case) in enumerate(plan):
             scheduled = t0 + i * interval
@@ -359,6 +380,7 @@ class _Run:
             model=m.ref.name,
             provider=m.ref.provider,
             requested_model=m.ref.model,
+            api=m.client.dialect.api,
             price=m.price,
             price_problem=m.price_problem,
             runs=runs,
@@ -372,7 +394,7 @@ class _Run:
         self, mode: FaultMode, case: Case, repeat: int, human: HumanRouteProbe | None, deadline_s: float
     ) -> Outcome:
         start = time.perf_counter()
-        deadline = start + deadline_s
+        deadline = start + deadline_s * self.scale
         path: list[str] = []
         notes: list[str] = []
         primary = self.models[self.spec.primary.name]
@@ -390,7 +412,7 @@ class _Run:
                 path.append(f"{prefix}:budget")
             reply = tried.reply
             if reply is not None and reply.ok and tried.attempts:
-                latency = (time.perf_counter() - start) * 1000
+                latency = self._ms(time.perf_counter() - start)
                 failed = [a for a in evaluate(case.expect, reply.text, reply.tool_calls, latency) if not a.passed]
                 detail = "; ".join(f"{a.name} ({a.detail})" if a.detail else a.name for a in failed)
                 return Outcome(
@@ -408,12 +430,12 @@ class _Run:
         if hr is not None and human is not None:
             path.append(f"humanRoute:{'acknowledged' if human.acknowledged else 'refused'}")
             if human.acknowledged:
-                latency = (time.perf_counter() - start) * 1000 + (human.latency_ms or 0.0)
+                latency = self._ms(time.perf_counter() - start) + (human.latency_ms or 0.0)
                 return Outcome(
                     case=case.name, repeat=repeat, served_by="humanRoute", valid=True, latency_ms=latency, path=path
                 )
             notes.append(f"human route: {human.detail}")
-        latency = (time.perf_counter() - start) * 1000
+        latency = self._ms(time.perf_counter() - start)
         if self.spec.fallback.safe_stop is not None:
             path.append("safeStop")
             return Outcome(
@@ -431,11 +453,10 @@ class _Run:
 
     async def faults(self, human: HumanRouteProbe | None) -> list[FaultRun]:
         """Each mode in turn, its cases open-loop at the peak rate (no burst the production path never sees)."""
-        fb = self.spec.fallback
-        deadline_s = (fb.deadline_ms if fb.deadline_ms is not None else 3 * self.timeout_ms) / 1000
+        deadline_s = fault_deadline_ms(self.spec, self.timeout_ms) / 1000
         plan = [(rep, case) for rep in range(max(1, self.options.fault_repeats)) for case in self.resolved.cases]
         out: list[FaultRun] = []
-        interval = 1.0 / self.rate
+        interval = self.scale / self.rate
         for mode in self.options.fault_modes:
             if self.budget.exhausted:
                 break

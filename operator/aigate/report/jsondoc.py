@@ -10,6 +10,7 @@ from pydantic.alias_generators import to_camel
 
 from aigate.assessment import Assessment, CaseSummary, EvidenceInfo, PathInfo
 from aigate.gates.result import GateResult
+from aigate.times import rfc3339
 
 REPORT_SCHEMA_VERSION = "aigate.dev/report/v1"
 
@@ -61,7 +62,7 @@ def report_doc(a: Assessment) -> ReportDoc:
             "workload": {"name": a.name, "namespace": a.namespace, "owner": a.owner},
             "specDigest": a.spec_digest,
             "decision": a.decision,
-            "generatedAt": a.generated_at.isoformat(),
+            "generatedAt": rfc3339(a.generated_at),
             "runnerVersion": a.runner_version,
             "paths": a.paths,
             "gates": a.gates,

@@ -6,8 +6,8 @@ import textwrap
 from collections.abc import Sequence
 
 from aigate.assessment import Assessment
-from aigate.gates.reliability import TIMEOUT_UNDEFINED
-from aigate.gates.result import GateResult
+from aigate.gates.result import FindingCode, GateResult
+from aigate.times import rfc3339
 
 GATE_TITLES = {
     "cost": "Cost",
@@ -18,47 +18,60 @@ GATE_TITLES = {
     "evidence": "Evidence",
 }
 
+RELIABILITY_TOPICS: tuple[tuple[FindingCode, str], ...] = (
+    ("reliability.p95Latency", "latency"),
+    ("reliability.errorRate", "error rate"),
+    ("reliability.passRate", "answer quality"),
+    ("reliability.timeoutUndefined", "timeout behavior"),
+)
+"""What the decision asks to remediate, per failing reliability finding."""
 
-def _fails(g: GateResult) -> list[str]:
-    return [f.message for f in g.findings if f.severity == "fail"]
+
+def _fails(g: GateResult, *codes: FindingCode) -> list[str]:
+    """The messages of the gate's failing findings (those with one of `codes`, when given)."""
+    return [f.message for f in g.findings if f.severity == "fail" and (not codes or f.code in codes)]
+
+
+def _has(g: GateResult, code: FindingCode) -> bool:
+    return any(f.code == code for f in g.findings if f.severity == "fail")
 
 
 def summary_lines(a: Assessment) -> list[str]:
     """The headline lines, in the order a reviewer asks: what runs, what it costs, how fast, what it may do."""
     primary = next(p for p in a.paths if p.role == "primary")
-    lines = [f"Workload: {a.name}", f"Primary model: {primary.model} ({primary.provider})"]
+    measured = a.measurements.models.get(primary.name)
+    api = ", Responses API" if measured is not None and measured.api == "responses" else ""
+    lines = [f"Workload: {a.name}", f"Primary model: {primary.model} ({primary.provider}{api})"]
     fb = a.gate("fallback")
     cost, rel, tool = a.gate("cost"), a.gate("reliability"), a.gate("toolControl")
     dep, ev = a.gate("providerDependency"), a.gate("evidence")
 
-    fb_lines = [x for x in _fails(fb) if x.startswith("Fallback:")]
+    fb_lines = _fails(fb, "fallback.notValidated")
     if fb.status == "ERROR":
         fb_lines = [f"Fallback: not assessed ({fb.reason})"]
     elif not fb_lines:
         fb_lines = [fb.reason.split(";")[0] if fb.status != "FAIL" else fb.reason]
     lines += fb_lines
-    lines += [x for x in _fails(fb) if not x.startswith("Fallback:")]
+    lines += [f.message for f in fb.findings if f.severity == "fail" and f.code != "fallback.notValidated"]
 
     if cost.status == "ERROR":
         lines.append(f"Projected monthly cost: not assessed ({cost.reason})")
     else:
         lines += _fails(cost) or [cost.reason]
-    rel_fails = _fails(rel)
     if rel.status == "ERROR":
         lines.append(f"p95 latency: not assessed ({rel.reason})")
     else:
         p95 = rel.metrics.get("p95LatencyMs")
         target = rel.metrics.get("p95LatencyTargetMs")
-        if not any(x.startswith("p95 latency") for x in rel_fails) and p95 is not None:
+        if not _has(rel, "reliability.p95Latency") and p95 is not None:
             lines.append(f"p95 latency: {p95:,.0f} ms, within threshold {target:,.0f} ms")
-        lines += [x for x in rel_fails if x != TIMEOUT_UNDEFINED]
+        lines += [f.message for f in rel.findings if f.severity == "fail" and f.code != "reliability.timeoutUndefined"]
     writes = [t for t in tool.metrics.get("tools", []) if t.get("access") in ("write", "destructive")]
     if writes:
         lines.append("Tool access: " + ", ".join(f"{t['name']} ({t['access']})" for t in writes))
     lines += _fails(tool)
     lines.append(dep.reason)
-    if TIMEOUT_UNDEFINED in rel_fails:
-        lines.append(TIMEOUT_UNDEFINED)
+    lines += _fails(rel, "reliability.timeoutUndefined")
     lines.append(ev.reason)
     for g in a.gates:
         if g.status == "ACCEPTED" and g.acceptance:
@@ -67,7 +80,7 @@ def summary_lines(a: Assessment) -> list[str]:
                 f"Risk accepted: {g.gate} by {acc.get('acceptedBy') or 'unknown'} until {acc.get('expires')}"
                 f" ({acc.get('reason')})"
             )
-        lines += [f.message for f in g.findings if f.severity == "warn" and "risk acceptance" in f.message]
+        lines += [f.message for f in g.findings if f.code == "acceptance.expired"]
     return lines
 
 
@@ -77,18 +90,7 @@ def remediation_topics(a: Assessment) -> list[str]:
         if g.status != "FAIL":
             continue
         if g.gate == "reliability":
-            fails = _fails(g)
-            topics += [
-                t
-                for t, key in (
-                    ("latency", "p95 latency"),
-                    ("error rate", "error rate"),
-                    ("answer quality", "test-case pass rate"),
-                )
-                if any(x.startswith(key) for x in fails)
-            ]
-            if TIMEOUT_UNDEFINED in fails:
-                topics.append("timeout behavior")
+            topics += [t for code, t in RELIABILITY_TOPICS if _has(g, code)]
         else:
             topics.append(
                 {"toolControl": "tool-control", "providerDependency": "provider dependency"}.get(g.gate, g.gate)
@@ -137,5 +139,5 @@ def render_text(a: Assessment) -> str:
         f"Spec digest: {a.spec_digest}",
     ]
     if a.evidence is not None and a.evidence.path:
-        out.append(f"Evidence: {a.evidence.path} (expires {a.evidence.expires_at.isoformat()})")
+        out.append(f"Evidence: {a.evidence.path} (expires {rfc3339(a.evidence.expires_at)})")
     return "\n".join(out) + "\n"

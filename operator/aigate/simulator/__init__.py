@@ -1,5 +1,6 @@
-"""The LLM API simulator: OpenAI Chat Completions (and Azure OpenAI) and Anthropic Messages over real HTTP,
-scripted per model from a YAML profile, so aigate's gates can be exercised with no key and no network."""
+"""The LLM API simulator: OpenAI Chat Completions and Responses (and Azure OpenAI's), and Anthropic Messages
+over real HTTP, scripted per model from a YAML profile, so aigate's gates can be exercised with no key
+and no network."""
 
 from __future__ import annotations
 

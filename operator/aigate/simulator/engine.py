@@ -132,8 +132,10 @@ class ModelRuntime:
         if calls:
             calls = [c for c in calls if req.tools_allowed and c[0] in req.tool_names]
         spec = self.spec
+        cached = reasoning = 0
         if spec.usage is not None:
             inp, out = spec.usage.input_tokens, spec.usage.output_tokens
+            cached, reasoning = spec.usage.cached_tokens, spec.usage.reasoning_tokens
         else:
             inp = count_tokens(req.input_chars)
             out = count_tokens(len(content) + sum(len(n) + len(str(a)) for n, a in calls))
@@ -143,6 +145,8 @@ class ModelRuntime:
             tool_calls=calls,
             input_tokens=inp,
             output_tokens=out,
+            cached_tokens=cached,
+            reasoning_tokens=reasoning,
             usage=not spec.omit_usage,
             fingerprint=spec.system_fingerprint,
         )
@@ -157,6 +161,8 @@ class Simulator:
             name: ModelRuntime(name, spec, profile.seed, profile.time_scale) for name, spec in profile.models.items()
         }
         self.other: dict[str, int] = {}
+        self.apis: dict[str, int] = {}
+        """Requests that reached a model, per API: chatCompletions, responses, messages."""
         self.reset()
 
     def find(self, name: str, wire: str) -> ModelRuntime | None:
@@ -169,11 +175,13 @@ class Simulator:
         for m in self.models.values():
             m.reseed()
         self.other = dict.fromkeys(("unknownModel", "unauthorized", "badRequest"), 0)
+        self.apis = dict.fromkeys(("chatCompletions", "responses", "messages"), 0)
 
     def stats(self) -> dict[str, Any]:
         """A snapshot (safe to take from another thread: the counters' keys never change after a reset)."""
         return {
             "models": {name: dict(m.counts) for name, m in self.models.items()},
             **dict(self.other),
+            "apis": dict(self.apis),
             "timeScale": self.profile.time_scale,
         }

@@ -64,10 +64,22 @@ class Latency(_Base):
 
 
 class Usage(_Base):
-    """Token counts to report instead of counting ~4 characters per token."""
+    """Token counts to report instead of counting ~4 characters per token. Cached input tokens are part of
+    `inputTokens` and reasoning tokens part of `outputTokens`, as OpenAI counts them; each API reports them
+    in its own fields (Anthropic counts cache reads apart from `input_tokens`)."""
 
     input_tokens: int = Field(ge=0)
     output_tokens: int = Field(ge=0)
+    cached_tokens: int = Field(default=0, ge=0)
+    reasoning_tokens: int = Field(default=0, ge=0)
+
+    @model_validator(mode="after")
+    def _parts_within_totals(self) -> Usage:
+        if self.cached_tokens > self.input_tokens:
+            raise ValueError("cachedTokens cannot exceed inputTokens (cached tokens are input tokens)")
+        if self.reasoning_tokens > self.output_tokens:
+            raise ValueError("reasoningTokens cannot exceed outputTokens (reasoning tokens are output tokens)")
+        return self
 
 
 class Match(_Base):

@@ -1,5 +1,6 @@
-"""The simulator's HTTP server: OpenAI Chat Completions (and its Azure path) and Anthropic Messages over
-real HTTP, streaming included, with the latency, errors, hangs, resets and broken bodies the profile asks for.
+"""The simulator's HTTP server: OpenAI Chat Completions and Responses (and their Azure paths) and Anthropic
+Messages over real HTTP, streaming included, with the latency, errors, hangs, resets and broken bodies the
+profile asks for.
 
 The request path stays lean for the load benchmark: no per-request logging, one JSON parse, one dump, and
 `asyncio.sleep` for latency. API keys are checked for presence only and never stored or logged.
@@ -73,6 +74,11 @@ class ServerTiming:
         await self.app(scope, receive, timed)
 
 
+def _bearer(headers: Any) -> bool:
+    auth = str(headers.get("authorization", ""))
+    return auth.startswith("Bearer ") and bool(auth[7:].strip())
+
+
 def _transport(receive: Receive) -> Any:
     """The connection's asyncio transport, reached through uvicorn's request cycle (None elsewhere)."""
     return getattr(getattr(receive, "__self__", None), "transport", None)
@@ -124,7 +130,7 @@ class _Hang(Response):
 class _Events(Response):
     """A server-sent event stream: `head` at once, the first of `body` at the time to first token, the rest
     of `body` evenly spread after it, and `tail` at the total latency. `cut` ends the stream early with a
-    broken event (the malformed case)."""
+    broken event (the malformed case): a complete event whose JSON stops half way."""
 
     def __init__(self, stream: wire.Stream, plan: Plan, start: float, headers: dict[str, str], cut: bool) -> None:
         super().__init__()
@@ -141,7 +147,8 @@ class _Events(Response):
         body, tail = s.body, s.tail
         if self.cut:
             broken = (body[1:2] or tail[:1])[0]
-            body, tail = [*body[:1], wire.truncated(broken)], []
+            # the broken event is still a complete SSE event, so that every client's parser reads it
+            body, tail = [*body[:1], wire.truncated(broken).rstrip(b"\n") + b"\n\n"], []
         first = self.start + plan.ttft_s
         step = (plan.latency_s - plan.ttft_s) / len(body) if body else 0.0
         due = [first + i * step for i in range(len(body))]
@@ -182,8 +189,9 @@ def build_app(profile: SimProfile) -> Starlette:
             body = wire.openai_error(status, message, code=code, azure=azure)
         return Response(body, status, headers=h, media_type=JSON)
 
-    async def respond(w: Wire, req: ChatRequest, m: ModelRuntime, azure: bool) -> Response:
+    async def respond(w: Wire, req: ChatRequest, m: ModelRuntime, azure: bool, responses: bool = False) -> Response:
         start = asyncio.get_running_loop().time()
+        sim.apis["responses" if responses else "messages" if w == "anthropic" else "chatCompletions"] += 1
         plan = m.plan(req.stream)
         if plan.fate == "error":
             headers: dict[str, str] = {}
@@ -201,12 +209,19 @@ def build_app(profile: SimProfile) -> Starlette:
         headers = {"request-id" if w == "anthropic" else "x-request-id": wire.new_id("req_")}
         chunk = m.spec.stream_chunk_chars
         if req.stream:
-            if w == "anthropic":
+            if responses:
+                stream = wire.responses_events(answer, chunk_chars=chunk, echo=req.echo)
+            elif w == "anthropic":
                 stream = wire.anthropic_events(answer, chunk_chars=chunk)
             else:
                 stream = wire.openai_events(answer, include_usage=req.include_usage, chunk_chars=chunk, azure=azure)
             return _Events(stream, plan, start, headers, cut=plan.fate == "malformed")
-        body = wire.anthropic_json(answer) if w == "anthropic" else wire.openai_json(answer, azure=azure)
+        if responses:
+            body = wire.responses_json(answer, req.echo)
+        elif w == "anthropic":
+            body = wire.anthropic_json(answer)
+        else:
+            body = wire.openai_json(answer, azure=azure)
         if plan.fate == "malformed":
             body = wire.truncated(body)
         delay = start + plan.latency_s - asyncio.get_running_loop().time()
@@ -220,13 +235,13 @@ def build_app(profile: SimProfile) -> Starlette:
         except ValueError:
             raise BadRequest("We could not parse the JSON body of your request.") from None
 
-    async def openai_chat(request: Request) -> Response:
-        auth = request.headers.get("authorization", "")
-        if not auth.startswith("Bearer ") or not auth[7:].strip():
+    async def openai_api(request: Request, parse: Callable[[Any], ChatRequest], responses: bool) -> Response:
+        """Chat Completions or Responses at api.openai.com: a bearer key, the body, a known model."""
+        if not _bearer(request.headers):
             sim.other["unauthorized"] += 1
             return error("openai", 401, _OPENAI_NO_KEY)
         try:
-            req = wire.parse_openai(await _body(request))
+            req = parse(await _body(request))
         except BadRequest as e:
             sim.other["badRequest"] += 1
             return error("openai", 400, str(e))
@@ -235,7 +250,33 @@ def build_app(profile: SimProfile) -> Starlette:
             sim.other["unknownModel"] += 1
             msg = f"The model `{req.model}` does not exist or you do not have access to it."
             return error("openai", 404, msg, code="model_not_found")
-        return await respond("openai", req, m, azure=False)
+        return await respond("openai", req, m, azure=False, responses=responses)
+
+    async def openai_chat(request: Request) -> Response:
+        return await openai_api(request, wire.parse_openai, responses=False)
+
+    async def openai_responses(request: Request) -> Response:
+        return await openai_api(request, wire.parse_responses, responses=True)
+
+    async def azure_responses(request: Request) -> Response:
+        """Azure's Responses API: `/openai/v1/responses` (the v1 API, no api-version) or the dated
+        `/openai/responses?api-version=...`; the deployment is the body's `model`."""
+        if not request.headers.get("api-key", "").strip() and not _bearer(request.headers):
+            sim.other["unauthorized"] += 1
+            return error("openai", 401, _AZURE_NO_KEY, azure=True)
+        if request.url.path == "/openai/responses" and not request.query_params.get("api-version"):
+            sim.other["badRequest"] += 1
+            return error("openai", 404, "Resource not found", azure=True)
+        try:
+            req = wire.parse_responses(await _body(request))
+        except BadRequest as e:
+            sim.other["badRequest"] += 1
+            return error("openai", 400, str(e), azure=True, code="BadRequest")
+        m = sim.find(req.model, "openai")
+        if m is None:
+            sim.other["unknownModel"] += 1
+            return error("openai", 404, _AZURE_NO_DEPLOYMENT, azure=True, code="DeploymentNotFound")
+        return await respond("openai", req, m, azure=True, responses=True)
 
     async def azure_chat(request: Request) -> Response:
         headers = request.headers
@@ -260,10 +301,10 @@ def build_app(profile: SimProfile) -> Starlette:
 
     async def anthropic_messages(request: Request) -> Response:
         headers = request.headers
-        if not headers.get("x-api-key", "").strip():
+        if not headers.get("x-api-key", "").strip() and not _bearer(headers):
             sim.other["unauthorized"] += 1
-            return error("anthropic", 401, "x-api-key header is required")
-        if not headers.get("anthropic-version"):
+            return error("anthropic", 401, "x-api-key or Authorization: Bearer header is required")
+        if not headers.get("anthropic-version"):  # any version: each SDK release sends its own
             sim.other["badRequest"] += 1
             return error("anthropic", 400, "anthropic-version: header is required")
         try:
@@ -295,7 +336,10 @@ def build_app(profile: SimProfile) -> Starlette:
     app = Starlette(
         routes=[
             Route("/v1/chat/completions", openai_chat, methods=["POST"]),
+            Route("/v1/responses", openai_responses, methods=["POST"]),
             Route("/openai/deployments/{deployment}/chat/completions", azure_chat, methods=["POST"]),
+            Route("/openai/v1/responses", azure_responses, methods=["POST"]),
+            Route("/openai/responses", azure_responses, methods=["POST"]),
             Route("/v1/messages", anthropic_messages, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/_sim/stats", stats, methods=["GET"]),

@@ -1,8 +1,9 @@
-"""The two wire formats, as the real providers speak them: request parsing, answers (JSON and SSE), errors.
+"""The wire formats, as the real providers speak them: request parsing, answers (JSON and SSE), errors.
 
 Pure functions, no I/O: the server decides what happens, this module says how each provider would put it.
 Shapes follow the public API references of OpenAI Chat Completions (and Azure OpenAI, which adds content
-filter results) and Anthropic Messages, including the fields a careful client may read (ids, `created`,
+filter results), OpenAI Responses and Anthropic Messages, and the official SDKs' types parse them
+(tests/test_sdk_simulator.py), including the fields a careful client may read (ids, `created`,
 `system_fingerprint`, cache token counts, `stop_sequence`).
 """
 
@@ -53,6 +54,8 @@ class ChatRequest:
     tools_allowed: bool
     stream: bool
     include_usage: bool
+    echo: dict[str, Any] = field(default_factory=dict)
+    """Request parameters a Responses answer repeats (instructions, tools, max_output_tokens...)."""
 
 
 def _text_of(content: Any) -> str:
@@ -175,6 +178,10 @@ class Answer:
     tool_calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     input_tokens: int = 0
     output_tokens: int = 0
+    cached_tokens: int = 0
+    """Part of input_tokens."""
+    reasoning_tokens: int = 0
+    """Part of output_tokens."""
     usage: bool = True
     fingerprint: str | None = None
 
@@ -197,9 +204,9 @@ def _openai_usage(a: Answer) -> dict[str, Any]:
         "prompt_tokens": a.input_tokens,
         "completion_tokens": a.output_tokens,
         "total_tokens": a.input_tokens + a.output_tokens,
-        "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+        "prompt_tokens_details": {"cached_tokens": a.cached_tokens, "audio_tokens": 0},
         "completion_tokens_details": {
-            "reasoning_tokens": 0,
+            "reasoning_tokens": a.reasoning_tokens,
             "audio_tokens": 0,
             "accepted_prediction_tokens": 0,
             "rejected_prediction_tokens": 0,
@@ -299,14 +306,254 @@ def openai_events(a: Answer, *, include_usage: bool, chunk_chars: int, azure: bo
     return Stream(head, body, tail)
 
 
+# ---------------------------------------------------------------- OpenAI Responses
+
+_ECHOED: dict[str, Any] = {
+    "instructions": None,
+    "max_output_tokens": None,
+    "metadata": {},
+    "parallel_tool_calls": True,
+    "previous_response_id": None,
+    "store": True,
+    "temperature": 1.0,
+    "tool_choice": "auto",
+    "tools": [],
+    "top_p": 1.0,
+    "truncation": "disabled",
+    "user": None,
+}
+"""What a response object repeats from its request, with the API's defaults."""
+
+
+def _item_text(item: dict[str, Any]) -> str:
+    """The text of one input item: a message (string or content parts), a function call or its output."""
+    kind = item.get("type")
+    if kind == "function_call":
+        return str(item.get("arguments") or "")
+    if kind == "function_call_output":
+        out = item.get("output")
+        return out if isinstance(out, str) else _text_of(out)
+    return _text_of(item.get("content"))
+
+
+def parse_responses(doc: Any) -> ChatRequest:
+    """A Responses request: `model` and `input` (a string or an array of items); `instructions` is the
+    system prompt; function tools are flat (`{"type": "function", "name": ...}`). On Azure, `model` is the
+    deployment."""
+    if not isinstance(doc, dict):
+        raise BadRequest("the request body must be a JSON object")
+    model = doc.get("model")
+    if not isinstance(model, str) or not model:
+        raise BadRequest("Missing required parameter: 'model'.")
+    raw = doc.get("input")
+    if isinstance(raw, str):
+        items: list[dict[str, Any]] = [{"role": "user", "content": raw}]
+    elif isinstance(raw, list) and raw:
+        items = []
+        for i, item in enumerate(raw):
+            if not isinstance(item, dict):
+                raise BadRequest(f"Invalid type for 'input[{i}]': expected an object.")
+            if "role" not in item and item.get("type") not in ("function_call", "function_call_output", "reasoning"):
+                raise BadRequest(f"Missing required parameter: 'input[{i}].role'.")
+            items.append(item)
+    else:
+        raise BadRequest("Missing required parameter: 'input'.")
+    texts = [_item_text(item) for item in items]
+    last_user = ""
+    for item, text in zip(reversed(items), reversed(texts), strict=True):
+        if item.get("role") == "user" and text:
+            last_user = text
+            break
+    instructions = doc.get("instructions")
+    if instructions is not None and not isinstance(instructions, str):
+        raise BadRequest("Invalid type for 'instructions': expected a string.")
+    tools = doc.get("tools") or []
+    if not isinstance(tools, list):
+        raise BadRequest("Invalid type for 'tools': expected an array.")
+    names: set[str] = set()
+    for i, t in enumerate(tools):
+        if not isinstance(t, dict) or not isinstance(t.get("type"), str):
+            raise BadRequest(f"Missing required parameter: 'tools[{i}].type'.")
+        if t["type"] == "function":
+            if not isinstance(t.get("name"), str) or not t["name"]:
+                raise BadRequest(f"Missing required parameter: 'tools[{i}].name'.")
+            names.add(t["name"])
+    all_text = "\n".join([instructions, *texts]) if instructions else "\n".join(texts)
+    echo = {k: doc.get(k, default) for k, default in _ECHOED.items()}
+    return ChatRequest(
+        model=model,
+        last_user=last_user,
+        all_text=all_text,
+        input_chars=len(all_text) + (len(json.dumps(tools)) if tools else 0),
+        tool_names=frozenset(names),
+        tools_allowed=doc.get("tool_choice") != "none",
+        stream=doc.get("stream") is True,
+        include_usage=True,
+        echo=echo,
+    )
+
+
+def _responses_usage(a: Answer) -> dict[str, Any]:
+    return {
+        "input_tokens": a.input_tokens,
+        "input_tokens_details": {"cached_tokens": a.cached_tokens, "cache_write_tokens": 0},
+        "output_tokens": a.output_tokens,
+        "output_tokens_details": {"reasoning_tokens": a.reasoning_tokens},
+        "total_tokens": a.input_tokens + a.output_tokens,
+    }
+
+
+def _hex_id(prefix: str) -> str:
+    return prefix + "".join(_ids.choices("0123456789abcdef", k=48))
+
+
+@dataclass(slots=True)
+class _Items:
+    """The output items of one answer, with their ids fixed so the stream and the final object agree."""
+
+    reasoning: dict[str, Any] | None
+    message: dict[str, Any] | None
+    calls: list[dict[str, Any]]
+
+    @property
+    def all(self) -> list[dict[str, Any]]:
+        return [i for i in (self.reasoning, self.message) if i is not None] + self.calls
+
+
+def _output_items(a: Answer) -> _Items:
+    reasoning = None
+    if a.reasoning_tokens:  # a reasoning model's summary-less reasoning item comes first
+        reasoning = {"id": _hex_id("rs_"), "type": "reasoning", "summary": []}
+    message = None
+    if a.content or not a.tool_calls:
+        part = {"type": "output_text", "text": a.content, "annotations": [], "logprobs": []}
+        message = {
+            "id": _hex_id("msg_"),
+            "type": "message",
+            "status": "completed",
+            "role": "assistant",
+            "content": [part],
+        }
+    calls = [
+        {
+            "id": _hex_id("fc_"),
+            "type": "function_call",
+            "status": "completed",
+            "arguments": json.dumps(args),
+            "call_id": new_id("call_"),
+            "name": name,
+        }
+        for name, args in a.tool_calls
+    ]
+    return _Items(reasoning, message, calls)
+
+
+def _response(
+    a: Answer, rid: str, created: int, echo: dict[str, Any], *, status: str, output: list[dict[str, Any]]
+) -> dict[str, Any]:
+    done = status == "completed"
+    return {
+        "id": rid,
+        "object": "response",
+        "created_at": created,
+        "status": status,
+        "background": False,
+        "completed_at": int(time.time()) if done else None,
+        "error": None,
+        "incomplete_details": None,
+        **{k: echo.get(k, default) for k, default in _ECHOED.items()},
+        "model": a.model,
+        "output": output,
+        "reasoning": {"effort": None, "summary": None},
+        "service_tier": "default",
+        "text": {"format": {"type": "text"}, "verbosity": "medium"},
+        "usage": _responses_usage(a) if done and a.usage else None,
+    }
+
+
+def responses_json(a: Answer, echo: dict[str, Any] | None = None) -> bytes:
+    """A response object: output items (reasoning, the message, function calls) and the usage."""
+    items = _output_items(a)
+    doc = _response(a, _hex_id("resp_"), int(time.time()), echo or {}, status="completed", output=items.all)
+    return _dumps(doc)
+
+
+def responses_events(a: Answer, *, chunk_chars: int, echo: dict[str, Any] | None = None) -> Stream:
+    """The typed events of a streamed response: response.created and .in_progress, per output item
+    output_item.added / its deltas / output_item.done (text via content_part and output_text events,
+    function calls via function_call_arguments events), then response.completed with the usage. Every
+    event carries its `sequence_number`."""
+    rid, created, echo = _hex_id("resp_"), int(time.time()), echo or {}
+    items = _output_items(a)
+    seq = iter(range(1 << 30))
+
+    def ev(kind: str, **fields: Any) -> bytes:
+        return _event(kind, {"type": kind, **fields, "sequence_number": next(seq)})
+
+    pending = _response(a, rid, created, echo, status="in_progress", output=[])
+    head = [ev("response.created", response=pending), ev("response.in_progress", response=pending)]
+    body: list[bytes] = []
+    index = 0
+    if items.reasoning is not None:
+        head.append(ev("response.output_item.added", output_index=index, item=items.reasoning))
+        head.append(ev("response.output_item.done", output_index=index, item=items.reasoning))
+        index += 1
+    if items.message is not None:
+        msg, mid = items.message, items.message["id"]
+        part = msg["content"][0]
+        opened = {**msg, "status": "in_progress", "content": []}
+        head.append(ev("response.output_item.added", output_index=index, item=opened))
+        empty = {**part, "text": ""}
+        head.append(ev("response.content_part.added", item_id=mid, output_index=index, content_index=0, part=empty))
+        body += [
+            ev("response.output_text.delta", item_id=mid, output_index=index, content_index=0, delta=d, logprobs=[])
+            for d in _chunks(a.content, chunk_chars)
+        ]
+        body.append(
+            ev(
+                "response.output_text.done",
+                item_id=mid,
+                output_index=index,
+                content_index=0,
+                text=a.content,
+                logprobs=[],
+            )
+            + ev("response.content_part.done", item_id=mid, output_index=index, content_index=0, part=part)
+            + ev("response.output_item.done", output_index=index, item=msg)
+        )
+        index += 1
+    for call in items.calls:
+        opened = {**call, "status": "in_progress", "arguments": ""}
+        body.append(ev("response.output_item.added", output_index=index, item=opened))
+        body += [
+            ev("response.function_call_arguments.delta", item_id=call["id"], output_index=index, delta=d)
+            for d in _chunks(call["arguments"], chunk_chars)
+        ]
+        body.append(
+            ev(
+                "response.function_call_arguments.done",
+                item_id=call["id"],
+                output_index=index,
+                name=call["name"],
+                arguments=call["arguments"],
+            )
+            + ev("response.output_item.done", output_index=index, item=call)
+        )
+        index += 1
+    final = _response(a, rid, created, echo, status="completed", output=items.all)
+    tail = [ev("response.completed", response=final)]
+    return Stream(head, body, tail)
+
+
 # ---------------------------------------------------------------- Anthropic
 
 
-def _anthropic_usage(input_tokens: int, output_tokens: int) -> dict[str, Any]:
+def _anthropic_usage(a: Answer, output_tokens: int) -> dict[str, Any]:
+    """Anthropic counts cache reads apart: `input_tokens` is only the uncached part."""
     return {
-        "input_tokens": input_tokens,
+        "input_tokens": a.input_tokens - a.cached_tokens,
         "cache_creation_input_tokens": 0,
-        "cache_read_input_tokens": 0,
+        "cache_read_input_tokens": a.cached_tokens,
         "output_tokens": output_tokens,
         "service_tier": "standard",
     }
@@ -329,7 +576,7 @@ def anthropic_json(a: Answer) -> bytes:
         "stop_sequence": None,
     }
     if a.usage:
-        doc["usage"] = _anthropic_usage(a.input_tokens, a.output_tokens)
+        doc["usage"] = _anthropic_usage(a, a.output_tokens)
     return _dumps(doc)
 
 
@@ -350,7 +597,7 @@ def anthropic_events(a: Answer, *, chunk_chars: int) -> Stream:
         "stop_sequence": None,
     }
     if a.usage:
-        message["usage"] = _anthropic_usage(a.input_tokens, 1)
+        message["usage"] = _anthropic_usage(a, 1)
     head = [_event("message_start", {"type": "message_start", "message": message})]
     body: list[bytes] = []
     index = 0

@@ -15,14 +15,12 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-import os
 import sys
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
-from typing import Any, Literal
+from datetime import datetime
+from typing import Any, Literal, cast
 
 from kubernetes import client as k8s
-from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
@@ -30,12 +28,15 @@ from pydantic.alias_generators import to_camel
 
 from aigate.api.digest import spec_digest as digest_of
 from aigate.api.errors import WorkloadError, format_validation_error
-from aigate.api.load import ResolvedWorkload, parse_workload, resolve
-from aigate.api.models import AIWorkload, ConfigMapKeyRef, Credentials
+from aigate.api.load import ConfigMapLookup, ResolvedWorkload, configmap_lookup, resolve, workload_from_api
+from aigate.api.models import AIWorkload, Credentials
 from aigate.controller import names
 from aigate.controller.jobs import JOB_NAME_ENV
+from aigate.controller.kube import load_api_client
 from aigate.measurements import Measurements
+from aigate.pipeline import CheckOptions, measure
 from aigate.redact import redact, register_secret
+from aigate.times import utcnow
 
 Progress = Callable[[str], None]
 Outcome = Literal["measured", "stale", "error"]
@@ -128,10 +129,6 @@ def _err(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
 def _one_line(text: str) -> str:
     return redact(" ".join(text.split()))
 
@@ -143,39 +140,17 @@ def _api_error(what: str, e: ApiException) -> str:
     return f"{what}: {reason}"
 
 
-def api_client_from(environ: Mapping[str, str]) -> k8s.ApiClient:
-    """KUBECONFIG when the pod's env names one (the process node does), else the in-cluster ServiceAccount.
+def _configmap_lookup(core: k8s.CoreV1Api, namespace: str) -> ConfigMapLookup:
+    def read(name: str) -> dict[str, str] | None:
+        try:
+            cm = core.read_namespaced_config_map(name, namespace, _request_timeout=API_TIMEOUT_S)
+        except ApiException as e:
+            if e.status == 404:
+                return None
+            raise WorkloadError(_api_error(f"reading ConfigMap {namespace}/{name}", e)) from None
+        return dict(cm.data or {})
 
-    KUBECONFIG goes first because it is only set on purpose, while in-cluster files may belong to whatever pod
-    hosts a test run."""
-    kubeconfig = environ.get("KUBECONFIG")
-    if kubeconfig:
-        path = kubeconfig.split(os.pathsep)[0]
-        api: k8s.ApiClient = k8s_config.new_client_from_config(config_file=path)  # type: ignore[no-untyped-call]
-        return api
-    cfg = k8s.Configuration()
-    k8s_config.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
-    return k8s.ApiClient(cfg)
-
-
-def _configmap_lookup(core: k8s.CoreV1Api, namespace: str) -> Callable[[ConfigMapKeyRef], str]:
-    cache: dict[str, dict[str, str]] = {}
-
-    def lookup(ref: ConfigMapKeyRef) -> str:
-        if ref.name not in cache:
-            try:
-                cm = core.read_namespaced_config_map(ref.name, namespace, _request_timeout=API_TIMEOUT_S)
-            except ApiException as e:
-                if e.status == 404:
-                    raise WorkloadError(f"ConfigMap {ref.name!r} not found in namespace {namespace}") from None
-                raise WorkloadError(_api_error(f"reading ConfigMap {ref.name!r}", e)) from None
-            cache[ref.name] = dict(cm.data or {})
-        data = cache[ref.name]
-        if ref.key not in data:
-            raise WorkloadError(f"ConfigMap {ref.name!r} has no key {ref.key!r}")
-        return data[ref.key]
-
-    return lookup
+    return configmap_lookup(namespace, read)
 
 
 def _read_workload(api: k8s.ApiClient, namespace: str, name: str) -> AIWorkload:
@@ -188,7 +163,7 @@ def _read_workload(api: k8s.ApiClient, namespace: str, name: str) -> AIWorkload:
         if e.status == 404:
             raise _Abort(f"AIWorkload {namespace}/{name} not found") from None
         raise _Abort(_api_error(f"reading AIWorkload {namespace}/{name}", e)) from None
-    return parse_workload(doc, source=f"AIWorkload {namespace}/{name}")
+    return workload_from_api(cast(dict[str, Any], doc))
 
 
 def _for_the_job(resolved: ResolvedWorkload, environ: Mapping[str, str]) -> tuple[ResolvedWorkload, dict[str, str]]:
@@ -283,7 +258,7 @@ def run_gates(
     lines; the one error line always goes to stderr. Never raises, never prints a traceback or a secret.
     """
     say = progress or (lambda _msg: None)
-    started = _now()
+    started = utcnow()
     for var, value in environ.items():  # before anything can print: every Secret value the Job was given
         if var.startswith("AIGATE_SECRET_"):
             register_secret(value.strip())
@@ -291,7 +266,8 @@ def run_gates(
     api = api_client
     try:
         if api is None:
-            api = api_client_from(environ)
+            api, how = load_api_client(environ)
+            say(f"Kubernetes API: {how}")
     except (ConfigException, OSError, ValueError) as e:
         _err(f"aigate run-gates: error: no Kubernetes API configuration: {_one_line(str(e))}")
         return 1
@@ -306,7 +282,7 @@ def run_gates(
             observed_digest=observed,
             job=job,
             started_at=started,
-            finished_at=_now(),
+            finished_at=utcnow(),
             outcome=outcome,
             error=_one_line(error) if error else None,
             measurements=m,
@@ -336,8 +312,6 @@ def run_gates(
                 observed=observed,
             )
         runnable, job_env = _for_the_job(resolved, environ)
-        from aigate.pipeline import CheckOptions, measure
-
         say(f"measuring {len(resolved.workload.spec.models)} model(s), {len(resolved.cases)} case(s)")
         m = asyncio.run(measure(runnable, CheckOptions(environ=job_env, progress=say)))
         m.rbac = None  # probed by the operator, with its own permissions

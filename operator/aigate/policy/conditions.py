@@ -1,16 +1,17 @@
 """The AIWorkload's status: seven conditions from the gate results, in the Kubernetes API conventions.
 
 Pure functions: the controller passes the previous conditions so that lastTransitionTime moves only when a
-condition's status does.
+condition's status does. Every condition reason is one of the `Reason` constants: a machine reads the reason, a
+person the message.
 """
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
-from aigate.gates.result import GateResult
+from aigate.gates.result import GateResult, GateStatus
+from aigate.times import rfc3339
 
 GATE_CONDITIONS = {
     "cost": "CostGate",
@@ -24,15 +25,27 @@ CONDITION_TYPES = [*GATE_CONDITIONS.values(), "Ready"]
 MAX_MESSAGE = 1024
 
 
-def rfc3339(t: datetime) -> str:
-    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
+class Reason:
+    """Condition reasons (CamelCase, as the API conventions want)."""
+
+    PASSED: Final = "Passed"
+    FAILED: Final = "Failed"
+    RISK_ACCEPTED: Final = "RiskAccepted"
+    ERROR: Final = "Error"
+    TESTING: Final = "Testing"
+    EVIDENCE_PASSED: Final = "EvidencePassed"
+    GATES_FAILED: Final = "GatesFailed"
+    EVIDENCE_EXPIRED: Final = "EvidenceExpired"
+    INVALID_SPEC: Final = "InvalidSpec"
+    GATE_RUN_ERROR: Final = "GateRunError"
 
 
-def _reason(text: str) -> str:
-    """CamelCase reason as the API conventions want: 'Failed', 'RiskAccepted', ..."""
-    words = re.findall(r"[A-Za-z0-9]+", text)
-    out = "".join(w[:1].upper() + w[1:] for w in words) or "Unknown"
-    return out if out[0].isalpha() else "R" + out
+GATE_REASONS: dict[GateStatus, str] = {
+    "PASS": Reason.PASSED,
+    "FAIL": Reason.FAILED,
+    "ACCEPTED": Reason.RISK_ACCEPTED,
+    "ERROR": Reason.ERROR,
+}
 
 
 def condition(
@@ -41,7 +54,7 @@ def condition(
     return {
         "type": type_,
         "status": "Unknown" if status is None else ("True" if status else "False"),
-        "reason": _reason(reason),
+        "reason": reason,
         "message": message[:MAX_MESSAGE],
         "observedGeneration": generation,
         "lastTransitionTime": rfc3339(now),
@@ -49,11 +62,10 @@ def condition(
 
 
 def gate_conditions(results: list[GateResult], generation: int | None, now: datetime) -> list[dict[str, Any]]:
-    reasons = {"PASS": "Passed", "FAIL": "Failed", "ACCEPTED": "RiskAccepted", "ERROR": "Error"}
     out = []
     for r in results:
         ok = None if r.status == "ERROR" else r.ok
-        out.append(condition(GATE_CONDITIONS[r.gate], ok, reasons[r.status], r.reason, generation, now))
+        out.append(condition(GATE_CONDITIONS[r.gate], ok, GATE_REASONS[r.status], r.reason, generation, now))
     return out
 
 
@@ -77,8 +89,8 @@ def merge_conditions(previous: list[dict[str, Any]], new: list[dict[str, Any]]) 
 
 def pending_conditions(message: str, generation: int | None, now: datetime) -> list[dict[str, Any]]:
     """While a gate run is under way: every gate Unknown, not Ready."""
-    gates = [condition(t, None, "Testing", message, generation, now) for t in GATE_CONDITIONS.values()]
-    return [*gates, condition("Ready", False, "Testing", message, generation, now)]
+    gates = [condition(t, None, Reason.TESTING, message, generation, now) for t in GATE_CONDITIONS.values()]
+    return [*gates, condition("Ready", False, Reason.TESTING, message, generation, now)]
 
 
 def failed_gates(results: list[GateResult]) -> list[GateResult]:
@@ -90,11 +102,23 @@ def ready_condition(
 ) -> dict[str, Any]:
     if decision == "PASS":
         until = f" until {rfc3339(expires_at)}" if expires_at else ""
-        return condition("Ready", True, "EvidencePassed", f"all gates pass; evidence valid{until}", generation, now)
+        return condition(
+            "Ready", True, Reason.EVIDENCE_PASSED, f"all gates pass; evidence valid{until}", generation, now
+        )
     failed = failed_gates(results)
     text = "; ".join(f"{r.gate}: {r.reason}" for r in failed)
-    return condition("Ready", False, "GatesFailed", text or "decision FAIL", generation, now)
+    return condition("Ready", False, Reason.GATES_FAILED, text or "decision FAIL", generation, now)
 
 
 def expired_condition(expires_at: str, generation: int | None, now: datetime) -> dict[str, Any]:
-    return condition("Ready", False, "EvidenceExpired", f"evidence expired at {expires_at}", generation, now)
+    return condition("Ready", False, Reason.EVIDENCE_EXPIRED, f"evidence expired at {expires_at}", generation, now)
+
+
+def problem_condition(reason: str, message: str, generation: int | None, now: datetime) -> dict[str, Any]:
+    """Ready False for a spec that cannot be gated (Reason.INVALID_SPEC) or a run that failed (GATE_RUN_ERROR)."""
+    return condition("Ready", False, reason, message, generation, now)
+
+
+def ready_reason(conditions: list[dict[str, Any]]) -> str | None:
+    ready = next((c for c in conditions if c.get("type") == "Ready"), None)
+    return None if ready is None else ready.get("reason")

@@ -1,0 +1,168 @@
+"""Admit, warn or deny a rollout labelled `aigate.dev/workload`: the decision, from facts gathered elsewhere.
+
+`controller/admission.py` gathers (the workload and its ConfigMaps from the operator's indexes, the spec digest,
+the signature check, both cached); this module decides. Nothing the workload's status says is trusted on its own:
+a rollout is allowed only when signed evidence verifies and is bound to the spec digest as it is now. Status only
+words the refusal when there is no signed answer to quote.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from aigate.api.models import GATE_NAMES, WORKLOAD_LABEL
+from aigate.evidence import EvidenceError, EvidenceExpired, EvidencePredicate, EvidenceStale, VerifiedEvidence
+from aigate.policy.conditions import GATE_CONDITIONS
+from aigate.policy.text import MAX_MESSAGE, MAX_REASON, one_line
+
+Enforcement = Literal["enforce", "warn", "audit"]
+ENFORCEMENTS: tuple[Enforcement, ...] = ("enforce", "warn", "audit")
+Result = Literal["allowed", "denied", "warned", "audited"]
+
+CONDITION_GATES: dict[str, str] = {condition: gate for gate, condition in GATE_CONDITIONS.items()}
+"""status.conditions type -> gate name."""
+
+
+@dataclass(frozen=True)
+class RolloutDecision:
+    """What the rollout webhook answers; `result` labels the metric, `message` is what kubectl prints."""
+
+    allowed: bool
+    message: str
+    warnings: list[str] = field(default_factory=list)
+    result: Result = "allowed"
+    enforcement: Enforcement | None = None
+    workload: str | None = None
+    """namespace/name of the AIWorkload the label names, when there is one."""
+
+
+@dataclass(frozen=True)
+class EvidenceCheck:
+    """What checking the stored evidence found: evidence that held, or the failure and, when the signature
+    verified, the signed predicate (so that a FAIL decision can still name its gates)."""
+
+    configmap: str
+    key: str
+    found: Literal["ok", "no-configmap", "no-key"]
+    verified: VerifiedEvidence | None = None
+    failure: EvidenceError | None = None
+    signed: EvidencePredicate | None = None
+
+    @property
+    def outdated(self) -> bool:
+        """Evidence that held once: for another spec, or past its expiry."""
+        return isinstance(self.failure, EvidenceStale | EvidenceExpired)
+
+
+def enforcement_of(workload: Mapping[str, Any]) -> Enforcement:
+    """Read before anything else can fail, so that a broken spec is still judged under its own enforcement."""
+    spec = workload.get("spec")
+    value = spec.get("enforcement") if isinstance(spec, Mapping) else None
+    return value if value in ENFORCEMENTS else "enforce"
+
+
+def label_decision(kind: str, namespace: str, labels: Mapping[str, str], found: bool) -> RolloutDecision | None:
+    """The decision when the label alone settles it (no label, empty label, no such AIWorkload); else None."""
+    if WORKLOAD_LABEL not in labels:
+        return RolloutDecision(True, f"{kind} has no {WORKLOAD_LABEL} label: not gated by aigate", result="allowed")
+    name = labels[WORKLOAD_LABEL]
+    if not name:
+        return RolloutDecision(False, f"{kind} has an empty {WORKLOAD_LABEL} label", result="denied")
+    if not found:
+        ref = f"{namespace}/{name}"
+        return RolloutDecision(
+            False,
+            f"AIWorkload {ref} not found (named by the {WORKLOAD_LABEL} label of this {kind})",
+            result="denied",
+            workload=ref,
+        )
+    return None
+
+
+def decide_rollout(
+    ref: str, workload: Mapping[str, Any], spec_problem: str | None, evidence: EvidenceCheck | None
+) -> RolloutDecision:
+    """`spec_problem`: why the spec cannot be digested now (None when it can); `evidence`: the check of the
+    stored evidence against that digest (None when the spec could not be digested)."""
+    enforcement = enforcement_of(workload)
+    problem = spec_problem if spec_problem is not None else _evidence_problem(workload, evidence)
+    if problem is None:
+        return RolloutDecision(True, f"AIWorkload {ref} is cleared for rollout", [], "allowed", enforcement, ref)
+    message = one_line(f"AIWorkload {ref} is not cleared for rollout: {problem}", MAX_MESSAGE)
+    if enforcement == "warn":
+        return RolloutDecision(True, message, [message], "warned", enforcement, ref)
+    if enforcement == "audit":
+        return RolloutDecision(True, message, [], "audited", enforcement, ref)
+    return RolloutDecision(False, message, [], "denied", enforcement, ref)
+
+
+def _evidence_problem(workload: Mapping[str, Any], evidence: EvidenceCheck | None) -> str | None:
+    """Why the rollout must not go ahead, in one phrase; None when it may."""
+    raw = workload.get("status")
+    status: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
+    cm_name = evidence.configmap if evidence is not None else "?"
+    ready, said = _ready(status)
+    if not ready:
+        testing = status.get("phase") == "Testing"
+        if evidence is not None and evidence.verified is None and evidence.outdated:
+            extra = "; a new gate run is in progress" if testing else ""
+            return f"evidence in ConfigMap {cm_name} does not hold: {evidence.failure}{extra}"
+        if testing:
+            last = status.get("lastRun")
+            job = last.get("job") if isinstance(last, Mapping) else None
+            running = f" (Job {job})" if job else ""
+            return f"a gate run is in progress for the current spec{running}; there is no evidence for it yet"
+        signed = None
+        if evidence is not None:
+            signed = evidence.verified.signed if evidence.verified is not None else evidence.signed
+        failed = _failed_gates_signed(signed) if signed is not None else []
+        if not failed:
+            failed = _failed_gates_from_conditions(status)
+        decision = status.get("decision")
+        head = f"decision {decision}" if decision else (said or "not Ready")
+        if failed:
+            return f"{head}; failed gates: {'; '.join(failed)}"
+        return head if said is None or said == head else f"{head} ({said})"
+    if evidence is None or evidence.found != "ok":
+        from_cm = f"has no key {evidence.key}" if evidence and evidence.found == "no-key" else "not found"
+        return f"status says PASS but there is no signed evidence (ConfigMap {cm_name} {from_cm})"
+    if evidence.failure is not None:
+        failed = _failed_gates_signed(evidence.signed) if evidence.signed is not None else []
+        gates = f"; failed gates: {'; '.join(failed)}" if failed else ""
+        return f"evidence in ConfigMap {cm_name} does not hold: {evidence.failure}{gates}"
+    return None
+
+
+def _failed_gates_signed(signed: EvidencePredicate) -> list[str]:
+    return [f"{g.gate} {g.status}: {one_line(g.reason, MAX_REASON)}" for g in signed.failed_gates]
+
+
+def _failed_gates_from_conditions(status: Mapping[str, Any]) -> list[str]:
+    conditions = status.get("conditions")
+    out: list[tuple[str, str]] = []
+    for c in conditions if isinstance(conditions, list) else []:
+        if not isinstance(c, Mapping):
+            continue
+        gate = CONDITION_GATES.get(str(c.get("type")))
+        if gate is not None and c.get("status") != "True":
+            why = c.get("message") or c.get("reason") or "not passed"
+            out.append((gate, one_line(str(why), MAX_REASON)))
+    order: dict[str, int] = {g: i for i, g in enumerate(GATE_NAMES)}
+    return [f"{gate}: {why}" for gate, why in sorted(out, key=lambda gw: order.get(gw[0], 99))]
+
+
+def _ready(status: Mapping[str, Any]) -> tuple[bool, str | None]:
+    """Whether status claims Ready/PASS, and if not, its own words (condition message or phase)."""
+    conditions = status.get("conditions")
+    found = [c for c in conditions if isinstance(c, Mapping)] if isinstance(conditions, list) else []
+    ready = next((c for c in found if c.get("type") == "Ready"), None)
+    if status.get("decision") == "PASS" and ready is not None and ready.get("status") == "True":
+        return True, None
+    if ready is not None and ready.get("status") != "True" and ready.get("message"):
+        return False, one_line(str(ready["message"]), MAX_REASON)
+    phase = status.get("phase")
+    if status.get("decision") is None:
+        return False, f"not gated yet (phase {phase or 'Pending'})"
+    return False, None

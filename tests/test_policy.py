@@ -1,0 +1,204 @@
+"""The pure decisions in aigate.policy, as tables; and the layering that keeps them pure."""
+
+from __future__ import annotations
+
+import ast
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from aigate.policy.conditions import Reason, expired_condition, merge_conditions, ready_condition
+from aigate.policy.lifecycle import (
+    Action,
+    LastRun,
+    Run,
+    evidence_state,
+    invalid_unchanged,
+    keep_evidence,
+    needs_expired_mark,
+    next_action,
+    run_result_problem,
+    tick_action,
+    tick_needs_job,
+)
+from aigate.policy.rollout import EvidenceCheck, decide_rollout, enforcement_of, label_decision
+
+PACKAGE = Path(__file__).resolve().parents[1] / "operator" / "aigate"
+NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+D, OLD = "sha256:" + "a" * 64, "sha256:" + "b" * 64
+
+
+def _imports(path: Path) -> set[str]:
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+    return found
+
+
+@pytest.mark.parametrize("module", sorted(p.name for p in (PACKAGE / "policy").glob("*.py")))
+def test_policy_imports_neither_kopf_nor_the_kubernetes_client(module: str) -> None:
+    imported = _imports(PACKAGE / "policy" / module)
+    plumbing = {m for m in imported if m.split(".")[0] in ("kopf", "kubernetes", "aiohttp", "httpx")}
+    controller = {m for m in imported if m.startswith("aigate.controller")}
+    assert not plumbing and not controller, f"policy/{module} imports {sorted(plumbing | controller)}"
+
+
+@pytest.mark.parametrize(
+    ("signed", "expires", "want"),
+    [
+        (None, None, "missing"),
+        (OLD, NOW + timedelta(days=1), "stale"),
+        (D, NOW, "expired"),
+        (D, NOW - timedelta(seconds=1), "expired"),
+        (D, NOW + timedelta(seconds=1), "valid"),
+    ],
+)
+def test_evidence_state(signed: str | None, expires: datetime | None, want: str) -> None:
+    assert evidence_state(signed, expires, D, NOW) == want
+
+
+@pytest.mark.parametrize(
+    ("state", "regate_at", "force", "keep"),
+    [
+        ("valid", None, False, True),
+        ("valid", NOW + timedelta(hours=1), False, True),
+        ("valid", NOW, False, False),  # re-gate time reached
+        ("valid", None, True, False),  # forced
+        ("expired", None, False, False),
+        ("stale", None, False, False),
+        ("invalid", None, False, False),
+    ],
+)
+def test_keep_evidence(state: str, regate_at: datetime | None, force: bool, keep: bool) -> None:
+    assert keep_evidence(state, regate_at, NOW, force=force) is keep  # type: ignore[arg-type]
+
+
+def last(
+    job: str | None = None, finished: bool = False, phase: str | None = None, digest: str | None = None
+) -> LastRun:
+    return LastRun(job=job, finished=finished, phase=phase, spec_digest=digest)
+
+
+@pytest.mark.parametrize(
+    ("state", "runs", "lastrun", "force", "want"),
+    [
+        # nothing running, no evidence: start
+        ("missing", [], last(), False, Action("start")),
+        # a run for this digest is going: wait; a run for an older digest is stopped
+        ("missing", [Run("j1", D, False)], last("j1", phase="Testing"), False, Action("wait", "gate run in progress")),
+        ("missing", [Run("j0", OLD, False)], last("j0", phase="Testing"), False, Action("start", stop=["j0"])),
+        (
+            "stale",
+            [Run("j0", OLD, False), Run("j1", D, False)],
+            last("j1"),
+            False,
+            Action("wait", "gate run in progress", ["j0"]),
+        ),
+        # the recorded run finished while nobody looked: collect it
+        ("missing", [Run("j1", D, True)], last("j1", phase="Testing"), False, Action("collect", job="j1")),
+        # ... but not once it was processed
+        ("missing", [Run("j1", D, True)], last("j1", True, "Passed", D), False, Action("start")),
+        # the last run for this very digest errored: wait for a change, unless forced
+        (
+            "missing",
+            [],
+            last("j1", True, "Error", D),
+            False,
+            Action("wait", "last run for this digest errored; waiting for a change"),
+        ),
+        ("missing", [], last("j1", True, "Error", D), True, Action("start")),
+        ("missing", [], last("j1", True, "Error", OLD), False, Action("start")),
+        # re-gate ahead of expiry keeps Ready; expired evidence is marked first, unless a run is already on
+        ("valid", [], last("j1", True, "Passed", D), True, Action("start", regate=True)),
+        ("expired", [], last("j1", True, "Passed", D), False, Action("start", mark_expired=True)),
+        ("expired", [], last("j1", True, "Testing", D), False, Action("start")),
+    ],
+)
+def test_next_action(state: str, runs: list[Run], lastrun: LastRun, force: bool, want: Action) -> None:
+    assert next_action(D, state, runs, lastrun, force=force) == want  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("lastrun", "job", "want"),
+    [
+        (last("j1", False, "Testing"), Run("j1", D, True), "collect"),
+        (last("j1", False, "Testing"), Run("j1", D, False), "wait"),
+        (last("j1", False, "Testing"), None, "reconcile"),  # the Job is gone: reconcile starts it again
+        (last("j1", True, "Passed"), Run("j1", D, True), "reconcile"),
+        (last(None, False, "Pending"), None, "reconcile"),
+    ],
+)
+def test_tick_action(lastrun: LastRun, job: Run | None, want: str) -> None:
+    assert tick_action(lastrun, job, tick_needs_job(lastrun)) == want
+
+
+@pytest.mark.parametrize(
+    ("lastrun", "job", "want"),
+    [
+        (last("j1"), "j1", None),
+        (last("j1"), "j0", "not the current run"),
+        (last("j1", finished=True), "j1", "already processed"),
+    ],
+)
+def test_run_result_is_taken_from_the_recorded_run_once(lastrun: LastRun, job: str, want: str | None) -> None:
+    assert run_result_problem(lastrun, job) == want
+
+
+def test_conditions_use_reason_constants_and_marking_is_idempotent() -> None:
+    ready = ready_condition([], "FAIL", None, 1, NOW)
+    assert ready["reason"] == Reason.GATES_FAILED and ready["message"] == "decision FAIL"
+    assert needs_expired_mark([ready])
+    expired = merge_conditions([ready], [expired_condition("2026-12-01T00:00:00Z", 1, NOW)])
+    assert [c["reason"] for c in expired] == [Reason.EVIDENCE_EXPIRED]
+    assert not needs_expired_mark(expired)
+    assert invalid_unchanged({"phase": "Error", "conditions": [{"message": "bad"}]}, "bad")
+    assert not invalid_unchanged({"phase": "Failed", "conditions": [{"message": "bad"}]}, "bad")
+
+
+@pytest.mark.parametrize(
+    ("labels", "found", "allowed", "message"),
+    [
+        ({}, False, True, "Deployment has no aigate.dev/workload label: not gated by aigate"),
+        ({"aigate.dev/workload": ""}, False, False, "Deployment has an empty aigate.dev/workload label"),
+        (
+            {"aigate.dev/workload": "w"},
+            False,
+            False,
+            "AIWorkload ns/w not found (named by the aigate.dev/workload label of this Deployment)",
+        ),
+    ],
+)
+def test_label_decision(labels: dict[str, str], found: bool, allowed: bool, message: str) -> None:
+    d = label_decision("Deployment", "ns", labels, found)
+    assert d is not None and d.allowed is allowed and d.message == message
+    assert label_decision("Deployment", "ns", {"aigate.dev/workload": "w"}, True) is None
+
+
+@pytest.mark.parametrize(
+    ("enforcement", "allowed", "result", "warned"),
+    [("enforce", False, "denied", False), ("warn", True, "warned", True), ("audit", True, "audited", False)],
+)
+def test_enforcement_decides_what_a_problem_does(enforcement: str, allowed: bool, result: str, warned: bool) -> None:
+    wl = {"spec": {"enforcement": enforcement}, "status": {}}
+    d = decide_rollout("ns/w", wl, "spec cannot be resolved: x", None)
+    assert (d.allowed, d.result, bool(d.warnings)) == (allowed, result, warned)
+    assert d.message == "AIWorkload ns/w is not cleared for rollout: spec cannot be resolved: x"
+
+
+def test_enforcement_defaults_to_enforce_for_what_it_cannot_read() -> None:
+    assert enforcement_of({"spec": {"enforcement": "off"}}) == "enforce"
+    assert enforcement_of({"spec": None}) == "enforce"
+
+
+def test_status_pass_without_evidence_is_refused() -> None:
+    wl = {
+        "spec": {},
+        "status": {"decision": "PASS", "conditions": [{"type": "Ready", "status": "True"}]},
+    }
+    d = decide_rollout("ns/w", wl, None, EvidenceCheck("w-aigate-evidence", "evidence.json", "no-key"))
+    assert not d.allowed
+    assert d.message.endswith("no signed evidence (ConfigMap w-aigate-evidence has no key evidence.json)")
