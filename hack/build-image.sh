@@ -6,8 +6,9 @@
 #      committed as localhost/aigate-base:bookworm-<ISO week> (rebuilt once a week, about 20 s)
 #   2. `buildah bud --layers --isolation chroot --build-arg PYTHON_BASE=<that base>`: the dependency layer is reused
 #      while requirements.lock and the base are unchanged; the package layer is rebuilt from the working tree
-#   3. the image as a docker archive in ${AIGATE_CACHE_DIR:-~/.cache/aigate}/images/aigate-dev/ (the cluster
-#      imports it on start), then into the running node's containerd (k8s.io namespace) if there is one
+#   3. the image as a docker archive in ${AIGATE_CACHE_DIR:-~/.cache/aigate}/images/aigate-dev-<checkout>/ (a
+#      cluster started from this checkout imports it on start), then into the running node's containerd (k8s.io
+#      namespace) if that cluster was started from this checkout
 #
 # Builds reach PyPI through this machine's TLS-intercepting proxy: the system CA bundle and pip's system config are
 # mounted read-only into the build's RUN steps (--volume), never copied into an image.
@@ -15,13 +16,14 @@ set -Eeuo pipefail
 trap 'trap - ERR; echo "build-image: error: a command failed at line $LINENO (see above)" >&2' ERR
 PROG=build-image
 HACK_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-ROOT="$(cd "$HACK_DIR/.." && pwd)"
+ROOT="$(cd "$HACK_DIR/.." && pwd -P)"
 # shellcheck source=lib.sh
 source "$HACK_DIR/lib.sh"
 
 IMAGE="${AIGATE_IMAGE:-aigate:dev}"
 CACHE_DIR="${AIGATE_CACHE_DIR:-$HOME/.cache/aigate}"
-OUT="$CACHE_DIR/images/aigate-dev"
+# one archive per checkout: its working tree's code (localcluster.versions.aigate_image_archive says the same)
+OUT="$CACHE_DIR/images/aigate-dev-$(echo "$ROOT" | md5sum | cut -c1-12)"
 SUITE=bookworm
 WEEK="$(date -u +%G-w%V)"
 BASE="localhost/aigate-base:${SUITE}-${WEEK}"

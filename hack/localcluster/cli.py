@@ -30,12 +30,22 @@ def default_state_dir() -> Path:
 
 
 def import_image() -> int:
-    """Import the aigate image archive into the node running on this machine, if one runs."""
+    """Import the aigate image archive into the node running on this machine, if one runs and takes its images from
+    the same place (a cluster started from another checkout's cache, e.g. a test run there, keeps its own)."""
     claim = current_claim()
     if claim is None or not claim_alive(claim):
         print("no cluster with a node runs here: the image is imported when one starts", file=sys.stderr)
         return 0
-    ref = Node(Path(claim["state_dir"]), NodeBinaries.locate()).import_image(aigate_image_archive())
+    running = ControlPlane(Path(claim["state_dir"]))
+    archive = aigate_image_archive()
+    if running.state.get("node", {}).get("images_from") != str(archive):
+        print(
+            f"the node running here (cluster in {claim['state_dir']}) takes its images from elsewhere: "
+            f"{archive} not imported into it",
+            file=sys.stderr,
+        )
+        return 0
+    ref = Node(running.state_dir, NodeBinaries.locate()).import_image(archive)
     print(f"imported {ref} into the node of the cluster in {claim['state_dir']}", file=sys.stderr)
     return 0
 

@@ -39,7 +39,7 @@ from localcluster import host
 from localcluster.node import NODE_NAME, Node, coredns_manifests, shim_processes
 from localcluster.pki import CA, service_account_keys
 from localcluster.procs import Proc, spawn, tail
-from localcluster.versions import Binaries, BinariesMissing, NodeBinaries
+from localcluster.versions import Binaries, BinariesMissing, NodeBinaries, aigate_image_archive
 
 SERVICE_CIDR = "10.0.0.0/24"  # an allocation range for ClusterIPs only: nothing is routed to it
 SA_ISSUER = "https://kubernetes.default.svc.cluster.local"
@@ -212,7 +212,12 @@ class ControlPlane:
             "processes": [],
         }
         if node:
-            self.state["node"] = {"name": NODE_NAME, "host_before": host.HostSnapshot.take().to_json()}
+            self.state["node"] = {
+                "name": NODE_NAME,
+                # whose images it runs: `make image` in another checkout (or cache) must not replace them
+                "images_from": str(aigate_image_archive()),
+                "host_before": host.HostSnapshot.take().to_json(),
+            }
         self._save()
 
     @property

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import platform
 import shutil
@@ -156,5 +157,7 @@ class NodeBinaries:
 
 
 def aigate_image_archive(root: Path | None = None) -> Path:
-    """Where hack/build-image.sh (`make image`) leaves the aigate image as a docker archive (with a `ref` file)."""
-    return (root or cache_dir()) / "images" / "aigate-dev"
+    """Where hack/build-image.sh (`make image`) leaves the aigate image as a docker archive (with a `ref` file): one
+    per checkout, since it holds that working tree's code (the md5 of the checkout's path, as the script computes)."""
+    checkout = hashlib.md5(f"{HACK_DIR.parent}\n".encode(), usedforsecurity=False).hexdigest()[:12]
+    return (root or cache_dir()) / "images" / f"aigate-dev-{checkout}"
