@@ -68,5 +68,7 @@ buildah_cleanup() {
   rmdir /run/aigate-buildah 2>/dev/null || true
   if [[ "${BUILDAH_HAD_VAR_LIB:-1}" == 0 ]]; then rm -rf /var/lib/containers; fi
   # buildah makes an empty CNI config dir for networks it never sets up here (RUN steps use the host network)
-  if [[ "${BUILDAH_HAD_ETC_CNI:-1}" == 0 ]]; then rmdir /etc/cni/net.d /etc/cni 2>/dev/null || true; fi
+  if [[ "${BUILDAH_HAD_ETC_CNI:-1}" == 0 ]]; then
+    rm -f /etc/cni/net.d/cni.lock && rmdir /etc/cni/net.d /etc/cni 2>/dev/null || true
+  fi
 }
