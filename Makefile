@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: argocd-lua venv demo test lint typecheck unit control-plane node image lock cosign cluster cluster-down cluster-demo crd docs bench clean
+.PHONY: argocd-lua screenshots helm promtool chart install uninstall venv demo test lint typecheck unit control-plane node image lock cosign cluster cluster-down cluster-demo crd docs bench clean
 
 venv: $(STAMP)
 
@@ -19,7 +19,7 @@ demo: venv
 	$(BIN)/aigate demo
 
 ## test: lint and type-check (seconds), then build or reuse the cluster's parts, the image and the tools, then every test
-test: venv lint typecheck control-plane node image cosign argocd-lua
+test: venv lint typecheck control-plane node image cosign argocd-lua helm promtool
 	$(BIN)/pytest
 
 lint: venv
@@ -65,6 +65,36 @@ cluster-demo: venv control-plane node image
 ## cosign: build (or reuse from the cache) cosign for the evidence interop test
 cosign:
 	bash hack/build-cosign.sh
+
+## screenshots: the demo's two HTML reports in headless Chromium (Debian's, installed by hack/ensure-chromium.sh when missing) as docs/images/report-*.png
+screenshots: venv
+	bash hack/ensure-chromium.sh
+	$(BIN)/python hack/screenshots.py docs/images
+
+HELM_BIN = "$$(bash hack/build-helm.sh 2>/dev/null | tail -n1)"
+ON_LOCAL_CLUSTER = kc="$$(hack/control-plane env)" && eval "$$kc"
+
+## helm: build (or reuse from the cache) helm, pinned in hack/build-helm.sh
+helm:
+	bash hack/build-helm.sh
+
+## promtool: build (or reuse from the cache) promtool for the chart's alert tests, pinned in hack/build-promtool.sh
+promtool:
+	bash hack/build-promtool.sh
+
+## chart: regenerate the chart's CRD templates and docs/chart-values.md (a test keeps them equal)
+chart: venv
+	$(BIN)/python -m aigate.chartgen charts/aigate docs
+
+## install: install or upgrade the chart on the running `make cluster` with the image `make image` built, then helm test
+install: venv helm
+	@$(ON_LOCAL_CLUSTER) && $(HELM_BIN) upgrade --install aigate charts/aigate --namespace aigate-system \
+	  --create-namespace --values charts/aigate/ci/local-values.yaml --wait --timeout 5m && \
+	  $(HELM_BIN) test aigate --namespace aigate-system --logs
+
+## uninstall: remove the chart (its pre-delete hook removes the webhooks first; the CRD and AIWorkloads stay)
+uninstall: helm
+	@$(ON_LOCAL_CLUSTER) && $(HELM_BIN) uninstall aigate --namespace aigate-system --wait
 
 ## argocd-lua: build (or reuse from the cache) the runner of Argo CD's Lua VM for the Argo CD health check tests
 argocd-lua:

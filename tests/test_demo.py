@@ -8,6 +8,7 @@ its reliability gate would pass. Nothing here is timed: the demo's duration is r
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
@@ -20,9 +21,9 @@ def _figure(pattern: str, text: str) -> float:
     return float(m.group(1).replace(",", ""))
 
 
-def test_demo_tells_its_story_at_real_time_scale(capsys: pytest.CaptureFixture[str]) -> None:
+def test_demo_tells_its_story_at_real_time_scale(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     assert TIME_SCALE < 1
-    code = run_demo(quiet=True)
+    code = run_demo(quiet=True, html_dir=tmp_path)
     out = capsys.readouterr().out
     assert code == 0, out
     assert out.startswith(time_scale_note() + "\n")
@@ -38,3 +39,9 @@ def test_demo_tells_its_story_at_real_time_scale(capsys: pytest.CaptureFixture[s
     assert "timeout 8/8" in failing and "8 past the 24,000 ms deadline" in failing
     assert "every case ended within 15,000 ms" in remediated
     assert "demo: as designed" in out
+    # both workloads' HTML reports, named in the output
+    pages = {p.name: p.read_text() for p in tmp_path.glob("*.html")}
+    assert sorted(pages) == ["fraud-review-assistant-remediated.html", "fraud-review-assistant.html"]
+    assert "AI Production Readiness: FAIL" in pages["fraud-review-assistant.html"]
+    assert "AI Production Readiness: PASS" in pages["fraud-review-assistant-remediated.html"]
+    assert f"HTML report: {tmp_path / 'fraud-review-assistant.html'}" in out

@@ -13,7 +13,7 @@ from aigate.gates.dependency import judge_provider_dependency
 from aigate.gates.fallback import drift, judge_fallback
 from aigate.gates.reliability import TIMEOUT_UNDEFINED, judge_reliability
 from aigate.gates.result import GateResult
-from aigate.gates.stats import percentile
+from aigate.gates.stats import judge_percentile, order_statistic_ranks, percentile, samples_for_upper_bound
 from aigate.gates.toolcontrol import judge_tool_control
 from factories import T0, all_valid_faults, example_doc, measurements, model, resolved_from, run
 
@@ -35,13 +35,15 @@ def spec(**changes: object):  # type: ignore[no-untyped-def]
 
 
 def good_runs(name: str, n: int = 10, **kw: object) -> list:  # type: ignore[type-arg]
-    return [run(f"c{i}", name, **kw) for i in range(n)]  # type: ignore[arg-type]
+    """n runs over the ten cases c0..c9, repeat after repeat."""
+    return [run(f"c{i % 10}", name, repeat=i // 10, **kw) for i in range(n)]  # type: ignore[arg-type]
 
 
 def healthy(**kw: object):  # type: ignore[no-untyped-def]
     return measurements(
         {
-            "primary": model("primary", good_runs("primary"), provider="anthropic"),
+            # 60 samples: enough to judge a p95 (59 at least, policy.numbers.PERCENTILE_CONFIDENCE)
+            "primary": model("primary", good_runs("primary", 60), provider="anthropic"),
             "fallback": model("fallback", good_runs("fallback")),
         },
         all_valid_faults(CASES),
@@ -91,12 +93,57 @@ def test_unknown_price_fails_and_is_never_zero() -> None:
     assert any("set spec.models[].pricing" in f.message for f in r.findings)
 
 
+def test_cost_gate_judges_the_upper_end_of_the_projected_range() -> None:
+    """Costs alternate $0.01 and $0.03: the mean ($0.02 x 600,000 requests = $12,000) is within a $12,500 budget,
+    the one-sided 95% upper bound from the run's own variance is not."""
+    m = healthy()
+    m.models["primary"] = model(
+        "primary", [run(f"c{i % 10}", "primary", repeat=i // 10, cost=0.01 if i % 2 else 0.03) for i in range(60)]
+    )
+    r = judge_cost(spec(budget={"monthlyUSD": 12500}).workload.spec, m)
+    costs = [0.01 if i % 2 else 0.03 for i in range(60)]
+    mean = sum(costs) / 60
+    sd = (sum((c - mean) ** 2 for c in costs) / 59) ** 0.5
+    high = (mean + 1.6448536 * sd / 60**0.5) * 600_000
+    assert r.metrics["projectedMonthlyUSD"] == pytest.approx(12_000)
+    assert r.metrics["judgedMonthlyUSD"] == pytest.approx(high, abs=0.01) and high > 12_500
+    assert r.metrics["projectedMonthlyRangeUSD"][0] == pytest.approx(24_000 - high, abs=0.01)
+    assert r.status == "FAIL"
+    assert (
+        f"Projected monthly cost: ${high:,.0f} = 1.1x target $12,500 (the upper end of $10,715-${high:,.0f}, "
+        in r.reason
+    )
+    assert "the run's 95% range around the mean $12,000, is judged)" in r.reason
+
+
 def test_p95_cost_per_request_above_cap_fails() -> None:
+    m = healthy()
+    expensive = [run(f"c{i}", "primary", cost=0.9) for i in (7, 8, 9)]
+    m.models["primary"] = model("primary", [*good_runs("primary", cost=0.002)[:7], *expensive])
+    r = judge_cost(spec(budget={"monthlyUSD": 1e9, "maxCostPerRequestUSD": 0.05}).workload.spec, m)
+    assert r.status == "FAIL"
+    # 3 of 10 requests cost $0.90: even the lower bound on the p95 (the 8th smallest of 10) is above the cap
+    assert r.reason.startswith(
+        "p95 cost per request: $0.9000, above limit $0.0500 (10 samples, 95% bounds [$0.9000, unbounded])"
+    )
+
+
+def test_p95_cost_per_request_from_one_outlier_in_ten_is_insufficient_samples() -> None:
+    """One expensive request of ten puts the point p95 above the cap, but ten samples cannot say where the p95 is."""
     m = healthy()
     m.models["primary"] = model("primary", [*good_runs("primary", cost=0.002)[:9], run("c9", "primary", cost=0.9)])
     r = judge_cost(spec(budget={"monthlyUSD": 1e9, "maxCostPerRequestUSD": 0.05}).workload.spec, m)
-    assert r.status == "FAIL"
-    assert r.reason.startswith("p95 cost per request: $0.4959, above limit $0.0500")
+    assert (r.status, r.error_reason) == ("ERROR", "InsufficientSamples")
+    assert r.metrics["p95CostPerRequestUSDSamples"] == 10
+    assert r.metrics["p95CostPerRequestUSDInterval"] == [0.002, None]
+    assert r.reason.startswith("InsufficientSamples: p95 cost per request: $0.4959 from 10 samples")
+    assert (
+        r.reason.endswith(
+            "cannot be judged against limit $0.0500: InsufficientSamples; suite.repeats >= 6 "
+            "(59 samples at 10 per repeat)"
+        )
+        or "suite.repeats >= " in r.reason
+    ), r.reason
 
 
 # --- reliability ----------------------------------------------------------------------------------------
@@ -121,7 +168,40 @@ def test_reliability_p95_above_threshold() -> None:
     r = judge_reliability(spec().workload.spec, m)
     assert r.status == "FAIL"
     assert r.metrics["p95LatencyMs"] == pytest.approx(6130.0)
-    assert r.reason == "p95 latency: 6,130 ms, above threshold 4,000 ms"
+    assert r.reason == (
+        "p95 latency: 6,130 ms, above threshold 4,000 ms (10 samples, 95% bounds [5,200 ms, unbounded])"
+    )
+
+
+def test_reliability_from_too_few_samples_is_insufficient_samples_with_the_repeats_needed() -> None:
+    m = healthy()
+    m.models["primary"] = model("primary", good_runs("primary", 24))
+    r = judge_reliability(spec().workload.spec, m)
+    assert (r.status, r.error_reason) == ("ERROR", "InsufficientSamples")
+    # 24 samples of 1,000 ms: no upper bound on the p95 exists below 59 samples; 10 cases a repeat -> 6 repeats
+    assert r.reason == (
+        "InsufficientSamples: p95 latency: 1,000 ms from 24 samples, 95% bounds [1,000 ms, unbounded], cannot be "
+        "judged against threshold 4,000 ms: InsufficientSamples; suite.repeats >= 6 (59 samples at 10 per repeat)"
+    )
+    assert r.metrics["p95LatencyMsSamples"] == 24 and r.metrics["p95LatencyMsInterval"] == [1000.0, None]
+    # with enough repeats the same workload is judged
+    m.models["primary"] = model("primary", good_runs("primary", 60))
+    r = judge_reliability(spec().workload.spec, m)
+    assert r.status == "PASS" and r.metrics["p95LatencyMsInterval"] == [1000.0, 1000.0]
+    assert "60 samples, 95% bounds [1,000 ms, 1,000 ms]" in r.reason
+
+
+def test_exact_order_statistic_bounds() -> None:
+    # Binomial(n, 0.95): the ranks each side holds with probability >= 95%
+    assert order_statistic_ranks(24, 95, 0.95) == (21, None)
+    assert order_statistic_ranks(64, 95, 0.95) == (58, 64)
+    assert samples_for_upper_bound(95, 0.95) == 59 and samples_for_upper_bound(99, 0.95) == 299
+    # a straddling interval: the share within the ceiling measured (90%) decides how many samples would settle it
+    values = [100.0] * 93 + [900.0] * 7
+    j = judge_percentile(values, 95, 500.0, 0.95, 10_000)
+    assert (j.verdict, j.lower, j.upper) == ("insufficient", 100.0, 900.0)
+    assert j.samples_needed is not None and j.samples_needed > 100
+    assert judge_percentile([100.0] * 90 + [900.0] * 10, 95, 500.0, 0.95, 10_000).verdict == "fail"
 
 
 def test_undeclared_timeout_fails_even_when_fast() -> None:
@@ -360,6 +440,41 @@ def test_budget_exhausted_run_is_error_with_spend() -> None:
     assert [by[g].status for g in ("cost", "reliability", "fallback")] == ["ERROR"] * 3
     assert by["cost"].metrics["spentUSD"] == 4.98
     assert "$4.98" in by["cost"].reason
+
+
+def test_budget_stop_says_so_with_what_was_measured() -> None:
+    m = healthy(
+        budget_exhausted=True, stopped_by="budget", spent_usd=4.98, aborted="budget.gateRunMaxUSD $5.00 reached"
+    )
+    by = {r.gate: r for r in judge_measured(spec(), m, assumed_timeout_ms=5000)}
+    for gate in ("cost", "reliability", "fallback"):
+        assert (by[gate].status, by[gate].error_reason) == ("ERROR", "StoppedEarly")
+        assert [f.code for f in by[gate].findings] == ["run.budgetReached"]
+        assert by[gate].metrics["stoppedBy"] == "budget"
+        assert by[gate].metrics["measuredSoFar"]["primary"] == {
+            "requests": 60,
+            "errors": 0,
+            "errorRate": 0,
+            "passed": 60,
+        }
+
+
+def test_error_rate_stop_fails_reliability_on_what_was_measured() -> None:
+    runs = [*good_runs("primary", 8), *[run(f"c{i}", "primary", ok=False) for i in (8, 9)]]
+    m = healthy(stopped_by="errorRate", aborted="suite.stopOnErrorRate 0.1 passed on primary: 2/10 requests ...")
+    m.models["primary"] = model("primary", runs)
+    by = {r.gate: r for r in judge_measured(spec(), m, assumed_timeout_ms=5000)}
+    rel = by["reliability"]
+    assert rel.status == "FAIL" and "error rate: 20%, above 1% (http_5xx 2)" in rel.reason
+    assert rel.findings[0].code == "run.errorRateReached"
+    assert "suite.stopOnErrorRate 0.1 passed on primary" in rel.findings[0].message
+    for gate in ("cost", "fallback"):
+        assert (by[gate].status, by[gate].error_reason) == ("ERROR", "StoppedEarly")
+        assert by[gate].metrics["measuredSoFar"]["primary"]["errorRate"] == 0.2
+    # a run stopped by its error rate that measured no failure of the primary is not judged on it
+    m.models["primary"] = model("primary", good_runs("primary", 60))
+    rel = {r.gate: r for r in judge_measured(spec(), m, assumed_timeout_ms=5000)}["reliability"]
+    assert (rel.status, rel.error_reason) == ("ERROR", "StoppedEarly")
 
 
 def test_healthy_remediated_workload_passes_five_measured_gates() -> None:

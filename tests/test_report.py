@@ -30,7 +30,7 @@ def failing_assessment() -> Assessment:
     doc = example_doc("fraud-review-assistant.yaml")
     doc["spec"]["prompts"] = [{"inline": "review"}]
     resolved = resolved_from(doc)
-    latencies = [3000.0] * 21 + [6480.0] * 3
+    latencies = [4500.0] * 21 + [6480.0] * 3
     primary = [run(CASES[i % 8], "primary", latency=latencies[i], cost=0.0602) for i in range(24)]
     fallback = [run(CASES[i % 8], "fallback", passed=i < 14, cost=0.001) for i in range(23)]
     m = measurements(
@@ -66,8 +66,9 @@ def test_text_report_has_the_design_shape_with_measured_figures() -> None:
         "Primary model: claude-sonnet-4-5 (anthropic)\n"
         "Fallback: not validated (gpt-4.1-mini: 61% of cases pass, JSON schema broken in 9/23)\n"
         "Projected monthly cost: $36,120 = 2.4x target $15,000\n"
-        "p95 cost per request: $0.0602, above limit $0.0500\n"
-        "p95 latency: 6,480 ms, above threshold 4,000 ms\n"
+        "p95 cost per request: $0.0602, above limit $0.0500 (24 samples, 95% bounds [$0.0602, unbounded])\n"
+        "p95 latency: 6,480 ms, above threshold 4,000 ms (24 samples, 95% bounds [4,500 ms, unbounded])\n"
+        "Goodput: 0% of requests met every latency SLO; 111 output tokens/s per request (p50)\n"
         "Tool access: create_case_note (write)\n"
         "Human approval: missing for write action create_case_note\n"
         "Provider dependency: single provider: anthropic; single cloud: aws\n"

@@ -3,14 +3,16 @@ human route, and that no API key leaks into measurements or progress output."""
 
 from __future__ import annotations
 
+import itertools
 import re
 from typing import Any
 
 import pytest
 
 from aigate.api.models import AIWorkloadSpec
+from aigate.gates.reliability import load_text
 from aigate.measurements import FAULT_MODES
-from aigate.probes.runner import RunOptions, concurrency_for, effective_timeout_ms, run_workload
+from aigate.probes.runner import RunOptions, arrival_offsets, concurrency_for, effective_timeout_ms, run_workload
 from test_probes_support import CANARY, key_echo_server, model, queue_server, simulator, workload
 
 ANSWER = '{"risk": "low", "summary": "nothing unusual"}'
@@ -24,6 +26,10 @@ CASES = [
     {"name": "risk", "messages": [{"role": "user", "content": "rate case 2"}], "expect": {"contains": ["low"]}},
 ]
 FAST = RunOptions(fault_retry_after_s=0.01, progress_every_s=0)
+
+
+def _fast() -> dict[str, Any]:
+    return {"fault_retry_after_s": 0.01, "progress_every_s": 0}
 
 
 def sim_model(provider: str, **extra: Any) -> dict[str, Any]:
@@ -363,3 +369,61 @@ async def test_canary_key_never_in_measurements_or_progress() -> None:
     assert not any(CANARY in line for line in lines)
     assert any(re.fullmatch(r"baseline primary: 1/1 cases, \d+\.\ds", line) for line in lines)
     assert any(line.startswith("fallback timeout: 1/1 cases") for line in lines)
+
+
+def test_poisson_arrivals_are_seeded_exponential_gaps_at_the_rate() -> None:
+    offsets = arrival_offsets(4000, 5.0, "poisson", seed=3)
+    assert offsets == arrival_offsets(4000, 5.0, "poisson", seed=3) and offsets[0] == 0.0
+    gaps = [b - a for a, b in itertools.pairwise(offsets)]
+    mean = sum(gaps) / len(gaps)
+    sd = (sum((g - mean) ** 2 for g in gaps) / len(gaps)) ** 0.5
+    # exponential gaps: mean 1/rate and a standard deviation as large as the mean (uniform gaps have none)
+    assert mean == pytest.approx(0.2, rel=0.05) and sd == pytest.approx(0.2, rel=0.1)
+    assert arrival_offsets(4, 5.0, "uniform", seed=3) == [0.0, 0.2, 0.4, 0.6]
+
+
+async def test_poisson_arrivals_show_queueing_that_even_gaps_hide() -> None:
+    """At 10 rps a 40 ms answer never overlaps the next with even 100 ms gaps; Poisson gaps shorter than 40 ms
+    (a third of them) make requests wait for the one slot, as callers do in production."""
+    with simulator({"gpt-4.1-mini": sim_model("openai", latency={"fixedMs": 40})}) as url:
+        resolved = workload(
+            [model("p", "openai-compatible", "gpt-4.1-mini", url, pricing=pricing(1, 1))],
+            cases=CASES,
+            repeats=15,
+            traffic={"requestsPerDay": 1000, "peakRequestsPerSecond": 10},
+        )
+        opts = RunOptions(concurrency=1, run_faults=False, arrival_seed=11)
+        m = await run_workload(resolved, keys(resolved), options=opts)
+    assert (m.arrivals, m.arrival_rate_rps) == ("poisson", 10)
+    offsets = arrival_offsets(30, 10.0, "poisson", seed=11)
+    short = [i for i in range(1, 30) if offsets[i] - offsets[i - 1] < 0.02]
+    assert short, "the seeded schedule has gaps under 20 ms"
+    runs = m.models["p"].runs
+    # a request due less than 20 ms after one that takes >= 40 ms waits at least 20 ms for the slot
+    assert all(runs[i].queue_ms >= 20 for i in short)
+    assert load_text(m) == "open loop, poisson arrivals at 10 rps, at most 1 in flight"
+
+
+async def test_stop_on_error_rate_stops_the_run_and_says_which() -> None:
+    """Half the requests fail: with suite.stopOnErrorRate 0.2 the run stops once 10 have answered, sends no more,
+    skips the later model and the fault injection, and says why; the budget did not stop it."""
+    flaky = sim_model("openai", errors={500: 0.5})
+    with simulator({"gpt-4.1-mini": flaky, "gpt-4.1": sim_model("openai")}) as url:
+        resolved = workload(
+            [
+                model("p", "openai-compatible", "gpt-4.1-mini", url, pricing=pricing(1, 1)),
+                model("f", "openai-compatible", "gpt-4.1", url, role="fallback", pricing=pricing(1, 1)),
+            ],
+            cases=CASES,
+            repeats=30,
+            fallback={"safeStop": {"message": "to a person"}},
+        )
+        resolved.workload.spec.suite.stop_on_error_rate = 0.2
+        m = await run_workload(resolved, keys(resolved), options=RunOptions(concurrency=1, **_fast()))
+    runs = m.models["p"].runs
+    assert m.stopped_by == "errorRate" and m.budget_exhausted is False
+    assert 10 <= len(runs) < 60 and "f" not in m.models and m.faults == []
+    errors = sum(1 for r in runs if not r.ok)
+    assert errors / len(runs) > 0.2
+    assert m.aborted is not None and m.aborted.startswith("suite.stopOnErrorRate 0.2 passed on p: ")
+    assert "stopped before p case" in m.aborted

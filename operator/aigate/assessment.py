@@ -26,7 +26,7 @@ from aigate.evidence.predicate import (
 )
 from aigate.gates.result import Decision, GateResult
 from aigate.gates.stats import percentile, rate
-from aigate.measurements import FAULT_MODES, Measurements
+from aigate.measurements import Measurements, required_fault_modes
 from aigate.policy.numbers import DAYS_PER_MONTH
 
 
@@ -124,6 +124,11 @@ def monitoring_conditions(resolved: ResolvedWorkload) -> list[MonitoringConditio
             metric="dailyCostUSD", threshold=round(spec.budget.monthly_usd / DAYS_PER_MONTH, 2), comparison="<="
         ),
         MonitoringCondition(metric="errorRate", threshold=spec.slo.max_error_rate, comparison="<="),
+        *(
+            MonitoringCondition(metric=metric, threshold=value, comparison="<=")
+            for metric, value in (("ttftP95Ms", spec.slo.ttft_p95_ms), ("itlP95Ms", spec.slo.itl_p95_ms))
+            if value is not None
+        ),
         MonitoringCondition(metric="passRate", threshold=spec.slo.min_pass_rate, comparison=">="),
     ]
 
@@ -173,7 +178,9 @@ def build_predicate(
         gates=gates,
         cases=cases,
         model_identities=identities,
-        fault_modes=FaultModes(tried=[f.mode for f in m.faults], required=list(FAULT_MODES)),
+        fault_modes=FaultModes(
+            tried=[f.mode for f in m.faults], required=list(required_fault_modes(spec.primary.stream))
+        ),
         risk_acceptances=[
             AcceptanceRecord(
                 gate=a.gate,

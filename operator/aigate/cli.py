@@ -68,16 +68,32 @@ def cmd_check(args: argparse.Namespace) -> int:
     finally:
         if progress is not None:
             progress.close()
-    _write_output(render(assessment, args.format), args.output)
+    _write_output(render(assessment, args.format, source=args.file), args.output)
     if assessment.evidence is not None and assessment.evidence.path and not args.quiet:
         _stderr(f"evidence written to {assessment.evidence.path}")
     return check_exit_code(assessment)
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    """Render signed evidence alone; verified first when --key is given (refused, exit 1, when it does not hold)."""
+    from aigate.report.evidencefile import render_evidence_file
+
+    code, text, message = render_evidence_file(
+        Path(args.evidence), Path(args.key) if args.key else None, Path(args.workload) if args.workload else None
+    )
+    if code != EXIT_PASS:
+        _stderr(message)
+        return code
+    _write_output(text, args.output)
+    if not args.quiet:
+        _stderr(message)
+    return EXIT_PASS
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from aigate.demo import run_demo
 
-    return run_demo(quiet=args.quiet, fmt=args.format)
+    return run_demo(quiet=args.quiet, fmt=args.format, html_dir=Path(args.html_dir) if args.html_dir else None)
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
@@ -156,7 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("check", help="run the gates on a workload file and print the readiness report")
     c.add_argument("file", help="AIWorkload YAML (may carry its ConfigMaps as further documents)")
-    c.add_argument("--format", choices=["text", "json", "junit", "markdown"], default="text")
+    c.add_argument("--format", choices=["text", "json", "junit", "markdown", "html", "sarif"], default="text")
     c.add_argument("--output", "-o", help="write the report here instead of stdout")
     c.add_argument("--sign-key", help="sign the evidence with this private key (PEM)")
     c.add_argument("--evidence-out", help="where to write the signed evidence (default: <name>.evidence.json)")
@@ -171,6 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("demo", help="check the built-in failing and remediated examples against the simulator")
     d.add_argument("--format", choices=["text", "json", "junit", "markdown"], default="text")
+    d.add_argument("--html-dir", help="write both workloads' HTML reports here (default: aigate-demo-reports/)")
     d.add_argument("--quiet", "-q", action="store_true")
     d.set_defaults(func=cmd_demo)
 
@@ -199,6 +216,15 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--key", required=True, help="public key (PEM)")
     v.add_argument("--workload", help="also check the evidence is for this workload file's current spec")
     v.set_defaults(func=cmd_verify)
+
+    rp = sub.add_parser("report", help="render a signed evidence package as a readiness report (HTML)")
+    rp.add_argument("evidence", help="the evidence file (a DSSE envelope or Sigstore bundle)")
+    rp.add_argument("--format", choices=["html"], default="html")
+    rp.add_argument("--key", help="public key (PEM): verify the evidence first and say so in the report")
+    rp.add_argument("--workload", help="with --key: also check the evidence is for this workload file's current spec")
+    rp.add_argument("--output", "-o", help="write the report here instead of stdout")
+    rp.add_argument("--quiet", "-q", action="store_true", help="no line on stderr saying what was verified")
+    rp.set_defaults(func=cmd_report)
 
     j = sub.add_parser("run-gates", help="(gate Job) measure an AIWorkload in the cluster and write the result")
     j.add_argument("--namespace", required=True)

@@ -70,14 +70,23 @@ def _surprises(failing: Assessment, remediated: Assessment, verified: bool) -> l
     return out
 
 
-def run_demo(*, quiet: bool = False, fmt: str = "text") -> int:
+HTML_DIR = Path("aigate-demo-reports")
+
+
+def run_demo(*, quiet: bool = False, fmt: str = "text", html_dir: Path | None = None) -> int:
     from aigate.evidence.keys import write_keypair
     from aigate.pipeline import verify_file
     from aigate.report import render
+    from aigate.report.html import render_html
     from aigate.simulator.profile import load_profile
     from aigate.simulator.server import SimulatorServer
 
     ex = examples_dir()
+    html_dir = html_dir or HTML_DIR
+    try:
+        html_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"--html-dir {html_dir}: cannot create: {e.strerror or e}") from None
     progress = None if quiet else TerminalProgress(sys.stderr)
     print(time_scale_note())
     profile = load_profile(ex / PROFILE).with_time_scale(TIME_SCALE)
@@ -103,6 +112,9 @@ def run_demo(*, quiet: bool = False, fmt: str = "text") -> int:
             results.append(a)
             print(f"\n### examples/{name}\n")
             sys.stdout.write(render(a, fmt))
+            page = html_dir / f"{Path(name).stem}.html"
+            page.write_text(render_html(a), encoding="utf-8")
+            print(f"HTML report: {page}")
         failing, remediated = results
         evidence = remediated.evidence.path if remediated.evidence else None
         code, message = verify_file(Path(evidence), pub, ex / REMEDIATED) if evidence else (1, "no evidence")

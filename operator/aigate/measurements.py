@@ -11,8 +11,16 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-FaultMode = Literal["timeout", "http_5xx", "http_429", "connection_reset", "malformed_body"]
+FaultMode = Literal["timeout", "http_5xx", "http_429", "connection_reset", "malformed_body", "stream_stall"]
 FAULT_MODES: tuple[FaultMode, ...] = ("timeout", "http_5xx", "http_429", "connection_reset", "malformed_body")
+"""The faults every primary is tried with."""
+STREAM_FAULT_MODES: tuple[FaultMode, ...] = ("stream_stall",)
+"""The faults a streaming primary is tried with besides: a stream that stops mid-answer until the timeout."""
+
+
+def required_fault_modes(primary_streams: bool) -> tuple[FaultMode, ...]:
+    return FAULT_MODES + STREAM_FAULT_MODES if primary_streams else FAULT_MODES
+
 
 ErrorKind = Literal["timeout", "http_4xx", "http_429", "http_5xx", "connection", "malformed", "budget", "other"]
 
@@ -23,7 +31,18 @@ class _M(BaseModel):
 
 class Usage(_M):
     input_tokens: int = 0
+    """Every input token, cached ones included (each API's count normalised so: Anthropic reports cache reads and
+    writes apart, and the dialect adds them back)."""
     output_tokens: int = 0
+    """Every output token, reasoning included."""
+    cache_read_tokens: int = 0
+    """Of `input_tokens`, those read from the provider's prompt cache (billed at the cache-read price)."""
+    cache_write_tokens: int = 0
+    """Of `input_tokens`, those written to the prompt cache (billed at the cache-write price)."""
+    reasoning_tokens: int = 0
+    """Of `output_tokens`, those spent reasoning (billed as output; counted once)."""
+    service_tier: str | None = None
+    """The tier the provider says it billed (flex, priority, batch, ...), when it says."""
     estimated: bool = False
     """True when the provider did not report usage and the tokens were estimated from the text."""
 
@@ -56,6 +75,10 @@ class Attempt(_M):
     error_detail: str = ""
     latency_ms: float
     ttft_ms: float | None = None
+    itl_ms: float | None = None
+    """Streaming: the mean gap between output chunks after the first (inter-token latency)."""
+    output_chunks: int | None = None
+    """Streaming: how many chunks carried output."""
     server_ms: float | None = None
     """What the provider says it spent (`openai-processing-ms`, `Server-Timing`), when it says: the rest of
     `latency_ms` is network and client."""
@@ -79,6 +102,8 @@ class CaseRun(_M):
     """End to end as the caller sees it: client queue time, every attempt and backoff."""
     queue_ms: float = 0.0
     ttft_ms: float | None = None
+    itl_ms: float | None = None
+    """Streaming: the answer's mean inter-token latency."""
     attempts: list[Attempt] = Field(default_factory=list)
     usage: Usage = Field(default_factory=Usage)
     """Tokens billed across all attempts."""
@@ -98,9 +123,23 @@ class CaseRun(_M):
         return self.ok and all(a.passed for a in self.assertions)
 
 
+class TierPrice(_M):
+    """A service tier's prices where they differ from the model's standard ones (the catalog's variants)."""
+
+    input_per_m_tok_usd: float
+    output_per_m_tok_usd: float
+    cache_read_per_m_tok_usd: float | None = None
+
+
 class Price(_M):
     input_per_m_tok_usd: float
     output_per_m_tok_usd: float
+    cache_read_per_m_tok_usd: float | None = None
+    """Cached input read; None: the input price (nothing cheaper is known)."""
+    cache_write_per_m_tok_usd: float | None = None
+    """Cached input written; None: the input price."""
+    tiers: dict[str, TierPrice] = Field(default_factory=dict)
+    """Prices of the service tiers a provider may report (flex, priority, batch), keyed as it names them."""
     source: str
     """'spec' or 'genai-prices <version>'."""
 
@@ -204,7 +243,15 @@ class Measurements(_M):
     """The run stopped itself at budget.gateRunMaxUSD; the gates it starved report ERROR."""
     aborted: str | None = None
     """Why the run stopped early, if it did."""
+    stopped_by: Literal["budget", "errorRate"] | None = None
+    """What stopped the run early: budget.gateRunMaxUSD or suite.stopOnErrorRate."""
     timeout_ms: float | None = None
     """The per-request timeout the run used."""
+    arrivals: Literal["poisson", "uniform"] | None = None
+    """How requests were scheduled: open loop at `arrival_rate_rps`, Poisson (exponential gaps, as independent
+    callers arrive in production) or uniform (even gaps); at most `concurrency` in flight, waiting counted as
+    client queue time. None in measurements taken before aigate said."""
+    arrival_rate_rps: float | None = None
+    """The open-loop rate: traffic.peakRequestsPerSecond unless overridden."""
     timeout_assumed: bool = False
     """slo.timeoutMs was not declared: the run assumed `timeout_ms` (by default 2 x slo.p95LatencyMs)."""

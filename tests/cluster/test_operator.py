@@ -144,14 +144,14 @@ def workload(
                     "pricing": price,
                 },
             ],
-            "traffic": {"requestsPerDay": 1000, "peakRequestsPerSecond": 4, "maxTestConcurrency": 4},
+            "traffic": {"requestsPerDay": 1000, "peakRequestsPerSecond": 20, "maxTestConcurrency": 4},
             "budget": {"monthlyUSD": 1000, "gateRunMaxUSD": 1},
             "slo": {"p95LatencyMs": 2000, "timeoutMs": 800, "maxErrorRate": 0.05, "minPassRate": 0.9},
             "fallback": {"safeStop": {"message": "Routed to an analyst."}},
             "tools": [{"name": "lookup_policy", "access": "read"}, write_tool],
             "prompts": [{"configMapRef": {"name": f"{name}-prompts", "key": "system.md"}}],
             "suite": {
-                "repeats": 1,
+                "repeats": 30,  # 60 samples per model: enough to judge a p95 (docs/gates.md)
                 "cases": [
                     {
                         "name": "review",

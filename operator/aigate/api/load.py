@@ -17,7 +17,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from aigate.api.errors import WorkloadError, format_validation_error
-from aigate.api.models import AIWorkload, Case, ConfigMapKeyRef, Source
+from aigate.api.models import AIWorkload, Case, ConfigMapKeyRef, PromptfooImport, Source
+from aigate.api.promptfoo import promptfoo_cases
 
 ConfigMapLookup = Callable[[ConfigMapKeyRef], str]
 """Returns the text at a ConfigMap key, or raises WorkloadError naming what is missing."""
@@ -250,6 +251,8 @@ def resolve(workload: AIWorkload, lookup: ConfigMapLookup, base_dir: Path | None
     suite = spec.suite
     if suite.cases is not None:
         cases = suite.cases
+    elif suite.import_ is not None:
+        cases = _import_promptfoo(suite.import_.promptfoo, lookup, base_dir, referenced)
     else:
         text = (
             lookup(suite.config_map_ref)
@@ -282,6 +285,21 @@ def resolve(workload: AIWorkload, lookup: ConfigMapLookup, base_dir: Path | None
     return ResolvedWorkload(workload, "\n\n".join(prompts), list(cases), tools, referenced)
 
 
+def _import_promptfoo(
+    pf: PromptfooImport, lookup: ConfigMapLookup, base_dir: Path | None, referenced: dict[str, str]
+) -> list[Case]:
+    """The promptfoo config's tests as cases; its text enters the spec digest as the suite's would."""
+    where = "spec.suite.import.promptfoo"
+    text = lookup(pf.config_map_ref) if pf.config_map_ref is not None else _read_file(pf.file or "", where, base_dir)
+    referenced[where] = text
+    docs = _yaml_documents(text, where)
+    cases = promptfoo_cases(docs[0] if len(docs) == 1 else docs, pf)
+    names = [c.name for c in cases]
+    if len(set(names)) != len(names):
+        raise WorkloadError(f"{where}: duplicate case names")
+    return cases
+
+
 def _parse_manifest(text: str, where: str) -> dict[str, Any]:
     try:
         doc = json.loads(text)
@@ -308,5 +326,7 @@ def configmap_names(workload: AIWorkload) -> list[str]:
     spec = workload.spec
     refs = [p.config_map_ref for p in spec.prompts]
     refs.append(spec.suite.config_map_ref)
+    if spec.suite.import_ is not None:
+        refs.append(spec.suite.import_.promptfoo.config_map_ref)
     refs += [t.manifest.config_map_ref for t in spec.tools if t.manifest is not None]
     return sorted({r.name for r in refs if r is not None})

@@ -121,7 +121,11 @@ class Pricing(_Model):
     input_per_m_tok_usd: float = Field(alias="inputPerMTokUSD", ge=0)
     """USD per million input tokens."""
     output_per_m_tok_usd: float = Field(alias="outputPerMTokUSD", ge=0)
-    """USD per million output tokens."""
+    """USD per million output tokens (reasoning tokens included)."""
+    cache_read_per_m_tok_usd: float | None = Field(default=None, alias="cacheReadPerMTokUSD", ge=0)
+    """USD per million input tokens read from the provider's prompt cache; default: the input price."""
+    cache_write_per_m_tok_usd: float | None = Field(default=None, alias="cacheWritePerMTokUSD", ge=0)
+    """USD per million input tokens written to the prompt cache; default: the input price."""
 
 
 class ModelRef(_Model):
@@ -156,7 +160,8 @@ class ModelRef(_Model):
     pricing: Pricing | None = None
     """Price per token; default: the bundled price catalog (an unknown price fails the cost gate)."""
     stream: bool = False
-    """Call with streaming on and measure time to first token."""
+    """Call with streaming on: time to first token and inter-token latency are measured (slo.ttftP95Ms,
+    slo.itlP95Ms), and a stream that stalls mid-answer is one of the faults the fallback path is tried with."""
     max_tokens: int = Field(default=1024, gt=0)
     """max_tokens sent with each request."""
     temperature: float | None = Field(default=None, ge=0, le=2)
@@ -221,6 +226,11 @@ class Slo(_Model):
     """Highest share of requests that may end in an error (0 to 1)."""
     min_pass_rate: float = Field(default=0.95, ge=0, le=1)
     """Lowest share of test cases that must pass their assertions (0 to 1); fallback models too."""
+    ttft_p95_ms: float | None = Field(default=None, gt=0, alias="ttftP95Ms")
+    """95th percentile time to first token, in milliseconds, for a streaming primary (models[].stream)."""
+    itl_p95_ms: float | None = Field(default=None, gt=0, alias="itlP95Ms")
+    """95th percentile inter-token latency (the mean gap between streamed chunks of one answer), in milliseconds,
+    for a streaming primary."""
 
 
 class Retries(_Model):
@@ -372,30 +382,68 @@ class Case(_Model):
     """What the answer must satisfy."""
 
 
-class Suite(_Model):
-    """The test cases, given inline, in a ConfigMap key or in a file (YAML list of cases)."""
+class PromptfooImport(_Model):
+    """A promptfoo config whose `tests` become cases: each test's vars substituted into the messages, its
+    assertions mapped to aigate's (an assertion type aigate cannot judge is an input error, never skipped)."""
 
     model_config = ConfigDict(
         json_schema_extra=cel(
-            "(has(self.cases) ? 1 : 0) + (has(self.configMapRef) ? 1 : 0) + (has(self.file) ? 1 : 0) == 1",
-            "set exactly one of cases, configMapRef, file",
+            "(has(self.configMapRef) ? 1 : 0) + (has(self.file) ? 1 : 0) == 1", "set exactly one of configMapRef, file"
+        )
+    )
+
+    file: str | None = Field(default=None, min_length=1)
+    """Path of the promptfoo config (promptfooconfig.yaml), relative to the workload file (CLI only)."""
+    config_map_ref: ConfigMapKeyRef | None = None
+    """In a cluster: the ConfigMap key holding the promptfoo config (its content is covered by the spec digest)."""
+    messages: list[Message] | None = None
+    """The messages each test sends, with {{var}} placeholders; default: the config's one prompt, as a user
+    message (or its chat messages when the prompt is a JSON list of them)."""
+
+    @model_validator(mode="after")
+    def _one_source(self) -> PromptfooImport:
+        if (self.file is None) == (self.config_map_ref is None):
+            raise ValueError("set exactly one of configMapRef, file")
+        return self
+
+
+class SuiteImport(_Model):
+    """Cases kept in another tool's format."""
+
+    promptfoo: PromptfooImport
+    """A promptfoo config's tests."""
+
+
+class Suite(_Model):
+    """The test cases, given inline, in a ConfigMap key or in a file (YAML list of cases), or imported."""
+
+    model_config = ConfigDict(
+        json_schema_extra=cel(
+            "(has(self.cases) ? 1 : 0) + (has(self.configMapRef) ? 1 : 0) + (has(self.file) ? 1 : 0)"
+            " + (has(self.__import__) ? 1 : 0) == 1",
+            "set exactly one of cases, configMapRef, file, import",
         )
     )
 
     repeats: int = Field(default=1, ge=1, le=100)
     """How many times each case runs on each model path."""
+    stop_on_error_rate: float | None = Field(default=None, gt=0, le=1)
+    """Stop the gate run once this share of a model's requests ended in an error (0 to 1; judged from the 10th
+    request on): what was measured so far is reported and signed, and the gates it starved are ERROR."""
     cases: list[Case] | None = Field(default=None, json_schema_extra=list_map("name"))
     """The cases, inline."""
     config_map_ref: ConfigMapKeyRef | None = None
     """In a cluster: the ConfigMap key holding the cases (YAML)."""
     file: str | None = None
     """Path of a YAML file of cases, relative to the workload file (CLI only)."""
+    import_: SuiteImport | None = Field(default=None, alias="import")
+    """Cases imported from another tool's config (promptfoo); they count in the spec digest like any other."""
 
     @model_validator(mode="after")
     def _one_source(self) -> Suite:
-        given = [x for x in (self.cases, self.config_map_ref, self.file) if x is not None]
+        given = [x for x in (self.cases, self.config_map_ref, self.file, self.import_) if x is not None]
         if len(given) != 1:
-            raise ValueError("set exactly one of cases, configMapRef, file")
+            raise ValueError("set exactly one of cases, configMapRef, file, import")
         if self.cases is not None:
             _unique([c.name for c in self.cases], "case name")
         return self

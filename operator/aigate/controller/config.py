@@ -108,6 +108,27 @@ class OperatorConfig(BaseModel):
     webhook_key: Annotated[Path | None, Env("AIGATE_WEBHOOK_KEY", unit="path")] = Field(
         default=None, description="the webhooks' TLS private key"
     )
+    webhook_tls_secret: Annotated[str | None, Env("AIGATE_WEBHOOK_TLS_SECRET", unit="name")] = Field(
+        default=None,
+        description="a Secret of the operator's namespace where the operator keeps a CA and serving certificate it "
+        "issues and rotates itself, writing them to AIGATE_WEBHOOK_CERT/_KEY and the CA into the webhook "
+        "configurations' caBundle; unset: the certificate files are provided (cert-manager, a Secret of your own)",
+    )
+    webhook_configuration: Annotated[str, Env("AIGATE_WEBHOOK_CONFIGURATION", unit="name")] = Field(
+        default="aigate",
+        description="the validating and mutating webhook configurations whose caBundle the operator keeps "
+        "(with AIGATE_WEBHOOK_TLS_SECRET)",
+    )
+    webhook_cert_validity_s: Annotated[int, Env("AIGATE_WEBHOOK_CERT_VALIDITY_SECONDS", unit="seconds")] = Field(
+        default=365 * 24 * 3600,
+        ge=60,
+        description="the validity of the serving certificate the operator issues; renewed with a third of it left",
+    )
+    signing_key_secret: Annotated[str | None, Env("AIGATE_SIGNING_KEY_SECRET", unit="name")] = Field(
+        default=None,
+        description="a Secret of the operator's namespace holding the signing key as aigate.key, created once with a "
+        "new ECDSA P-256 key if absent and written to AIGATE_SIGNING_KEY at start-up; unset: that file is mounted",
+    )
     metrics_addr: Annotated[str, Env("AIGATE_METRICS_ADDR", unit="address")] = Field(
         default="127.0.0.1", description="the address of /metrics, /healthz and /readyz"
     )
@@ -127,6 +148,23 @@ class OperatorConfig(BaseModel):
         if v is not None and not _QUANTITY.match(v):
             raise ValueError("not a Kubernetes quantity such as 500m or 256Mi")
         return v
+
+    @model_validator(mode="after")
+    def _rotated_files_in_one_directory(self) -> OperatorConfig:
+        if self.webhook_tls_secret is None:
+            return self
+        cert, key, host = self.webhook_cert, self.webhook_key, self.webhook_host
+        if cert is None or key is None or not host:
+            raise ValueError(
+                f"{env_name('webhook_tls_secret')} needs {env_name('webhook_cert')}, {env_name('webhook_key')} "
+                f"and {env_name('webhook_host')}: where to write the certificate and the name it is for"
+            )
+        if cert.parent != key.parent or {cert.name, key.name} & {"ca.crt"}:
+            raise ValueError(
+                f"{env_name('webhook_cert')} and {env_name('webhook_key')} must be two files of one directory "
+                f"(the operator replaces them together): got {cert} and {key}"
+            )
+        return self
 
     @model_validator(mode="after")
     def _request_within_limit(self) -> OperatorConfig:

@@ -23,10 +23,12 @@ from aigate.api.load import configmap_names, workload_from_api
 from aigate.api.models import WORKLOAD_LABEL
 from aigate.controller import names
 from aigate.controller.admission import VerifyCache, rollout_decision
+from aigate.controller.certs import start_rotator
 from aigate.controller.config import OperatorConfig
 from aigate.controller.kube import JSON, Kube, load_api_client
 from aigate.controller.metrics import Metrics
 from aigate.controller.reconcile import Reconciler, Signer, job_finished
+from aigate.controller.signingkey import ensure_signing_key
 from aigate.controller.webhooks import ACCEPTANCES_ID, AIWORKLOADS_ID, ROLLOUTS_ID, AdmissionServer
 from aigate.evidence.keys import key_id, load_private_key, load_public_key
 from aigate.policy.acceptance import AcceptanceDecision, acceptance_patch
@@ -147,6 +149,8 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
             file_check_interval=10.0,
         )
         await _serve_probes(state)
+        if memo.get("rotator") is not None:  # renewals, and a caBundle Helm re-applied without repaired
+            memo["rotator_task"] = asyncio.create_task(memo["rotator"].run())
 
     @kopf.index(*WORKLOADS, id="workload_index", registry=registry)
     def workload_index(*, namespace: str | None, name: str, body: kopf.Body, **_: Any) -> dict[tuple[str, str], JSON]:
@@ -391,12 +395,15 @@ def connection_info(api: k8s.ApiClient) -> kopf.ConnectionInfo:
 
 
 def run_operator(config: OperatorConfig) -> int:
+    api, how = load_api_client()
+    log.info("Kubernetes API: %s", how)
+    if config.signing_key_secret is not None:  # the chart's default: a key the operator generated once
+        ensure_signing_key(api, config.namespace, config.signing_key_secret, config.signing_key)
+    rotator = start_rotator(api, config)  # before kopf's webhook server first reads its certificate files
     key = load_private_key(config.signing_key)
     public = load_public_key(config.public_key) if config.public_key else key.public_key()
     signer = Signer(key=key, key_id=key_id(public), public_key=public)
     metrics = Metrics()
-    api, how = load_api_client()
-    log.info("Kubernetes API: %s", how)
     reconciler = Reconciler(Kube(api), config, signer, metrics)
     state = State(config, reconciler, signer, metrics)
     registry = build_registry(config)
@@ -411,7 +418,7 @@ def run_operator(config: OperatorConfig) -> int:
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     kopf.run(
         registry=registry,
-        memo=kopf.Memo(state=state),
+        memo=kopf.Memo(state=state, rotator=rotator),
         standalone=True,
         clusterwide=not config.watch_namespaces,
         namespaces=config.watch_namespaces or (),

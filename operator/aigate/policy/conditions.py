@@ -38,6 +38,8 @@ class Reason:
     EVIDENCE_EXPIRED: Final = "EvidenceExpired"
     INVALID_SPEC: Final = "InvalidSpec"
     GATE_RUN_ERROR: Final = "GateRunError"
+    INSUFFICIENT_SAMPLES: Final = "InsufficientSamples"
+    STOPPED_EARLY: Final = "StoppedEarly"
 
 
 GATE_REASONS: dict[GateStatus, str] = {
@@ -61,11 +63,16 @@ def condition(
     }
 
 
+ERROR_REASONS = {"InsufficientSamples": Reason.INSUFFICIENT_SAMPLES, "StoppedEarly": Reason.STOPPED_EARLY}
+"""Why a gate in ERROR could not be judged (GateResult.error_reason), as its condition's reason."""
+
+
 def gate_conditions(results: list[GateResult], generation: int | None, now: datetime) -> list[dict[str, Any]]:
     out = []
     for r in results:
         ok = None if r.status == "ERROR" else r.ok
-        out.append(condition(GATE_CONDITIONS[r.gate], ok, GATE_REASONS[r.status], r.reason, generation, now))
+        reason = ERROR_REASONS[r.error_reason] if r.error_reason else GATE_REASONS[r.status]
+        out.append(condition(GATE_CONDITIONS[r.gate], ok, reason, r.reason, generation, now))
     return out
 
 

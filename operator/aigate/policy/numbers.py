@@ -16,6 +16,22 @@ DAYS_PER_MONTH = 30
 """`requestsPerDay` to a month, and `monthlyUSD` to a day for the monitoring conditions."""
 
 
+PERCENTILE_CONFIDENCE = 0.95
+"""A judged percentile (p95 latency, p95 cost per request) passes only when its exact order-statistic upper bound
+at this confidence is within the limit, and fails when its lower bound at this confidence is above it; in between
+the samples cannot decide (InsufficientSamples). Deciding a pass on p95 thus takes at least 59 samples."""
+
+PERCENTILE_METHOD = "exact order-statistic bounds (binomial, distribution-free), one-sided 95% each"
+"""How the interval beside each judged percentile is computed, as the reports say it."""
+
+STOP_MIN_REQUESTS = 10
+"""suite.stopOnErrorRate is judged once a model has answered this many requests: one early error would otherwise
+stop any run."""
+
+MAX_REPEATS = 100
+"""suite.repeats' ceiling (the resource refuses more): repeats needed beyond it are reported as such."""
+
+
 def assumed_timeout_ms(spec: AIWorkloadSpec) -> float:
     """The declared `slo.timeoutMs`, else ASSUMED_TIMEOUT_X_P95 x `slo.p95LatencyMs`."""
     slo = spec.slo

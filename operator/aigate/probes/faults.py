@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 
@@ -126,6 +128,72 @@ def _valid_body(wire: Wire, stream: bool) -> bytes:
     ).encode()
 
 
+def _event(name: str | None, doc: dict[str, Any]) -> bytes:
+    head = f"event: {name}\n".encode() if name else b""
+    return head + b"data: " + json.dumps(doc).encode() + b"\n\n"
+
+
+def stalled_stream_head(wire: Wire) -> bytes:
+    """The complete events a stream sends before it stalls: the start, and the first words of the answer."""
+    if wire == "anthropic":
+        message = {
+            "id": "msg_stall",
+            "type": "message",
+            "role": "assistant",
+            "content": [],
+            "model": "fault",
+            "usage": {"input_tokens": 10, "output_tokens": 1},
+        }
+        return (
+            _event("message_start", {"type": "message_start", "message": message})
+            + _event(
+                "content_block_start",
+                {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+            )
+            + _event(
+                "content_block_delta",
+                {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "The answer"}},
+            )
+        )
+    if wire == "responses":
+        response = {"id": "resp_stall", "object": "response", "status": "in_progress", "model": "fault", "output": []}
+        return _event("response.created", {"type": "response.created", "sequence_number": 0, "response": response}) + (
+            _event(
+                "response.output_text.delta",
+                {
+                    "type": "response.output_text.delta",
+                    "sequence_number": 1,
+                    "item_id": "msg_stall",
+                    "output_index": 0,
+                    "content_index": 0,
+                    "delta": "The answer",
+                },
+            )
+        )
+    chunk = {
+        "id": "chatcmpl-stall",
+        "object": "chat.completion.chunk",
+        "model": "fault",
+        "choices": [{"index": 0, "delta": {"role": "assistant", "content": "The answer"}}],
+    }
+    return _event(None, chunk)
+
+
+class _StallingStream(httpx.AsyncByteStream):
+    """The first events of an answer, then nothing until the client's read timeout."""
+
+    def __init__(self, head: bytes, wait_s: float | None, request: httpx.Request) -> None:
+        self.head, self.wait_s, self.request = head, wait_s, request
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        yield self.head
+        if self.wait_s is None:
+            await asyncio.Event().wait()
+        else:
+            await asyncio.sleep(self.wait_s)
+        raise httpx.ReadTimeout("stream stalled mid-answer (injected)", request=self.request)
+
+
 def malformed_body(wire: Wire, stream: bool) -> bytes:
     """A 200 whose JSON stops half way, as when a proxy or the provider cuts the body short."""
     if stream:
@@ -150,7 +218,17 @@ class FaultInjectingTransport(httpx.AsyncBaseTransport):
 
     async def _inject(self, request: httpx.Request, fault: FaultMode) -> httpx.Response:
         stream = bool(request.extensions.get(STREAM_EXTENSION, False))
-        if fault == "timeout":
+        if fault == "stream_stall" and stream:
+            read = (request.extensions.get("timeout") or {}).get("read")
+            wait = float(read) if isinstance(read, int | float) else None
+            headers = {"content-type": "text/event-stream"}
+            return httpx.Response(
+                200,
+                headers=headers,
+                stream=_StallingStream(stalled_stream_head(self.wire), wait, request),
+                request=request,
+            )
+        if fault in ("timeout", "stream_stall"):  # a stalled generation behind an unstreamed call: no answer
             timeouts = request.extensions.get("timeout") or {}
             read = timeouts.get("read")
             # hang as an unresponsive provider does, until the client gives up

@@ -312,10 +312,17 @@ class ProviderClient:
             )
         else:
             usage = Usage(input_tokens=int(out.input_tokens), output_tokens=int(out.output_tokens))
+        usage.cache_read_tokens = out.cache_read_tokens or 0
+        usage.cache_write_tokens = out.cache_write_tokens or 0
+        usage.reasoning_tokens = out.reasoning_tokens or 0
+        usage.service_tier = out.service_tier
+        times = out.token_times
         attempt = Attempt(
             status=resp.status_code,
             latency_ms=latency,
             ttft_ms=out.ttft,
+            itl_ms=(times[-1] - times[0]) / (len(times) - 1) if len(times) > 1 else None,
+            output_chunks=len(times) or None,
             server_ms=server_time_ms(resp.headers),
             usage=usage,
             injected_fault=fault,

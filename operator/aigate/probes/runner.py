@@ -1,7 +1,9 @@
 """The load driver: runs a workload's suite against every declared model and through the fallback path.
 
 Baseline: the suite x `suite.repeats` against every model (primary and each fallback), scheduled open-loop
-at `traffic.peakRequestsPerSecond`, with at most `concurrency` requests in flight. Concurrency is what
+at `traffic.peakRequestsPerSecond` with Poisson arrivals (exponential gaps, seeded: as independent callers
+arrive, so bursts and the queueing they cause show as in production; `RunOptions.arrivals="uniform"` for even
+gaps), with at most `concurrency` requests in flight. Concurrency is what
 Little's law gives for the declared traffic: ceil(peak rps x slo.p95LatencyMs), capped by
 `traffic.maxTestConcurrency`. The SLO's p95 is used as the expected latency (not a warm-up request): it
 needs no extra spend, and a provider slower than its SLO then shows up as client queue time, which is
@@ -20,17 +22,18 @@ import asyncio
 import contextlib
 import gc
 import math
+import random
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Literal
 
 from aigate import __version__
 from aigate.api.load import ResolvedWorkload
 from aigate.api.models import AIWorkloadSpec, Case, ModelRef
 from aigate.measurements import (
-    FAULT_MODES,
     Attempt,
     CaseRun,
     ErrorKind,
@@ -43,8 +46,9 @@ from aigate.measurements import (
     Outcome,
     Price,
     Usage,
+    required_fault_modes,
 )
-from aigate.policy.numbers import ASSUMED_TIMEOUT_X_P95, fault_deadline_ms
+from aigate.policy.numbers import ASSUMED_TIMEOUT_X_P95, STOP_MIN_REQUESTS, fault_deadline_ms
 from aigate.probes.assertions import evaluate
 from aigate.probes.credentials import HUMAN_ROUTE_KEY, Scrubber
 from aigate.probes.humanroute import probe_human_route
@@ -74,12 +78,17 @@ class RunOptions:
     """Model name -> base URL that replaces the declared endpoint (the demo's in-process simulators)."""
     fault_repeats: int = 1
     """How many times each case goes through the fallback path per fault mode."""
-    fault_modes: Sequence[FaultMode] = FAULT_MODES
+    fault_modes: Sequence[FaultMode] | None = None
+    """Default: every mode the primary must be tried with (`required_fault_modes`: a streaming primary's stall too)."""
     fault_retry_after_s: float = 1.0
     """Retry-After the injected 429 carries."""
     run_faults: bool = True
     progress_every_s: float = 2.0
     """Progress lines at most this often per phase (plus one at the end of each phase)."""
+    arrivals: Literal["poisson", "uniform"] = "poisson"
+    """Open-loop arrival process at the rate: Poisson (exponential gaps) or uniform (even gaps)."""
+    arrival_seed: int = 0
+    """Seed of the Poisson gaps, so a run's schedule can be replayed."""
     time_scale: float = 1.0
     """The providers run this many times as slow as real time (a simulator's timeScale: 0.2 answers five times
     faster). Every wait (timeouts, backoff, Retry-After, deadlines, the open-loop schedule) shrinks by it and
@@ -102,6 +111,19 @@ def effective_timeout_ms(spec: AIWorkloadSpec, options: RunOptions) -> tuple[flo
     if options.default_timeout_ms is not None:
         return options.default_timeout_ms, True
     return ASSUMED_TIMEOUT_X_P95 * spec.slo.p95_latency_ms, True
+
+
+def arrival_offsets(count: int, rate_rps: float, arrivals: str, seed: int) -> list[float]:
+    """Seconds from the start at which each of `count` requests is due: the first at 0, then exponential gaps of
+    mean 1/rate (Poisson) or even gaps of 1/rate (uniform)."""
+    if arrivals == "uniform":
+        return [i / rate_rps for i in range(count)]
+    rng = random.Random(seed)
+    out, t = [], 0.0
+    for _ in range(count):
+        out.append(t)
+        t += rng.expovariate(rate_rps)
+    return out
 
 
 class Budget:
@@ -150,6 +172,10 @@ def _sum_usage(attempts: Sequence[Attempt]) -> Usage:
     return Usage(
         input_tokens=sum(a.usage.input_tokens for a in attempts),
         output_tokens=sum(a.usage.output_tokens for a in attempts),
+        cache_read_tokens=sum(a.usage.cache_read_tokens for a in attempts),
+        cache_write_tokens=sum(a.usage.cache_write_tokens for a in attempts),
+        reasoning_tokens=sum(a.usage.reasoning_tokens for a in attempts),
+        service_tier=next((a.usage.service_tier for a in reversed(attempts) if a.usage.service_tier), None),
         estimated=any(a.usage.estimated for a in attempts),
     )
 
@@ -203,6 +229,8 @@ class _Run:
         self.rate = options.rate_rps or self.spec.traffic.peak_requests_per_second
         self.budget = Budget(self.spec.budget.gate_run_max_usd)
         self.stopped_before: str | None = None
+        self.error_stop: str | None = None
+        """Why suite.stopOnErrorRate stopped the run, once it has."""
         retries = self.spec.fallback.retries
         self.max_attempts = 1 + retries.attempts
         self.backoff_s = retries.backoff_ms / 1000
@@ -210,6 +238,32 @@ class _Run:
         if not options.time_scale > 0:
             raise ValueError(f"time_scale must be > 0, got {options.time_scale}")
         self.scale = options.time_scale
+
+    @property
+    def stopped(self) -> bool:
+        return self.budget.exhausted or self.error_stop is not None
+
+    def _check_error_rate(self, m: _Model, runs: list[CaseRun | None]) -> None:
+        """Stop the run once the model's error rate so far passes suite.stopOnErrorRate (from STOP_MIN_REQUESTS on)."""
+        bound = self.spec.suite.stop_on_error_rate
+        done = [r for r in runs if r is not None]
+        if bound is None or self.error_stop is not None or len(done) < STOP_MIN_REQUESTS:
+            return
+        errors = [r for r in done if not r.ok]
+        if len(errors) / len(done) > bound:
+            kinds: dict[str, int] = {}
+            for r in errors:
+                kinds[r.error or "other"] = kinds.get(r.error or "other", 0) + 1
+            detail = ", ".join(f"{k} {v}" for k, v in sorted(kinds.items()))
+            self.error_stop = (
+                f"suite.stopOnErrorRate {bound:g} passed on {m.ref.name}: {len(errors)}/{len(done)} requests ended "
+                f"in an error ({detail})"
+            )
+
+    def _offsets(self, count: int) -> list[float]:
+        """The open-loop schedule in wall-clock seconds (shrunk by the time scale)."""
+        rate = self.rate / self.scale
+        return arrival_offsets(count, rate, self.options.arrivals, self.options.arrival_seed)
 
     def _ms(self, wall_s: float) -> float:
         """A wall-clock duration as it would have been at real time, in ms."""
@@ -219,7 +273,9 @@ class _Run:
         if self.scale != 1.0:
             a = reply.attempt
             ttft = a.ttft_ms / self.scale if a.ttft_ms is not None else None
-            reply.attempt = a.model_copy(update={"latency_ms": a.latency_ms / self.scale, "ttft_ms": ttft})
+            itl = a.itl_ms / self.scale if a.itl_ms is not None else None
+            update = {"latency_ms": a.latency_ms / self.scale, "ttft_ms": ttft, "itl_ms": itl}
+            reply.attempt = a.model_copy(update=update)
         return reply
 
     def _say(self, line: str) -> None:
@@ -295,8 +351,7 @@ class _Run:
                             reply = self._rescaled(await m.client.call(prepared, timeout_s=timeout))
                     else:
                         reply = self._rescaled(await m.client.call(prepared, timeout_s=timeout))
-                    u = reply.attempt.usage
-                    actual = cost_of(m.price, u.input_tokens, u.output_tokens)
+                    actual = cost_usd(m.price, reply.attempt.usage) or 0.0
                 finally:
                     self.budget.settle(worst, actual)
             attempts.append(reply.attempt)
@@ -330,6 +385,7 @@ class _Run:
             latency_ms=latency,
             queue_ms=queue_ms,
             ttft_ms=ttft,
+            itl_ms=reply.attempt.itl_ms if ok else None,
             attempts=tried.attempts,
             usage=usage,
             cost_usd=cost_usd(m.price, usage),
@@ -352,20 +408,23 @@ class _Run:
         async def one(i: int, rep: int, case: Case, scheduled: float) -> None:
             try:
                 results[i] = await self._baseline_one(m, case, rep, scheduled)
+                self._check_error_rate(m, results)
             finally:
                 slots.release()
                 report.tick()
 
-        interval = self.scale / self.rate
+        offsets = self._offsets(len(plan))
         t0 = time.perf_counter()
         for i, (rep, case) in enumerate(plan):
-            scheduled = t0 + i * interval
+            scheduled = t0 + offsets[i]
             delay = scheduled - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
             await slots.acquire()
-            if self.budget.exhausted:
+            if self.stopped:
                 slots.release()
+                if self.error_stop is not None and self.stopped_before is None:
+                    self.stopped_before = f"{m.ref.name} case {case.name}"
                 break
             tasks.append(asyncio.create_task(one(i, rep, case, scheduled)))
         await asyncio.gather(*tasks)
@@ -456,8 +515,11 @@ class _Run:
         deadline_s = fault_deadline_ms(self.spec, self.timeout_ms) / 1000
         plan = [(rep, case) for rep in range(max(1, self.options.fault_repeats)) for case in self.resolved.cases]
         out: list[FaultRun] = []
-        interval = self.scale / self.rate
-        for mode in self.options.fault_modes:
+        offsets = self._offsets(len(plan))
+        modes = self.options.fault_modes
+        if modes is None:
+            modes = required_fault_modes(self.spec.primary.stream)
+        for mode in modes:
             if self.budget.exhausted:
                 break
             report = _Reporter(self.progress, f"fallback {mode}", len(plan), self.options.progress_every_s, self.scrub)
@@ -471,7 +533,7 @@ class _Run:
             tasks: list[asyncio.Task[Outcome]] = []
             t0 = time.perf_counter()
             for i, (rep, case) in enumerate(plan):
-                delay = t0 + i * interval - time.perf_counter()
+                delay = t0 + offsets[i] - time.perf_counter()
                 if delay > 0:
                     await asyncio.sleep(delay)
                 if self.budget.exhausted:
@@ -507,16 +569,23 @@ class _Run:
         async with AsyncExitStack() as stack:
             self._open_models(stack)
             for ref in self.spec.models:
-                if self.budget.exhausted:
+                if self.stopped:
                     break
                 mm = await self.baseline(self.models[ref.name])
-                if mm.runs or not self.budget.exhausted:  # a model the budget never reached was not measured
+                if mm.runs or not self.stopped:  # a model the run never reached was not measured
                     measured[ref.name] = mm
             human = await self.human_route()
-            if self.options.run_faults and not self.budget.exhausted:
+            if self.options.run_faults and not self.stopped:
                 fault_runs = await self.faults(human)
         aborted = None
-        if self.budget.exhausted:
+        stopped_by: Literal["budget", "errorRate"] | None = None
+        if self.error_stop is not None:
+            stopped_by = "errorRate"
+            where = f", stopped before {self.stopped_before}" if self.stopped_before else ""
+            aborted = self.error_stop + where
+            self._say(f"stopped: {aborted}")
+        elif self.budget.exhausted:
+            stopped_by = "budget"
             where = f" before {self.stopped_before}" if self.stopped_before else ""
             aborted = (
                 f"budget.gateRunMaxUSD ${self.budget.limit:.2f} reached: spent ${self.budget.spent:.4f}, stopped{where}"
@@ -533,8 +602,11 @@ class _Run:
             spent_usd=self.budget.spent,
             budget_exhausted=self.budget.exhausted,
             aborted=self.scrub(aborted) if aborted else None,
+            stopped_by=stopped_by,
             timeout_ms=self.timeout_ms,
             timeout_assumed=self.timeout_assumed,
+            arrivals=self.options.arrivals,
+            arrival_rate_rps=self.rate,
         )
 
 

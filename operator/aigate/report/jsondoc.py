@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from aigate.assessment import Assessment, CaseSummary, EvidenceInfo, PathInfo
+from aigate.gates.reliability import load_text
 from aigate.gates.result import GateResult
 from aigate.times import rfc3339
 
@@ -42,6 +43,8 @@ class ReportDoc(_Doc):
     fault_modes: list[FaultModeSummary] = Field(alias="faultModes")
     spent_usd: float = Field(alias="spentUSD")
     concurrency: int
+    load: str = ""
+    """Which loop drove the requests: open loop with Poisson (or uniform) arrivals at a rate, at most N in flight."""
     evidence: EvidenceInfo | None = None
 
 
@@ -70,6 +73,7 @@ def report_doc(a: Assessment) -> ReportDoc:
             "faultModes": modes,
             "spentUSD": round(a.measurements.spent_usd, 6),
             "concurrency": a.measurements.concurrency,
+            "load": load_text(a.measurements),
             "evidence": a.evidence,
         }
     )

@@ -5,6 +5,14 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 
 from aigate.assessment import Assessment
+from aigate.gates.result import Finding
+
+FIGURES = ("goodput", "tokensPerSecondP50", "p95LatencyMs", "p95TtftMs", "p95ItlMs", "p95LatencyMsSamples", "load")
+"""Gate metrics a CI view shows as testcase properties."""
+
+
+def _line(f: Finding) -> str:
+    return f"{f.message} [{f.code}: {', '.join(f.standards)}]" if f.code else f.message
 
 
 def render_junit(a: Assessment) -> str:
@@ -13,13 +21,22 @@ def render_junit(a: Assessment) -> str:
     g_fail = g_err = 0
     for g in a.gates:
         tc = ET.SubElement(gates, "testcase", classname="aigate.gates", name=g.gate)
+        standards = sorted({i for f in g.findings for i in f.standards})
+        figures = {k: g.metrics[k] for k in FIGURES if k in g.metrics}
+        if standards or figures:
+            props = ET.SubElement(tc, "properties")
+            if standards:
+                ET.SubElement(props, "property", name="standards", value=" ".join(standards))
+            for k, v in figures.items():
+                ET.SubElement(props, "property", name=k, value=str(v))
         if g.status == "FAIL":
             g_fail += 1
             el = ET.SubElement(tc, "failure", message=g.reason, type="GateFailed")
-            el.text = "\n".join(f.message for f in g.findings if f.severity == "fail")
+            el.text = "\n".join(_line(f) for f in g.findings if f.severity == "fail")
         elif g.status == "ERROR":
             g_err += 1
-            ET.SubElement(tc, "error", message=g.reason, type="GateError")
+            el = ET.SubElement(tc, "error", message=g.reason, type="GateError")
+            el.text = "\n".join(_line(f) for f in g.findings if f.severity != "info") or None
         else:
             out = ET.SubElement(tc, "system-out")
             out.text = f"{g.status}: {g.reason}"

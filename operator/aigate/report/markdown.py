@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from aigate.assessment import Assessment
-from aigate.report.text import GATE_TITLES, decision_text, summary_lines
+from aigate.gates.reliability import load_text
+from aigate.report.text import GATE_TITLES, decision_text, standards_by_code, summary_lines
 
 _ICON = {"PASS": "✅", "FAIL": "❌", "ACCEPTED": "⚠️", "ERROR": "⛔"}
 
@@ -26,5 +27,12 @@ def render_markdown(a: Assessment) -> str:
             first = c.failures[0] if c.failures else ""
             out.append(f"| {c.model} | {_cell(c.case)} | {c.passed}/{c.runs} | {_cell(first)} |")
         out += ["", "</details>"]
+    by_code = standards_by_code(a)
+    if by_code:
+        out += ["", "<details><summary>Standards evidenced by the findings</summary>", ""]
+        out += ["| Finding | Count | Standards |", "|---|---|---|"]
+        out += [f"| `{code}` | {n} | {_cell(', '.join(ids) or 'none')} |" for code, n, ids in by_code]
+        out += ["", "</details>"]
+    out += ["", f"Load: {_cell(load_text(a.measurements))}."]
     out += ["", f"<sub>spec digest `{a.spec_digest}` · aigate {a.runner_version}</sub>", ""]
     return "\n".join(out)

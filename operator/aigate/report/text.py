@@ -6,6 +6,7 @@ import textwrap
 from collections.abc import Sequence
 
 from aigate.assessment import Assessment
+from aigate.gates.reliability import load_text
 from aigate.gates.result import FindingCode, GateResult
 from aigate.times import rfc3339
 
@@ -20,6 +21,8 @@ GATE_TITLES = {
 
 RELIABILITY_TOPICS: tuple[tuple[FindingCode, str], ...] = (
     ("reliability.p95Latency", "latency"),
+    ("reliability.ttftP95", "time to first token"),
+    ("reliability.itlP95", "inter-token latency"),
     ("reliability.errorRate", "error rate"),
     ("reliability.passRate", "answer quality"),
     ("reliability.timeoutUndefined", "timeout behavior"),
@@ -58,14 +61,20 @@ def summary_lines(a: Assessment) -> list[str]:
         lines.append(f"Projected monthly cost: not assessed ({cost.reason})")
     else:
         lines += _fails(cost) or [cost.reason]
-    if rel.status == "ERROR":
+    if rel.status == "ERROR" and rel.error_reason != "InsufficientSamples":
         lines.append(f"p95 latency: not assessed ({rel.reason})")
     else:
         p95 = rel.metrics.get("p95LatencyMs")
         target = rel.metrics.get("p95LatencyTargetMs")
-        if not _has(rel, "reliability.p95Latency") and p95 is not None:
-            lines.append(f"p95 latency: {p95:,.0f} ms, within threshold {target:,.0f} ms")
+        undecided = [f.message for f in rel.findings if f.code == "reliability.insufficientSamples"]
+        if undecided:
+            lines += undecided
+        elif not _has(rel, "reliability.p95Latency") and p95 is not None:
+            samples, (lo, hi) = rel.metrics.get("p95LatencyMsSamples"), rel.metrics.get("p95LatencyMsInterval", [0, 0])
+            within = f"p95 latency: {p95:,.0f} ms, within threshold {target:,.0f} ms"
+            lines.append(within + (f" ({samples} samples, 95% bounds [{lo:,.0f} ms, {hi:,.0f} ms])" if hi else ""))
         lines += [f.message for f in rel.findings if f.severity == "fail" and f.code != "reliability.timeoutUndefined"]
+        lines += throughput_lines(rel)
     writes = [t for t in tool.metrics.get("tools", []) if t.get("access") in ("write", "destructive")]
     if writes:
         lines.append("Tool access: " + ", ".join(f"{t['name']} ({t['access']})" for t in writes))
@@ -82,6 +91,23 @@ def summary_lines(a: Assessment) -> list[str]:
             )
         lines += [f.message for f in g.findings if f.code == "acceptance.expired"]
     return lines
+
+
+def throughput_lines(rel: GateResult) -> list[str]:
+    """Streaming latency, goodput and tokens/s, as measured (judged lines are the findings')."""
+    m = rel.metrics
+    out = []
+    if "p95TtftMs" in m:
+        itl = (
+            f", inter-token latency p50 {m['p50ItlMs']:,.0f} ms / p95 {m['p95ItlMs']:,.0f} ms"
+            if "p95ItlMs" in m
+            else ""
+        )
+        out.append(f"Streaming: time to first token p50 {m['p50TtftMs']:,.0f} ms / p95 {m['p95TtftMs']:,.0f} ms{itl}")
+    if "goodput" in m:
+        tps = f"; {m['tokensPerSecondP50']:,.0f} output tokens/s per request (p50)" if "tokensPerSecondP50" in m else ""
+        out.append(f"Goodput: {m['goodput']:.0%} of requests met every latency SLO{tps}")
+    return out
 
 
 def remediation_topics(a: Assessment) -> list[str]:
@@ -122,6 +148,17 @@ def decision_text(a: Assessment) -> str:
     return f"Do not release to production until {_join(remediation_topics(a))} are remediated and re-tested."
 
 
+def standards_by_code(a: Assessment) -> list[tuple[str, int, list[str]]]:
+    """(finding code, how many findings carry it, the standard IDs it evidences), in the order first found."""
+    seen: dict[str, tuple[int, list[str]]] = {}
+    for g in a.gates:
+        for f in g.findings:
+            key = f.code or "(no code)"
+            n, ids = seen.get(key, (0, f.standards))
+            seen[key] = (n + 1, ids)
+    return [(code, n, ids) for code, (n, ids) in seen.items()]
+
+
 def render_text(a: Assessment) -> str:
     out = [f"AI Production Readiness: {a.decision}", ""]
     out += summary_lines(a)
@@ -130,11 +167,15 @@ def render_text(a: Assessment) -> str:
     out += ["", "Gates:"]
     for g in a.gates:
         out.append(f"  {GATE_TITLES[g.gate]:<20} {g.status:<8} {g.reason}")
+    by_code = standards_by_code(a)
+    if by_code:
+        out += ["", "Standards evidenced by the findings:"]
+        out += [f"  {code} ({n}): {', '.join(ids) or 'none'}" for code, n, ids in by_code]
     m = a.measurements
     out += [
         "",
         f"Measured: {sum(len(x.runs) for x in m.models.values())} requests on {len(m.models)} model(s) "
-        f"at concurrency {m.concurrency}, {sum(len(f.outcomes) for f in m.faults)} under "
+        f"({load_text(m)}), {sum(len(f.outcomes) for f in m.faults)} under "
         f"{len(m.faults)} fault modes; gate run spent ${m.spent_usd:.4f}",
         f"Spec digest: {a.spec_digest}",
     ]

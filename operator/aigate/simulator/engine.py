@@ -14,7 +14,7 @@ from typing import Any, Literal
 from aigate.simulator.profile import ModelSpec, SimProfile
 from aigate.simulator.wire import Answer, ChatRequest, count_tokens
 
-Fate = Literal["ok", "error", "hang", "reset", "malformed"]
+Fate = Literal["ok", "error", "hang", "reset", "malformed", "stall"]
 DEFAULT_CONTENT = "This is a simulated answer."
 DEFAULT_TTFT_SHARE = 0.2
 """Streaming without `ttftMs`: the first token comes after this share of the total latency."""
@@ -60,7 +60,12 @@ class ModelRuntime:
         for status, rate in sorted(spec.errors.items()):
             acc += rate
             self._fates.append((acc, "error", status))
-        for fate, rate in (("hang", spec.hang_rate), ("reset", spec.reset_rate), ("malformed", spec.malformed_rate)):
+        for fate, rate in (
+            ("hang", spec.hang_rate),
+            ("reset", spec.reset_rate),
+            ("malformed", spec.malformed_rate),
+            ("stall", spec.stall_rate),
+        ):
             acc += rate
             self._fates.append((acc, fate, 200))  # type: ignore[arg-type]
         self._rules = [
@@ -83,6 +88,8 @@ class ModelRuntime:
     def reset_counts(self) -> None:
         keys = ["requests", "streamed", "ok", "hang", "reset", "malformed"]
         keys += [str(s) for s in sorted(self.spec.errors)]
+        if self.spec.stall_rate:
+            keys.append("stall")
         self.counts = dict.fromkeys(keys, 0)
 
     def reseed(self) -> None:

@@ -138,6 +138,9 @@ class ModelSpec(_Base):
     hang_rate: float = Field(default=0.0, ge=0, le=1)
     malformed_rate: float = Field(default=0.0, ge=0, le=1)
     reset_rate: float = Field(default=0.0, ge=0, le=1)
+    stall_rate: float = Field(default=0.0, ge=0, le=1)
+    """A streamed answer stops half way (its first half of the chunks, then nothing until the client gives up);
+    an unstreamed one hangs."""
     usage: Usage | None = None
     omit_usage: bool = False
     system_fingerprint: str | None = "fp_aigate_sim"
@@ -156,9 +159,11 @@ class ModelSpec(_Base):
 
     @model_validator(mode="after")
     def _rates_sum(self) -> ModelSpec:
-        total = sum(self.errors.values()) + self.hang_rate + self.malformed_rate + self.reset_rate
+        total = sum(self.errors.values()) + self.hang_rate + self.malformed_rate + self.reset_rate + self.stall_rate
         if total > 1 + 1e-9:
-            raise ValueError(f"errors + hangRate + malformedRate + resetRate add up to {total:g}, more than 1")
+            raise ValueError(
+                f"errors + hangRate + malformedRate + resetRate + stallRate add up to {total:g}, more than 1"
+            )
         return self
 
 

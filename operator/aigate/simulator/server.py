@@ -130,21 +130,26 @@ class _Hang(Response):
 class _Events(Response):
     """A server-sent event stream: `head` at once, the first of `body` at the time to first token, the rest
     of `body` evenly spread after it, and `tail` at the total latency. `cut` ends the stream early with a
-    broken event (the malformed case): a complete event whose JSON stops half way."""
+    broken event (the malformed case): a complete event whose JSON stops half way. `stall` sends the first half
+    of `body` and then nothing until the client disconnects."""
 
-    def __init__(self, stream: wire.Stream, plan: Plan, start: float, headers: dict[str, str], cut: bool) -> None:
+    def __init__(
+        self, stream: wire.Stream, plan: Plan, start: float, headers: dict[str, str], cut: bool, stall: bool = False
+    ) -> None:
         super().__init__()
         self.raw_headers = [
             (b"content-type", SSE.encode()),
             (b"cache-control", b"no-cache"),
             *((k.encode(), v.encode()) for k, v in headers.items()),
         ]  # no content-length: the body is streamed
-        self.stream, self.plan, self.start, self.cut = stream, plan, start, cut
+        self.stream, self.plan, self.start, self.cut, self.stall = stream, plan, start, cut, stall
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         s, plan = self.stream, self.plan
         await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
         body, tail = s.body, s.tail
+        if self.stall:  # half the answer, then nothing: no tail, no end of stream
+            body, tail = body[: max(1, len(body) // 2)], []
         if self.cut:
             broken = (body[1:2] or tail[:1])[0]
             # the broken event is still a complete SSE event, so that every client's parser reads it
@@ -165,6 +170,11 @@ class _Events(Response):
                     pending = b""
                 await asyncio.sleep(wait)
             pending += event
+        if self.stall:
+            await send({"type": "http.response.body", "body": pending, "more_body": True})
+            while (await receive())["type"] != "http.disconnect":
+                pass  # stalled until the client gives up
+            return
         await send({"type": "http.response.body", "body": pending, "more_body": False})
 
 
@@ -203,7 +213,7 @@ def build_app(profile: SimProfile) -> Starlette:
             return error(w, plan.status, azure=azure, headers=headers)
         if plan.fate == "reset":
             return _Reset()
-        if plan.fate == "hang":
+        if plan.fate == "hang" or (plan.fate == "stall" and not req.stream):
             return _Hang(hanging)
         answer = m.answer(req)
         headers = {"request-id" if w == "anthropic" else "x-request-id": wire.new_id("req_")}
@@ -215,7 +225,7 @@ def build_app(profile: SimProfile) -> Starlette:
                 stream = wire.anthropic_events(answer, chunk_chars=chunk)
             else:
                 stream = wire.openai_events(answer, include_usage=req.include_usage, chunk_chars=chunk, azure=azure)
-            return _Events(stream, plan, start, headers, cut=plan.fate == "malformed")
+            return _Events(stream, plan, start, headers, cut=plan.fate == "malformed", stall=plan.fate == "stall")
         if responses:
             body = wire.responses_json(answer, req.echo)
         elif w == "anthropic":

@@ -40,6 +40,14 @@ def input_tokens(usage: dict[str, Any]) -> int | None:
     return base + int(cached)
 
 
+def cache_details(usage: dict[str, Any], out: Parsed) -> None:
+    out.details(
+        cache_read=usage.get("cache_read_input_tokens"),
+        cache_write=usage.get("cache_creation_input_tokens"),
+        tier=usage.get("service_tier"),
+    )
+
+
 class Messages:
     """Anthropic's Messages API."""
 
@@ -95,6 +103,7 @@ class Messages:
         if isinstance(usage, dict):
             out.input_tokens = input_tokens(usage)
             out.output_tokens = usage.get("output_tokens")
+            cache_details(usage, out)
         return out
 
     def stream(self, start: float) -> MessagesReader:
@@ -118,6 +127,7 @@ class MessagesReader(Reader):
             usage = msg.get("usage") or {}
             out.input_tokens = input_tokens(usage)
             out.output_tokens = usage.get("output_tokens")
+            cache_details(usage, out)
         elif kind == "content_block_start":
             block = doc.get("content_block") or {}
             if block.get("type") == "tool_use":
@@ -140,5 +150,6 @@ class MessagesReader(Reader):
                 out.output_tokens = usage["output_tokens"]
             if usage.get("input_tokens") is not None:
                 out.input_tokens = input_tokens(usage)
+                cache_details(usage, out)
         elif kind == "message_stop":
             self.done = True

@@ -41,7 +41,20 @@ class StreamError(DialectError):
 class Parsed:
     """What one answer said, in any dialect; `None` where the provider did not say."""
 
-    __slots__ = ("fingerprint", "input_tokens", "model", "output_tokens", "text", "tool_calls", "ttft")
+    __slots__ = (
+        "cache_read_tokens",
+        "cache_write_tokens",
+        "fingerprint",
+        "input_tokens",
+        "model",
+        "output_tokens",
+        "reasoning_tokens",
+        "service_tier",
+        "text",
+        "token_times",
+        "tool_calls",
+        "ttft",
+    )
 
     def __init__(self) -> None:
         self.text = ""
@@ -50,7 +63,29 @@ class Parsed:
         self.fingerprint: str | None = None
         self.input_tokens: int | None = None
         self.output_tokens: int | None = None
+        self.cache_read_tokens: int | None = None
+        """Input tokens read from the provider's prompt cache (part of `input_tokens`)."""
+        self.cache_write_tokens: int | None = None
+        """Input tokens written to the provider's prompt cache (part of `input_tokens`)."""
+        self.reasoning_tokens: int | None = None
+        """Output tokens spent reasoning (part of `output_tokens`)."""
+        self.service_tier: str | None = None
+        """The tier the provider says it served (OpenAI `service_tier`, Anthropic `usage.service_tier`)."""
         self.ttft: float | None = None
+        self.token_times: list[float] = []
+        """Streaming: ms from the request to each chunk that carried output (the first is the ttft)."""
+
+    def details(self, cache_read: Any = None, cache_write: Any = None, reasoning: Any = None, tier: Any = None) -> None:
+        """Token details a usage document gave (ints; anything else is not a count and is ignored), and the
+        service tier the answer was billed at."""
+        if isinstance(tier, str) and tier:
+            self.service_tier = tier
+        if isinstance(cache_read, int):
+            self.cache_read_tokens = cache_read
+        if isinstance(cache_write, int):
+            self.cache_write_tokens = cache_write
+        if isinstance(reasoning, int):
+            self.reasoning_tokens = reasoning
 
 
 class StreamReader(Protocol):
@@ -171,8 +206,11 @@ class Reader:
         self.done = False
 
     def first_token(self) -> None:
+        """Output arrived: the first sets the ttft, each is timed for the inter-token latency."""
+        at = (time.perf_counter() - self.start) * 1000
         if self.out.ttft is None:
-            self.out.ttft = (time.perf_counter() - self.start) * 1000
+            self.out.ttft = at
+        self.out.token_times.append(at)
 
     def finish(self) -> Parsed:
         if not self.done:

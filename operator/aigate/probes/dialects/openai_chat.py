@@ -103,10 +103,15 @@ class ChatCompletions:
             out.tool_calls.append(ToolCall(name=str(fn.get("name", "")), arguments=arguments(fn.get("arguments"))))
         out.model = doc.get("model")
         out.fingerprint = doc.get("system_fingerprint")
+        out.details(tier=doc.get("service_tier"))
         usage = doc.get("usage")
         if isinstance(usage, dict):
             out.input_tokens = usage.get("prompt_tokens")
             out.output_tokens = usage.get("completion_tokens")
+            out.details(
+                cache_read=(usage.get("prompt_tokens_details") or {}).get("cached_tokens"),
+                reasoning=(usage.get("completion_tokens_details") or {}).get("reasoning_tokens"),
+            )
         return out
 
     def stream(self, start: float) -> ChatCompletionsReader:
@@ -128,10 +133,15 @@ class ChatCompletionsReader(Reader):
         out = self.out
         out.model = doc.get("model") or out.model
         out.fingerprint = doc.get("system_fingerprint") or out.fingerprint
+        out.details(tier=doc.get("service_tier"))
         usage = doc.get("usage")
         if isinstance(usage, dict):
             out.input_tokens = usage.get("prompt_tokens")
             out.output_tokens = usage.get("completion_tokens")
+            out.details(
+                cache_read=(usage.get("prompt_tokens_details") or {}).get("cached_tokens"),
+                reasoning=(usage.get("completion_tokens_details") or {}).get("reasoning_tokens"),
+            )
         for choice in doc.get("choices") or []:
             delta = choice.get("delta") or {}
             content = delta.get("content")

@@ -108,10 +108,17 @@ def read_output(items: list[Any], out: Parsed) -> None:
 def read_response(doc: dict[str, Any], out: Parsed) -> None:
     """Model and usage of a response object (the answer, or the one `response.completed` carries)."""
     out.model = doc.get("model") or out.model
+    out.details(tier=doc.get("service_tier"))
     usage = doc.get("usage")
     if isinstance(usage, dict):
         out.input_tokens = usage.get("input_tokens")
         out.output_tokens = usage.get("output_tokens")
+        cached = usage.get("input_tokens_details") or {}
+        out.details(
+            cache_read=cached.get("cached_tokens"),
+            cache_write=cached.get("cache_write_tokens"),
+            reasoning=(usage.get("output_tokens_details") or {}).get("reasoning_tokens"),
+        )
 
 
 def _failed(response: dict[str, Any]) -> StreamError:

@@ -1,0 +1,71 @@
+"""`kubectl aigate` without a cluster: its command line, its one-line errors, and a remedy for every failing
+finding code. tests/cluster/test_kubectl_plugin.py asks a real API server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import get_args
+
+import pytest
+
+from aigate.gates.result import Finding, FindingCode, GateResult
+from aigate.kubectl_plugin import build_parser, main
+from aigate.report.remedies import GATE_ADVICE, REMEDIES, remedies
+
+NOT_FAILING: set[str] = {
+    "cost.usageEstimated",
+    "reliability.caseFailed",
+    "fallback.drift",
+    "fallback.faultCase",
+    "toolControl.note",
+    "providerDependency.drift",
+}
+"""Codes gates only ever use for warnings and notes."""
+
+
+def test_every_failing_finding_code_says_what_to_change() -> None:
+    assert set(REMEDIES) == set(get_args(FindingCode)) - NOT_FAILING
+
+
+def test_remedies_follow_the_findings_once_each() -> None:
+    g = GateResult(
+        gate="reliability",
+        status="FAIL",
+        reason="r",
+        findings=[
+            Finding(severity="fail", code="reliability.timeoutUndefined", message="a"),
+            Finding(severity="info", code="reliability.caseFailed", message="b"),
+            Finding(severity="fail", code="reliability.p95Latency", message="c"),
+            Finding(severity="fail", code="reliability.p95Latency", message="d"),
+        ],
+    )
+    assert remedies(g) == [REMEDIES["reliability.timeoutUndefined"], REMEDIES["reliability.p95Latency"]]
+    assert remedies(GateResult(gate="cost", status="FAIL", reason="r")) == [GATE_ADVICE["cost"]]
+
+
+def test_kubectl_flags_before_or_after_the_command() -> None:
+    p = build_parser()
+    a = p.parse_args(["-n", "fraud", "why", "w"])
+    assert (a.command, a.name, a.namespace) == ("why", "w", "fraud")
+    a = p.parse_args(["report", "w", "-o", "r.html", "--namespace", "x", "--context", "c", "--kubeconfig", "k"])
+    assert (a.output, a.namespace, a.context, a.kubeconfig) == ("r.html", "x", "c", "k")
+
+
+def test_usage_errors_exit_2_in_one_line(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    assert main([]) == 2
+    with pytest.raises(SystemExit) as e:
+        main(["evidence"])
+    assert e.value.code == 2
+    assert "error: the following arguments are required: name" in capsys.readouterr().err
+    assert main(["why", "w", "--kubeconfig", str(tmp_path / "none")]) == 2
+    assert capsys.readouterr().err == f"error: --kubeconfig {tmp_path / 'none'}: no such file\n"
+
+
+def test_no_kubeconfig_and_no_cluster(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KUBECONFIG", "/nonexistent/kubeconfig")
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    assert main(["why", "w"]) == 2
+    err = capsys.readouterr().err
+    assert (
+        err == "error: no kubeconfig (/nonexistent/kubeconfig does not exist) and not in a cluster; pass --kubeconfig\n"
+    )

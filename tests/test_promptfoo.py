@@ -1,0 +1,185 @@
+"""suite.import.promptfoo: a promptfoo config's tests run as aigate cases, their assertions mapped, and an
+assertion aigate cannot judge refused by name (exit 2), never skipped."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from aigate.api.digest import spec_digest
+from aigate.api.errors import WorkloadError
+from aigate.api.load import load_and_resolve
+from aigate.api.models import PromptfooImport
+from aigate.api.promptfoo import promptfoo_cases
+from aigate.cli import main
+from aigate.pipeline import CheckOptions, run_check
+from aigate.probes.assertions import evaluate
+from aigate.simulator.profile import SimProfile
+from aigate.simulator.server import SimulatorServer
+
+ANSWER = '{"risk": "low", "summary": "Card used abroad with a travel notice."}'
+PROMPTFOO: dict[str, Any] = {
+    "description": "fraud triage",
+    "prompts": ["Review fraud case {{case_id}}: {{facts}}. Answer in JSON."],
+    "providers": ["openai:gpt-4.1-mini"],
+    "defaultTest": {"assert": [{"type": "not-icontains", "value": "as an ai"}]},
+    "tests": [
+        {
+            "description": "Traveller abroad",
+            "vars": {"case_id": "1044", "facts": "purchase abroad, travel notice on file"},
+            "assert": [
+                {"type": "is-json", "value": {"type": "object", "required": ["risk", "summary"]}},
+                {"type": "contains", "value": "travel"},
+                {"type": "icontains", "value": "CARD"},
+                {"type": "contains-any", "value": ["low", "medium"]},
+                {"type": "contains-all", "value": ["risk", "summary"]},
+                {"type": "regex", "value": '"risk":\\s*"(low|medium)"'},
+                {"type": "not-contains", "value": "freeze"},
+                {"type": "not-regex", "value": "(?i)high"},
+                {"type": "not-equals", "value": "{{case_id}}"},
+                {"type": "latency", "threshold": 5000},
+            ],
+        },
+        {
+            "vars": {"case_id": "1045", "facts": "refund on 11 of 12 orders"},
+            "assert": [{"type": "equals", "value": "high"}, {"type": "not-contains-all", "value": "low, travel"}],
+        },
+    ],
+}
+
+
+def write_workload(tmp: Path, config: dict[str, Any], endpoint: str = "http://127.0.0.1:9") -> Path:
+    (tmp / "promptfooconfig.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    doc = {
+        "apiVersion": "aigate.dev/v1alpha1",
+        "kind": "AIWorkload",
+        "metadata": {"name": "triage", "namespace": "fraud"},
+        "spec": {
+            "owner": "fraud-team",
+            "models": [
+                {
+                    "name": "primary",
+                    "provider": "openai-compatible",
+                    "model": "sim-gpt",
+                    "endpoint": endpoint,
+                    "credentials": {"env": "SIM_KEY"},
+                    "pricing": {"inputPerMTokUSD": 1, "outputPerMTokUSD": 2},
+                }
+            ],
+            "traffic": {"requestsPerDay": 1000, "peakRequestsPerSecond": 50},
+            "budget": {"monthlyUSD": 1000},
+            "slo": {"p95LatencyMs": 2000, "timeoutMs": 1000},
+            "fallback": {"safeStop": {"message": "to a person"}},
+            "suite": {"repeats": 30, "import": {"promptfoo": {"file": "promptfooconfig.yaml"}}},
+        },
+    }
+    path = tmp / "workload.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path
+
+
+def test_tests_become_cases_with_vars_substituted_and_assertions_mapped(tmp_path: Path) -> None:
+    resolved = load_and_resolve(write_workload(tmp_path, PROMPTFOO))
+    first, second = resolved.cases
+    assert (first.name, second.name) == ("traveller-abroad", "test-2")
+    assert [m.content for m in first.messages] == [
+        "Review fraud case 1044: purchase abroad, travel notice on file. Answer in JSON."
+    ]
+    e = first.expect
+    assert e.json_schema == {"type": "object", "required": ["risk", "summary"]}
+    assert e.contains == ["travel", "risk", "summary"] and e.not_contains == ["freeze"]
+    assert e.max_latency_ms == 5000
+
+    def holds(expect: Any, text: str) -> bool:
+        return all(a.passed for a in evaluate(expect, text, [], 100.0))
+
+    assert holds(e, ANSWER)
+    for broken in (
+        ANSWER.replace("low", "high"),  # not-regex (?i)high, contains-any, regex
+        ANSWER.replace("Card", "Account"),  # icontains CARD
+        ANSWER.replace("abroad", "abroad. As an AI"),  # defaultTest's not-icontains
+        ANSWER + " freeze",  # not-contains
+        "1044",  # not-equals {{case_id}}, is-json
+    ):
+        assert not holds(e, broken), broken
+    # equals is the whole answer
+    assert holds(second.expect, "high") and not holds(second.expect, "high!") and not holds(second.expect, " high")
+    # not-contains-all fails only when every value is present; contains-any as a comma-separated string
+    [only] = promptfoo_cases(
+        {"prompts": ["p"], "tests": [{"assert": [{"type": "not-contains-all", "value": "low, travel"}]}]},
+        PromptfooImport(file="x"),
+    )
+    assert holds(only.expect, "low risk") and holds(only.expect, "travel") and not holds(only.expect, "low travel")
+    [anyof] = promptfoo_cases(
+        {"prompts": ["p"], "tests": [{"assert": [{"type": "contains-any", "value": "low,medium"}]}]},
+        PromptfooImport(file="x"),
+    )
+    assert holds(anyof.expect, "medium") and not holds(anyof.expect, "high")
+
+
+@pytest.mark.parametrize(
+    ("assertion", "named"),
+    [
+        ({"type": "javascript", "value": "output.length < 100"}, "'javascript'"),
+        ({"type": "llm-rubric", "value": "is polite"}, "'llm-rubric'"),
+        ({"type": "not-is-json"}, "'not-is-json'"),
+        ({"type": "contains", "value": "x", "transform": "output.trim()"}, "contains with transform"),
+    ],
+)
+def test_an_assertion_aigate_cannot_judge_is_an_input_error_naming_it(
+    tmp_path: Path, assertion: dict[str, Any], named: str
+) -> None:
+    config = copy.deepcopy(PROMPTFOO)
+    config["tests"][1]["assert"].append(assertion)
+    with pytest.raises(WorkloadError) as err:
+        load_and_resolve(write_workload(tmp_path, config))
+    assert "spec.suite.import.promptfoo: tests[1].assert[3]: " in str(err.value) and named in str(err.value)
+
+
+def test_cli_exits_2_naming_the_unsupported_assertion(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = copy.deepcopy(PROMPTFOO)
+    config["tests"][0]["assert"].insert(0, {"type": "javascript", "value": "true"})
+    path = write_workload(tmp_path, config)
+    with pytest.raises(SystemExit) as done:
+        main(["check", str(path), "--quiet"])
+    assert done.value.code == 2
+    err = capsys.readouterr().err
+    assert "tests[0].assert[1]: assertion type 'javascript' cannot be judged by aigate" in err
+    assert "Traceback" not in err
+
+
+def test_a_var_the_test_lacks_is_an_error(tmp_path: Path) -> None:
+    config = copy.deepcopy(PROMPTFOO)
+    del config["tests"][1]["vars"]["facts"]
+    with pytest.raises(WorkloadError, match=r"tests\[1\] message 0: uses \{\{facts\}\} but the test has no var"):
+        load_and_resolve(write_workload(tmp_path, config))
+
+
+def test_imported_cases_count_in_the_spec_digest(tmp_path: Path) -> None:
+    before = spec_digest(load_and_resolve(write_workload(tmp_path, PROMPTFOO)))
+    changed = copy.deepcopy(PROMPTFOO)
+    changed["tests"][0]["assert"][1]["value"] = "notice"
+    after = load_and_resolve(write_workload(tmp_path, changed))
+    assert spec_digest(after) != before
+    assert "spec.suite.import.promptfoo" in after.referenced
+
+
+async def test_a_promptfoo_suite_runs_against_the_simulator(tmp_path: Path) -> None:
+    """The traveller test passes every mapped assertion on the simulator's answer; the refund test's `equals high`
+    cannot hold for a JSON answer: every repeat of it fails, on that assertion."""
+    profile = {
+        "seed": 1,
+        "models": {"sim-gpt": {"provider": "openai", "latency": {"fixedMs": 5}, "responses": [{"content": ANSWER}]}},
+    }
+    with SimulatorServer(SimProfile.model_validate(profile)) as sim:
+        path = write_workload(tmp_path, PROMPTFOO, endpoint=sim.url + "/v1")
+        a = await run_check(load_and_resolve(path), CheckOptions(environ={"SIM_KEY": "sim-key"}))
+    by_case = {c.case: c for c in a.cases}
+    assert by_case["traveller-abroad"].runs == 30 and by_case["traveller-abroad"].passed == 30
+    assert by_case["test-2"].runs == 30 and by_case["test-2"].passed == 0
+    assert all("regex" in f for f in by_case["test-2"].failures)
+    assert a.gate("reliability").metrics["passRate"] == 0.5
