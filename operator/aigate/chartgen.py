@@ -10,6 +10,7 @@ Usage: `python -m aigate.chartgen [CHART_DIR] [DOCS_DIR]` (default: charts/aigat
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -40,8 +41,9 @@ def crd_templates(crd_text: str | None = None) -> dict[str, str]:
             continue
         name = doc["metadata"]["name"]
         spec = yaml.safe_dump({"spec": doc["spec"]}, sort_keys=False, width=120, allow_unicode=True)
-        if "{{" in spec or "}}" in spec:
-            raise ChartGenError(f"CRD {name} contains '{{{{' or '}}}}', which Helm would read as a template")
+        # a description may hold braces (promptfoo's {{var}}): Helm would read them as a template, so each pair
+        # is written as a template that prints it, and the rendered CRD equals `aigate crd` (a test holds that)
+        spec = re.sub(r"\{\{|\}\}", lambda m: '{{ "' + m.group(0) + '" }}', spec)
         extra_meta = {k: v for k, v in doc["metadata"].items() if k not in ("name", "labels", "annotations")}
         if extra_meta:
             raise ChartGenError(f"CRD {name} has metadata the chart does not carry over: {sorted(extra_meta)}")
