@@ -215,7 +215,10 @@ def test_job_shape() -> None:
     assert sc["readOnlyRootFilesystem"] is True
     assert sc["allowPrivilegeEscalation"] is False
     assert sc["capabilities"] == {"drop": ["ALL"]}
-    assert "volumeMounts" not in c
+    assert c["imagePullPolicy"] == "IfNotPresent"
+    # nothing is mounted but a scratch /tmp on the read-only root filesystem
+    assert c["volumeMounts"] == [{"name": "tmp", "mountPath": "/tmp"}]
+    assert pod["volumes"] == [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}]
 
 
 def test_job_env_one_secret_key_ref_per_distinct_secret_and_nothing_else_secret() -> None:

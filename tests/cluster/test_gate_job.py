@@ -1,6 +1,8 @@
 """The gate Job end to end on the real API server, built as the operator builds it: the RBAC, the empty result
-ConfigMap and the Job; the process node runs `aigate run-gates` under the gate ServiceAccount, which reads the
-AIWorkload and its ConfigMap through the API, measures two models on the simulator (two wire formats) with keys
+ConfigMap and the Job; the node runs `aigate run-gates` in a container from the aigate image, under the Job's
+securityContext (non-root, read-only root filesystem) and the gate ServiceAccount, which reads the AIWorkload and its
+ConfigMap through the API, measures two models on the simulator (two wire formats; served from this machine on the
+pod bridge's gateway address) with keys
 that arrive as secretKeyRef env, and writes the result. The key shows up nowhere; the Role is exact; a stale
 digest and a missing ConfigMap end as results the operator can read, and as failed Jobs."""
 
@@ -19,7 +21,7 @@ from aigate.api.load import configmap_names, resolve
 from aigate.api.models import AIWorkload, ConfigMapKeyRef
 from aigate.controller import jobs, names
 from aigate.rungates import GateRunResult, read_result
-from localcluster.testing import Cluster
+from localcluster.testing import Cluster, cluster_image
 
 ROOT = Path(__file__).resolve().parents[2]
 CRD = ROOT / "crds" / "aiworkloads.aigate.dev.yaml"
@@ -38,7 +40,7 @@ def crd(cluster: Cluster) -> None:
 
 
 @pytest.fixture(scope="module")
-def sim_url() -> Iterator[str]:
+def sim_url(cluster: Cluster) -> Iterator[str]:
     from aigate.simulator.profile import SimProfile
     from aigate.simulator.server import SimulatorServer
 
@@ -53,7 +55,9 @@ def sim_url() -> Iterator[str]:
     profile = SimProfile.model_validate(
         {"seed": 7, "models": {"claude-sonnet-4-5": model("anthropic", 5), "gpt-4.1-mini": model("openai", 8)}}
     )
-    server = SimulatorServer(profile).start()
+    if cluster.host_address is None:
+        pytest.skip("serves the simulator from this machine to the cluster's pods")
+    server = SimulatorServer(profile, host=cluster.host_address).start()
     try:
         yield str(server.url)
     finally:
@@ -152,7 +156,7 @@ def start_gate_job(cluster: Cluster, wl: AIWorkload, digest: str, run_id: str) -
         digest,
         run_id,
         owner,
-        image="registry.invalid/aigate:dev",
+        image=cluster_image(),
         active_deadline_s=600,
         ttl_after_finished_s=3600,
         backoff_limit=0,

@@ -17,7 +17,7 @@ from aigate.controller.kube import JSON, Kube
 from aigate.controller.reconcile import Reconciler, Signer
 from aigate.evidence.keys import key_id
 from localcluster.aigate_operator import install_crd
-from localcluster.testing import Cluster
+from localcluster.testing import Cluster, cluster_image
 
 
 class Stopped(BaseException):
@@ -66,7 +66,9 @@ def reconciler_parts(cluster: Cluster, tmp_path: Any) -> tuple[OperatorConfig, S
     key = ec.generate_private_key(ec.SECP256R1())
     signer = Signer(key=key, key_id=key_id(key.public_key()), public_key=key.public_key())
     # a gate Job that cannot run far: this test is about which Jobs exist, not what they measure
-    config = OperatorConfig(signing_key=tmp_path / "unused", gate_command=["false"], job_deadline_s=60)
+    config = OperatorConfig(
+        signing_key=tmp_path / "unused", gate_image=cluster_image(), gate_command=["false"], job_deadline_s=60
+    )
     return config, signer
 
 

@@ -57,8 +57,9 @@ class OperatorConfig(BaseModel):
         description="the operator's own namespace, where the evidence admission trusts is kept",
     )
     gate_image: Annotated[str, Env("AIGATE_GATE_IMAGE", unit="image")] = Field(
-        default="ghcr.io/aigate/aigate:0.1.0",
-        description="the image of the gate Jobs; the operator's own, so that the Job measures as the CLI does",
+        default="aigate:dev",
+        description="the image of the gate Jobs; the operator's own, so that the Job measures as the CLI does "
+        "(aigate:dev is what `make image` builds for a local cluster; the Helm chart sets its release image)",
     )
     gate_command: Annotated[list[str], Env("AIGATE_GATE_COMMAND", unit="words")] = Field(
         default_factory=lambda: ["aigate"],
