@@ -25,6 +25,7 @@ test: venv lint typecheck control-plane node image cosign argocd-lua helm promto
 lint: venv
 	$(BIN)/ruff check operator tests bench hack
 	$(BIN)/ruff format --check operator tests bench hack
+	$(BIN)/hadolint --failure-threshold style Dockerfile
 
 typecheck: venv
 	$(BIN)/mypy
