@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: argocd-lua screenshots helm promtool chart install uninstall venv demo test lint typecheck unit control-plane cosign cluster cluster-down cluster-demo crd docs bench clean
+.PHONY: argocd-lua screenshots helm promtool chart install uninstall venv demo test lint typecheck unit control-plane node image lock cosign cluster cluster-down cluster-demo crd docs bench clean
 
 venv: $(STAMP)
 
@@ -18,13 +18,14 @@ $(STAMP): pyproject.toml
 demo: venv
 	$(BIN)/aigate demo
 
-## test: lint, type-check, and every test (the cluster tests build or reuse the local control plane)
-test: venv control-plane cosign argocd-lua helm promtool lint typecheck
+## test: lint and type-check (seconds), then build or reuse the cluster's parts, the image and the tools, then every test
+test: venv lint typecheck control-plane node image cosign argocd-lua helm promtool
 	$(BIN)/pytest
 
 lint: venv
 	$(BIN)/ruff check operator tests bench hack
 	$(BIN)/ruff format --check operator tests bench hack
+	$(BIN)/hadolint --failure-threshold style Dockerfile
 
 typecheck: venv
 	$(BIN)/mypy
@@ -38,16 +39,28 @@ unit: venv
 control-plane:
 	bash hack/build-control-plane.sh
 
-## cluster: start a local control plane and a process node (state in ~/.cache/aigate/clusters/default); prints export KUBECONFIG=...
-cluster: venv control-plane
+## node: build (or reuse from the cache) kubelet, kube-proxy, kube-scheduler, containerd, CNI plugins, CoreDNS, pause
+node:
+	bash hack/build-node.sh
+
+## image: build aigate's image (Dockerfile) with buildah and import it into the running node, if any
+image: venv
+	bash hack/build-image.sh
+
+## lock: re-pin the image's runtime dependencies (requirements.lock) after a change to pyproject.toml
+lock: venv
+	$(BIN)/python hack/image/lock.py > requirements.lock
+
+## cluster: start a local cluster with a real node (state in ~/.cache/aigate/clusters/default); prints export KUBECONFIG=...
+cluster: venv control-plane node image
 	@hack/control-plane start
 
-## cluster-down: stop what `make cluster` started
+## cluster-down: stop what `make cluster` started and put the machine back as it was
 cluster-down:
 	@hack/control-plane stop
 
 ## cluster-demo: control plane, CRD, operator, webhooks, simulator; the examples as AIWorkloads; a denied and an admitted rollout; stops all at the end
-cluster-demo: venv control-plane
+cluster-demo: venv control-plane node image
 	@hack/cluster-demo.sh
 
 ## cosign: build (or reuse from the cache) cosign for the evidence interop test

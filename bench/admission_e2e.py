@@ -3,8 +3,8 @@ aigate's webhook configuration registered, and the latency the webhook adds.
 
     .venv/bin/python bench/admission_e2e.py [--clients 1,50,500] [--requests 3000] [--seconds 40] [--rounds 2]
 
-What runs (all on 127.0.0.1): a local control plane built from source (etcd, kube-apiserver,
-kube-controller-manager) with a process node, the LLM API simulator, and aigate's operator with its webhook
+What runs (on 127.0.0.1 and the pod bridge's 10.244.0.1): a local cluster built from source (etcd, kube-apiserver,
+kube-controller-manager, a real node), the LLM API simulator, and aigate's operator with its webhook
 configurations pointing at it over TLS. One AIWorkload (two models, a two-case suite, human approval on the write
 tool) goes through a real gate Job and passes, so the operator holds signed PASS evidence for it: every measured
 request takes the full allow path (index lookups, spec digest over the workload and its ConfigMap, DSSE/ECDSA
@@ -203,9 +203,11 @@ def main(argv: list[str] | None = None) -> int:
     results: list[dict[str, Any]] = []
     with ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="aigate-bench-")))
-        print("starting a control plane with a process node ...", file=sys.stderr)
-        cluster = stack.enter_context(cluster_session(tmp / "cp", node=True))
-        sim = stack.enter_context(SimulatorServer(SimProfile.model_validate(PROFILE)))
+        print("starting a cluster with a real node ...", file=sys.stderr)
+        cluster = stack.enter_context(cluster_session(tmp / "cp", by="bench/admission_e2e.py"))
+        sim = stack.enter_context(
+            SimulatorServer(SimProfile.model_validate(PROFILE), host=cluster.host_address or "127.0.0.1")
+        )
         install_crd(cluster.kubectl)
         cluster.kubectl("create", "namespace", "aigate-system")
         op = prepare_operator(tmp / "operator", cluster.kubeconfig)

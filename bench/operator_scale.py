@@ -3,17 +3,18 @@ memory, and the memory its webhook indexes take.
 
     .venv/bin/python bench/operator_scale.py [--counts 100,300] [--max-inflight 100] [--timeout 1200]
 
-Per N, from scratch: a local control plane (etcd, kube-apiserver, kube-controller-manager) with a process node, the
-LLM API simulator (two models, 5 ms fixed latency), aigate's operator (timer interval 60 s, its default). N/100
-namespaces each get the credentials Secret and 100 prompt ConfigMaps before the clock starts. Then N AIWorkloads
-(the cluster tests' workload: two models, write tool with approval, a one-case suite, repeats 1) are created through
-the API; for each the operator creates a ServiceAccount, Role, RoleBinding, result ConfigMap and gate Job, the
-process node runs the Job's pod as a local `aigate run-gates` process, and the operator turns the result into signed
+Per N, from scratch: a local cluster (etcd, kube-apiserver, kube-controller-manager, and a real node), the LLM API
+simulator (two models, 5 ms fixed latency), aigate's operator (timer interval 60 s, its default). N/100 namespaces
+each get the credentials Secret and 100 prompt ConfigMaps before the clock starts. Then N AIWorkloads (the cluster
+tests' workload: two models, write tool with approval, a one-case suite, repeats 1) are created through the API; for
+each the operator creates a ServiceAccount, Role, RoleBinding, result ConfigMap and gate Job, the node runs the
+Job's pod (`aigate run-gates` in a container from the aigate image), and the operator turns the result into signed
 evidence and status.
 
-The process node has no pod cap: it starts every bound pod at once, and N python gate processes at once do not fit
-this machine (CPU, ~60 MB each). So the bench creates workloads in waves, at most --max-inflight without a decision
-at any time (0: all at once). That caps concurrent gate runs, as a real cluster's node capacity would.
+N python gate processes at once do not fit this machine (CPU, ~60 MB each; bench/README.md's figures were measured
+on the process node that preceded the real one, which had no pod cap). So the bench creates workloads in waves, at
+most --max-inflight without a decision at any time (0: all at once). That caps concurrent gate runs, as a real
+cluster's node capacity would.
 
 Reported per N:
   decided     = workloads whose phase is Passed, Failed or Error with lastRun.finishedAt set (Error listed apart)
@@ -174,9 +175,11 @@ def index_estimate(api: k8s.ApiClient) -> dict[str, float]:
 
 def run_one(n: int, max_inflight: int, timeout: float, tmp: Path) -> dict[str, Any]:
     with ExitStack() as stack:
-        print(f"N={n}: starting a control plane with a process node ...", file=sys.stderr)
-        cluster = stack.enter_context(cluster_session(tmp / f"cp-{n}", node=True))
-        sim = stack.enter_context(SimulatorServer(SimProfile.model_validate(PROFILE)))
+        print(f"N={n}: starting a cluster with a real node ...", file=sys.stderr)
+        cluster = stack.enter_context(cluster_session(tmp / f"cp-{n}", by="bench/operator_scale.py"))
+        sim = stack.enter_context(
+            SimulatorServer(SimProfile.model_validate(PROFILE), host=cluster.host_address or "127.0.0.1")
+        )
         install_crd(cluster.kubectl)
         cluster.kubectl("create", "namespace", "aigate-system")
         op: OperatorProcess = prepare_operator(tmp / f"operator-{n}", cluster.kubeconfig, timer_interval_s=60.0)
@@ -265,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(results, indent=2))
         return 0
-    print("operator scale: N AIWorkloads, one gate Job each, process node, simulator at 5 ms")
+    print("operator scale: N AIWorkloads, one gate Job each, real node, simulator at 5 ms")
     print(
         f"{'N':>5} {'inflight':>8} {'decided':>8} {'pass/fail/err':>13} {'time s':>7} {'s/wl':>5} "
         f"{'rss0':>5} {'peak':>5} {'rss_end':>7} {'restart ready/settled':>21} {'index wl+cm MB':>15}"

@@ -231,7 +231,10 @@ def test_job_shape() -> None:
     assert sc["readOnlyRootFilesystem"] is True
     assert sc["allowPrivilegeEscalation"] is False
     assert sc["capabilities"] == {"drop": ["ALL"]}
-    assert "volumeMounts" not in c
+    assert c["imagePullPolicy"] == "IfNotPresent"
+    # nothing is mounted but a scratch /tmp on the read-only root filesystem
+    assert c["volumeMounts"] == [{"name": "tmp", "mountPath": "/tmp"}]
+    assert pod["volumes"] == [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}]
 
 
 def test_same_template_tells_a_replaced_command_or_env() -> None:

@@ -1,5 +1,6 @@
-"""aigate's operator on a local control plane: the CRD, a signing key, a webhook serving certificate, the
-operator process, and the webhook configurations pointing at it over TLS on 127.0.0.1.
+"""aigate's operator on a local cluster: the CRD, a signing key, a webhook serving certificate, the operator as a
+process on this machine, and the webhook configurations pointing at it over TLS on 127.0.0.1 (the API server runs
+here too). The gate Jobs it creates run as containers on the real node, from the image `make image` built.
 
 Used by the operator's cluster tests and by `make cluster-demo`; the chart does the same in a real cluster
 with a Service clientConfig instead of a URL.
@@ -126,6 +127,7 @@ def prepare_operator(
     timer_interval_s: float = 2.0,
     acceptor_groups: str = ACCEPTORS,
     extra_env: dict[str, str] | None = None,
+    gate_image: str = "aigate:dev",
 ) -> OperatorProcess:
     """Keys, certificates and settings for an operator process (not started)."""
     from aigate.evidence.keys import write_keypair
@@ -143,7 +145,8 @@ def prepare_operator(
             "KUBECONFIG": str(kubeconfig),
             "AIGATE_SIGNING_KEY": str(key),
             "AIGATE_OPERATOR_NAMESPACE": OPERATOR_NAMESPACE,
-            "AIGATE_GATE_COMMAND": venv_bin("aigate"),
+            # gate Jobs run in containers on the node, from the image `make image` built from this tree
+            "AIGATE_GATE_IMAGE": gate_image,
             "AIGATE_WEBHOOK_ADDR": "127.0.0.1",
             "AIGATE_WEBHOOK_HOST": "127.0.0.1",
             "AIGATE_WEBHOOK_PORT": str(webhook_port),

@@ -2,7 +2,7 @@
 
     hack/cluster-demo.sh [--state-dir DIR] [--time-scale 1.0] [--keep]
 
-Starts a local control plane with a process node (state in ~/.cache/aigate/clusters/demo), the LLM API simulator
+Starts a local cluster with a real node (state in ~/.cache/aigate/clusters/demo), the LLM API simulator
 with examples/profiles/fraud-demo.yaml, installs the CRD, starts aigate's operator and registers its webhook
 configurations, then applies the two example workloads into namespace `fraud`:
 
@@ -11,9 +11,11 @@ configurations, then applies the two example workloads into namespace `fraud`:
 
 The examples name `credentials: {env: ...}` and endpoints on 127.0.0.1:8788 for `aigate check`; on the cluster the
 demo rewrites them on the fly: credentials become `secretRef`s to a Secret `llm-keys` it creates (placeholder keys:
-the simulator checks none), endpoints point at the simulator's port. The gate Jobs run as local processes on the
-process node; with the demo profile's latencies (p50 4.5 s for the first primary) both runs take a couple of minutes
-(--time-scale 0.1 runs the simulator ten times faster; the latency gate then judges faster answers).
+the simulator checks none), endpoints point at the simulator, which listens on the pod bridge's gateway address (the
+host end of the pod network: reachable from pods, not from outside the machine). The gate Jobs run as containers on
+the node, from the image `make image` built; with the demo profile's latencies (p50 4.5 s for the first primary)
+both runs take a couple of minutes (--time-scale 0.1 runs the simulator ten times faster; the latency gate then
+judges faster answers).
 
 Then it shows `kubectl get aiworkloads`, and a `kubectl apply` of a Deployment labelled for each workload: the
 failing one is denied by the API server (aigate's webhook), the remediated one is admitted.
@@ -40,6 +42,7 @@ from typing import Any
 
 import yaml
 
+from localcluster import host
 from localcluster.aigate_operator import (
     ROOT,
     install_crd,
@@ -47,7 +50,7 @@ from localcluster.aigate_operator import (
     register_webhooks,
 )
 from localcluster.controlplane import ControlPlane, ControlPlaneError
-from localcluster.testing import Cluster
+from localcluster.testing import Cluster, cluster_image
 from localcluster.versions import BinariesMissing, cache_dir
 
 NAMESPACE = "fraud"
@@ -121,11 +124,10 @@ def app_deployment(name: str, workload: str) -> dict[str, Any]:
             "selector": {"matchLabels": {"app": name}},
             "template": {
                 "metadata": {"labels": labels},
-                # the process node runs the command as a local process: a stand-in for the team's service
+                # a stand-in for the team's service: aigate's own image, sleeping
                 "spec": {
-                    "containers": [
-                        {"name": "app", "image": "registry.example/fraud-app:1.0", "command": ["sleep", "3600"]}
-                    ]
+                    "containers": [{"name": "app", "image": cluster_image(), "command": ["sleep", "3600"]}],
+                    "securityContext": {"runAsNonRoot": True},
                 },
             },
         },
@@ -169,18 +171,17 @@ def run(args: argparse.Namespace) -> int:
     state_dir: Path = args.state_dir.resolve()
     cp = ControlPlane(state_dir)
     with ExitStack() as stack:
-        say(f"starting a local control plane and a process node in {state_dir}")
-        cp.start()
+        say(f"starting a local cluster (control plane and a real node) in {state_dir}")
+        cp.start(node=True, by="make cluster-demo")
         stack.callback(cp.stop)
-        stack.callback(say, "stopping the control plane, the process node and their pods")
-        cp.start_node()
+        stack.callback(say, "stopping the cluster: its pods, the node, the control plane")
         cluster = Cluster(cp.kubeconfig, cp)
         print(f"kube-apiserver at {cp.server}; logs in {state_dir / 'logs'}", flush=True)
 
         profile = load_profile(PROFILE)
         if args.time_scale != 1.0:
             profile = profile.with_time_scale(args.time_scale)
-        sim = stack.enter_context(SimulatorServer(profile))
+        sim = stack.enter_context(SimulatorServer(profile, host=host.GATEWAY))
         say(f"LLM API simulator on {sim.url} ({PROFILE.relative_to(ROOT)}, time scale {args.time_scale:g})")
 
         say("installing the AIWorkload CRD")

@@ -4,11 +4,11 @@
         cluster.kubeconfig                           # admin kubeconfig (system:masters)
         cluster.api_client()                         # kubernetes.client.ApiClient for it
         cluster.kubectl("get", "pods", "-n", ns, as_user="alice")
-        cluster.start_node() / cluster.stop_node()   # the process node (started by the fixture already)
-        cluster.pod_log(ns, pod)                     # a pod's output (process node log, or `kubectl logs`)
+        cluster.pod_log(ns, pod)                     # `kubectl logs`
+        cluster.host_address                         # where a test server on this machine is reachable from pods
 
 AIGATE_TEST_CLUSTER=existing uses the cluster in $KUBECONFIG (kind, ...) instead of starting one; then there is
-no control_plane and no process node (the cluster's own nodes run the pods).
+no control_plane (and no host_address: tests that serve pods from this machine skip).
 """
 
 from __future__ import annotations
@@ -28,9 +28,9 @@ from typing import Any, TypeVar
 from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 
+from localcluster import host
 from localcluster.controlplane import ControlPlane
-from localcluster.procs import Proc
-from localcluster.versions import Binaries, BinariesMissing
+from localcluster.versions import Binaries, BinariesMissing, NodeBinaries, aigate_image_archive
 
 T = TypeVar("T")
 
@@ -45,8 +45,8 @@ def cluster_required() -> bool:
 
 
 def cluster_image() -> str:
-    """The image for test pods: $AIGATE_TEST_IMAGE (on an existing cluster, one with the project and its
-    dependencies installed), else aigate:dev, which the process node records and never pulls."""
+    """The image for test pods: $AIGATE_TEST_IMAGE, else aigate:dev, the image `make image` builds from the working
+    tree and the local cluster imports into its node (never pulled: its tag is not :latest, so IfNotPresent)."""
     return os.environ.get("AIGATE_TEST_IMAGE", "aigate:dev")
 
 
@@ -121,31 +121,17 @@ class Cluster:
     def delete_namespace(self, name: str) -> None:
         self.kubectl("delete", "namespace", name, "--wait=false", "--ignore-not-found", check=False)
 
-    # ---- process node ---------------------------------------------------------------------------------------------
-    def _cp(self) -> ControlPlane:
-        if self.control_plane is None:
-            raise RuntimeError("AIGATE_TEST_CLUSTER=existing: this cluster has no process node (its nodes run pods)")
-        return self.control_plane
-
-    def start_node(self, name: str = "process-node") -> Proc:
-        """Start a process node that binds and runs pods (the session fixture already runs one named process-node)."""
-        return self._cp().start_node(name)
-
-    def stop_node(self, name: str = "process-node") -> None:
-        self._cp().stop_node(name)
+    # ---- pods -----------------------------------------------------------------------------------------------------
+    @property
+    def host_address(self) -> str | None:
+        """The address of this machine that pods reach (the pod bridge's gateway): a test server that pods call
+        binds here, never to an external interface. None on an existing cluster."""
+        return host.GATEWAY if self.control_plane is not None else None
 
     def pod_log(self, namespace: str, pod: str, container: str | None = None) -> str:
-        """A pod container's output so far."""
-        if self.control_plane is None:
-            args = ["logs", "-n", namespace, pod] + ([f"--container={container}"] if container else [])
-            return self.kubectl(*args).stdout
-        if container is None:
-            spec = self.get_json("pod", "-n", namespace, pod)["spec"]
-            container = spec["containers"][0]["name"]
-        logs = sorted(self.control_plane.state_dir.glob(f"nodes/*/pods/{namespace}_{pod}_*/{container}.log"))
-        if not logs:
-            raise FileNotFoundError(f"no process-node log for pod {namespace}/{pod} container {container}")
-        return logs[-1].read_text(errors="replace")
+        """A pod container's output so far (`kubectl logs`)."""
+        args = ["logs", "-n", namespace, pod] + ([f"--container={container}"] if container else [])
+        return self.kubectl(*args).stdout
 
     # ---- waiting --------------------------------------------------------------------------------------------------
     @staticmethod
@@ -177,10 +163,12 @@ class Cluster:
 
 
 @contextlib.contextmanager
-def cluster_session(state_dir: Path, *, node: bool = True) -> Iterator[Cluster]:
-    """The cluster for a test session: the one in $KUBECONFIG when AIGATE_TEST_CLUSTER=existing, else a control
-    plane started in STATE_DIR (with a process node when NODE), stopped on exit. Raises ClusterUnavailable when
-    the binaries are not built (the caller decides: skip, or fail when cluster_required())."""
+def cluster_session(state_dir: Path, *, by: str = "pytest") -> Iterator[Cluster]:
+    """The cluster for a test session: the one in $KUBECONFIG when AIGATE_TEST_CLUSTER=existing, else a cluster with
+    a real node started in STATE_DIR, stopped on exit. The node is machine-wide: while another session's (or
+    `make cluster`'s) runs, this waits up to $AIGATE_NODE_WAIT seconds (default 1800) for it to stop. Raises
+    ClusterUnavailable when the binaries or the image are not built (the caller decides: skip, or fail when
+    cluster_required())."""
     if os.environ.get("AIGATE_TEST_CLUSTER") == "existing":
         kc = os.environ.get("KUBECONFIG")
         if not kc:
@@ -189,13 +177,24 @@ def cluster_session(state_dir: Path, *, node: bool = True) -> Iterator[Cluster]:
         return
     try:
         binaries = Binaries.locate()
+        NodeBinaries.locate()
     except BinariesMissing as e:
         raise ClusterUnavailable(str(e)) from None
+    if not (aigate_image_archive() / ".complete").is_file():
+        raise ClusterUnavailable(f"the aigate image is not built (no {aigate_image_archive()}): run `make image`")
+    state_dir = state_dir.resolve()
+    try:
+        stale = host.wait_and_claim(state_dir, by, float(os.environ.get("AIGATE_NODE_WAIT", "1800")))
+    except host.NodeBusy as e:
+        raise ClusterUnavailable(str(e)) from None
+    if stale is not None:
+        ControlPlane(Path(stale["state_dir"])).stop()
     cp = ControlPlane(state_dir, binaries)
     try:
-        cp.start()
-        if node:
-            cp.start_node()
+        cp.start(node=True, by=by)
         yield Cluster(cp.kubeconfig, cp)
     finally:
-        cp.stop()
+        try:
+            cp.stop()
+        finally:
+            host.release(state_dir)

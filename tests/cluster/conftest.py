@@ -1,6 +1,6 @@
-"""The `cluster` session fixture: a real control plane (etcd + kube-apiserver + kube-controller-manager, built by
-hack/build-control-plane.sh) with a process node, or the cluster in $KUBECONFIG when AIGATE_TEST_CLUSTER=existing.
-Every test under tests/cluster/ is marked `cluster`. See hack/README.md for the fixture's API."""
+"""The `cluster` session fixture: a real single-node cluster (the control plane of hack/build-control-plane.sh, the
+node of hack/build-node.sh, the image of `make image`), or the cluster in $KUBECONFIG when
+AIGATE_TEST_CLUSTER=existing. Every test under tests/cluster/ is marked `cluster`. See hack/README.md."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     with ExitStack() as stack:
         try:
-            handle = stack.enter_context(cluster_session(tmp_path_factory.mktemp("control-plane")))
+            handle = stack.enter_context(cluster_session(tmp_path_factory.mktemp("cluster")))
         except ClusterUnavailable as e:
             if cluster_required():
                 pytest.fail(f"cluster tests are required (AIGATE_REQUIRE_CLUSTER=1 or CI=true): {e}", pytrace=False)

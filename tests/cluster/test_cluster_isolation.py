@@ -1,5 +1,7 @@
-"""Two control planes side by side (free ports, separate state dirs), started and stopped through hack/control-plane
-as `make cluster` does; stopping one leaves no process behind and the other running."""
+"""One real node per machine, any number of control planes without one: a second `make cluster` while a node runs
+says so and exits; a control plane alone starts beside it on loopback and stops leaving no process; and stopping the
+cluster puts the machine back as it was (processes, cni0 and its veths, mounts, nft tables, kubepods cgroups,
+sysctls, containerd's and the CNI's directories), after which it starts again."""
 
 from __future__ import annotations
 
@@ -11,9 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from localcluster import host
 from localcluster.controlplane import ControlPlane
+from localcluster.node import shim_processes
 from localcluster.procs import start_time
-from localcluster.testing import Cluster
+from localcluster.testing import Cluster, cluster_image
 
 CLI = Path(__file__).resolve().parents[2] / "hack" / "control-plane"
 
@@ -38,65 +42,91 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([str(CLI), *args], capture_output=True, text=True, env=env, timeout=300)
 
 
-def test_second_control_plane_beside_the_first_and_clean_stop(cluster: Cluster, tmp_path: Path) -> None:
+@pytest.fixture
+def local(cluster: Cluster) -> ControlPlane:
     if cluster.control_plane is None:
-        pytest.skip("starts a second local control plane beside the one started for the session")
+        pytest.skip("checks this machine's local cluster")
+    return cluster.control_plane
+
+
+def test_a_second_cluster_with_a_node_is_refused_while_one_runs(local: ControlPlane, tmp_path: Path) -> None:
+    refused = cli("start", "--state-dir", str(tmp_path / "second"))
+    assert refused.returncode == 1
+    assert "a real node already runs on this machine" in refused.stderr
+    assert str(local.state_dir) in refused.stderr
+    assert refused.stdout == ""
+    assert processes_mentioning(str(tmp_path / "second")) == []
+    assert local.running()
+
+
+def test_control_plane_alone_beside_the_cluster_and_clean_stop(
+    local: ControlPlane, cluster: Cluster, tmp_path: Path
+) -> None:
     state = tmp_path / "second"
-    started = cli("start", "--state-dir", str(state))
+    started = cli("start", "--no-node", "--state-dir", str(state))
     assert started.returncode == 0, started.stderr
     assert started.stdout.strip() == f"export KUBECONFIG={state / 'kubeconfig'}"
     try:
         second = ControlPlane(state)
         assert second.running()
-        assert second.port != cluster.control_plane.port
-        assert set(second.state["ports"].values()).isdisjoint(cluster.control_plane.state["ports"].values())
-
+        assert second.server.startswith("https://127.0.0.1:")
+        assert set(second.state["ports"].values()).isdisjoint(local.state["ports"].values())
         kc2 = state / "kubeconfig"
         cluster.kubectl("create", "namespace", "only-in-second", kubeconfig=kc2)
         assert cluster.kubectl("get", "namespace", "only-in-second", check=False).returncode != 0
-
-        # a long-running pod on the second plane's process node: its process must die with the plane
-        pod = {
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {"name": "sleeper", "namespace": "only-in-second"},
-            "spec": {
-                "restartPolicy": "Never",
-                "containers": [
-                    {"name": "main", "image": "x", "command": ["python", "-c", "import time; time.sleep(900)"]}
-                ],
-            },
-        }
-        cluster.wait_for(
-            lambda: (
-                cluster.kubectl("get", "sa", "default", "-n", "only-in-second", kubeconfig=kc2, check=False).returncode
-                == 0
-            ),
-            what="the second plane's default ServiceAccount",
-        )
-        cluster.kubectl("apply", "-f", "-", input=json.dumps(pod), kubeconfig=kc2)
-
-        def container_pid() -> int | None:
-            got = cluster.kubectl("get", "pod", "sleeper", "-n", "only-in-second", "-o", "json", kubeconfig=kc2)
-            statuses = json.loads(got.stdout).get("status", {}).get("containerStatuses") or []
-            if statuses and "running" in statuses[0]["state"]:
-                return int(statuses[0]["containerID"].removeprefix("process://"))
-            return None
-
-        sleeper = cluster.wait_for(container_pid, what="the sleeper pod to run")
-        assert start_time(sleeper) is not None
         status = cli("status", "--state-dir", str(state))
-        assert status.returncode == 0
         names = {p["name"] for p in json.loads(status.stdout)["processes"] if p["running"]}
-        assert names == {"etcd", "kube-apiserver", "kube-controller-manager", "node/process-node"}
+        assert names == {"etcd", "kube-apiserver", "kube-controller-manager"}
         assert processes_mentioning(str(state))
     finally:
         stopped = cli("stop", "--state-dir", str(state))
     assert stopped.returncode == 0, stopped.stderr
-    assert start_time(sleeper) is None
     assert processes_mentioning(str(state)) == []
     assert cli("status", "--state-dir", str(state)).returncode == 3
+    assert local.running()
 
-    # the first plane is untouched
-    assert cluster.kubectl("get", "--raw", "/readyz").stdout == "ok"
-    assert cluster.control_plane.running()
+
+def test_stop_puts_the_machine_back_and_the_cluster_starts_again(local: ControlPlane, cluster: Cluster) -> None:
+    before = host.HostSnapshot.from_json(local.state["node"]["host_before"])
+    # something running in a pod, with a Secret volume (a tmpfs mount) and a veth, when the stop comes
+    ns = cluster.create_namespace("stop")
+    cluster.kubectl("create", "secret", "generic", "s", "-n", ns, "--from-literal=k=v")
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "busy", "namespace": ns},
+        "spec": {
+            "containers": [
+                {
+                    "name": "main",
+                    "image": cluster_image(),
+                    "command": ["sleep", "3600"],
+                    "volumeMounts": [{"name": "s", "mountPath": "/s"}],
+                }
+            ],
+            "volumes": [{"name": "s", "secret": {"secretName": "s"}}],
+        },
+    }
+    cluster.kubectl("apply", "-f", "-", input=json.dumps(pod))
+    cluster.kubectl("wait", "--for=condition=Ready", "pod/busy", "-n", ns, "--timeout=120s")
+    assert host.veths_on_bridge()
+    assert host.mounts_under(local.state_dir)
+    assert host.kubepods_cgroups()
+
+    local.stop()
+
+    assert processes_mentioning(str(local.state_dir)) == []
+    assert shim_processes() == []
+    assert not host.link_exists(host.BRIDGE)
+    assert host.mounts_under(host.CONTAINERD_STATE, local.state_dir) == []
+    assert sorted(host.nft_tables()) == sorted(before.nft_tables)
+    assert {n: host.read_sysctl(n) for n in before.sysctls} == before.sysctls
+    assert host.kubepods_cgroups() == []
+    assert [d for d in host.GLOBAL_DIRS if d.exists() and str(d) not in before.dirs] == []
+    assert before.leftovers((local.state_dir,)) == []
+    assert host.current_claim() is None or host.current_claim()["state_dir"] != str(local.state_dir)
+
+    local.start(node=True, by="pytest (restart)")
+    assert local.running()
+    nodes = cluster.get_json("nodes")["items"]
+    assert [n["metadata"]["name"] for n in nodes] == ["aigate-node"]

@@ -1,7 +1,8 @@
 """The gate Job end to end on the real API server, built as the operator builds it, in a gate namespace apart from
 the workload's: the run's RBAC, its input (the resolved spec), the empty result ConfigMap, the per-run credentials
 Secret and the Job; the node runs `aigate run-gates` under the run's ServiceAccount, which reads its input through
-the API, measures two models on the simulator (two wire formats) with keys that arrive as secretKeyRef env, and
+the API, measures two models on the simulator (two wire formats; served from this machine on the pod bridge's
+gateway address) with keys that arrive as secretKeyRef env, and
 writes the result. The key shows up nowhere; the Role is exact and reaches nothing in the workload's namespace; an
 input for another digest and a missing input end as results the operator can read, and as failed Jobs."""
 
@@ -20,7 +21,7 @@ from aigate.api.load import configmap_refs, resolve
 from aigate.api.models import AIWorkload, ConfigMapKeyRef
 from aigate.controller import jobs, names
 from aigate.rungates import GateRunResult, read_result
-from localcluster.testing import Cluster
+from localcluster.testing import Cluster, cluster_image
 
 ROOT = Path(__file__).resolve().parents[2]
 CRD = ROOT / "crds" / "aiworkloads.aigate.dev.yaml"
@@ -39,7 +40,7 @@ def crd(cluster: Cluster) -> None:
 
 
 @pytest.fixture(scope="module")
-def sim_url() -> Iterator[str]:
+def sim_url(cluster: Cluster) -> Iterator[str]:
     from aigate.simulator.profile import SimProfile
     from aigate.simulator.server import SimulatorServer
 
@@ -54,7 +55,9 @@ def sim_url() -> Iterator[str]:
     profile = SimProfile.model_validate(
         {"seed": 7, "models": {"claude-sonnet-4-5": model("anthropic", 5), "gpt-4.1-mini": model("openai", 8)}}
     )
-    server = SimulatorServer(profile).start()
+    if cluster.host_address is None:
+        pytest.skip("serves the simulator from this machine to the cluster's pods")
+    server = SimulatorServer(profile, host=cluster.host_address).start()
     try:
         yield str(server.url)
     finally:
@@ -170,7 +173,7 @@ def start_gate_job(
     job = jobs.gate_job(
         run,
         wl,
-        image="registry.invalid/aigate:dev",
+        image=cluster_image(),
         active_deadline_s=600,
         ttl_after_finished_s=3600,
         backoff_limit=0,

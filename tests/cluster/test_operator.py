@@ -1,6 +1,6 @@
-"""The operator end to end on the real local control plane: `kubectl apply` of an AIWorkload starts a gate
-Job, the result comes back as conditions and signed evidence, and the API server itself refuses rollouts
-without passing, current, unexpired evidence."""
+"""The operator end to end on the real local cluster: `kubectl apply` of an AIWorkload starts a gate Job (a container
+from the aigate image on the real node), the result comes back as conditions and signed evidence, and the API server
+itself refuses rollouts without passing, current, unexpired evidence."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from localcluster.aigate_operator import (
     register_webhooks,
     unregister_webhooks,
 )
-from localcluster.testing import Cluster
+from localcluster.testing import Cluster, cluster_image
 
 CANARY = {"anthropic": "sk-ant-canary-7f3c9d2e1b", "openai": "sk-canary-4a8b6c0d2f"}
 GATES = "aigate-gates"
@@ -40,8 +40,11 @@ PROFILE = {
 
 
 @pytest.fixture(scope="module")
-def simulator() -> Iterator[SimulatorServer]:
-    with SimulatorServer(SimProfile.model_validate(PROFILE)) as sim:
+def simulator(cluster: Cluster) -> Iterator[SimulatorServer]:
+    """On the pod bridge's gateway address: the gate Jobs' pods call it there."""
+    if cluster.host_address is None:
+        pytest.skip("serves the simulator from this machine to the cluster's pods")
+    with SimulatorServer(SimProfile.model_validate(PROFILE), host=cluster.host_address) as sim:
         yield sim
 
 
@@ -84,7 +87,12 @@ def operator(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iter
         ],
     }
     cluster.kubectl("apply", "-f", "-", input=json.dumps(rbac))
-    op = prepare_operator(tmp_path_factory.mktemp("aigate-operator"), cluster.kubeconfig, acceptor_groups=ACCEPTORS)
+    op = prepare_operator(
+        tmp_path_factory.mktemp("aigate-operator"),
+        cluster.kubeconfig,
+        acceptor_groups=ACCEPTORS,
+        gate_image=cluster_image(),
+    )
     op.start()
     try:
         op.wait_ready()

@@ -18,7 +18,7 @@ from aigate.controller.kube import JSON, Kube
 from aigate.controller.reconcile import Reconciler, Signer
 from aigate.evidence.keys import key_id
 from localcluster.aigate_operator import install_crd
-from localcluster.testing import Cluster
+from localcluster.testing import Cluster, cluster_image
 
 
 class Stopped(BaseException):
@@ -69,7 +69,11 @@ def reconciler_parts(cluster: Cluster, tmp_path: Any) -> Iterator[tuple[Operator
     gates = cluster.create_namespace("g")
     # a gate Job that cannot run far: this test is about which Jobs exist, not what they measure
     config = OperatorConfig(
-        signing_key=tmp_path / "unused", gate_command=["false"], job_deadline_s=60, gate_namespace=gates
+        signing_key=tmp_path / "unused",
+        gate_image=cluster_image(),
+        gate_command=["false"],
+        job_deadline_s=60,
+        gate_namespace=gates,
     )
     yield config, signer
     cluster.delete_namespace(gates)

@@ -63,8 +63,11 @@ AIWORKLOAD_EDIT_ROLE = {
 
 
 @pytest.fixture(scope="module")
-def simulator() -> Iterator[SimulatorServer]:
-    with SimulatorServer(SimProfile.model_validate(PROFILE)) as sim:
+def simulator(cluster: Cluster) -> Iterator[SimulatorServer]:
+    """On the pod bridge's gateway address: the gate Jobs' pods call it there."""
+    if cluster.host_address is None:
+        pytest.skip("serves the simulator from this machine to the cluster's pods")
+    with SimulatorServer(SimProfile.model_validate(PROFILE), host=cluster.host_address) as sim:
         yield sim
 
 
@@ -154,7 +157,7 @@ def workload(ns: str, name: str, url: str, *, approval: bool) -> dict[str, Any]:
                         "messages": [{"role": "user", "content": "summarize case 1"}],
                         "expect": {"contains": ["risk"]},
                     }
-                ]
+                ],
             },
         },
     }
@@ -350,7 +353,7 @@ def test_an_older_pass_envelope_put_back_admits_nothing(cluster: Cluster, team: 
     to write): nothing decides from that copy. The rollout is refused, and A is judged anew (FAIL)."""
     ns, name = team, "restored"
     setup(cluster, ns)
-    with SimulatorServer(SimProfile.model_validate(PROFILE)) as sim:
+    with SimulatorServer(SimProfile.model_validate(PROFILE), host=cluster.host_address or "127.0.0.1") as sim:
         spec_a = workload(ns, name, sim.url, approval=True)
         assert editor(cluster, "apply", "-f", "-", input=json.dumps(spec_a)).returncode == 0
         wl = wait_decision(cluster, ns, name, "PASS")

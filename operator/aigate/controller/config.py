@@ -61,8 +61,9 @@ class OperatorConfig(BaseModel):
         description="where gate Jobs run, with their input and per-run credentials: a namespace no team has rights in",
     )
     gate_image: Annotated[str, Env("AIGATE_GATE_IMAGE", unit="image")] = Field(
-        default="ghcr.io/aigate/aigate:0.1.0",
-        description="the image of the gate Jobs; the operator's own, so that the Job measures as the CLI does",
+        default="aigate:dev",
+        description="the image of the gate Jobs; the operator's own, so that the Job measures as the CLI does "
+        "(aigate:dev is what `make image` builds for a local cluster; the Helm chart sets its release image)",
     )
     gate_command: Annotated[list[str], Env("AIGATE_GATE_COMMAND", unit="words")] = Field(
         default_factory=lambda: ["aigate"],

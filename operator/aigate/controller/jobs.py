@@ -35,6 +35,7 @@ GATE_CREDENTIALS_ROLE = "gate-credentials"
 EVIDENCE_ROLE = "evidence"
 CONTAINER_NAME = "gate"
 DEFAULT_COMMAND = ("aigate",)
+TMP_VOLUME = "tmp"
 JOB_NAME_ENV = "AIGATE_JOB_NAME"
 """Set from the pod's `job-name` label (the Job controller writes it), so the result names its Job."""
 INPUT_KEY = "input.json"
@@ -278,6 +279,8 @@ def gate_job(
     container: Obj = {
         "name": CONTAINER_NAME,
         "image": image,
+        # a tag other than :latest is not pulled when the node has it (a locally built image, or a pinned release)
+        "imagePullPolicy": "IfNotPresent",
         "command": argv,
         "env": env,
         "resources": copy.deepcopy(DEFAULT_RESOURCES if resources is None else resources),
@@ -288,6 +291,8 @@ def gate_job(
             "privileged": False,
             "capabilities": {"drop": ["ALL"]},
         },
+        # the root filesystem is read-only: /tmp is the one writable place (the pod's own, size-capped)
+        "volumeMounts": [{"name": TMP_VOLUME, "mountPath": "/tmp"}],
     }
     labels = run.labels(GATE_JOB_ROLE)
     return {
@@ -313,6 +318,7 @@ def gate_job(
                         "seccompProfile": {"type": "RuntimeDefault"},
                     },
                     "containers": [container],
+                    "volumes": [{"name": TMP_VOLUME, "emptyDir": {"sizeLimit": "64Mi"}}],
                 },
             },
         },
