@@ -104,6 +104,7 @@ argocd-lua:
 ## crd: regenerate the CRD from the models (a test keeps crds/ equal to them)
 crd: venv
 	$(BIN)/aigate crd > crds/aiworkloads.aigate.dev.yaml
+	$(BIN)/aigate crd --policy > crds/aigatepolicies.aigate.dev.yaml
 
 ## docs: regenerate docs/settings.md and docs/resource.md from the code (a test keeps them equal)
 docs: venv

@@ -381,6 +381,35 @@ def test_cache_is_bounded() -> None:
     assert len(w.cache) == 2
 
 
+def test_a_failure_is_remembered_per_resource_version_too(world: World) -> None:
+    """A spec that cannot be resolved is not parsed again on every review while nothing it reads has changed."""
+    assert world.cache is not None
+    world.workload["metadata"].update(uid="u1", resourceVersion="10")
+    del world.configmaps["fraud-prompts"]
+    first = world.decide().message
+    assert "referenced ConfigMap fraud/fraud-prompts not found" in first
+    assert world.cache.fresh(world.workload, world.configmaps)
+    assert world.decide().message == first and world.cache.digest_hits == 1
+    _, cms = documents()
+    world.configmaps["fraud-prompts"] = cms["fraud-prompts"]
+    world.configmaps["fraud-prompts"]["metadata"].update(uid="c1", resourceVersion="30")
+    assert not world.cache.fresh(world.workload, world.configmaps)
+    assert world.decide().allowed
+
+
+def test_cache_is_bounded_in_bytes_and_keeps_what_a_decision_reads() -> None:
+    w = World()
+    size = len(json.dumps(sign(w.digest)).encode())
+    w.cache = VerifyCache(max_bytes=size + size // 2)
+    for i in range(3):
+        w.evidence = evidence_cm(sign(w.digest, owner=f"team-{i}"))
+        assert w.decide().allowed
+    assert len(w.cache) == 1 and w.cache.bytes <= w.cache.max_bytes
+    [(outcome, _)] = w.cache._items.values()
+    assert outcome.verified is not None and outcome.verified.statement == {} and outcome.verified.predicate == {}
+    assert outcome.verified.signed.decision == "PASS"
+
+
 # --- risk acceptances ---------------------------------------------------------------------------------------
 
 ACCEPTORS = {"aigate-risk-acceptors"}

@@ -18,7 +18,7 @@ import yaml
 from cryptography import x509
 
 from aigate import chartgen
-from aigate.api.crd import render_crd
+from aigate.api.crd import render_crd, render_policy_crd
 from aigate.controller.config import OperatorConfig, env_name
 from aigate.controller.metrics import Metrics
 from aigate.controller.webhooks import mutating_configuration, validating_configuration
@@ -103,6 +103,8 @@ def test_chartgen_names_an_undescribed_value() -> None:
 def test_the_rendered_crd_is_aigate_crd(helm: Path) -> None:
     """Same spec as crds/ (what `aigate crd` prints), plus the chart's labels and, under crds.keep, the keep policy."""
     expected = {d["metadata"]["name"]: d for d in yaml.safe_load_all(render_crd()) if d}
+    policy = yaml.safe_load(render_policy_crd())
+    expected[policy["metadata"]["name"]] = policy
     kept = [o for o in render(helm) if o["kind"] == "CustomResourceDefinition"]
     assert {o["metadata"]["name"]: o["spec"] for o in kept} == {n: d["spec"] for n, d in expected.items()}
     assert all(o["metadata"]["annotations"] == {"helm.sh/resource-policy": "keep"} for o in kept)
@@ -225,7 +227,7 @@ def test_operator_deployment(helm: Path) -> None:
     assert gates["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
 
 
-PENDING_SETTINGS = {"AIGATE_GATE_NAMESPACE"}
+PENDING_SETTINGS: set[str] = set()
 """Set by the chart for the operator the trust work (gate Jobs in the gate namespace) brings; remove each from here
 when controller/config.py declares it (the test below says when)."""
 
@@ -431,8 +433,10 @@ def test_operator_cluster_role_holds_no_wildcard_and_no_secret_listing(helm: Pat
 
 
 def test_gate_jobs_in_workload_namespaces_only_while_asked(helm: Path) -> None:
+    """Gate Jobs run in the gate namespace only: the rights to make them beside workloads are off by default."""
     name = "aigate-gate-jobs-in-workload-namespaces"
-    assert one(render(helm), "ClusterRole", name)
+    assert not [o for o in render(helm) if o["metadata"]["name"].endswith(name[7:])]
+    assert one(render(helm, sets=("rbac.gateJobsInWorkloadNamespaces=true",)), "ClusterRole", name)
     assert not [o for o in render(helm, ci("restricted")) if o["metadata"]["name"].endswith(name[7:])]
 
 

@@ -1,5 +1,6 @@
-"""The gate Job's objects as the operator creates them (names, owners, the Role's exact rules, env without secret
-material) and the result format the Job hands back (bounded size, strict parsing)."""
+"""The gate Job's objects as the operator creates them in the gate namespace (names, labels, the Role's exact rules,
+env without secret material, the input and the per-run Secret) and the result format the Job hands back (bounded
+size, strict parsing)."""
 
 from __future__ import annotations
 
@@ -85,13 +86,18 @@ def workload(name: str = "fraud-review", **spec: Any) -> AIWorkload:
     return AIWorkload.model_validate(doc)
 
 
+GATES = "aigate-gates"
+
+
+def run(wl: AIWorkload | None = None, run_id: str = "r1a2b3") -> jobs.GateRun:
+    return jobs.GateRun.of(wl or workload(), GATES, DIGEST, run_id)
+
+
 def job(wl: AIWorkload | None = None, run_id: str = "r1a2b3", **kw: Any) -> dict[str, Any]:
     wl = wl or workload()
     return jobs.gate_job(
+        run(wl, run_id),
         wl,
-        DIGEST,
-        run_id,
-        jobs.owner_reference(wl),
         image="ghcr.io/aigate/aigate:1.0",
         active_deadline_s=1800,
         ttl_after_finished_s=3600,
@@ -127,58 +133,61 @@ def test_referenced_configmaps_and_secret_refs() -> None:
 
 
 def test_rbac_is_exactly_what_the_job_needs() -> None:
-    wl = workload()
-    owner = jobs.owner_reference(wl)
-    sa, role, binding = jobs.gate_rbac(wl, configmap_names(wl), owner)
-    sa_name = names.gate_service_account("fraud-review")
+    """Read its input, write its result: nothing in the workload's namespace, nothing of any other run."""
+    r = run()
+    sa, role, binding = jobs.run_rbac(r)
     assert [o["kind"] for o in (sa, role, binding)] == ["ServiceAccount", "Role", "RoleBinding"]
     for o in (sa, role, binding):
-        assert o["metadata"]["name"] == sa_name
-        assert o["metadata"]["namespace"] == "fraud"
-        assert o["metadata"]["ownerReferences"] == [owner]
-        assert o["metadata"]["labels"] == {names.GATE_FOR_LABEL: "fraud-review"}
+        assert o["metadata"]["name"] == r.job
+        assert o["metadata"]["namespace"] == GATES
+        assert "ownerReferences" not in o["metadata"]  # cannot cross namespaces: cleanup is by label
+        assert o["metadata"]["labels"] == {names.RUN_LABEL: "r1a2b3", names.WORKLOAD_UID_LABEL: UID}
     assert role["rules"] == [
-        {
-            "apiGroups": ["aigate.dev"],
-            "resources": ["aiworkloads"],
-            "resourceNames": ["fraud-review"],
-            "verbs": ["get"],
-        },
+        {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": [names.run_input(r.job)], "verbs": ["get"]},
         {
             "apiGroups": [""],
             "resources": ["configmaps"],
-            "resourceNames": ["prompts", "suite", "tools"],
-            "verbs": ["get"],
-        },
-        {
-            "apiGroups": [""],
-            "resources": ["configmaps"],
-            "resourceNames": [names.result_configmap("fraud-review")],
+            "resourceNames": [names.run_result(r.job)],
             "verbs": ["get", "update", "patch"],
         },
     ]
-    assert "secrets" not in json.dumps(role)
-    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": sa_name}
-    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": sa_name, "namespace": "fraud"}]
+    assert all(rule.get("resourceNames") for rule in role["rules"])  # an empty list would grant every name
+    assert "secrets" not in json.dumps(role) and "aiworkloads" not in json.dumps(role)
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": r.job}
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": r.job, "namespace": GATES}]
 
 
-def test_no_referenced_configmap_means_no_configmap_read_rule() -> None:
-    """An empty resourceNames grants every name: the rule must be left out, not emptied."""
-    wl = workload(
-        prompts=[], tools=[], suite={"cases": [{"name": "c", "messages": [{"role": "user", "content": "x"}]}]}
-    )
-    assert configmap_names(wl) == []
-    _, role, _ = jobs.gate_rbac(wl, [], jobs.owner_reference(wl))
-    assert all(rule.get("resourceNames") for rule in role["rules"])
-    assert [r["verbs"] for r in role["rules"] if r["resources"] == ["configmaps"]] == [["get", "update", "patch"]]
-
-
-def test_result_configmap_is_empty_and_owned() -> None:
+def test_input_carries_the_resolved_spec_and_only_referenced_keys() -> None:
     wl = workload()
-    cm = jobs.result_configmap(wl, jobs.owner_reference(wl))
-    assert cm["metadata"]["name"] == names.result_configmap("fraud-review")
-    assert cm["metadata"]["labels"] == {names.GATE_FOR_LABEL: "fraud-review", names.ROLE_LABEL: "gate-result"}
-    assert cm["metadata"]["ownerReferences"][0]["controller"] is True
+    r = run(wl)
+    payload = jobs.run_input(wl, {"prompts": {"system.md": "You are careful."}, "suite": {"cases.yaml": CASES}})
+    cm = jobs.input_configmap(r, payload)
+    assert cm["metadata"]["name"] == names.run_input(r.job) and cm["metadata"]["namespace"] == GATES
+    assert cm["immutable"] is True
+    doc = json.loads(cm["data"][jobs.INPUT_KEY])
+    meta = doc["workload"]["metadata"]
+    assert (meta["name"], meta["namespace"], meta["uid"]) == ("fraud-review", "fraud", UID)
+    assert doc["configMaps"] == {"prompts": {"system.md": "You are careful."}, "suite": {"cases.yaml": CASES}}
+
+
+def test_credentials_secret_holds_the_named_keys_under_their_env_names() -> None:
+    r = run()
+    secret = jobs.credentials_secret(r, {("openai", "api-key"): CANARY})
+    assert secret["metadata"]["name"] == names.run_credentials(r.job) and secret["metadata"]["namespace"] == GATES
+    assert secret["metadata"]["labels"][names.RUN_LABEL] == "r1a2b3"
+    assert list(secret["data"]) == [names.secret_env_name("openai", "api-key")]
+    assert CANARY not in json.dumps(secret)  # base64, as the API wants it
+
+
+def test_result_configmap_is_empty_and_labelled() -> None:
+    r = run()
+    cm = jobs.result_configmap(r)
+    assert cm["metadata"]["name"] == names.run_result(r.job)
+    assert cm["metadata"]["labels"] == {
+        names.RUN_LABEL: "r1a2b3",
+        names.WORKLOAD_UID_LABEL: UID,
+        names.ROLE_LABEL: "gate-result",
+    }
     assert cm["data"] == {}
 
 
@@ -187,12 +196,17 @@ def test_job_shape() -> None:
     meta, spec = j["metadata"], j["spec"]
     assert (j["apiVersion"], j["kind"]) == ("batch/v1", "Job")
     assert meta["name"] == names.gate_job("fraud-review", DIGEST, "r1a2b3")
-    assert meta["labels"] == {names.GATE_FOR_LABEL: "fraud-review", names.ROLE_LABEL: "gate-job"}
-    assert meta["annotations"] == {names.DIGEST_ANNOTATION: DIGEST, names.RUN_ANNOTATION: "r1a2b3"}
-    assert meta["ownerReferences"][0]["uid"] == UID
+    assert meta["namespace"] == GATES
+    assert meta["labels"] == {names.RUN_LABEL: "r1a2b3", names.WORKLOAD_UID_LABEL: UID, names.ROLE_LABEL: "gate-job"}
+    assert meta["annotations"] == {
+        names.FOR_NAMESPACE_ANNOTATION: "fraud",
+        names.FOR_NAME_ANNOTATION: "fraud-review",
+        names.DIGEST_ANNOTATION: DIGEST,
+        names.RUN_ANNOTATION: "r1a2b3",
+    }
     assert (spec["backoffLimit"], spec["activeDeadlineSeconds"], spec["ttlSecondsAfterFinished"]) == (1, 1800, 3600)
     pod = spec["template"]["spec"]
-    assert pod["serviceAccountName"] == names.gate_service_account("fraud-review")
+    assert pod["serviceAccountName"] == meta["name"]
     assert pod["restartPolicy"] == "Never"
     assert pod["automountServiceAccountToken"] is True
     assert pod["securityContext"]["runAsNonRoot"] is True
@@ -203,9 +217,11 @@ def test_job_shape() -> None:
         "aigate",
         "run-gates",
         "--namespace",
-        "fraud",
-        "--name",
-        "fraud-review",
+        GATES,
+        "--input",
+        names.run_input(meta["name"]),
+        "--result",
+        names.run_result(meta["name"]),
         "--spec-digest",
         DIGEST,
         "--run-id",
@@ -221,15 +237,35 @@ def test_job_shape() -> None:
     assert pod["volumes"] == [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}]
 
 
+def test_same_template_tells_a_replaced_command_or_env() -> None:
+    mine = job()
+    assert jobs.same_template(mine, json.loads(json.dumps(mine)))
+    stored = json.loads(json.dumps(mine))  # as the API server returns it: defaults filled in
+    [c] = stored["spec"]["template"]["spec"]["containers"]
+    c.update(imagePullPolicy="IfNotPresent", terminationMessagePath="/dev/termination-log")
+    c["env"][0]["valueFrom"]["fieldRef"]["apiVersion"] = "v1"
+    assert jobs.same_template(stored, mine)
+    forged = json.loads(json.dumps(mine))
+    forged["spec"]["template"]["spec"]["containers"][0]["command"] = ["true"]
+    assert not jobs.same_template(forged, mine)
+    forged = json.loads(json.dumps(mine))
+    forged["spec"]["template"]["spec"]["containers"][0]["image"] = "evil:latest"
+    assert not jobs.same_template(forged, mine)
+
+
 def test_job_env_one_secret_key_ref_per_distinct_secret_and_nothing_else_secret() -> None:
     [c] = job()["spec"]["template"]["spec"]["containers"]
     secret_env = {
         e["name"]: e["valueFrom"]["secretKeyRef"] for e in c["env"] if "secretKeyRef" in e.get("valueFrom", {})
     }
+    run_secret = names.run_credentials(names.gate_job("fraud-review", DIGEST, "r1a2b3"))
     assert secret_env == {
-        names.secret_env_name("anthropic", "api-key"): {"name": "anthropic", "key": "api-key"},
-        names.secret_env_name("openai", "api-key"): {"name": "openai", "key": "api-key"},
-        names.secret_env_name("mcp", "t"): {"name": "mcp", "key": "t"},
+        env: {"name": run_secret, "key": env}
+        for env in (
+            names.secret_env_name("anthropic", "api-key"),
+            names.secret_env_name("openai", "api-key"),
+            names.secret_env_name("mcp", "t"),
+        )
     }
     assert len(c["env"]) == len({e["name"] for e in c["env"]})
     job_name = [e for e in c["env"] if e["name"] == jobs.JOB_NAME_ENV]
@@ -247,7 +283,7 @@ def test_job_command_prefix_and_name_limits() -> None:
     long = workload(name="a" * 200 + ".b-c")
     j = job(long, run_id="r" + "9" * 40)
     assert NAME_63.match(j["metadata"]["name"]), j["metadata"]["name"]
-    for o in jobs.gate_rbac(long, [], jobs.owner_reference(long)):
+    for o in jobs.run_rbac(run(long, "r" + "9" * 40)):
         assert len(o["metadata"]["name"]) <= 253
     with pytest.raises(ValueError, match="run id"):
         job(run_id="Run_1")
@@ -398,7 +434,7 @@ def test_run_gates_without_api_configuration_says_so_in_one_line(
     from aigate.rungates import run_gates
 
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)  # not in a pod: no in-cluster configuration
-    code = run_gates("ns", "wl", DIGEST, "r1", environ={"AIGATE_SECRET_X_1": CANARY})  # quiet: no progress
+    code = run_gates("ns", "in", "out", DIGEST, "r1", environ={"AIGATE_SECRET_X_1": CANARY})  # quiet: no progress
     assert code == 1
     [line] = capsys.readouterr().err.splitlines()
     assert line.startswith("aigate run-gates: error: no Kubernetes API configuration")

@@ -22,7 +22,14 @@ from aigate.policy.lifecycle import (
     tick_action,
     tick_needs_job,
 )
-from aigate.policy.rollout import EvidenceCheck, decide_rollout, enforcement_of, label_decision
+from aigate.policy.rollout import (
+    EvidenceCheck,
+    decide_rollout,
+    enforcement_of,
+    label_decision,
+    not_judged,
+    shape_problem,
+)
 
 PACKAGE = Path(__file__).resolve().parents[1] / "operator" / "aigate"
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
@@ -137,15 +144,35 @@ def test_tick_action(lastrun: LastRun, job: Run | None, want: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("lastrun", "job", "want"),
+    ("lastrun", "job", "uid", "template", "want"),
     [
-        (last("j1"), "j1", None),
-        (last("j1"), "j0", "not the current run"),
-        (last("j1", finished=True), "j1", "already processed"),
+        (last("j1"), "j1", "u1", True, None),  # uid not recorded yet (stopped in between): adopted with our template
+        (LastRun("j1", False, "Testing", D, "u1", "gates"), "j1", "u1", True, None),
+        (last("j1"), "j0", "u1", True, "not the current run"),
+        (LastRun("j1", False, "Testing", D, "u1", "tenant"), "j1", "u1", True, "not the current run"),
+        (last("j1", finished=True), "j1", "u1", True, "already processed"),
+        (
+            LastRun("j1", False, "Testing", D, "u1", "gates"),
+            "j1",
+            "u2",
+            True,
+            "Job gates/j1 is not the one aigate created (uid u2, not u1): result ignored",
+        ),
+        (
+            last("j1"),
+            "j1",
+            "u1",
+            False,
+            "Job gates/j1 does not run what aigate created (its pod template differs): result ignored",
+        ),
     ],
 )
-def test_run_result_is_taken_from_the_recorded_run_once(lastrun: LastRun, job: str, want: str | None) -> None:
-    assert run_result_problem(lastrun, job) == want
+def test_run_result_is_taken_from_the_job_aigate_created_once(
+    lastrun: LastRun, job: str, uid: str, template: bool, want: str | None
+) -> None:
+    problem = run_result_problem(lastrun, job, "gates", uid, template)
+    assert (problem.why if problem else None) == want
+    assert (problem is not None and problem.forged) == (want is not None and want.startswith("Job "))
 
 
 def test_conditions_use_reason_constants_and_marking_is_idempotent() -> None:
@@ -202,3 +229,101 @@ def test_status_pass_without_evidence_is_refused() -> None:
     d = decide_rollout("ns/w", wl, None, EvidenceCheck("w-aigate-evidence", "evidence.json", "no-key"))
     assert not d.allowed
     assert d.message.endswith("no signed evidence (ConfigMap w-aigate-evidence has no key evidence.json)")
+
+
+OWNED = {"ownerReferences": [{"kind": "ReplicaSet", "name": "app-1", "uid": "u"}]}
+
+
+@pytest.mark.parametrize(
+    ("kind", "meta", "skipped"),
+    [
+        ("Pod", {}, False),  # a bare Pod is judged like a Deployment
+        ("Pod", OWNED, True),  # a controller made it: its owner was judged
+        ("Job", OWNED, False),  # a CronJob's Job is judged each time
+        ("Deployment", OWNED, False),
+        ("Deployment", {"deletionTimestamp": "2026-12-01T00:00:00Z"}, True),
+        ("Pod", {"deletionTimestamp": "2026-12-01T00:00:00Z"}, True),
+    ],
+)
+def test_not_judged(kind: str, meta: dict[str, object], skipped: bool) -> None:
+    assert not_judged(kind, {"metadata": meta}) is skipped
+
+
+def cronjob(template_labels: dict[str, str] | None) -> dict[str, object]:
+    template: dict[str, object] = {"spec": {}}
+    if template_labels is not None:
+        template["metadata"] = {"labels": template_labels}
+    return {"spec": {"jobTemplate": template}}
+
+
+@pytest.mark.parametrize(
+    ("template_labels", "problem"),
+    [
+        ({"aigate.dev/workload": "w"}, None),
+        (None, "(it has none)"),
+        ({"app": "x"}, "(it has none)"),
+        ({"aigate.dev/workload": "other"}, "(it has 'other')"),
+    ],
+)
+def test_a_cronjob_carries_its_label_to_its_jobs(template_labels: dict[str, str] | None, problem: str | None) -> None:
+    found = shape_problem("CronJob", cronjob(template_labels), {"aigate.dev/workload": "w"})
+    if problem is None:
+        assert found is None
+    else:
+        assert found is not None and found.startswith("CronJob spec.jobTemplate.metadata.labels must carry")
+        assert problem in found
+    assert shape_problem("Deployment", cronjob(None), {"aigate.dev/workload": "w"}) is None
+
+
+@pytest.mark.parametrize(
+    ("namespace", "excluded"),
+    [("team-a", False), ("aigate-system", True), ("aigate-gates", True), ("kube-system", True)],
+)
+def test_aigates_own_namespaces_are_not_gated(namespace: str, excluded: bool) -> None:
+    from aigate.policy.lifecycle import excluded_because
+
+    why = excluded_because(namespace, "aigate-system", "aigate-gates")
+    assert (why is not None) is excluded
+    if why is not None:
+        assert why.startswith(f"namespace {namespace} is ") and "not gated" in why
+
+
+def test_only_added_references_need_the_right_to_read_them() -> None:
+    from aigate.api.models import AIWorkload
+    from aigate.policy.references import added, refusal
+
+    def wl(secret: str, prompts: str) -> AIWorkload:
+        return AIWorkload.model_validate(
+            {
+                "metadata": {"name": "w", "namespace": "team"},
+                "spec": {
+                    "owner": "o",
+                    "models": [
+                        {
+                            "name": "p",
+                            "provider": "openai",
+                            "model": "m",
+                            "credentials": {"secretRef": {"name": secret, "key": "k"}},
+                        }
+                    ],
+                    "traffic": {"requestsPerDay": 1, "peakRequestsPerSecond": 1},
+                    "budget": {"monthlyUSD": 1},
+                    "slo": {"p95LatencyMs": 1000},
+                    "prompts": [{"configMapRef": {"name": prompts, "key": "s"}}],
+                    "suite": {"cases": [{"name": "c", "messages": [{"role": "user", "content": "x"}]}]},
+                },
+            }
+        )
+
+    first = wl("keys", "prompts")
+    assert [(r.kind, r.name, r.where) for r in added(first, None)] == [
+        ("Secret", "keys", "spec.models[0].credentials.secretRef"),
+        ("ConfigMap", "prompts", "spec.prompts[0].configMapRef"),
+    ]
+    assert added(first, first) == []
+    [new] = added(wl("other-team-keys", "prompts"), first)
+    assert refusal("mallory", "team", [new]) == (
+        "user mallory may not get Secret team/other-team-keys (spec.models[0].credentials.secretRef): an AIWorkload "
+        "may only reference what its author may read, since aigate reads it for the gate run"
+    )
+    assert refusal("mallory", "team", []) is None

@@ -30,6 +30,7 @@ def test_rollout_webhook() -> None:
     assert hook["clientConfig"] == {"url": "https://127.0.0.1:9443/rollouts.aigate.dev", "caBundle": "Q0E="}
     assert {(g, v, r) for rule in hook["rules"] for g in rule["apiGroups"] for v in rule["apiVersions"]
             for r in rule["resources"]} == {
+        ("", "v1", "pods"),
         ("apps", "v1", "deployments"),
         ("apps", "v1", "statefulsets"),
         ("apps", "v1", "daemonsets"),
@@ -41,8 +42,19 @@ def test_rollout_webhook() -> None:
     assert hook["objectSelector"] == {"matchExpressions": [{"key": "aigate.dev/workload", "operator": "Exists"}]}
     assert hook["namespaceSelector"] == {
         "matchExpressions": [
-            {"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": ["aigate-system", "kube-system"]}
+            {
+                "key": "kubernetes.io/metadata.name",
+                "operator": "NotIn",
+                "values": ["aigate-gates", "aigate-system", "kube-system"],
+            }
         ]
+    }
+    # with a watch list, only the watched namespaces: a rollout elsewhere is not refused as "AIWorkload not found"
+    watched = validating_configuration(LOCAL, operator_namespace="aigate-system", watch_namespaces=["b", "a"])
+    assert by_name(watched)[ROLLOUTS_WEBHOOK]["namespaceSelector"]["matchExpressions"][1] == {
+        "key": "kubernetes.io/metadata.name",
+        "operator": "In",
+        "values": ["a", "b"],
     }
     assert (hook["failurePolicy"], hook["timeoutSeconds"], hook["sideEffects"]) == ("Fail", 5, "None")
     assert (hook["admissionReviewVersions"], hook["matchPolicy"]) == (["v1"], "Equivalent")

@@ -52,6 +52,17 @@ def cmd_check(args: argparse.Namespace) -> int:
     from aigate.report import render
 
     resolved = load_and_resolve(args.file)
+    policy = None
+    if args.policy:
+        from aigate.api.policy import load_policies
+        from aigate.policy.governance import effective, violations
+
+        policy = effective(load_policies(args.policy, any_namespace=True), {})
+        refused = violations(resolved.workload, policy)
+        if refused:
+            for line in refused:
+                _stderr(f"policy violation: {line}")
+            return EXIT_FAIL
     progress = None if args.quiet else TerminalProgress(sys.stderr)
     opts = CheckOptions(
         environ=dict(os.environ),
@@ -60,6 +71,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         endpoint_overrides=_endpoint_overrides(args.endpoint or []),
         concurrency=args.concurrency,
         progress=progress,
+        policy=policy,
     )
     try:
         assessment = asyncio.run(run_check(resolved, opts))
@@ -103,9 +115,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def cmd_crd(args: argparse.Namespace) -> int:
-    from aigate.api.crd import render_crd
+    from aigate.api.crd import render_crd, render_policy_crd
 
-    sys.stdout.write(render_crd())
+    sys.stdout.write(render_policy_crd() if args.policy else render_crd())
     return EXIT_PASS
 
 
@@ -146,7 +158,8 @@ def cmd_run_gates(args: argparse.Namespace) -> int:
 
     return run_gates(
         args.namespace,
-        args.name,
+        args.input,
+        args.result,
         args.spec_digest,
         args.run_id,
         environ=dict(os.environ),
@@ -181,6 +194,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     c.add_argument("--concurrency", type=int, help="override the test concurrency")
     c.add_argument(
+        "--policy",
+        action="append",
+        metavar="FILE",
+        help="judge under the AIGatePolicy documents in FILE (repeatable; every policy given applies, whatever "
+        "namespaces it selects): a workload they refuse fails, and the evidence records them",
+    )
+    c.add_argument(
         "--quiet", "-q", action="store_true", help="no progress on stderr (a bar per phase on a terminal, else lines)"
     )
     c.set_defaults(func=cmd_check)
@@ -199,6 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_simulate)
 
     r = sub.add_parser("crd", help="print the AIWorkload CustomResourceDefinition")
+    r.add_argument("--policy", action="store_true", help="the AIGatePolicy CustomResourceDefinition instead")
     r.set_defaults(func=cmd_crd)
 
     g = sub.add_parser("digest", help="print a workload's spec digest")
@@ -227,8 +248,9 @@ def build_parser() -> argparse.ArgumentParser:
     rp.set_defaults(func=cmd_report)
 
     j = sub.add_parser("run-gates", help="(gate Job) measure an AIWorkload in the cluster and write the result")
-    j.add_argument("--namespace", required=True)
-    j.add_argument("--name", required=True, help="the AIWorkload")
+    j.add_argument("--namespace", required=True, help="the gate namespace the Job runs in")
+    j.add_argument("--input", required=True, help="the ConfigMap holding the resolved spec")
+    j.add_argument("--result", required=True, help="the ConfigMap to write the result to")
     j.add_argument("--spec-digest", required=True, help="the digest the operator started this run for")
     j.add_argument("--run-id", required=True)
     j.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")

@@ -9,18 +9,18 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from aigate.api.digest import spec_digest
+from aigate.api.digest import acceptance_digest, spec_digest
 from aigate.api.errors import UsageError
 from aigate.api.load import ResolvedWorkload, load_and_resolve
 from aigate.assessment import Assessment, EvidenceInfo, build_predicate, case_summaries, paths_of
 from aigate.evidence.errors import EvidenceError, EvidenceInputError
 from aigate.evidence.keys import key_id as key_id_of
 from aigate.evidence.keys import load_private_key, load_public_key
-from aigate.evidence.predicate import EvidencePredicate
+from aigate.evidence.predicate import EvidencePredicate, PolicyRecord
 from aigate.evidence.statement import bound_predicate, build_statement, completeness_problems, sign_statement
 from aigate.evidence.verify import verify_evidence
 from aigate.gates import apply_acceptances, decide, judge_evidence, judge_measured
@@ -29,11 +29,13 @@ from aigate.gates.toolcontrol import ExtraCheck
 from aigate.gates.toolcontrol_mcp import mcp_check
 from aigate.gates.toolcontrol_rbac import rbac_check
 from aigate.measurements import McpServerProbe, Measurements, RbacProbe
+from aigate.policy.governance import EffectivePolicy
 from aigate.policy.numbers import assumed_timeout_ms
 from aigate.probes.credentials import credential_value, resolve_credentials
 from aigate.probes.mcp import probe_mcp_server
 from aigate.probes.rbac import rbac_skipped
 from aigate.probes.runner import RunOptions, run_workload
+from aigate.times import parse_rfc3339
 
 Progress = Callable[[str], None]
 
@@ -55,6 +57,8 @@ class CheckOptions:
     """An RBAC probe done by the caller (in a cluster); None means skipped: no cluster here."""
     time_scale: float = 1.0
     """The providers answer this many times as slow as real time (the demo's simulator: 0.2); see RunOptions."""
+    policy: EffectivePolicy | None = None
+    """The AIGatePolicies the workload is judged under (`aigate check --policy`)."""
 
 
 async def measure(resolved: ResolvedWorkload, opts: CheckOptions) -> Measurements:
@@ -108,21 +112,43 @@ def judge(
     *,
     now: datetime,
     key_id: str | None,
+    policy: EffectivePolicy | None = None,
 ) -> tuple[list[GateResult], EvidencePredicate, str]:
-    """Pure: the six gate results, the evidence predicate they produce, and the spec digest."""
+    """Pure: the six gate results, the evidence predicate they produce, and the spec digest. Under `policy`
+    (the AIGatePolicies governing the workload) gates it marks unacceptable are never ACCEPTED, and the evidence
+    expires no later than it allows."""
+    policy = policy or EffectivePolicy()
     digest = spec_digest(resolved)
     spec = resolved.workload.spec
+    acceptances = [a for a in spec.risk_acceptances if a.gate not in policy.unacceptable_gates]
     timeout = assumed_timeout_ms(spec)
     measured = judge_measured(resolved, m, assumed_timeout_ms=timeout, tool_checks=tool_checks())
-    measured = apply_acceptances(measured, spec.risk_acceptances, now)
-    expires = now + spec.evidence.valid_for_delta()
-    draft = build_predicate(resolved, digest, measured, decide(measured), m, now, expires)
-    evidence = apply_acceptances(
-        [judge_evidence(completeness_problems(draft.to_json()), key_id)], spec.risk_acceptances, now
-    )
+    bound_to = acceptance_digest(resolved)
+    measured = apply_acceptances(measured, acceptances, now, bound_to)
+    draft = build_predicate(resolved, digest, measured, decide(measured), m, now, now + spec.evidence.valid_for_delta())
+    judged = judge_evidence(completeness_problems(draft.to_json()), key_id)
+    evidence = apply_acceptances([judged], acceptances, now, bound_to)
     results = [*measured, *evidence]
+    expires = evidence_expiry(now, spec.evidence.valid_for_delta(), policy, results)
     predicate = build_predicate(resolved, digest, results, decide(results), m, now, expires)
+    if policy.names:
+        predicate.policy = PolicyRecord(names=list(policy.names), digest=policy.digest or "")
     return results, predicate, digest
+
+
+def evidence_expiry(
+    now: datetime, valid_for: timedelta, policy: EffectivePolicy, results: list[GateResult]
+) -> datetime:
+    """Evidence never outlives what it rests on: the earliest of its validity, the policy's limit, and the expiry
+    of each risk acceptance that turned a FAIL into ACCEPTED."""
+    ends = [now + valid_for]
+    if policy.max_valid_for is not None:
+        ends.append(now + policy.max_valid_for)
+    for r in results:
+        expires = parse_rfc3339(str((r.acceptance or {}).get("expires") or "")) if r.status == "ACCEPTED" else None
+        if expires is not None:
+            ends.append(expires)
+    return min(ends)
 
 
 async def run_check(resolved: ResolvedWorkload, opts: CheckOptions) -> Assessment:
@@ -131,7 +157,7 @@ async def run_check(resolved: ResolvedWorkload, opts: CheckOptions) -> Assessmen
     kid = key_id_of(key.public_key()) if key is not None else None
     m = await measure(resolved, opts)
     now = opts.now()
-    results, predicate, digest = judge(resolved, m, now=now, key_id=kid)
+    results, predicate, digest = judge(resolved, m, now=now, key_id=kid, policy=opts.policy)
     evidence = None
     if key is not None:
         out = opts.evidence_out or Path(f"{resolved.name}.evidence.json")

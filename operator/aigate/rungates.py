@@ -1,9 +1,11 @@
 """`aigate run-gates`: the gate Job's entry point, and the result format it hands to the operator.
 
-The Job measures and the operator judges: the Job reads its AIWorkload and referenced ConfigMaps through the
-API with its own narrow ServiceAccount, checks that the spec is still the one the operator started it for,
-runs the measurements, and writes them into the result ConfigMap the operator pre-created. It never sees the
-evidence signing key and never probes RBAC (the operator holds the SubjectAccessReview permission).
+The Job measures and the operator judges. The Job runs in the gate namespace (see `controller/jobs.py`) and
+reads nothing in the workload's namespace: its input ConfigMap holds the resolved spec the operator put there,
+its credentials come as env from the per-run Secret. It checks that the input is the spec the operator started
+it for (the digest), runs the measurements, and writes them into the result ConfigMap the operator pre-created.
+It never sees the evidence signing key and never probes RBAC (the operator holds the SubjectAccessReview
+permission).
 
 The result is one JSON document under `names.RESULT_KEY`, bounded to `MAX_RESULT_BYTES` (a ConfigMap holds
 less than 1 MiB): each CaseRun.text is cut to `TEXT_LIMIT` characters, and if that is still too big every
@@ -18,7 +20,7 @@ import json
 import sys
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
@@ -28,10 +30,10 @@ from pydantic.alias_generators import to_camel
 
 from aigate.api.digest import spec_digest as digest_of
 from aigate.api.errors import WorkloadError, format_validation_error
-from aigate.api.load import ConfigMapLookup, ResolvedWorkload, configmap_lookup, resolve, workload_from_api
+from aigate.api.load import ResolvedWorkload, configmap_lookup, resolve, workload_from_api
 from aigate.api.models import AIWorkload, Credentials
 from aigate.controller import names
-from aigate.controller.jobs import JOB_NAME_ENV
+from aigate.controller.jobs import INPUT_KEY, JOB_NAME_ENV
 from aigate.controller.kube import load_api_client
 from aigate.measurements import Measurements
 from aigate.pipeline import CheckOptions, measure
@@ -140,30 +142,27 @@ def _api_error(what: str, e: ApiException) -> str:
     return f"{what}: {reason}"
 
 
-def _configmap_lookup(core: k8s.CoreV1Api, namespace: str) -> ConfigMapLookup:
-    def read(name: str) -> dict[str, str] | None:
-        try:
-            cm = core.read_namespaced_config_map(name, namespace, _request_timeout=API_TIMEOUT_S)
-        except ApiException as e:
-            if e.status == 404:
-                return None
-            raise WorkloadError(_api_error(f"reading ConfigMap {namespace}/{name}", e)) from None
-        return dict(cm.data or {})
-
-    return configmap_lookup(namespace, read)
-
-
-def _read_workload(api: k8s.ApiClient, namespace: str, name: str) -> AIWorkload:
-    objs = k8s.CustomObjectsApi(api)
+def _read_input(core: k8s.CoreV1Api, namespace: str, name: str) -> ResolvedWorkload:
+    """The resolved spec from the input ConfigMap (`controller.jobs.run_input`)."""
+    where = f"input ConfigMap {namespace}/{name}"
     try:
-        doc = objs.get_namespaced_custom_object(
-            names.API_GROUP, names.API_VERSION, namespace, names.PLURAL, name, _request_timeout=API_TIMEOUT_S
-        )
+        cm = core.read_namespaced_config_map(name, namespace, _request_timeout=API_TIMEOUT_S)
     except ApiException as e:
         if e.status == 404:
-            raise _Abort(f"AIWorkload {namespace}/{name} not found") from None
-        raise _Abort(_api_error(f"reading AIWorkload {namespace}/{name}", e)) from None
-    return workload_from_api(cast(dict[str, Any], doc))
+            raise _Abort(f"{where} not found (the operator creates it)") from None
+        raise _Abort(_api_error(f"reading {where}", e)) from None
+    raw = (cm.data or {}).get(INPUT_KEY)
+    try:
+        doc = json.loads(raw) if raw is not None else None
+    except json.JSONDecodeError as e:
+        raise _Abort(f"{where} {INPUT_KEY} is not JSON: {e}") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("workload"), dict):
+        raise _Abort(f"{where} has no {INPUT_KEY} with a workload")
+    workload = workload_from_api(doc["workload"])
+    configmaps = doc.get("configMaps") if isinstance(doc.get("configMaps"), dict) else {}
+    assert isinstance(configmaps, dict)
+    lookup = configmap_lookup(workload.metadata.namespace, lambda n: configmaps.get(n))
+    return resolve(workload, lookup)
 
 
 def _for_the_job(resolved: ResolvedWorkload, environ: Mapping[str, str]) -> tuple[ResolvedWorkload, dict[str, str]]:
@@ -228,8 +227,7 @@ def bound_result(result: GateRunResult, limit: int = MAX_RESULT_BYTES) -> tuple[
     return failed, failed.to_json()
 
 
-def _write_result(core: k8s.CoreV1Api, namespace: str, workload: str, payload: str) -> None:
-    name = names.result_configmap(workload)
+def _write_result(core: k8s.CoreV1Api, namespace: str, name: str, payload: str) -> None:
     try:
         core.patch_namespaced_config_map(
             name, namespace, {"data": {names.RESULT_KEY: payload}}, _request_timeout=API_TIMEOUT_S
@@ -244,7 +242,8 @@ def _write_result(core: k8s.CoreV1Api, namespace: str, workload: str, payload: s
 
 def run_gates(
     namespace: str,
-    name: str,
+    input_name: str,
+    result_name: str,
     spec_digest: str,
     run_id: str,
     *,
@@ -252,10 +251,11 @@ def run_gates(
     api_client: k8s.ApiClient | None = None,
     progress: Progress | None = None,
 ) -> int:
-    """Measure the AIWorkload NAMESPACE/NAME for SPEC_DIGEST and write the result ConfigMap.
+    """Measure the resolved spec in ConfigMap NAMESPACE/INPUT_NAME for SPEC_DIGEST; write NAMESPACE/RESULT_NAME.
 
-    0 when measured; 1 when stale or failed (the result says why, when it could be written). PROGRESS gets progress
-    lines; the one error line always goes to stderr. Never raises, never prints a traceback or a secret.
+    0 when measured; 1 when the input does not match SPEC_DIGEST or the run failed (the result says why, when it
+    could be written). PROGRESS gets progress lines; the one error line always goes to stderr. Never raises, never
+    prints a traceback or a secret.
     """
     say = progress or (lambda _msg: None)
     started = utcnow()
@@ -289,11 +289,11 @@ def run_gates(
         )
         bounded, payload = bound_result(result)
         try:
-            _write_result(core, namespace, name, payload)
+            _write_result(core, namespace, result_name, payload)
         except _Abort as e:
             _err(f"aigate run-gates: error: {_one_line(str(e))}")
             return 1
-        say(f"result ({bounded.outcome}, {len(payload.encode())} bytes) written to {names.result_configmap(name)}")
+        say(f"result ({bounded.outcome}, {len(payload.encode())} bytes) written to {result_name}")
         if bounded.outcome == "measured":
             return 0
         _err(f"aigate run-gates: {bounded.outcome}: {bounded.error}")
@@ -301,14 +301,13 @@ def run_gates(
 
     observed: str | None = None
     try:
-        say(f"reading AIWorkload {namespace}/{name}")
-        workload = _read_workload(api, namespace, name)
-        resolved = resolve(workload, _configmap_lookup(core, namespace))
+        say(f"reading input ConfigMap {namespace}/{input_name}")
+        resolved = _read_input(core, namespace, input_name)
         observed = digest_of(resolved)
         if observed != spec_digest:
             return finish(
                 "stale",
-                error=f"the spec changed since this Job was started (stale): now {observed}, not {spec_digest}",
+                error=f"the input is not the spec this run was started for (stale): {observed}, not {spec_digest}",
                 observed=observed,
             )
         runnable, job_env = _for_the_job(resolved, environ)

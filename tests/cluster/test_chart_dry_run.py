@@ -99,10 +99,8 @@ def test_a_gate_job_pod_runs_under_the_gate_namespaces_restricted_pod_security(
     workload = load_workload_file(ROOT / "examples" / "fraud-review-assistant-remediated.yaml").workload
     workload.metadata.uid = "00000000-0000-0000-0000-000000000001"  # as read back from the API server
     job = jobs.gate_job(
+        jobs.GateRun.of(workload, gates, "sha256:" + "0" * 64, "r1"),
         workload,
-        "sha256:" + "0" * 64,
-        "r1",
-        jobs.owner_reference(workload),
         image="aigate:dev",
         active_deadline_s=600,
         ttl_after_finished_s=60,

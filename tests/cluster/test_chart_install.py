@@ -99,7 +99,8 @@ def test_install_upgrade_uninstall_keep_the_injected_ca_bundle_and_leave_no_webh
         return cluster.kubectl(*args, as_user=user, check=False).stdout.strip() == "yes"
 
     assert can("patch", "aiworkloads.aigate.dev", "fraud", "status") and can("watch", "configmaps", "fraud")
-    assert can("create", "jobs", f"{namespace}-gates") and can("get", "pods", f"{namespace}-gates", "log")
+    assert can("create", "jobs", f"{namespace}-gates") and can("create", "serviceaccounts", f"{namespace}-gates")
+    assert not can("get", "pods", f"{namespace}-gates", "log"), "a run's result comes back through its ConfigMap"
     assert not can("list", "secrets", "fraud"), "the operator reads a Secret by name, never lists them"
     assert not can("create", "deployments", "fraud") and not can("create", "secrets", "fraud")
     assert not can("delete", f"validatingwebhookconfigurations/{name}", None)

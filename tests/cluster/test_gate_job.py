@@ -1,10 +1,10 @@
-"""The gate Job end to end on the real API server, built as the operator builds it: the RBAC, the empty result
-ConfigMap and the Job; the node runs `aigate run-gates` in a container from the aigate image, under the Job's
-securityContext (non-root, read-only root filesystem) and the gate ServiceAccount, which reads the AIWorkload and its
-ConfigMap through the API, measures two models on the simulator (two wire formats; served from this machine on the
-pod bridge's gateway address) with keys
-that arrive as secretKeyRef env, and writes the result. The key shows up nowhere; the Role is exact; a stale
-digest and a missing ConfigMap end as results the operator can read, and as failed Jobs."""
+"""The gate Job end to end on the real API server, built as the operator builds it, in a gate namespace apart from
+the workload's: the run's RBAC, its input (the resolved spec), the empty result ConfigMap, the per-run credentials
+Secret and the Job; the node runs `aigate run-gates` under the run's ServiceAccount, which reads its input through
+the API, measures two models on the simulator (two wire formats; served from this machine on the pod bridge's
+gateway address) with keys that arrive as secretKeyRef env, and
+writes the result. The key shows up nowhere; the Role is exact and reaches nothing in the workload's namespace; an
+input for another digest and a missing input end as results the operator can read, and as failed Jobs."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import pytest
 
 from aigate.api.digest import spec_digest
 from aigate.api.errors import WorkloadError
-from aigate.api.load import configmap_names, resolve
+from aigate.api.load import configmap_refs, resolve
 from aigate.api.models import AIWorkload, ConfigMapKeyRef
 from aigate.controller import jobs, names
 from aigate.rungates import GateRunResult, read_result
@@ -146,27 +146,44 @@ def setup_workload(
     return wl, digest
 
 
-def start_gate_job(cluster: Cluster, wl: AIWorkload, digest: str, run_id: str) -> str:
-    """What the operator does for one run: RBAC, the empty result ConfigMap, the Job."""
-    owner = jobs.owner_reference(wl)
+@pytest.fixture
+def gates(cluster: Cluster) -> Iterator[str]:
+    """A gate namespace of the test's own (the operator's is `aigate-gates`)."""
+    name = cluster.create_namespace("g")
+    yield name
+    cluster.delete_namespace(name)
+
+
+def start_gate_job(
+    cluster: Cluster, wl: AIWorkload, digest: str, run_id: str, gates: str, *, with_input: bool = True
+) -> jobs.GateRun:
+    """What the operator does for one run, in the gate namespace: RBAC, the input, the empty result ConfigMap,
+    the credentials Secret (the keys the workload names, copied), the Job."""
+    run = jobs.GateRun.of(wl, gates, digest, run_id)
     ns = wl.metadata.namespace
-    apply(cluster, ns, *jobs.gate_rbac(wl, configmap_names(wl), owner), jobs.result_configmap(wl, owner))
+    configmaps: dict[str, dict[str, str]] = {}
+    for ref in configmap_refs(wl):
+        data = cluster.get_json("configmap", ref.name, "-n", ns)["data"]
+        configmaps.setdefault(ref.name, {})[ref.key] = data[ref.key]
+    keys = {("llm-keys", "anthropic"): CANARY_ANTHROPIC, ("llm-keys", "openai"): CANARY_OPENAI}
+    objs = [*jobs.run_rbac(run), jobs.result_configmap(run), jobs.credentials_secret(run, keys)]
+    if with_input:
+        objs.append(jobs.input_configmap(run, jobs.run_input(wl, configmaps)))
+    apply(cluster, gates, *objs)
     job = jobs.gate_job(
+        run,
         wl,
-        digest,
-        run_id,
-        owner,
         image=cluster_image(),
         active_deadline_s=600,
         ttl_after_finished_s=3600,
         backoff_limit=0,
     )
-    apply(cluster, ns, job)
-    return str(job["metadata"]["name"])
+    apply(cluster, gates, job)
+    return run
 
 
-def result_of(cluster: Cluster, wl: AIWorkload, **check: str) -> tuple[GateRunResult, dict[str, Any]]:
-    cm = cluster.get_json("configmap", names.result_configmap(wl.metadata.name), "-n", wl.metadata.namespace)
+def result_of(cluster: Cluster, run: jobs.GateRun, **check: str) -> tuple[GateRunResult, dict[str, Any]]:
+    cm = cluster.get_json("configmap", names.run_result(run.job), "-n", run.gate_namespace)
     return read_result(cm, **check), cm
 
 
@@ -176,13 +193,16 @@ def pod_log(cluster: Cluster, namespace: str, job: str) -> str:
 
 
 @pytest.mark.usefixtures("crd")
-def test_gate_job_measures_both_models_and_leaks_no_key(cluster: Cluster, namespace: str, sim_url: str) -> None:
+def test_gate_job_measures_both_models_and_leaks_no_key(
+    cluster: Cluster, namespace: str, gates: str, sim_url: str
+) -> None:
     wl, digest = setup_workload(cluster, namespace, sim_url)
     assert digest is not None
-    job = start_gate_job(cluster, wl, digest, "r1")
-    cluster.wait_for_condition("job", job, namespace, "Complete", timeout=300)
+    run = start_gate_job(cluster, wl, digest, "r1", gates)
+    job = run.job
+    cluster.wait_for_condition("job", job, gates, "Complete", timeout=300)
 
-    result, cm = result_of(cluster, wl, run_id="r1", spec_digest=digest)
+    result, cm = result_of(cluster, run, run_id="r1", spec_digest=digest)
     assert result.outcome == "measured", result.error
     assert (result.spec_digest, result.observed_digest, result.job) == (digest, digest, job)
     assert result.started_at <= result.finished_at
@@ -199,8 +219,8 @@ def test_gate_job_measures_both_models_and_leaks_no_key(cluster: Cluster, namesp
     assert m.spent_usd > 0 and m.timeout_ms == 500
     assert m.rbac is None  # the operator probes RBAC, not the Job
 
-    job_obj = cluster.get_json("job", job, "-n", namespace)
-    log = pod_log(cluster, namespace, job)
+    job_obj = cluster.get_json("job", job, "-n", gates)
+    log = pod_log(cluster, gates, job)
     assert "written to" in log and "Traceback" not in log
     for where, text in (("result ConfigMap", json.dumps(cm)), ("Job", json.dumps(job_obj)), ("pod log", log)):
         for canary in (CANARY_ANTHROPIC, CANARY_OPENAI):
@@ -208,66 +228,78 @@ def test_gate_job_measures_both_models_and_leaks_no_key(cluster: Cluster, namesp
 
 
 @pytest.mark.usefixtures("crd")
-def test_gate_service_account_has_exactly_its_role(cluster: Cluster, namespace: str) -> None:
-    wl, _ = setup_workload(cluster, namespace, "http://127.0.0.1:9")
-    owner = jobs.owner_reference(wl)
-    apply(cluster, namespace, *jobs.gate_rbac(wl, configmap_names(wl), owner), jobs.result_configmap(wl, owner))
-    cluster.kubectl("create", "configmap", "other", "-n", namespace, "--from-literal=a=b")
-    sa = f"system:serviceaccount:{namespace}:{names.gate_service_account(wl.metadata.name)}"
-    result_cm = names.result_configmap(wl.metadata.name)
+def test_gate_service_account_has_exactly_its_role(cluster: Cluster, namespace: str, gates: str) -> None:
+    """Its input (read), its result (read, write): nothing else in the gate namespace, nothing in the workload's."""
+    wl, digest = setup_workload(cluster, namespace, "http://127.0.0.1:9")
+    run = jobs.GateRun.of(wl, gates, digest or "sha256:" + "1" * 64, "r9")
+    other = jobs.GateRun.of(wl, gates, digest or "sha256:" + "1" * 64, "r8")
+    apply(
+        cluster,
+        gates,
+        *jobs.run_rbac(run),
+        jobs.result_configmap(run),
+        jobs.input_configmap(run, "{}"),
+        jobs.result_configmap(other),
+        jobs.credentials_secret(run, {("llm-keys", "openai"): CANARY_OPENAI}),
+    )
+    sa = f"system:serviceaccount:{gates}:{run.job}"
+    result_cm, other_cm = names.run_result(run.job), names.run_result(other.job)
 
-    def may(*args: str) -> bool:
-        done = cluster.kubectl(*args, "-n", namespace, as_user=sa, check=False)
+    def may(ns: str, *args: str) -> bool:
+        done = cluster.kubectl(*args, "-n", ns, as_user=sa, check=False)
         assert done.returncode == 0 or "forbidden" in done.stderr.lower(), done.stderr
         return done.returncode == 0
 
     patch = '{"data": {"x": "1"}}'
-    assert may("get", "aiworkload", "fraud-review")
-    assert may("get", "configmap", "prompts")
-    assert may("get", "configmap", result_cm)
-    assert may("patch", "configmap", result_cm, "--type=merge", "-p", patch)
-    assert not may("get", "secret", "llm-keys")
-    assert not may("get", "secrets")
-    assert not may("patch", "configmap", "other", "--type=merge", "-p", patch)
-    assert not may("patch", "configmap", "prompts", "--type=merge", "-p", patch)
-    assert not may("get", "configmap", "other")
-    assert not may("get", "configmaps")
-    assert not may("create", "configmap", "new", "--from-literal=a=b")
-    assert not may("delete", "configmap", result_cm)
-    assert not may("patch", "aiworkload", "fraud-review", "--type=merge", "-p", '{"spec": {"owner": "x"}}')
-    assert not may("run", "p", "--image=x", "--restart=Never")
+    assert may(gates, "get", "configmap", names.run_input(run.job))
+    assert may(gates, "get", "configmap", result_cm)
+    assert may(gates, "patch", "configmap", result_cm, "--type=merge", "-p", patch)
+    assert not may(gates, "patch", "configmap", names.run_input(run.job), "--type=merge", "-p", patch)
+    assert not may(gates, "get", "configmap", other_cm)
+    assert not may(gates, "patch", "configmap", other_cm, "--type=merge", "-p", patch)
+    assert not may(gates, "get", "secret", names.run_credentials(run.job))
+    assert not may(gates, "get", "secrets")
+    assert not may(gates, "get", "configmaps")
+    assert not may(gates, "create", "configmap", "new", "--from-literal=a=b")
+    assert not may(gates, "delete", "configmap", result_cm)
+    assert not may(gates, "run", "p", "--image=x", "--restart=Never")
+    # nothing in the workload's namespace: not the workload, its ConfigMaps, or its Secrets
+    assert not may(namespace, "get", "aiworkload", "fraud-review")
+    assert not may(namespace, "get", "configmap", "prompts")
+    assert not may(namespace, "get", "secret", "llm-keys")
     # update (a full replace) of the result ConfigMap, as well as patch
-    updated = cluster.get_json("configmap", result_cm, "-n", namespace)
+    updated = cluster.get_json("configmap", result_cm, "-n", gates)
     updated["data"]["y"] = "2"
-    done = cluster.kubectl("replace", "-n", namespace, "-f", "-", as_user=sa, input=json.dumps(updated), check=False)
+    done = cluster.kubectl("replace", "-n", gates, "-f", "-", as_user=sa, input=json.dumps(updated), check=False)
     assert done.returncode == 0, done.stderr
 
 
 @pytest.mark.usefixtures("crd")
-def test_stale_digest_writes_stale_and_fails_the_job(cluster: Cluster, namespace: str) -> None:
+def test_input_for_another_digest_writes_stale_and_fails_the_job(cluster: Cluster, namespace: str, gates: str) -> None:
     wl, digest = setup_workload(cluster, namespace, "http://127.0.0.1:9")
     assert digest is not None
     stale = "sha256:" + "0" * 64
-    job = start_gate_job(cluster, wl, stale, "r2")
-    cluster.wait_for_condition("job", job, namespace, "Failed", timeout=300)
+    run = start_gate_job(cluster, wl, stale, "r2", gates)
+    cluster.wait_for_condition("job", run.job, gates, "Failed", timeout=300)
 
-    result, _ = result_of(cluster, wl, run_id="r2", spec_digest=stale)
+    result, _ = result_of(cluster, run, run_id="r2", spec_digest=stale)
     assert result.outcome == "stale"
     assert result.observed_digest == digest
     assert result.measurements is None
     assert result.error is not None and "stale" in result.error and digest in result.error
-    assert "Traceback" not in pod_log(cluster, namespace, job)
+    assert "Traceback" not in pod_log(cluster, gates, run.job)
 
 
 @pytest.mark.usefixtures("crd")
-def test_missing_configmap_is_an_error_result_naming_it(cluster: Cluster, namespace: str) -> None:
-    wl, digest = setup_workload(cluster, namespace, "http://127.0.0.1:9", prompt_cm="gone")
-    assert digest is None
-    job = start_gate_job(cluster, wl, "sha256:" + "1" * 64, "r3")
-    cluster.wait_for_condition("job", job, namespace, "Failed", timeout=300)
+def test_missing_input_is_an_error_result_naming_it(cluster: Cluster, namespace: str, gates: str) -> None:
+    wl, digest = setup_workload(cluster, namespace, "http://127.0.0.1:9")
+    assert digest is not None
+    run = start_gate_job(cluster, wl, digest, "r3", gates, with_input=False)
+    cluster.wait_for_condition("job", run.job, gates, "Failed", timeout=300)
 
-    result, _ = result_of(cluster, wl, run_id="r3")
+    result, _ = result_of(cluster, run, run_id="r3")
     assert result.outcome == "error"
-    assert result.error is not None and f"ConfigMap {namespace}/gone not found" in result.error
-    log = pod_log(cluster, namespace, job)
-    assert f"ConfigMap {namespace}/gone not found" in log and "Traceback" not in log
+    where = f"input ConfigMap {gates}/{names.run_input(run.job)} not found"
+    assert result.error is not None and where in result.error
+    log = pod_log(cluster, gates, run.job)
+    assert where in log and "Traceback" not in log

@@ -25,6 +25,8 @@ from localcluster.aigate_operator import (
 from localcluster.testing import Cluster, cluster_image
 
 CANARY = {"anthropic": "sk-ant-canary-7f3c9d2e1b", "openai": "sk-canary-4a8b6c0d2f"}
+GATES = "aigate-gates"
+"""The operator's default gate namespace."""
 ACCEPTORS = "aigate:risk-acceptors"
 ANSWER = '{"risk": "low", "summary": "nothing unusual in this case", "actions": []}'
 
@@ -50,6 +52,7 @@ def simulator(cluster: Cluster) -> Iterator[SimulatorServer]:
 def operator(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
     install_crd(cluster.kubectl)
     cluster.kubectl("create", "namespace", "aigate-system", check=False)
+    cluster.kubectl("create", "namespace", GATES, check=False)
     # who may accept risks (the group) and who may only edit workloads
     rbac = {
         "apiVersion": "v1",
@@ -252,8 +255,20 @@ def metric(op: OperatorProcess, name: str, **labels: str) -> float:
     return total
 
 
+def uid_of(cluster: Cluster, ns: str, name: str) -> str:
+    return str(get_workload(cluster, ns, name)["metadata"]["uid"])
+
+
 def gate_jobs(cluster: Cluster, ns: str, name: str) -> list[dict[str, Any]]:
-    return cluster.get_json("jobs", "-n", ns, "-l", f"aigate.dev/gate-for={name}")["items"]  # type: ignore[no-any-return]
+    """The workload's gate Jobs, in the gate namespace."""
+    selector = f"aigate.dev/workload-uid={uid_of(cluster, ns, name)}"
+    return cluster.get_json("jobs", "-n", GATES, "-l", selector)["items"]  # type: ignore[no-any-return]
+
+
+def run_secrets(cluster: Cluster, uid: str) -> list[str]:
+    """Per-run credential Secrets of a workload still in the gate namespace."""
+    found = cluster.get_json("secrets", "-n", GATES, "-l", f"aigate.dev/workload-uid={uid}")["items"]
+    return [s["metadata"]["name"] for s in found]
 
 
 # ---- the flows ---------------------------------------------------------------------------------------------------
@@ -329,6 +344,12 @@ def test_failing_workload_blocks_rollout_then_fix_admits(
     ]
     for pod in cluster.get_json("pods", "-n", ns)["items"]:
         everything.append(cluster.pod_log(ns, pod["metadata"]["name"]))
+    uid = uid_of(cluster, ns, name)
+    for pod in cluster.get_json("pods", "-n", GATES, "-l", f"aigate.dev/workload-uid={uid}")["items"]:
+        everything.append(cluster.pod_log(GATES, pod["metadata"]["name"]))
+    everything.append(json.dumps(cluster.get_json("configmaps", "-n", GATES, "-l", f"aigate.dev/workload-uid={uid}")))
+    # the keys were copied into the gate namespace for the runs' lifetime only
+    assert run_secrets(cluster, uid) == []
     for key in CANARY.values():
         assert not any(key in text for text in everything), f"API key leaked: {key[:8]}…"
     # no line per admitted review nor per watched event (every ConfigMap in the cluster), but what was done
@@ -486,12 +507,13 @@ def test_operator_restart_picks_up_the_running_job(
         # with the operator down the webhook cannot answer, and failurePolicy: Fail refuses
         refused = rollout(cluster, ns, name)
         assert refused.returncode != 0
-        cluster.wait_for_condition("job", gate_jobs(cluster, ns, name)[0]["metadata"]["name"], ns, "Complete")
+        cluster.wait_for_condition("job", gate_jobs(cluster, ns, name)[0]["metadata"]["name"], GATES, "Complete")
     finally:
         operator.start()
         operator.wait_ready()
     wait_decision(cluster, ns, name, "PASS")
     assert len(gate_jobs(cluster, ns, name)) == 1, "a second gate Job was started after the restart"
+    assert run_secrets(cluster, uid_of(cluster, ns, name)) == [], "a run Secret outlived its run"
     assert rollout(cluster, ns, name).returncode == 0
 
 

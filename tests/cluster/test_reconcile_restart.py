@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -25,10 +26,10 @@ class Stopped(BaseException):
 
 
 class StopsBeforeJob(Kube):
-    def apply(self, obj: JSON) -> None:
+    def create(self, obj: JSON) -> JSON:
         if obj["kind"] == "Job":
             raise Stopped(obj["metadata"]["name"])
-        super().apply(obj)
+        return super().create(obj)
 
 
 def workload(ns: str) -> dict[str, Any]:
@@ -61,19 +62,27 @@ def workload(ns: str) -> dict[str, Any]:
 
 
 @pytest.fixture
-def reconciler_parts(cluster: Cluster, tmp_path: Any) -> tuple[OperatorConfig, Signer]:
+def reconciler_parts(cluster: Cluster, tmp_path: Any) -> Iterator[tuple[OperatorConfig, Signer]]:
     install_crd(cluster.kubectl)
     key = ec.generate_private_key(ec.SECP256R1())
     signer = Signer(key=key, key_id=key_id(key.public_key()), public_key=key.public_key())
+    gates = cluster.create_namespace("g")
     # a gate Job that cannot run far: this test is about which Jobs exist, not what they measure
     config = OperatorConfig(
-        signing_key=tmp_path / "unused", gate_image=cluster_image(), gate_command=["false"], job_deadline_s=60
+        signing_key=tmp_path / "unused",
+        gate_image=cluster_image(),
+        gate_command=["false"],
+        job_deadline_s=60,
+        gate_namespace=gates,
     )
-    return config, signer
+    yield config, signer
+    cluster.delete_namespace(gates)
 
 
-def gate_jobs(cluster: Cluster, ns: str) -> list[str]:
-    found = cluster.get_json("jobs", "-n", ns, "-l", f"{names.GATE_FOR_LABEL}=interrupted")["items"]
+def gate_jobs(cluster: Cluster, ns: str, config: OperatorConfig) -> list[str]:
+    uid = cluster.get_json("aiworkload", "interrupted", "-n", ns)["metadata"]["uid"]
+    selector = f"{names.WORKLOAD_UID_LABEL}={uid}"
+    found = cluster.get_json("jobs", "-n", config.gate_namespace, "-l", selector)["items"]
     return sorted(j["metadata"]["name"] for j in found)
 
 
@@ -81,6 +90,7 @@ def test_stopped_between_status_and_job_starts_exactly_one_job_after(
     cluster: Cluster, namespace: str, reconciler_parts: tuple[OperatorConfig, Signer]
 ) -> None:
     config, signer = reconciler_parts
+    cluster.kubectl("create", "secret", "generic", "llm-keys", "-n", namespace, "--from-literal=openai=sk-x")
     cluster.kubectl("apply", "-f", "-", input=json.dumps(workload(namespace)))
     body = cluster.get_json("aiworkload", "interrupted", "-n", namespace)
 
@@ -89,7 +99,7 @@ def test_stopped_between_status_and_job_starts_exactly_one_job_after(
     recorded = cluster.get_json("aiworkload", "interrupted", "-n", namespace)["status"]
     assert recorded["phase"] == "Testing"
     assert recorded["lastRun"]["job"] == str(stopped.value)
-    assert gate_jobs(cluster, namespace) == []
+    assert gate_jobs(cluster, namespace, config) == []
 
     # back up: the recorded run has no Job, so the run starts again, once, whichever handler gets there first
     after = Reconciler(Kube(cluster.api_client()), config, signer)
@@ -103,8 +113,38 @@ def test_stopped_between_status_and_job_starts_exactly_one_job_after(
         t.start()
     for t in callers:
         t.join(timeout=60)
-    jobs = gate_jobs(cluster, namespace)
+    jobs = gate_jobs(cluster, namespace, config)
     assert len(jobs) == 1, f"{len(jobs)} gate Jobs after the restart: {jobs} ({outcomes})"
     assert sorted(outcomes) == sorted([f"started {jobs[0]}", "gate run in progress", "gate run in progress"])
     status = cluster.get_json("aiworkload", "interrupted", "-n", namespace)["status"]
     assert status["lastRun"]["job"] == jobs[0] != recorded["lastRun"]["job"]
+
+
+def test_a_run_past_its_deadline_leaves_no_secret(
+    cluster: Cluster, namespace: str, reconciler_parts: tuple[OperatorConfig, Signer]
+) -> None:
+    """The gate Job outlives its activeDeadlineSeconds: the Job fails, the run ends in an error, and the Secret the
+    keys were copied into is gone with the rest of the run's material."""
+    config, signer = reconciler_parts
+    slow = config.model_copy(update={"gate_command": ["sh", "-c", "sleep 300"], "job_deadline_s": 2})
+    cluster.kubectl("create", "secret", "generic", "llm-keys", "-n", namespace, "--from-literal=openai=sk-x")
+    cluster.kubectl("apply", "-f", "-", input=json.dumps(workload(namespace)))
+    body = cluster.get_json("aiworkload", "interrupted", "-n", namespace)
+    reconciler = Reconciler(Kube(cluster.api_client()), slow, signer)
+    assert reconciler.reconcile(body).startswith("started ")
+    uid = body["metadata"]["uid"]
+    selector = f"{names.WORKLOAD_UID_LABEL}={uid}"
+
+    def secrets() -> list[str]:
+        found = cluster.get_json("secrets", "-n", slow.gate_namespace, "-l", selector)["items"]
+        return [s["metadata"]["name"] for s in found]
+
+    assert len(secrets()) == 1, "the keys travel to the gate namespace for the run"
+    [job] = gate_jobs(cluster, namespace, slow)
+    failed = cluster.wait_for_condition("job", job, slow.gate_namespace, "Failed", timeout=120)
+    assert {c["reason"] for c in failed["status"]["conditions"] if c["type"] == "Failed"} == {"DeadlineExceeded"}
+    outcome = reconciler.job_done(failed)
+    assert outcome == "run error"
+    status = cluster.get_json("aiworkload", "interrupted", "-n", namespace)["status"]
+    assert status["phase"] == "Error" and status["lastRun"]["finishedAt"]
+    assert secrets() == [], "the run Secret outlived its run"

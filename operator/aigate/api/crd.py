@@ -27,6 +27,7 @@ from aigate.api.models import (
     AIWorkloadSpec,
     AIWorkloadStatus,
 )
+from aigate.api.policy import POLICY_KIND, POLICY_PLURAL, AIGatePolicy, AIGatePolicySpec
 
 Schema = dict[str, Any]
 
@@ -286,38 +287,78 @@ def openapi_schema() -> Schema:
     return schema
 
 
-def build_crd() -> Schema:
-    """The apiextensions.k8s.io/v1 CustomResourceDefinition for AIWorkload."""
+def _definition(
+    name: str,
+    kind: str,
+    plural: str,
+    scope: str,
+    version: Schema,
+    short_names: tuple[str, ...] = (),
+) -> Schema:
+    """An apiextensions.k8s.io/v1 CustomResourceDefinition of group aigate.dev with one served, stored version."""
+    names: Schema = {"plural": plural, "singular": kind.lower(), "kind": kind, "listKind": f"{kind}List"}
+    if short_names:
+        names["shortNames"] = list(short_names)
+    names["categories"] = ["aigate"]
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
-        "metadata": {"name": CRD_NAME},
+        "metadata": {"name": name},
         "spec": {
             "group": API_GROUP,
-            "names": {
-                "plural": PLURAL,
-                "singular": KIND.lower(),
-                "kind": KIND,
-                "listKind": f"{KIND}List",
-                "shortNames": ["aiw"],
-                "categories": ["aigate"],
-            },
-            "scope": "Namespaced",
-            "versions": [
-                {
-                    "name": API_VERSION,
-                    "served": True,
-                    "storage": True,
-                    "subresources": {"status": {}},
-                    "additionalPrinterColumns": [dict(c) for c in PRINTER_COLUMNS],
-                    "schema": {"openAPIV3Schema": openapi_schema()},
-                }
-            ],
+            "names": names,
+            "scope": scope,
+            "versions": [{"name": API_VERSION, "served": True, "storage": True, **version}],
         },
     }
+
+
+def build_crd() -> Schema:
+    """The apiextensions.k8s.io/v1 CustomResourceDefinition for AIWorkload."""
+    version = {
+        "subresources": {"status": {}},
+        "additionalPrinterColumns": [dict(c) for c in PRINTER_COLUMNS],
+        "schema": {"openAPIV3Schema": openapi_schema()},
+    }
+    return _definition(CRD_NAME, KIND, PLURAL, "Namespaced", version, short_names=("aiw",))
 
 
 def render_crd() -> str:
     """The CRD as YAML, in a stable key order, so that the committed file can be compared byte for byte."""
     body = yaml.safe_dump(build_crd(), sort_keys=False, allow_unicode=True, width=1 << 16)
+    return HEADER + body
+
+
+POLICY_CRD_NAME = "aigatepolicies.aigate.dev"
+POLICY_PRINTER_COLUMNS: tuple[dict[str, str], ...] = (
+    {"name": "Enforcement", "type": "string", "jsonPath": ".spec.enforcement", "description": "the floor"},
+    {"name": "Max-Valid-For", "type": "string", "jsonPath": ".spec.maxValidFor"},
+    {"name": "Namespaces", "type": "string", "jsonPath": ".spec.namespaceSelector", "description": "selector"},
+    {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+)
+"""`kubectl get aigatepolicies` shows what each governs."""
+
+
+def build_policy_crd() -> Schema:
+    """The CustomResourceDefinition for AIGatePolicy (cluster-scoped: platform admins write it, teams cannot)."""
+    fields = AIGatePolicy.model_fields
+    schema: Schema = {
+        "type": "object",
+        "description": AIGatePolicy.__doc__,
+        "properties": {
+            "apiVersion": {"type": "string", "description": fields["api_version"].description},
+            "kind": {"type": "string", "description": fields["kind"].description},
+            "metadata": {"type": "object"},
+            "spec": _ordered({**schema_for(AIGatePolicySpec), "description": fields["spec"].description}),
+        },
+    }
+    version = {
+        "additionalPrinterColumns": [dict(c) for c in POLICY_PRINTER_COLUMNS],
+        "schema": {"openAPIV3Schema": schema},
+    }
+    return _definition(POLICY_CRD_NAME, POLICY_KIND, POLICY_PLURAL, "Cluster", version)
+
+
+def render_policy_crd() -> str:
+    body = yaml.safe_dump(build_policy_crd(), sort_keys=False, allow_unicode=True, width=1 << 16)
     return HEADER + body

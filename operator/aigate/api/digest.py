@@ -32,5 +32,13 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def acceptance_digest(resolved: ResolvedWorkload) -> str:
+    """What a risk acceptance is bound to: the spec digest with the risk acceptances themselves left out (recording
+    an acceptance must not change what it was given for)."""
+    doc = json.loads(canonical_spec(resolved))
+    doc["spec"].pop("riskAcceptances", None)
+    return "sha256:" + sha256_hex(canonical_json(doc))
+
+
 def spec_digest(resolved: ResolvedWorkload) -> str:
     return "sha256:" + sha256_hex(canonical_spec(resolved))

@@ -20,6 +20,13 @@ from aigate.api.errors import WorkloadError, format_validation_error
 from aigate.api.models import AIWorkload, Case, ConfigMapKeyRef, PromptfooImport, Source
 from aigate.api.promptfoo import promptfoo_cases
 
+MAX_REFERENCED_BYTES = 256 * 1024
+"""A referenced prompt, suite or tool manifest larger than this is refused before it is parsed: a gate run needs no
+more, and every byte of it is parsed and hashed whenever the spec digest is computed."""
+MAX_DEPTH = 64
+"""Nesting deeper than this (JSON schemas, manifests, anywhere in the spec) is refused: no JSON schema needs it, and
+a deeply nested document exhausts the parser's and the serialiser's recursion."""
+
 ConfigMapLookup = Callable[[ConfigMapKeyRef], str]
 """Returns the text at a ConfigMap key, or raises WorkloadError naming what is missing."""
 
@@ -93,11 +100,34 @@ def _yaml_documents(text: str, source: str) -> list[Any]:
         raise WorkloadError(f"YAML syntax error at {where}: {e.problem or e}", source=source) from None
     except yaml.YAMLError as e:
         raise WorkloadError(f"YAML syntax error: {e}", source=source) from None
+    except RecursionError:
+        raise WorkloadError(f"nested deeper than {MAX_DEPTH} levels", source=source) from None
+
+
+def check_depth(value: Any, where: str, limit: int = MAX_DEPTH) -> None:
+    """WorkloadError when `value` nests deeper than `limit` (iterative: a deep document cannot exhaust the stack)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
+        for child in children:
+            if isinstance(child, dict | list):
+                if depth + 1 > limit:
+                    raise WorkloadError(f"{where}: nested deeper than {limit} levels")
+                stack.append((child, depth + 1))
+
+
+def _bounded(text: str, where: str) -> str:
+    size = len(text.encode("utf-8"))
+    if size > MAX_REFERENCED_BYTES:
+        raise WorkloadError(f"{where}: {size} bytes, above the limit of {MAX_REFERENCED_BYTES} bytes")
+    return text
 
 
 def parse_workload(doc: Any, source: str = "workload") -> AIWorkload:
     if not isinstance(doc, dict):
         raise WorkloadError("an AIWorkload must be a YAML mapping", source=source)
+    check_depth(doc, "spec" if "spec" in doc else "the document")
     try:
         return AIWorkload.model_validate(doc)
     except ValidationError as e:
@@ -210,11 +240,11 @@ _CASES = TypeAdapter(list[Case])
 
 def _read_source(src: Source, where: str, lookup: ConfigMapLookup, base_dir: Path | None) -> str:
     if src.inline is not None:
-        return src.inline
+        return _bounded(src.inline, where)
     if src.config_map_ref is not None:
-        return lookup(src.config_map_ref)
+        return _bounded(lookup(src.config_map_ref), where)
     assert src.file is not None
-    return _read_file(src.file, where, base_dir)
+    return _bounded(_read_file(src.file, where, base_dir), where)
 
 
 def _read_file(name: str, where: str, base_dir: Path | None) -> str:
@@ -229,6 +259,7 @@ def _read_file(name: str, where: str, base_dir: Path | None) -> str:
 def _parse_cases(text: str, where: str) -> list[Case]:
     docs = _yaml_documents(text, where)
     doc = docs[0] if len(docs) == 1 else docs
+    check_depth(doc, where)
     try:
         if isinstance(doc, dict):
             return _SuiteDoc.model_validate(doc).cases
@@ -254,10 +285,11 @@ def resolve(workload: AIWorkload, lookup: ConfigMapLookup, base_dir: Path | None
     elif suite.import_ is not None:
         cases = _import_promptfoo(suite.import_.promptfoo, lookup, base_dir, referenced)
     else:
-        text = (
+        text = _bounded(
             lookup(suite.config_map_ref)
             if suite.config_map_ref is not None
-            else _read_file(suite.file or "", "spec.suite", base_dir)
+            else _read_file(suite.file or "", "spec.suite", base_dir),
+            "spec.suite",
         )
         referenced["spec.suite"] = text
         cases = _parse_cases(text, "spec.suite")
@@ -306,6 +338,9 @@ def _parse_manifest(text: str, where: str) -> dict[str, Any]:
     except json.JSONDecodeError:
         docs = _yaml_documents(text, where)
         doc = docs[0] if docs else None
+    except RecursionError:
+        raise WorkloadError(f"{where}: nested deeper than {MAX_DEPTH} levels") from None
+    check_depth(doc, where)
     if not isinstance(doc, dict):
         raise WorkloadError(f"{where}: a tool manifest must be a JSON schema object")
     return doc
@@ -321,12 +356,17 @@ def load_and_resolve(path: str | Path) -> ResolvedWorkload:
         raise
 
 
-def configmap_names(workload: AIWorkload) -> list[str]:
-    """Every ConfigMap the workload references: what the gate Job may read and what a change of re-gates."""
+def configmap_refs(workload: AIWorkload) -> list[ConfigMapKeyRef]:
+    """Every ConfigMap key the workload references (prompts, suite, tool manifests)."""
     spec = workload.spec
     refs = [p.config_map_ref for p in spec.prompts]
     refs.append(spec.suite.config_map_ref)
     if spec.suite.import_ is not None:
         refs.append(spec.suite.import_.promptfoo.config_map_ref)
     refs += [t.manifest.config_map_ref for t in spec.tools if t.manifest is not None]
-    return sorted({r.name for r in refs if r is not None})
+    return [r for r in refs if r is not None]
+
+
+def configmap_names(workload: AIWorkload) -> list[str]:
+    """Every ConfigMap the workload references: what a change of re-gates."""
+    return sorted({r.name for r in configmap_refs(workload)})

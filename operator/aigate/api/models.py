@@ -49,11 +49,18 @@ _DURATION_UNITS = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
 DURATION_PATTERN = _DURATION.pattern
 
 
+MAX_DURATION = timedelta(days=3650)
+"""Ten years: longer than any evidence should live, and far from what a datetime can hold."""
+
+
 def parse_duration(text: str) -> timedelta:
-    """Go-style durations ("720h", "1h30m", "90s") plus "d" for days, as Kubernetes users write them."""
-    if not _DURATION.match(text):
-        raise ValueError(f"must be a duration such as 720h, 30d or 90m (got {text!r})")
+    """Go-style durations ("720h", "1h30m", "90s") plus "d" for days, as Kubernetes users write them, at most
+    MAX_DURATION (a ValueError, never an OverflowError, whatever the digits)."""
+    if len(text) > 64 or not _DURATION.match(text):
+        raise ValueError(f"must be a duration such as 720h, 30d or 90m (got {text[:64]!r})")
     seconds = sum(float(n) * _DURATION_UNITS[u] for n, u in _DURATION_PART.findall(text))
+    if not seconds <= MAX_DURATION.total_seconds():
+        raise ValueError(f"must be at most {MAX_DURATION.days}d (got {text!r})")
     return timedelta(seconds=seconds)
 
 
@@ -452,9 +459,9 @@ class Suite(_Model):
 class EvidencePolicy(_Model):
     """How long signed evidence holds, and how early it is renewed."""
 
-    valid_for: str = Field(default="720h", pattern=DURATION_PATTERN)
-    """How long evidence is valid after it is issued (a duration: 720h, 30d, 90m)."""
-    regate_before: str = Field(default="24h", pattern=DURATION_PATTERN)
+    valid_for: str = Field(default="720h", pattern=DURATION_PATTERN, max_length=64)
+    """How long evidence is valid after it is issued (a duration: 720h, 30d, 90m; at most 3650d)."""
+    regate_before: str = Field(default="24h", pattern=DURATION_PATTERN, max_length=64)
     """The operator re-runs the gates this long before the evidence expires."""
 
     @field_validator("valid_for", "regate_before", mode="before")
@@ -482,6 +489,9 @@ class RiskAcceptance(_Model):
     """When the acceptance ends (RFC 3339); evidence relying on it expires then too."""
     accepted_by: str | None = None
     """Set by the admission webhook from the user."""
+    spec_digest: str | None = None
+    """Set by the admission webhook: the digest of the spec the acceptance was given for (its riskAcceptances left
+    out). When the spec changes the acceptance no longer applies, until an acceptor renews it."""
 
     @field_validator("expires")
     @classmethod
@@ -606,6 +616,12 @@ class LastRun(_Model):
 
     job: str | None = None
     """The gate Job's name."""
+    namespace: str | None = None
+    """The gate namespace the Job runs in (operator-owned: teams have no rights there)."""
+    run_id: str | None = None
+    """The run's id: the Job's, its input's, result's and Secret's `aigate.dev/run-id` label."""
+    job_uid: str | None = None
+    """The uid of the Job the operator created: a result is taken only from that Job, once."""
     started_at: datetime | None = None
     """When it started."""
     finished_at: datetime | None = None
@@ -617,6 +633,15 @@ class LastRun(_Model):
 def format_cost_ratio(ratio: float) -> str:
     """A cost ratio as `kubectl get` shows it: two decimals and an x, so 2.4 and 0.126 read alike (2.40x, 0.13x)."""
     return f"{ratio:.2f}x"
+
+
+class PolicyRef(_Model):
+    """The AIGatePolicies a workload was last judged under."""
+
+    names: list[str] = Field(default_factory=list)
+    """Their names."""
+    digest: str | None = None
+    """sha256 of their names and specs, as the evidence records it."""
 
 
 class StatusSummary(_Model):
@@ -657,6 +682,8 @@ class AIWorkloadStatus(_Model):
     """The last gate Job."""
     summary: StatusSummary | None = None
     """The figures `kubectl get` shows."""
+    policy: PolicyRef | None = None
+    """The AIGatePolicies in force at the last judgement (none: no policy selects the namespace)."""
 
 
 class AIWorkload(_Model):

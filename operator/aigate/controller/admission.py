@@ -7,6 +7,7 @@ and cannot time out on a slow API server.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import threading
@@ -34,6 +35,7 @@ from aigate.evidence import (
     verify_envelope,
     verify_evidence,
 )
+from aigate.policy.governance import Enforcement
 from aigate.policy.rollout import EvidenceCheck, RolloutDecision, decide_rollout, label_decision
 from aigate.policy.text import MAX_REASON, one_line
 from aigate.times import rfc3339
@@ -51,19 +53,24 @@ class _Outcome:
 
 
 class VerifyCache:
-    """Verification outcomes per (public key, envelope sha256, expected spec digest), bounded LRU.
+    """Verification outcomes per (public key, sha256 of the envelope as signed - payload and signatures -,
+    expected spec digest), bounded LRU in entries and in bytes (each entry costs its envelope's size).
 
     A hit skips JSON parsing and the ECDSA check; expiry is re-judged against `now` on every hit, since it is the
-    only part of the outcome that changes with time. Thread-safe: kopf runs sync handlers in a thread pool."""
+    only part of the outcome that changes with time. An outcome keeps only what a decision reads (the typed
+    predicate, expiry, decision), not the statement. Thread-safe: decisions run in worker threads."""
 
-    def __init__(self, max_entries: int = 4096) -> None:
+    def __init__(self, max_entries: int = 4096, max_bytes: int = 64 * 1024 * 1024) -> None:
         self.max_entries = max_entries
+        self.max_bytes = max_bytes
+        self.bytes = 0
         self.hits = 0
         self.misses = 0
-        self._items: OrderedDict[tuple[str, str, str], _Outcome] = OrderedDict()
+        self._items: OrderedDict[tuple[str, str, str], tuple[_Outcome, int]] = OrderedDict()
         self._lock = threading.Lock()
         self._key_ids: dict[int, tuple[PublicKey, str]] = {}
-        self._digests: OrderedDict[tuple[str, str], tuple[_Version, dict[str, _Version], str]] = OrderedDict()
+        self._digests: OrderedDict[tuple[str, str], tuple[_Version, dict[str, _Version | None], str | WorkloadError]]
+        self._digests = OrderedDict()
         self.digest_hits = 0
 
     def key_id(self, public_key: PublicKey) -> str:
@@ -84,41 +91,75 @@ class VerifyCache:
                 return None
             self._items.move_to_end(key)
             self.hits += 1
-            return found
+            return found[0]
 
-    def put(self, key: tuple[str, str, str], outcome: _Outcome) -> None:
+    def put(self, key: tuple[str, str, str], outcome: _Outcome, cost: int) -> None:
+        v = outcome.verified
+        if v is not None:  # what a decision reads; the statement and the raw predicate stay out of memory
+            outcome = _Outcome(dataclasses.replace(v, statement={}, predicate={}), outcome.failure, outcome.signed)
         with self._lock:
-            self._items[key] = outcome
-            self._items.move_to_end(key)
-            while len(self._items) > self.max_entries:
-                self._items.popitem(last=False)
+            old = self._items.pop(key, None)
+            if old is not None:
+                self.bytes -= old[1]
+            self._items[key] = (outcome, cost)
+            self.bytes += cost
+            while self._items and (len(self._items) > self.max_entries or self.bytes > self.max_bytes):
+                _, (_, freed) = self._items.popitem(last=False)
+                self.bytes -= freed
 
     def __len__(self) -> int:
         return len(self._items)
 
-    def digest(self, workload: Mapping[str, Any], configmaps: Mapping[str, Mapping[str, Any]]) -> str:
-        """`current_spec_digest`, remembered per (uid, resourceVersion) of the workload and of each ConfigMap it
-        referenced: the API server gives an object a new resourceVersion on every write, so a match means the same
-        content. Objects without both (not from an API server) are digested every time."""
+    def _remembered(
+        self, workload: Mapping[str, Any], configmaps: Mapping[str, Mapping[str, Any]]
+    ) -> str | WorkloadError | None:
         meta = _meta(workload)
         version = _version(workload)
         key = (str(meta.get("namespace") or "default"), str(meta.get("name")))
         with self._lock:
             found = self._digests.get(key)
-        unchanged = found is not None and version is not None and found[0] == version
-        if found is not None and unchanged and all(_version(configmaps.get(c) or {}) == v for c, v in found[1].items()):
+        if found is None or version is None or found[0] != version:
+            return None
+        if all(_version(configmaps.get(c) or {}) == v for c, v in found[1].items()):
+            return found[2]
+        return None
+
+    def fresh(self, workload: Mapping[str, Any], configmaps: Mapping[str, Mapping[str, Any]]) -> bool:
+        """Whether `digest` would answer from memory (no parsing, no hashing): the webhook then decides on the
+        event loop; otherwise in a worker thread."""
+        return self._remembered(workload, configmaps) is not None
+
+    def digest(self, workload: Mapping[str, Any], configmaps: Mapping[str, Mapping[str, Any]]) -> str:
+        """`current_spec_digest`, remembered per (uid, resourceVersion) of the workload and of each ConfigMap it
+        referenced (or found missing): the API server gives an object a new resourceVersion on every write, so a
+        match means the same content. A failure (WorkloadError) is remembered the same way, so a broken spec is not
+        parsed again on every review. Objects without both (not from an API server) are digested every time."""
+        found = self._remembered(workload, configmaps)
+        if found is not None:
             with self._lock:
                 self.digest_hits += 1
-            return found[2]
+            if isinstance(found, WorkloadError):
+                raise found
+            return found
         seen: dict[str, _Version | None] = {}
-        digest = current_spec_digest(workload, configmaps, seen=seen)
-        if version is not None and all(v is not None for v in seen.values()):
+        result: str | WorkloadError
+        try:
+            result = current_spec_digest(workload, configmaps, seen=seen)
+        except WorkloadError as e:
+            result = e
+        version = _version(workload)
+        versioned = all(v is not None or c not in configmaps for c, v in seen.items())
+        if version is not None and versioned:
+            meta = _meta(workload)
+            key = (str(meta.get("namespace") or "default"), str(meta.get("name")))
             with self._lock:
-                self._digests[key] = (version, {k: v for k, v in seen.items() if v is not None}, digest)
+                self._digests[key] = (version, dict(seen), result)
                 self._digests.move_to_end(key)
                 while len(self._digests) > self.max_entries:
                     self._digests.popitem(last=False)
-        return digest
+        if isinstance(result, WorkloadError):
+            raise result
+        return result
 
 
 _Version = tuple[str, str]
@@ -171,7 +212,7 @@ def _verify(
             pass
         outcome = _Outcome(None, e, predicate)
     if cache is not None and key is not None:
-        cache.put(key, outcome)
+        cache.put(key, outcome, len(data))
     return outcome
 
 
@@ -207,11 +248,14 @@ def rollout_decision(
     public_key: PublicKey,
     now: datetime,
     verify_cache: VerifyCache | None = None,
+    evidence_name: str | None = None,
+    enforcement_floor: Enforcement | None = None,
 ) -> RolloutDecision:
     """Whether a Deployment (or kin) labelled `aigate.dev/workload` may be created or updated.
 
-    `workload` is the AIWorkload the label names (None when it does not exist), `evidence_cm` its evidence ConfigMap,
-    `configmaps` every ConfigMap of the namespace by name. Gathers, then `aigate.policy.rollout` decides."""
+    `workload` is the AIWorkload the label names (None when it does not exist), `evidence_cm` its trusted evidence
+    ConfigMap (`evidence_name` names it in messages), `configmaps` every ConfigMap of the namespace by name.
+    Gathers, then `aigate.policy.rollout` decides."""
     settled = label_decision(kind, namespace, labels, workload is not None)
     if settled is not None or workload is None:
         assert settled is not None
@@ -221,11 +265,12 @@ def rollout_decision(
     try:
         digest = cache.digest(workload, configmaps) if cache is not None else current_spec_digest(workload, configmaps)
     except WorkloadError as e:
-        return decide_rollout(ref, workload, f"spec cannot be resolved: {e.message}", None)
+        return decide_rollout(ref, workload, f"spec cannot be resolved: {e.message}", None, enforcement_floor)
     except ValidationError as e:  # parse_workload wraps these; kept for a spec no model can read at all
-        return decide_rollout(ref, workload, f"spec cannot be read: {one_line(str(e), MAX_REASON)}", None)
+        problem = f"spec cannot be read: {one_line(str(e), MAX_REASON)}"
+        return decide_rollout(ref, workload, problem, None, enforcement_floor)
     name = str((workload.get("metadata") or {}).get("name", ""))
-    cm_name = names.evidence_configmap(name)
+    cm_name = evidence_name or names.evidence_configmap(name)
     text = ((evidence_cm or {}).get("data") or {}).get(names.EVIDENCE_KEY)
     if text is None:
         found: Literal["no-configmap", "no-key"] = "no-configmap" if evidence_cm is None else "no-key"
@@ -233,4 +278,4 @@ def rollout_decision(
     else:
         o = _verify(str(text), public_key, digest, now, cache)
         check = EvidenceCheck(cm_name, names.EVIDENCE_KEY, "ok", o.verified, o.failure, o.signed)
-    return decide_rollout(ref, workload, None, check)
+    return decide_rollout(ref, workload, None, check, enforcement_floor)

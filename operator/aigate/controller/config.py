@@ -56,6 +56,10 @@ class OperatorConfig(BaseModel):
         default="aigate-system",
         description="the operator's own namespace, where the evidence admission trusts is kept",
     )
+    gate_namespace: Annotated[str, Env("AIGATE_GATE_NAMESPACE", unit="name")] = Field(
+        default="aigate-gates",
+        description="where gate Jobs run, with their input and per-run credentials: a namespace no team has rights in",
+    )
     gate_image: Annotated[str, Env("AIGATE_GATE_IMAGE", unit="image")] = Field(
         default="aigate:dev",
         description="the image of the gate Jobs; the operator's own, so that the Job measures as the CLI does "

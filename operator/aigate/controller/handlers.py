@@ -5,6 +5,8 @@ routes to them."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import gc
 import json
 import logging
@@ -16,11 +18,16 @@ from typing import Any
 import kopf
 from aiohttp import web
 from kubernetes import client as k8s
+from kubernetes.client.exceptions import ApiException
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import ValidationError
 
-from aigate.api.errors import WorkloadError
-from aigate.api.load import configmap_names, workload_from_api
-from aigate.api.models import WORKLOAD_LABEL
+from aigate.api.crd import POLICY_CRD_NAME
+from aigate.api.digest import acceptance_digest
+from aigate.api.errors import WorkloadError, format_validation_error
+from aigate.api.load import configmap_lookup, configmap_names, resolve, workload_from_api
+from aigate.api.models import API_GROUP, API_VERSION, WORKLOAD_LABEL
+from aigate.api.policy import POLICY_PLURAL, AIGatePolicy
 from aigate.controller import names
 from aigate.controller.admission import VerifyCache, rollout_decision
 from aigate.controller.certs import start_rotator
@@ -32,6 +39,9 @@ from aigate.controller.signingkey import ensure_signing_key
 from aigate.controller.webhooks import ACCEPTANCES_ID, AIWORKLOADS_ID, ROLLOUTS_ID, AdmissionServer
 from aigate.evidence.keys import key_id, load_private_key, load_public_key
 from aigate.policy.acceptance import AcceptanceDecision, acceptance_patch
+from aigate.policy.governance import EffectivePolicy, effective, violations
+from aigate.policy.references import added, refusal
+from aigate.policy.rollout import not_judged, shape_problem
 
 log = logging.getLogger("aigate.operator")
 
@@ -40,6 +50,7 @@ WORKLOADS = ("aigate.dev", "v1alpha1", "aiworkloads")
 WORKLOAD_EVENTS_ID, JOB_EVENTS_ID, CONFIGMAP_EVENTS_ID = "workload-events", "gate-job-events", "configmap-events"
 EVIDENCE_TIMER_ID = "evidence-timer"  # and "Timer '<id>' succeeded." per workload per interval
 ROLLOUT_RESOURCES = [
+    ("", "v1", "pods"),  # bare Pods only: policy.rollout.not_judged lets controller-made ones through
     ("apps", "v1", "deployments"),
     ("apps", "v1", "statefulsets"),
     ("apps", "v1", "daemonsets"),
@@ -121,8 +132,53 @@ class State:
         metrics.watch_verify_cache(self.verify_cache)
 
 
-def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
+def bound_to(body: kopf.Body, configmap_index: Any, namespace: str) -> str | None:
+    """The acceptance digest of the spec as it will be stored (its ConfigMaps from the index); None when it cannot
+    be resolved (the acceptance is then recorded unbound, as the CLI's are). Only when the spec has acceptances."""
+    if not (body.get("spec") or {}).get("riskAcceptances"):
+        return None
+    try:
+        workload = workload_from_api(plain(body))
+        cms = NamespaceConfigMaps(configmap_index, namespace)
+
+        def read(name: str) -> Mapping[str, Any] | None:
+            cm = cms.get(name)
+            return None if cm is None else (cm.get("data") or {})
+
+        return acceptance_digest(resolve(workload, configmap_lookup(namespace, read)))
+    except WorkloadError:
+        return None
+
+
+def governing(kw: Mapping[str, Any], namespace: str) -> EffectivePolicy:
+    """The AIGatePolicies selecting `namespace`, from the indexes (parsed when they changed, not per request)."""
+    index = kw.get("policy_index")
+    if index is None:
+        return EffectivePolicy()
+    policies = [p for _, store in list(index.items()) for p in list(store)]
+    labels = kw["namespace_index"].get(namespace)
+    found: Mapping[str, str] = next(iter(labels), {}) if labels else {}
+    return effective(policies, found)
+
+
+def build_registry(config: OperatorConfig, *, policies: bool = False) -> kopf.OperatorRegistry:
+    """`policies`: the AIGatePolicy CRD is installed (an index of a resource that does not exist would never be
+    complete, and would hold the webhook unready)."""
     registry = kopf.OperatorRegistry()
+
+    @kopf.index("", "v1", "namespaces", id="namespace_index", registry=registry)
+    def namespace_index(*, name: str, labels: Mapping[str, str], **_: Any) -> dict[str, dict[str, str]]:
+        return {name: dict(labels)}
+
+    if policies:
+
+        @kopf.index(API_GROUP, API_VERSION, POLICY_PLURAL, id="policy_index", registry=registry)
+        def policy_index(*, name: str, body: kopf.Body, **_: Any) -> dict[str, AIGatePolicy]:
+            try:
+                return {name: AIGatePolicy.model_validate(plain(body))}
+            except ValidationError as e:
+                log.warning("AIGatePolicy %s ignored: %s", name, "; ".join(format_validation_error(e)))
+                return {}
 
     @kopf.on.login(registry=registry)
     def login(**_: Any) -> kopf.ConnectionInfo:
@@ -186,6 +242,17 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
         outcome = await asyncio.to_thread(state.reconciler.reconcile, plain(body))
         log.info("%s/%s: %s", body["metadata"]["namespace"], body["metadata"]["name"], outcome)
 
+    @kopf.on.delete(*WORKLOADS, registry=registry)
+    async def workload_deleted(*, body: kopf.Body, memo: Any, **_: Any) -> None:
+        """kopf holds its finalizer on every AIWorkload until this returns: the gate runs (and their Secrets) and
+        the trusted evidence live in other namespaces, where no owner reference reaches."""
+        state: State = memo["state"]
+        meta = body["metadata"]
+        outcome = await asyncio.to_thread(
+            state.reconciler.forget_workload, meta["namespace"], meta["name"], meta.get("uid", "")
+        )
+        log.info("%s/%s: deleted: %s", meta["namespace"], meta["name"], outcome)
+
     @kopf.on.event(*WORKLOADS, id=WORKLOAD_EVENTS_ID, registry=registry)
     async def workload_event(*, type: str, namespace: str | None, name: str, memo: Any, **_: Any) -> None:
         if type == "DELETED":
@@ -248,24 +315,44 @@ def _register_webhooks(registry: kopf.OperatorRegistry) -> None:
         state: State = memo["state"]
         started = time.perf_counter()
         kind = str(body.get("kind") or resource.kind)
+        # before readiness: removing a finalizer, or a ReplicaSet scaling an admitted Deployment, never waits
+        if not_judged(kind, body):
+            return
         if not state.ready:
             state.metrics.admitted("not-ready", kind, "", time.perf_counter() - started, ROLLOUTS_ID)
             raise kopf.AdmissionError("aigate is starting: its index of workloads is not complete yet; retry", code=503)
-        if body.get("metadata", {}).get("deletionTimestamp"):
-            return  # an object on its way out (garbage collector, finalizers): nothing is being rolled out
+        if state.config.watch_namespaces and (namespace or "") not in state.config.watch_namespaces:
+            return  # not a namespace this operator gates: its webhook configuration should not send it here
+        shape = shape_problem(kind, body, labels)
+        floor = governing(kw, namespace or "").enforcement
+        if shape is not None:
+            state.metrics.admitted("denied", kind, "", time.perf_counter() - started, ROLLOUTS_ID)
+            raise kopf.AdmissionError(shape, code=403)
         ns = namespace or ""
         workload_name = labels.get(WORKLOAD_LABEL, "")
-        decision = rollout_decision(
+        workload = first(workload_index, (ns, workload_name))
+        # only the copy in the operator's namespace counts: the one beside the workload is the tenant's to write
+        uid = str(((workload or {}).get("metadata") or {}).get("uid") or "")
+        trusted = names.trusted_evidence(uid)
+        configmaps = NamespaceConfigMaps(configmap_index, ns)
+        decide = functools.partial(
+            rollout_decision,
             kind=kind,
             namespace=ns,
             labels=dict(labels),
-            workload=first(workload_index, (ns, workload_name)),
-            evidence_cm=first(configmap_index, (ns, names.evidence_configmap(workload_name))),
-            configmaps=NamespaceConfigMaps(configmap_index, ns),
+            workload=workload,
+            evidence_cm=first(configmap_index, (state.config.namespace, trusted)) if uid else None,
+            configmaps=configmaps,
             public_key=state.signer.public_key,
             now=datetime.now(UTC),
             verify_cache=state.verify_cache,
+            evidence_name=f"{state.config.namespace}/{trusted}",
+            enforcement_floor=floor,
         )
+        # parsing and hashing a spec (a remembered digest costs neither) go to a worker thread: the event loop
+        # answers every other review meanwhile, whatever one tenant's spec weighs
+        fresh = workload is None or state.verify_cache.fresh(workload, configmaps)
+        decision = decide() if fresh else await asyncio.to_thread(decide)
         elapsed = time.perf_counter() - started
         state.metrics.admitted(decision.result, kind, decision.enforcement or "", elapsed, ROLLOUTS_ID)
         warnings.extend(decision.warnings)
@@ -288,14 +375,17 @@ def _register_webhooks(registry: kopf.OperatorRegistry) -> None:
     ) -> AcceptanceDecision:
         old, operation = kw.get("old"), kw.get("operation")
         state: State = memo["state"]
+        namespace = str(body.get("metadata", {}).get("namespace") or "")
+        policy = governing(kw, namespace)
         decision = acceptance_patch(
             operation=operation or "CREATE",
             new_spec=plain(body.get("spec") or {}),
             old_spec=plain(old.get("spec") or {}) if old else None,
             userinfo=dict(userinfo or {}),
-            acceptor_groups=set(state.config.acceptor_groups),
+            acceptor_groups=set(state.config.acceptor_groups) | set(policy.acceptor_groups),
             now=datetime.now(UTC),
             validate_only=validate_only,
+            spec_digest=bound_to(body, kw["configmap_index"], namespace),
         )
         if not decision.allowed:
             raise kopf.AdmissionError(decision.message, code=403)
@@ -313,6 +403,44 @@ def _register_webhooks(registry: kopf.OperatorRegistry) -> None:
     @kopf.on.validate(*WORKLOADS, id=AIWORKLOADS_ID, registry=registry)
     def validate_workload(*, body: kopf.Body, userinfo: kopf.UserInfo, memo: Any, **kw: Any) -> None:
         judge_acceptances(body, userinfo, memo, kw, validate_only=True)
+        check_policy(body, kw)
+        check_references(body, dict(userinfo or {}), memo["state"], kw)
+
+
+def check_policy(body: kopf.Body, kw: Any) -> None:
+    """What the governing AIGatePolicies refuse (validity, endpoints, SLO floors, unacceptable gates)."""
+    if kw.get("operation") not in ("CREATE", "UPDATE"):
+        return
+    try:
+        workload = workload_from_api(plain(body))
+    except WorkloadError:
+        return
+    policy = governing(kw, workload.metadata.namespace)
+    refused = violations(workload, policy)
+    if refused:
+        names = ", ".join(policy.names)
+        raise kopf.AdmissionError(f"refused by AIGatePolicy {names}: " + "; ".join(refused), code=403)
+
+
+def check_references(body: kopf.Body, userinfo: JSON, state: State, kw: Any) -> None:
+    """The requesting user may read every Secret and ConfigMap this request adds a reference to (a
+    SubjectAccessReview each: one API call per added reference, on the rare create or edit of an AIWorkload)."""
+    if kw.get("operation") not in ("CREATE", "UPDATE"):
+        return
+    try:
+        new = workload_from_api(plain(body))
+    except WorkloadError:
+        return  # refused by the CRD or marked InvalidSpec: nothing is read for a spec aigate cannot parse
+    old = None
+    if kw.get("old"):
+        with contextlib.suppress(WorkloadError):
+            old = workload_from_api(plain(kw["old"]))
+    ns = new.metadata.namespace
+    kube = state.reconciler.kube
+    denied = [r for r in added(new, old) if not kube.may(userinfo, "get", r.resource, ns, r.name)]
+    message = refusal(str(userinfo.get("username") or ""), ns, denied)
+    if message is not None:
+        raise kopf.AdmissionError(message, code=403)
 
 
 class AdmissionLogFilter(logging.Filter):
@@ -394,6 +522,27 @@ def connection_info(api: k8s.ApiClient) -> kopf.ConnectionInfo:
     )
 
 
+def has_crd(kube: Kube, name: str) -> bool:
+    try:
+        k8s.ApiextensionsV1Api(kube.api).read_custom_resource_definition(name)
+    except ApiException as e:
+        if e.status in (403, 404):
+            log.warning("CRD %s not readable (HTTP %s): AIGatePolicies are not applied", name, e.status)
+            return False
+        raise
+    return True
+
+
+def ensure_namespace(kube: Kube, name: str) -> None:
+    """The gate namespace: created by the chart; created here when missing (and allowed), so a run can start."""
+    try:
+        kube.core.create_namespace(k8s.V1Namespace(metadata=k8s.V1ObjectMeta(name=name)))
+        log.info("created the gate namespace %s", name)
+    except ApiException as e:
+        if e.status not in (403, 409):
+            raise
+
+
 def run_operator(config: OperatorConfig) -> int:
     api, how = load_api_client()
     log.info("Kubernetes API: %s", how)
@@ -406,7 +555,7 @@ def run_operator(config: OperatorConfig) -> int:
     metrics = Metrics()
     reconciler = Reconciler(Kube(api), config, signer, metrics)
     state = State(config, reconciler, signer, metrics)
-    registry = build_registry(config)
+    registry = build_registry(config, policies=has_crd(reconciler.kube, POLICY_CRD_NAME))
     kopf.configure(verbose=False)
     logging.getLogger("kopf.objects").addFilter(
         AdmissionLogFilter(
@@ -416,11 +565,14 @@ def run_operator(config: OperatorConfig) -> int:
     )
     # one access-log line per admission review costs more than the decision itself (bench/README.md)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    ensure_namespace(reconciler.kube, config.gate_namespace)
+    # with a namespace list, the operator's own (trusted evidence) and the gate namespace (gate Jobs) are watched too
+    watched = [*config.watch_namespaces, config.namespace, config.gate_namespace] if config.watch_namespaces else []
     kopf.run(
         registry=registry,
         memo=kopf.Memo(state=state, rotator=rotator),
         standalone=True,
         clusterwide=not config.watch_namespaces,
-        namespaces=config.watch_namespaces or (),
+        namespaces=sorted(set(watched)),
     )
     return 0

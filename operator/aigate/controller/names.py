@@ -17,6 +17,16 @@ ROLE_LABEL = "aigate.dev/role"
 """gate-job | gate-result | evidence"""
 DIGEST_ANNOTATION = "aigate.dev/spec-digest"
 RUN_ANNOTATION = "aigate.dev/run-id"
+RUN_LABEL = "aigate.dev/run-id"
+"""On every object of one gate run in the gate namespace: cleanup deletes by it."""
+WORKLOAD_UID_LABEL = "aigate.dev/workload-uid"
+"""On every object the operator keeps for a workload outside the workload's namespace (gate runs, the trusted
+evidence): an owner reference cannot cross namespaces, so cleanup (the finalizer) selects by it. A uid, not a name:
+a workload deleted and created again under the same name is another workload."""
+FOR_NAMESPACE_ANNOTATION = "aigate.dev/for-namespace"
+FOR_NAME_ANNOTATION = "aigate.dev/for-name"
+"""Which AIWorkload a gate run or trusted evidence belongs to, for people and for routing a Job event."""
+FINALIZER = "aigate.dev/gate-runs"
 
 RESULT_KEY = "result.json"
 EVIDENCE_KEY = "evidence.json"
@@ -36,6 +46,25 @@ def evidence_configmap(workload: str) -> str:
 
 def result_configmap(workload: str) -> str:
     return _short(f"{workload}-aigate-result", 253)
+
+
+def run_input(job: str) -> str:
+    """The gate run's input: the resolved spec (referenced ConfigMaps inlined)."""
+    return f"{job}-input"
+
+
+def run_result(job: str) -> str:
+    return f"{job}-result"
+
+
+def run_credentials(job: str) -> str:
+    """The per-run Secret: the credential keys the workload names, copied for the run's lifetime only."""
+    return f"{job}-credentials"
+
+
+def trusted_evidence(workload_uid: str) -> str:
+    """The evidence admission trusts, in the operator's namespace, per workload uid."""
+    return f"aigate-evidence-{workload_uid}"
 
 
 def gate_service_account(workload: str) -> str:

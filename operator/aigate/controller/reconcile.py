@@ -14,13 +14,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from pydantic import ValidationError
+
 from aigate.api.digest import spec_digest
 from aigate.api.errors import WorkloadError
-from aigate.api.load import ResolvedWorkload, configmap_names, resolve, workload_from_api
-from aigate.api.models import StatusSummary
+from aigate.api.load import ResolvedWorkload, configmap_refs, resolve, workload_from_api
+from aigate.api.models import AIWorkload, StatusSummary
+from aigate.api.policy import AIGatePolicy
 from aigate.controller import jobs, names
 from aigate.controller.config import OperatorConfig
-from aigate.controller.jobs import owner_reference
+from aigate.controller.jobs import GateRun, owner_reference
 from aigate.controller.kube import JSON, Kube
 from aigate.evidence import EvidenceError, EvidencePredicate, VerifiedEvidence, verify_evidence
 from aigate.evidence.predicate import MeasurementSummary
@@ -35,11 +38,13 @@ from aigate.policy.conditions import (
     problem_condition,
     ready_condition,
 )
+from aigate.policy.governance import EffectivePolicy, effective
 from aigate.policy.lifecycle import (
     EvidenceState,
     LastRun,
     Run,
     evidence_state,
+    excluded_because,
     expiry_due,
     invalid_unchanged,
     keep_evidence,
@@ -73,8 +78,9 @@ def load_resolved(kube: Kube, body: JSON) -> ResolvedWorkload:
 def stored_evidence(
     kube: Kube, ns: str, name: str, digest: str, signer: Signer, now: datetime
 ) -> tuple[EvidenceState, VerifiedEvidence | None]:
-    """The stored evidence and its state against `digest` (`aigate.policy.lifecycle.evidence_state`)."""
-    cm = kube.get_configmap(ns, names.evidence_configmap(name))
+    """The trusted evidence (operator namespace, per workload uid) and its state against `digest`
+    (`aigate.policy.lifecycle.evidence_state`). The copy beside the workload is never read: a tenant may write it."""
+    cm = kube.get_configmap(ns, names.trusted_evidence(name))
     raw = ((cm or {}).get("data") or {}).get(names.EVIDENCE_KEY)
     if not raw:
         return "missing", None
@@ -143,30 +149,38 @@ class Reconciler:
         meta = body["metadata"]
         ns, name = meta["namespace"], meta["name"]
         now = utcnow()
+        excluded = excluded_because(ns, self.config.namespace, self.config.gate_namespace)
+        if excluded is not None:
+            return self._excluded(body, excluded, now)
         try:
             resolved = load_resolved(self.kube, body)
         except WorkloadError as e:
             return self._invalid(body, e.message, now)
         digest = spec_digest(resolved)
-        state, verified = stored_evidence(self.kube, ns, name, digest, self.signer, now)
+        uid = meta.get("uid", "")
+        state, verified = stored_evidence(self.kube, self.config.namespace, uid, digest, self.signer, now)
         regate_at = None
         if verified is not None:
             regate_at = verified.expires_at - resolved.workload.spec.evidence.regate_before_delta()
+        status = body.get("status") or {}
+        last = LastRun.of(status)
+        in_flight = (status.get("lastRun") or {}).get("runId") if not last.finished else None
         if keep_evidence(state, regate_at, now, force=force):
             assert verified is not None
+            self._sweep(uid, in_flight)
             self._sync_status_from_evidence(body, digest, verified, now)
             return "evidence valid"
-        jobs = self.kube.list_jobs(ns, f"{names.GATE_FOR_LABEL}={name},{names.ROLE_LABEL}=gate-job")
-        action = next_action(
-            digest, state, [run_of(j) for j in jobs], LastRun.of(body.get("status") or {}), force=force
-        )
+        gate_ns = self.config.gate_namespace
+        found = self.kube.list_jobs(gate_ns, f"{jobs.workload_selector(uid)},{names.ROLE_LABEL}={jobs.GATE_JOB_ROLE}")
+        action = next_action(digest, state, [run_of(j) for j in found], last, force=force)
         for stale in action.stop:
-            self.kube.delete_job(ns, stale)
+            self.kube.delete_job(gate_ns, stale)
             log.info("%s/%s: spec changed, replaced gate Job %s", ns, name, stale)
+        self._sweep(uid, in_flight if action.kind != "start" else None)
         if action.kind == "wait":
             return action.why
         if action.kind == "collect":
-            return self._job_done(next(j for j in jobs if j["metadata"]["name"] == action.job))
+            return self._job_done(next(j for j in found if j["metadata"]["name"] == action.job))
         if action.mark_expired:
             self.mark_expired(body, verified.expires_at if verified else now)
         return self.start_run(body, resolved, digest, now, regate=action.regate)
@@ -182,7 +196,7 @@ class Reconciler:
         job = None
         if tick_needs_job(last):
             assert last.job is not None
-            job = self.kube.get_job(meta["namespace"], last.job)
+            job = self.kube.get_job(last.namespace or self.config.gate_namespace, last.job)
         step = tick_action(last, run_of(job) if job is not None else None, tick_needs_job(last))
         if step == "collect":
             assert job is not None
@@ -201,14 +215,52 @@ class Reconciler:
         """`regate`: the evidence is still valid, so Ready stays as it is while the new run goes."""
         meta = body["metadata"]
         ns, name = meta["namespace"], meta["name"]
-        owner = owner_reference(resolved.workload)
-        run_id = uuid.uuid4().hex[:10]
         workload = resolved.workload
-        job = jobs.gate_job(
+        run = GateRun.of(workload, self.config.gate_namespace, digest, uuid.uuid4().hex[:10])
+        job = self._job_for(run, workload)
+        generation = meta.get("generation")
+        previous = (body.get("status") or {}).get("conditions") or []
+        message = f"gate Job {run.gate_namespace}/{run.job} running for {digest[:19]}"
+        last: JSON = {
+            "job": run.job,
+            "namespace": run.gate_namespace,
+            "runId": run.run_id,
+            "jobUid": None,
+            "startedAt": rfc3339(now),
+            "finishedAt": None,
+            "spentUSD": None,
+        }
+        update: JSON = {"phase": "Testing", "specDigest": digest, "observedGeneration": generation, "lastRun": last}
+        if not regate:
+            update["conditions"] = merge_conditions(previous, pending_conditions(message, generation, now))
+        # status first, then the Job: an operator stopped in between finds a run recorded whose Job does not
+        # exist (and starts it again), never a Job that no status points to (which it could not tell from a
+        # stale one, and would run a second time)
+        self.kube.patch_status(ns, name, update)
+        try:
+            credentials = self._credentials(workload)
+            configmaps = self._referenced(workload)
+        except WorkloadError as e:
+            self.cleanup_run(run)
+            return self._run_error(self.kube.get_workload(ns, name) or body, e.message, now)
+        for obj in jobs.run_rbac(run):
+            self.kube.apply(obj)
+        self.kube.apply(jobs.input_configmap(run, jobs.run_input(workload, configmaps)))
+        self.kube.apply(jobs.result_configmap(run))
+        self.kube.apply(jobs.credentials_secret(run, credentials))
+        created = self.kube.create(job)
+        # the uid is what a result is accepted from: a Job deleted and created again under this name is not this one
+        self.kube.patch_status(ns, name, {"lastRun": {**last, "jobUid": created["metadata"]["uid"]}})
+        self.kube.event(body, "Normal", "GateRunStarted", message)
+        if self.metrics:
+            self.metrics.run_started(ns, name)
+        return f"started {run.job}"
+
+    def _job_for(self, run: GateRun, workload: AIWorkload) -> JSON:
+        """The Job the operator creates for `run`: also what a finished Job's template is compared with."""
+        return jobs.gate_job(
+            run,
             workload,
-            digest,
-            run_id,
-            owner,
             image=self.config.gate_image,
             active_deadline_s=self.config.job_deadline_s,
             ttl_after_finished_s=self.config.job_ttl_s,
@@ -216,30 +268,47 @@ class Reconciler:
             command=list(self.config.gate_command),
             resources=self.config.job_resources,
         )
-        job_name = job["metadata"]["name"]
-        generation = meta.get("generation")
-        previous = (body.get("status") or {}).get("conditions") or []
-        message = f"gate Job {job_name} running for {digest[:19]}"
-        update: JSON = {
-            "phase": "Testing",
-            "specDigest": digest,
-            "observedGeneration": generation,
-            "lastRun": {"job": job_name, "startedAt": rfc3339(now), "finishedAt": None, "spentUSD": None},
-        }
-        if not regate:
-            update["conditions"] = merge_conditions(previous, pending_conditions(message, generation, now))
-        # status first, then the Job: an operator stopped in between finds a run recorded whose Job does not
-        # exist (and starts it again), never a Job that no status points to (which it could not tell from a
-        # stale one, and would run a second time)
-        self.kube.patch_status(ns, name, update)
-        for obj in jobs.gate_rbac(workload, configmap_names(workload), owner):
-            self.kube.apply(obj)
-        self.kube.apply(jobs.result_configmap(workload, owner))
-        self.kube.apply(job)
-        self.kube.event(body, "Normal", "GateRunStarted", message)
-        if self.metrics:
-            self.metrics.run_started(ns, name)
-        return f"started {job_name}"
+
+    def _credentials(self, workload: AIWorkload) -> dict[tuple[str, str], str]:
+        """The Secret keys the workload names, read in its namespace; WorkloadError names one that is missing."""
+        ns = workload.metadata.namespace
+        out: dict[tuple[str, str], str] = {}
+        for ref in jobs.secret_refs(workload):
+            value = self.kube.get_secret_key(ns, ref.name, ref.key)
+            if value is None:
+                raise WorkloadError(f"Secret {ns}/{ref.name} has no key {ref.key!r} (or does not exist)")
+            out[(ref.name, ref.key)] = value
+        return out
+
+    def _referenced(self, workload: AIWorkload) -> dict[str, dict[str, str]]:
+        """The referenced ConfigMap keys, as the run's input carries them."""
+        lookup = self.kube.configmap_lookup(workload.metadata.namespace)
+        out: dict[str, dict[str, str]] = {}
+        for ref in configmap_refs(workload):
+            out.setdefault(ref.name, {})[ref.key] = lookup(ref)
+        return out
+
+    def cleanup_run(self, run: GateRun) -> None:
+        """When a run ends, whatever its outcome: its Secret, input, result and RBAC go (the Secret first); the
+        finished Job stays for people to read until its TTL, and can no longer act (its ServiceAccount is gone)."""
+        self.kube.delete_labelled(run.gate_namespace, run.selector, jobs=False)
+
+    def _sweep(self, uid: str, keep_run: str | None) -> None:
+        """The same for any run of this workload other than `keep_run`: left by a crash, a replaced run, a Job that
+        disappeared while the operator was down."""
+        gate_ns = self.config.gate_namespace
+        for run_id in self.kube.labelled_runs(gate_ns, jobs.workload_selector(uid)):
+            if run_id != keep_run:
+                selector = f"{names.RUN_LABEL}={run_id},{jobs.workload_selector(uid)}"
+                self.kube.delete_labelled(gate_ns, selector, jobs=False)
+
+    def forget_workload(self, ns: str, name: str, uid: str) -> str:
+        """The workload is being deleted (its finalizer): its runs in the gate namespace and its trusted evidence
+        go with it, since no owner reference reaches across namespaces."""
+        self.kube.delete_labelled(self.config.gate_namespace, jobs.workload_selector(uid))
+        self.kube.delete_labelled(self.config.namespace, jobs.workload_selector(uid))
+        self.forget(ns, name)
+        return "runs and trusted evidence deleted"
 
     def mark_expired(self, body: JSON, expires_at: datetime) -> None:
         status = body.get("status") or {}
@@ -256,6 +325,22 @@ class Reconciler:
         self.kube.event(
             body, "Warning", Reason.EVIDENCE_EXPIRED, f"evidence expired at {rfc3339(expires_at)}; re-gating"
         )
+
+    def _excluded(self, body: JSON, message: str, now: datetime) -> str:
+        """Nothing is resolved, read or run for a workload in an excluded namespace; status says why, once."""
+        status = body.get("status") or {}
+        if invalid_unchanged(status, message):
+            return "excluded (unchanged)"
+        generation = body["metadata"].get("generation")
+        cond = problem_condition(Reason.NAMESPACE_EXCLUDED, message, generation, now)
+        update = {
+            "phase": "Error",
+            "observedGeneration": generation,
+            "conditions": merge_conditions(status.get("conditions") or [], [cond]),
+        }
+        self.kube.patch_status(body["metadata"]["namespace"], body["metadata"]["name"], update)
+        self.kube.event(body, "Warning", Reason.NAMESPACE_EXCLUDED, message)
+        return "excluded"
 
     def _invalid(self, body: JSON, message: str, now: datetime) -> str:
         meta = body["metadata"]
@@ -288,62 +373,86 @@ class Reconciler:
     # ---- a gate Job finished -----------------------------------------------------------------------------------
     def job_done(self, job: JSON) -> str:
         meta = job["metadata"]
-        name = (meta.get("labels") or {}).get(names.GATE_FOR_LABEL, "")
-        with self._one_at_a_time(meta["namespace"], name):
+        ann = meta.get("annotations") or {}
+        ns, name = ann.get(names.FOR_NAMESPACE_ANNOTATION, ""), ann.get(names.FOR_NAME_ANNOTATION, "")
+        if meta.get("namespace") != self.config.gate_namespace or not ns or not name:
+            return "not a gate run of aigate's (outside the gate namespace): ignored"
+        with self._one_at_a_time(ns, name):
             return self._job_done(job)
 
     def _job_done(self, job: JSON) -> str:
         meta = job["metadata"]
-        ns = meta["namespace"]
-        name = (meta.get("labels") or {}).get(names.GATE_FOR_LABEL, "")
+        if meta.get("namespace") != self.config.gate_namespace:
+            return "not a gate run of aigate's (outside the gate namespace): ignored"
         ann = meta.get("annotations") or {}
+        ns, name = ann.get(names.FOR_NAMESPACE_ANNOTATION, ""), ann.get(names.FOR_NAME_ANNOTATION, "")
         job_digest, run_id = ann.get(names.DIGEST_ANNOTATION, ""), ann.get(names.RUN_ANNOTATION, "")
         body = self.kube.get_workload(ns, name)
         if body is None:
             return "workload gone"
+        uid = body["metadata"].get("uid", "")
+        if (meta.get("labels") or {}).get(names.WORKLOAD_UID_LABEL) != uid:
+            return "a run of another workload of that name: ignored"
         status = body.get("status") or {}
-        problem = run_result_problem(LastRun.of(status), meta["name"])
-        if problem is not None:
-            return problem
         last = status.get("lastRun") or {}
+        if last.get("runId") != run_id:
+            return "not the current run"
         now = utcnow()
-        if self.metrics:
-            started = parse_rfc3339(last.get("startedAt"))
-            if started:
-                self.metrics.job_finished(ns, name, (now - started).total_seconds(), job_succeeded(job))
         try:
             resolved = load_resolved(self.kube, body)
         except WorkloadError as e:
             return self._invalid(body, e.message, now)
+        run = GateRun.of(resolved.workload, self.config.gate_namespace, job_digest, run_id)
+        same = jobs.same_template(job, self._job_for(run, resolved.workload))
+        problem = run_result_problem(LastRun.of(status), meta["name"], meta["namespace"], meta.get("uid", ""), same)
+        if problem is not None and problem.forged:
+            # the Job named in status is not the one aigate made: the run ends in an error, without its result
+            self.cleanup_run(run)
+            return self._run_error(body, problem.why, now)
+        if problem is not None:
+            return problem.why
+        try:
+            return self._take_result(body, resolved, run, job, now)
+        finally:
+            self.cleanup_run(run)
+
+    def _take_result(self, body: JSON, resolved: ResolvedWorkload, run: GateRun, job: JSON, now: datetime) -> str:
+        meta = body["metadata"]
+        ns, name = meta["namespace"], meta["name"]
+        last = (body.get("status") or {}).get("lastRun") or {}
+        if self.metrics:
+            started = parse_rfc3339(last.get("startedAt"))
+            if started:
+                self.metrics.job_finished(ns, name, (now - started).total_seconds(), job_succeeded(job))
         digest = spec_digest(resolved)
-        if digest != job_digest:
+        if digest != run.digest:
             return "spec changed since the run started; a new run replaces it"
-        cm = self.kube.get_configmap(ns, names.result_configmap(name))
+        cm = self.kube.get_configmap(run.gate_namespace, names.run_result(run.job))
         try:
             result = read_result(cm or {})
         except (ValueError, WorkloadError) as e:
-            return self._run_error(body, f"gate Job {meta['name']} left no readable result: {e}", now)
-        if result.run_id != run_id or result.spec_digest != job_digest:
-            return self._run_error(body, f"gate result does not come from Job {meta['name']} (run {run_id})", now)
+            return self._run_error(body, f"gate Job {run.job} left no readable result: {e}", now)
+        if result.run_id != run.run_id or result.spec_digest != run.digest:
+            return self._run_error(body, f"gate result does not come from Job {run.job} (run {run.run_id})", now)
         if result.outcome != "measured" or result.measurements is None or not job_succeeded(job):
-            return self._run_error(body, f"gate Job {meta['name']} failed: {result.error or 'no measurements'}", now)
+            return self._run_error(body, f"gate Job {run.job} failed: {result.error or 'no measurements'}", now)
         m = result.measurements
         sa = resolved.workload.spec.service_account_name
         if sa:
             m.rbac = probe_service_account(self.kube.api, ns, sa)
-        results, predicate, digest = judge(resolved, m, now=now, key_id=self.signer.key_id)
-        envelope = sign_predicate(resolved, digest, predicate, self.signer.key)
-        self.kube.apply(self._evidence_configmap(body, digest, envelope, owner_reference(resolved.workload)))
-        self.write_results(body, digest, predicate, now, job=meta["name"], results=results)
+        policy = self.governing(ns)
+        results, predicate, digest = judge(resolved, m, now=now, key_id=self.signer.key_id, policy=policy)
+        envelope = json.dumps(sign_predicate(resolved, digest, predicate, self.signer.key), separators=(",", ":"))
+        self.kube.apply(self._trusted_evidence(resolved.workload, digest, envelope))
+        self.kube.apply(self._evidence_copy(resolved.workload, digest, envelope))
+        self.write_results(body, digest, predicate, now, job=run.job, results=results)
         decision = decide(results)
         failed = [r for r in results if not r.ok]
         if decision == "PASS":
-            self.kube.event(
-                body, "Normal", "GatesPassed", f"all six gates pass; evidence expires {rfc3339(predicate.expires_at)}"
-            )
+            message = f"all six gates pass; evidence expires {rfc3339(predicate.expires_at)}"
+            self.kube.event(body, "Normal", "GatesPassed", message)
         else:
-            text = "; ".join(f"{r.gate}: {r.reason}" for r in failed)
-            self.kube.event(body, "Warning", "GatesFailed", text)
+            self.kube.event(body, "Warning", "GatesFailed", "; ".join(f"{r.gate}: {r.reason}" for r in failed))
         return f"judged {decision}"
 
     def _run_error(self, body: JSON, message: str, now: datetime) -> str:
@@ -362,20 +471,43 @@ class Reconciler:
             self.metrics.reconcile_error(meta["namespace"], meta["name"])
         return "run error"
 
-    def _evidence_configmap(self, body: JSON, digest: str, envelope: JSON, owner: JSON) -> JSON:
-        meta = body["metadata"]
-        return {
-            "apiVersion": "v1",
-            "kind": "ConfigMap",
-            "metadata": {
-                "name": names.evidence_configmap(meta["name"]),
-                "namespace": meta["namespace"],
-                "labels": {names.GATE_FOR_LABEL: meta["name"], names.ROLE_LABEL: "evidence"},
-                "annotations": {names.DIGEST_ANNOTATION: digest},
-                "ownerReferences": [owner],
+    def governing(self, namespace: str) -> EffectivePolicy:
+        """The AIGatePolicies selecting the namespace, read when a run is judged (not in any request path)."""
+        policies = []
+        for doc in self.kube.policies():
+            try:
+                policies.append(AIGatePolicy.model_validate(doc))
+            except ValidationError as e:
+                log.warning("AIGatePolicy %s ignored: %s", (doc.get("metadata") or {}).get("name"), e.errors()[0])
+        return effective(policies, self.kube.namespace_labels(namespace))
+
+    def _trusted_evidence(self, workload: AIWorkload, digest: str, envelope: str) -> JSON:
+        """The copy admission and the reconciler trust: in the operator's namespace, where tenants cannot write,
+        one per workload uid, replaced by each run the operator judged."""
+        uid = workload.metadata.uid or ""
+        return jobs.evidence_configmap(
+            self.config.namespace,
+            names.trusted_evidence(uid),
+            {names.WORKLOAD_UID_LABEL: uid, names.ROLE_LABEL: jobs.EVIDENCE_ROLE},
+            {
+                names.FOR_NAMESPACE_ANNOTATION: workload.metadata.namespace,
+                names.FOR_NAME_ANNOTATION: workload.metadata.name,
+                names.DIGEST_ANNOTATION: digest,
             },
-            "data": {names.EVIDENCE_KEY: json.dumps(envelope, separators=(",", ":"))},
-        }
+            envelope,
+        )
+
+    def _evidence_copy(self, workload: AIWorkload, digest: str, envelope: str) -> JSON:
+        """A copy beside the workload for people to read (`aigate verify`); nothing decides from it."""
+        cm = jobs.evidence_configmap(
+            workload.metadata.namespace,
+            names.evidence_configmap(workload.metadata.name),
+            {names.GATE_FOR_LABEL: workload.metadata.name, names.ROLE_LABEL: jobs.EVIDENCE_ROLE},
+            {names.DIGEST_ANNOTATION: digest},
+            envelope,
+        )
+        cm["metadata"]["ownerReferences"] = [owner_reference(workload)]
+        return cm
 
     def write_results(
         self,
@@ -431,6 +563,8 @@ class Reconciler:
                 }
             ).model_dump(mode="json", by_alias=True),
         }
+        if predicate.policy is not None or "policy" in status:
+            update["policy"] = predicate.policy.model_dump(by_alias=True) if predicate.policy else None
         self.kube.patch_status(meta["namespace"], meta["name"], update)
         if self.metrics:
             self.metrics.record_results(meta["namespace"], meta["name"], gates, update["summary"], expires)

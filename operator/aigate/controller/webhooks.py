@@ -38,6 +38,7 @@ ROLLOUTS_ID, ACCEPTANCES_ID, AIWORKLOADS_ID = ROLLOUTS_WEBHOOK, ACCEPTANCES_WEBH
 """The same ids under the names controller/handlers.py imports."""
 
 ROLLOUT_RULES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("", "v1", ("pods",)),
     ("apps", "v1", ("deployments", "statefulsets", "daemonsets")),
     ("batch", "v1", ("jobs", "cronjobs")),
     ("argoproj.io", "v1alpha1", ("rollouts",)),
@@ -90,13 +91,27 @@ def _rule(group: str, version: str, resources: Collection[str]) -> dict[str, Any
     }
 
 
-def _excluded_namespaces(operator_namespace: str) -> dict[str, Any]:
-    excluded = sorted({"kube-system", operator_namespace})
-    return {"matchExpressions": [{"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": excluded}]}
+def _excluded_namespaces(
+    operator_namespace: str, gate_namespace: str = "aigate-gates", watch_namespaces: Collection[str] = ()
+) -> dict[str, Any]:
+    """Not aigate's own namespaces nor kube-system (the operator does not gate AIWorkloads there either:
+    `policy.lifecycle.excluded_because`); with a watch list, only the watched namespaces, so that a rollout where
+    the operator does not look is not refused as "AIWorkload not found"."""
+    excluded = sorted({"kube-system", operator_namespace, gate_namespace})
+    key = "kubernetes.io/metadata.name"
+    expressions: list[dict[str, Any]] = [{"key": key, "operator": "NotIn", "values": excluded}]
+    if watch_namespaces:
+        expressions.append({"key": key, "operator": "In", "values": sorted(set(watch_namespaces))})
+    return {"matchExpressions": expressions}
 
 
 def validating_configuration(
-    client_config: Mapping[str, Any], *, operator_namespace: str, name: str = "aigate"
+    client_config: Mapping[str, Any],
+    *,
+    operator_namespace: str,
+    name: str = "aigate",
+    gate_namespace: str = "aigate-gates",
+    watch_namespaces: Collection[str] = (),
 ) -> dict[str, Any]:
     """The rollout webhook (labelled Deployments and kin) and the AIWorkload validation webhook."""
     rollouts = _webhook(
@@ -104,13 +119,13 @@ def validating_configuration(
         client_config,
         [_rule(g, v, r) for g, v, r in ROLLOUT_RULES],
         objectSelector={"matchExpressions": [{"key": WORKLOAD_LABEL, "operator": "Exists"}]},
-        namespaceSelector=_excluded_namespaces(operator_namespace),
+        namespaceSelector=_excluded_namespaces(operator_namespace, gate_namespace, watch_namespaces),
     )
     aiworkloads = _webhook(
         AIWORKLOADS_WEBHOOK,
         client_config,
         [_rule(API_GROUP, API_VERSION, [PLURAL])],
-        namespaceSelector=_excluded_namespaces(operator_namespace),
+        namespaceSelector=_excluded_namespaces(operator_namespace, gate_namespace, watch_namespaces),
     )
     return {
         "apiVersion": "admissionregistration.k8s.io/v1",
@@ -121,14 +136,19 @@ def validating_configuration(
 
 
 def mutating_configuration(
-    client_config: Mapping[str, Any], *, operator_namespace: str, name: str = "aigate"
+    client_config: Mapping[str, Any],
+    *,
+    operator_namespace: str,
+    name: str = "aigate",
+    gate_namespace: str = "aigate-gates",
+    watch_namespaces: Collection[str] = (),
 ) -> dict[str, Any]:
     """The risk-acceptance mutation; re-invoked if a later mutating webhook changes the object (it is idempotent)."""
     acceptances = _webhook(
         ACCEPTANCES_WEBHOOK,
         client_config,
         [_rule(API_GROUP, API_VERSION, [PLURAL])],
-        namespaceSelector=_excluded_namespaces(operator_namespace),
+        namespaceSelector=_excluded_namespaces(operator_namespace, gate_namespace, watch_namespaces),
         reinvocationPolicy="IfNeeded",
     )
     return {

@@ -93,6 +93,13 @@ class Runner(_P):
     version: str
 
 
+class PolicyRecord(_P):
+    """The AIGatePolicies the workload was judged under."""
+
+    names: list[str]
+    digest: str
+
+
 class EvidencePredicate(_P):
     """predicateType https://aigate.dev/evidence/v1."""
 
@@ -113,6 +120,8 @@ class EvidencePredicate(_P):
     runner: Runner | dict[str, Any] | None = None
     issued_at: datetime | None = None
     expires_at: datetime
+    policy: PolicyRecord | None = None
+    """The AIGatePolicies in force (names and digest); None when none governed the workload."""
 
     @field_serializer("issued_at", "expires_at")
     def _time(self, t: datetime | None) -> str | None:

@@ -44,6 +44,7 @@ FindingCode = Literal[
     "providerDependency.drift",
     "evidence.incomplete",
     "acceptance.expired",
+    "acceptance.otherSpec",
     "run.budgetReached",
     "run.errorRateReached",
 ]

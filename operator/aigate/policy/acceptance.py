@@ -32,7 +32,7 @@ class AcceptanceDecision:
 
 def _acceptance_key(item: Mapping[str, Any]) -> tuple[str, str, datetime] | None:
     try:
-        a = RiskAcceptance.model_validate({k: v for k, v in item.items() if k != "acceptedBy"})
+        a = RiskAcceptance.model_validate({k: v for k, v in item.items() if k not in ("acceptedBy", "specDigest")})
     except ValidationError:
         return None
     return (a.gate, a.reason, a.expires)
@@ -47,8 +47,11 @@ def acceptance_patch(
     acceptor_groups: set[str],
     now: datetime,
     validate_only: bool = False,
+    spec_digest: str | None = None,
 ) -> AcceptanceDecision:
-    """Record the authenticated user as `acceptedBy` of each risk acceptance this request adds or changes.
+    """Record the authenticated user as `acceptedBy` of each risk acceptance this request adds or changes, and
+    `spec_digest` (`aigate.api.digest.acceptance_digest` of the spec as it will be stored) as its `specDigest`:
+    an acceptance is bound to the spec it was given for. An unchanged one keeps both.
 
     Identity comes from the API server's userInfo, never from the object: a hand-written acceptedBy is replaced.
     An acceptance unchanged from the old object (same gate, reason and expiry) keeps its acceptor, so editing
@@ -57,7 +60,7 @@ def acceptance_patch(
 
     `validate_only` is the validating webhook's view of the object as it will be stored: refused if it still needs
     a patch, i.e. a later mutation left an acceptedBy other than the one this function writes."""
-    d = _acceptance(operation, new_spec, old_spec, userinfo, acceptor_groups, now)
+    d = _acceptance(operation, new_spec, old_spec, userinfo, acceptor_groups, now, spec_digest)
     if validate_only and d.allowed and d.patch:
         paths = ", ".join(p["path"].removeprefix("/").replace("/", ".") for p in d.patch)
         return AcceptanceDecision(False, f"acceptedBy must be the accepting user, set by aigate ({paths})")
@@ -71,6 +74,7 @@ def _acceptance(
     userinfo: Mapping[str, Any],
     acceptor_groups: set[str],
     now: datetime,
+    spec_digest: str | None = None,
 ) -> AcceptanceDecision:
     if operation not in ("CREATE", "UPDATE") or new_spec is None:
         return AcceptanceDecision(True)
@@ -82,7 +86,7 @@ def _acceptance(
     for item in old_items if isinstance(old_items, list) else []:
         key = _acceptance_key(item) if isinstance(item, Mapping) else None
         if key is not None:
-            remaining.setdefault(key, []).append(item.get("acceptedBy"))
+            remaining.setdefault(key, []).append((item.get("acceptedBy"), item.get("specDigest")))
 
     user = str(userinfo.get("username") or "")
     groups = {str(g) for g in userinfo.get("groups") or []}
@@ -100,9 +104,10 @@ def _acceptance(
             continue
         path = f"/spec/riskAcceptances/{i}/acceptedBy"
         if remaining.get(key):
-            keep = remaining[key].pop(0)
-            if item.get("acceptedBy") != keep:
-                patch.append({"op": "remove", "path": path} if keep is None else _set(item, path, keep))
+            for name, keep in zip(("acceptedBy", "specDigest"), remaining[key].pop(0), strict=True):
+                if item.get(name) != keep:
+                    field_path = f"/spec/riskAcceptances/{i}/{name}"
+                    patch.append({"op": "remove", "path": field_path} if keep is None else _set(item, field_path, keep))
             continue
         gate, _, expires = key
         if not user:
@@ -117,13 +122,15 @@ def _acceptance(
         recorded.append(i)
         if item.get("acceptedBy") != user:
             patch.append(_set(item, path, user))
+        if spec_digest is not None and item.get("specDigest") != spec_digest:
+            patch.append(_set(item, f"/spec/riskAcceptances/{i}/specDigest", spec_digest))
     if problems:
         return AcceptanceDecision(False, one_line("; ".join(problems), MAX_MESSAGE))
     return AcceptanceDecision(True, "", patch, recorded)
 
 
 def _set(item: Mapping[str, Any], path: str, value: str) -> dict[str, Any]:
-    return {"op": "replace" if "acceptedBy" in item else "add", "path": path, "value": value}
+    return {"op": "replace" if path.rsplit("/", 1)[1] in item else "add", "path": path, "value": value}
 
 
 def acceptance_validation(

@@ -38,6 +38,7 @@ class Reason:
     EVIDENCE_EXPIRED: Final = "EvidenceExpired"
     INVALID_SPEC: Final = "InvalidSpec"
     GATE_RUN_ERROR: Final = "GateRunError"
+    NAMESPACE_EXCLUDED: Final = "NamespaceExcluded"
     INSUFFICIENT_SAMPLES: Final = "InsufficientSamples"
     STOPPED_EARLY: Final = "StoppedEarly"
 

@@ -51,6 +51,8 @@ class LastRun:
     finished: bool
     phase: str | None
     spec_digest: str | None
+    job_uid: str | None = None
+    namespace: str | None = None
 
     @staticmethod
     def of(status: Mapping[str, Any]) -> LastRun:
@@ -60,6 +62,8 @@ class LastRun:
             finished=bool(last.get("finishedAt")),
             phase=status.get("phase"),
             spec_digest=status.get("specDigest"),
+            job_uid=last.get("jobUid"),
+            namespace=last.get("namespace"),
         )
 
 
@@ -124,13 +128,48 @@ def needs_expired_mark(conditions: list[dict[str, Any]]) -> bool:
     return ready_reason(conditions) != Reason.EVIDENCE_EXPIRED
 
 
-def run_result_problem(last: LastRun, job: str) -> str | None:
-    """Whether a finished Job's result may be taken: only the run status records, and only once."""
-    if last.job != job:
-        return "not the current run"
+@dataclass(frozen=True)
+class RunRejection:
+    """Why a finished Job's result is not taken. `forged`: the Job status names is not the one aigate made (the run
+    ends in an error); otherwise the Job is simply not (or no longer) the run to take (nothing to do)."""
+
+    why: str
+    forged: bool = False
+
+
+def run_result_problem(last: LastRun, job: str, namespace: str, uid: str, same_template: bool) -> RunRejection | None:
+    """Whether a finished Job's result may be taken: only from the Job the operator created for the run status
+    records (its name, namespace and uid; its pod template), and only once. A uid not yet recorded (the operator
+    stopped between creating the Job and recording it) is adopted only with the operator's own template."""
+    if last.job != job or (last.namespace is not None and last.namespace != namespace):
+        return RunRejection("not the current run")
     if last.finished:
-        return "already processed"
+        return RunRejection("already processed")
+    if last.job_uid is not None and last.job_uid != uid:
+        why = f"Job {namespace}/{job} is not the one aigate created (uid {uid}, not {last.job_uid}): result ignored"
+        return RunRejection(why, forged=True)
+    if not same_template:
+        why = f"Job {namespace}/{job} does not run what aigate created (its pod template differs): result ignored"
+        return RunRejection(why, forged=True)
     return None
+
+
+ALWAYS_EXCLUDED = ("kube-system",)
+
+
+def excluded_because(namespace: str, operator_namespace: str, gate_namespace: str) -> str | None:
+    """Why AIWorkloads in `namespace` are not gated, or None. The operator's namespace holds the signing key and the
+    trusted evidence, the gate namespace the runs' credentials: a workload there could reach what no team may.
+    The webhooks exclude the same namespaces (`controller/webhooks.py`)."""
+    if namespace == operator_namespace:
+        what = "aigate's own namespace (the signing key, the trusted evidence)"
+    elif namespace == gate_namespace:
+        what = "aigate's gate namespace (the gate runs and their credentials)"
+    elif namespace in ALWAYS_EXCLUDED:
+        what = "a system namespace"
+    else:
+        return None
+    return f"namespace {namespace} is {what}: AIWorkloads there are not gated; create it in a team's namespace"
 
 
 def invalid_unchanged(status: Mapping[str, Any], message: str) -> bool:

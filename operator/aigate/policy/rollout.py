@@ -15,9 +15,9 @@ from typing import Any, Literal
 from aigate.api.models import GATE_NAMES, WORKLOAD_LABEL
 from aigate.evidence import EvidenceError, EvidenceExpired, EvidencePredicate, EvidenceStale, VerifiedEvidence
 from aigate.policy.conditions import GATE_CONDITIONS
+from aigate.policy.governance import Enforcement, strictest
 from aigate.policy.text import MAX_MESSAGE, MAX_REASON, one_line
 
-Enforcement = Literal["enforce", "warn", "audit"]
 ENFORCEMENTS: tuple[Enforcement, ...] = ("enforce", "warn", "audit")
 Result = Literal["allowed", "denied", "warned", "audited"]
 
@@ -63,6 +63,37 @@ def enforcement_of(workload: Mapping[str, Any]) -> Enforcement:
     return value if value in ENFORCEMENTS else "enforce"
 
 
+def not_judged(kind: str, obj: Mapping[str, Any]) -> bool:
+    """Objects the rollout webhook lets through unjudged: anything on its way out (a deletionTimestamp: the garbage
+    collector, a finalizer being removed), and a Pod that a controller made (an ownerReference): its owner was
+    judged, and scaling an admitted workload must never wait on evidence. A bare Pod is judged like a Deployment."""
+    meta = obj.get("metadata")
+    meta = meta if isinstance(meta, Mapping) else {}
+    if meta.get("deletionTimestamp"):
+        return True
+    return kind == "Pod" and bool(meta.get("ownerReferences"))
+
+
+def shape_problem(kind: str, obj: Mapping[str, Any], labels: Mapping[str, str]) -> str | None:
+    """A labelled object whose shape lets AI work slip past: a CronJob whose jobTemplate does not carry the same
+    `aigate.dev/workload` label would spawn Jobs nobody judges once its own admission is past."""
+    if kind != "CronJob" or WORKLOAD_LABEL not in labels:
+        return None
+    spec = obj.get("spec") if isinstance(obj.get("spec"), Mapping) else {}
+    template = spec.get("jobTemplate") if isinstance(spec, Mapping) else None
+    meta = template.get("metadata") if isinstance(template, Mapping) else None
+    template_labels = meta.get("labels") if isinstance(meta, Mapping) else None
+    found = template_labels.get(WORKLOAD_LABEL) if isinstance(template_labels, Mapping) else None
+    want = labels[WORKLOAD_LABEL]
+    if found == want:
+        return None
+    has = f"it has {found!r}" if found is not None else "it has none"
+    return (
+        f"CronJob spec.jobTemplate.metadata.labels must carry {WORKLOAD_LABEL}: {want} like the CronJob "
+        f"({has}), so that each Job it creates is judged when it is created"
+    )
+
+
 def label_decision(kind: str, namespace: str, labels: Mapping[str, str], found: bool) -> RolloutDecision | None:
     """The decision when the label alone settles it (no label, empty label, no such AIWorkload); else None."""
     if WORKLOAD_LABEL not in labels:
@@ -82,11 +113,16 @@ def label_decision(kind: str, namespace: str, labels: Mapping[str, str], found: 
 
 
 def decide_rollout(
-    ref: str, workload: Mapping[str, Any], spec_problem: str | None, evidence: EvidenceCheck | None
+    ref: str,
+    workload: Mapping[str, Any],
+    spec_problem: str | None,
+    evidence: EvidenceCheck | None,
+    floor: Enforcement | None = None,
 ) -> RolloutDecision:
     """`spec_problem`: why the spec cannot be digested now (None when it can); `evidence`: the check of the
-    stored evidence against that digest (None when the spec could not be digested)."""
-    enforcement = enforcement_of(workload)
+    stored evidence against that digest (None when the spec could not be digested); `floor`: the enforcement the
+    governing AIGatePolicies require (the workload may ask for stricter, never looser)."""
+    enforcement = strictest(enforcement_of(workload), floor)
     problem = spec_problem if spec_problem is not None else _evidence_problem(workload, evidence)
     if problem is None:
         return RolloutDecision(True, f"AIWorkload {ref} is cleared for rollout", [], "allowed", enforcement, ref)

@@ -30,6 +30,7 @@ REMEDIES: dict[FindingCode, str] = {
     "evidence.incomplete": "the evidence must be complete and signed: in a cluster the operator signs it; "
     "check its signing key and the gate run",
     "acceptance.expired": "renew the risk acceptance (spec.riskAcceptances) or remediate the gate",
+    "acceptance.otherSpec": "an acceptor renews the risk acceptance for the spec as it is now, or remediate the gate",
     "cost.insufficientSamples": "raise spec.suite.repeats to the count the finding names, so the p95 cost per "
     "request can be judged",
     "reliability.insufficientSamples": "raise spec.suite.repeats to the count the finding names, so the percentile "

@@ -89,7 +89,7 @@ def summary_lines(a: Assessment) -> list[str]:
                 f"Risk accepted: {g.gate} by {acc.get('acceptedBy') or 'unknown'} until {acc.get('expires')}"
                 f" ({acc.get('reason')})"
             )
-        lines += [f.message for f in g.findings if f.code == "acceptance.expired"]
+        lines += [f.message for f in g.findings if f.code in ("acceptance.expired", "acceptance.otherSpec")]
     return lines
 
 

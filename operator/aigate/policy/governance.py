@@ -1,0 +1,151 @@
+"""AIGatePolicy judgement: which policies govern a namespace, what they amount to when several do (the strictest
+value of each field wins), and what in a workload they refuse. Pure: the webhook and `aigate check --policy`
+gather the policies and labels, this decides."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Literal
+
+from aigate.api.models import AIWorkload, parse_duration
+from aigate.api.policy import AIGatePolicy, NamespaceSelector
+
+Enforcement = Literal["enforce", "warn", "audit"]
+STRICTNESS: dict[str, int] = {"audit": 0, "warn": 1, "enforce": 2}
+
+
+@dataclass(frozen=True)
+class EffectivePolicy:
+    """What the policies selecting one namespace amount to. With none: no floor, no limit."""
+
+    names: tuple[str, ...] = ()
+    enforcement: Enforcement | None = None
+    max_valid_for: timedelta | None = None
+    acceptor_groups: frozenset[str] = frozenset()
+    unacceptable_gates: frozenset[str] = frozenset()
+    endpoint_prefixes: tuple[tuple[str, ...], ...] = ()
+    """One tuple per policy that restricts endpoints: an endpoint must start with a prefix of each."""
+    min_pass_rate: float | None = None
+    max_error_rate: float | None = None
+    max_p95_latency_ms: float | None = None
+    digest: str | None = None
+    """sha256 of the governing policies (name and spec, canonical JSON): what the evidence records."""
+    limits: dict[str, str] = field(default_factory=dict)
+    """Which policy set each limit, for messages."""
+
+
+def selects(selector: NamespaceSelector, labels: Mapping[str, str]) -> bool:
+    """Kubernetes label-selector semantics over a namespace's labels."""
+    if any(labels.get(k) != v for k, v in selector.match_labels.items()):
+        return False
+    for r in selector.match_expressions:
+        present = r.key in labels
+        ok = {
+            "In": present and labels.get(r.key) in r.values,
+            "NotIn": not present or labels.get(r.key) not in r.values,
+            "Exists": present,
+            "DoesNotExist": not present,
+        }[r.operator]
+        if not ok:
+            return False
+    return True
+
+
+def strictest(a: Enforcement, b: Enforcement | None) -> Enforcement:
+    """The workload's own mode, raised to the floor: a workload may be stricter, never looser."""
+    return a if b is None or STRICTNESS[a] >= STRICTNESS[b] else b
+
+
+def effective(policies: Sequence[AIGatePolicy], namespace_labels: Mapping[str, str]) -> EffectivePolicy:
+    governing = sorted((p for p in policies if selects(p.spec.namespace_selector, namespace_labels)), key=_name)
+    if not governing:
+        return EffectivePolicy()
+    enforcement: Enforcement | None = None
+    max_valid_for: timedelta | None = None
+    min_pass = max_error = max_p95 = None
+    limits: dict[str, str] = {}
+    for p in governing:
+        s, name = p.spec, p.metadata.name
+        if s.enforcement is not None and (enforcement is None or STRICTNESS[s.enforcement] > STRICTNESS[enforcement]):
+            enforcement, limits["enforcement"] = s.enforcement, name
+        if s.max_valid_for is not None:
+            limit = parse_duration(s.max_valid_for)
+            if max_valid_for is None or limit < max_valid_for:
+                max_valid_for, limits["maxValidFor"] = limit, name
+        if s.slo.min_pass_rate is not None and (min_pass is None or s.slo.min_pass_rate > min_pass):
+            min_pass, limits["minPassRate"] = s.slo.min_pass_rate, name
+        if s.slo.max_error_rate is not None and (max_error is None or s.slo.max_error_rate < max_error):
+            max_error, limits["maxErrorRate"] = s.slo.max_error_rate, name
+        if s.slo.max_p95_latency_ms is not None and (max_p95 is None or s.slo.max_p95_latency_ms < max_p95):
+            max_p95, limits["maxP95LatencyMs"] = s.slo.max_p95_latency_ms, name
+    return EffectivePolicy(
+        names=tuple(_name(p) for p in governing),
+        enforcement=enforcement,
+        max_valid_for=max_valid_for,
+        acceptor_groups=frozenset(g for p in governing for g in p.spec.acceptor_groups),
+        unacceptable_gates=frozenset(g for p in governing for g in p.spec.unacceptable_gates),
+        endpoint_prefixes=tuple(tuple(p.spec.allowed_endpoints) for p in governing if p.spec.allowed_endpoints),
+        min_pass_rate=min_pass,
+        max_error_rate=max_error,
+        max_p95_latency_ms=max_p95,
+        digest=policy_digest(governing),
+        limits=limits,
+    )
+
+
+def _name(p: AIGatePolicy) -> str:
+    return p.metadata.name
+
+
+def policy_digest(policies: Sequence[AIGatePolicy]) -> str:
+    doc = [{"name": _name(p), "spec": p.spec.model_dump(mode="json", by_alias=True)} for p in policies]
+    data = json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def violations(workload: AIWorkload, policy: EffectivePolicy) -> list[str]:
+    """What in the workload the governing policies refuse, one phrase each naming the field and the policy."""
+    spec, out = workload.spec, []
+    by = policy.limits
+    if policy.max_valid_for is not None:
+        valid_for = spec.evidence.valid_for_delta()
+        if valid_for > policy.max_valid_for:
+            out.append(
+                f"spec.evidence.validFor {spec.evidence.valid_for} is longer than {_hours(policy.max_valid_for)}, "
+                f"the most AIGatePolicy {by['maxValidFor']} allows"
+            )
+    for i, m in enumerate(spec.models):
+        url = m.base_url()
+        for prefixes in policy.endpoint_prefixes:
+            if not any(url.startswith(p) for p in prefixes):
+                out.append(f"spec.models[{i}].endpoint {url} is outside the endpoints allowed ({', '.join(prefixes)})")
+                break
+    slo = spec.slo
+    if policy.min_pass_rate is not None and slo.min_pass_rate < policy.min_pass_rate:
+        out.append(
+            f"spec.slo.minPassRate {slo.min_pass_rate} is below the floor {policy.min_pass_rate} "
+            f"of AIGatePolicy {by['minPassRate']}"
+        )
+    if policy.max_error_rate is not None and slo.max_error_rate > policy.max_error_rate:
+        out.append(
+            f"spec.slo.maxErrorRate {slo.max_error_rate} is above the ceiling {policy.max_error_rate} "
+            f"of AIGatePolicy {by['maxErrorRate']}"
+        )
+    if policy.max_p95_latency_ms is not None and slo.p95_latency_ms > policy.max_p95_latency_ms:
+        out.append(
+            f"spec.slo.p95LatencyMs {slo.p95_latency_ms:g} is above the ceiling {policy.max_p95_latency_ms:g} "
+            f"of AIGatePolicy {by['maxP95LatencyMs']}"
+        )
+    for i, a in enumerate(spec.risk_acceptances):
+        if a.gate in policy.unacceptable_gates:
+            out.append(f"spec.riskAcceptances[{i}]: a FAIL of gate {a.gate} may not be risk-accepted here")
+    return out
+
+
+def _hours(d: timedelta) -> str:
+    hours = d.total_seconds() / 3600
+    return f"{hours:g}h"

@@ -1,0 +1,661 @@
+"""The trust model played by an attacker: a team member with the built-in `edit` ClusterRole in their own namespace
+(plus the aggregated role for AIWorkloads, which `edit` picks up by its aggregation label). Each test plays one
+attack with `kubectl --as=<editor>` against the real API server and a running operator, and shows that it fails:
+the request is forbidden, or the operator ignores what the editor made, and the workload stays as the gates
+judged it."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from aigate.simulator.profile import SimProfile
+from aigate.simulator.server import SimulatorServer
+from aigate.times import rfc3339
+from localcluster.aigate_operator import (
+    OPERATOR_NAMESPACE,
+    OperatorProcess,
+    install_crd,
+    prepare_operator,
+    register_webhooks,
+    unregister_webhooks,
+)
+from localcluster.testing import Cluster, cluster_image
+
+GATES = "aigate-gates"
+POLICY_CRD = Path(__file__).resolve().parents[2] / "crds" / "aigatepolicies.aigate.dev.yaml"
+EDITOR, EDITOR_GROUP = "mallory", "team-fraud"
+ANSWER = '{"risk": "low", "summary": "nothing unusual in this case", "actions": []}'
+PROFILE = {
+    "seed": 1,
+    "models": {
+        "sim-claude": {"provider": "anthropic", "latency": {"fixedMs": 10}, "responses": [{"content": ANSWER}]},
+        "sim-gpt": {"provider": "openai", "latency": {"fixedMs": 10}, "responses": [{"content": ANSWER}]},
+    },
+}
+
+AIWORKLOAD_EDIT_ROLE = {
+    "apiVersion": "rbac.authorization.k8s.io/v1",
+    "kind": "ClusterRole",
+    "metadata": {
+        "name": "aigate-aiworkloads-edit",
+        # picked up by the built-in `edit` (and `admin`) ClusterRoles: a namespace editor edits AIWorkloads
+        "labels": {
+            "rbac.authorization.k8s.io/aggregate-to-edit": "true",
+            "rbac.authorization.k8s.io/aggregate-to-admin": "true",
+        },
+    },
+    # not aiworkloads/status: status is the operator's
+    "rules": [
+        {
+            "apiGroups": ["aigate.dev"],
+            "resources": ["aiworkloads"],
+            "verbs": ["get", "list", "watch", "create", "update", "patch", "delete", "deletecollection"],
+        }
+    ],
+}
+
+
+@pytest.fixture(scope="module")
+def simulator(cluster: Cluster) -> Iterator[SimulatorServer]:
+    """On the pod bridge's gateway address: the gate Jobs' pods call it there."""
+    if cluster.host_address is None:
+        pytest.skip("serves the simulator from this machine to the cluster's pods")
+    with SimulatorServer(SimProfile.model_validate(PROFILE), host=cluster.host_address) as sim:
+        yield sim
+
+
+@pytest.fixture(scope="module")
+def operator(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
+    install_crd(cluster.kubectl)
+    for ns in (OPERATOR_NAMESPACE, GATES):
+        cluster.kubectl("create", "namespace", ns, check=False)
+    cluster.kubectl("apply", "-f", "-", input=json.dumps(AIWORKLOAD_EDIT_ROLE))
+    # before the operator starts: it applies AIGatePolicies only when their CRD is there
+    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(POLICY_CRD))
+    cluster.kubectl("wait", "--for=condition=Established", "crd/aigatepolicies.aigate.dev", "--timeout=60s")
+    op = prepare_operator(tmp_path_factory.mktemp("aigate-operator"), cluster.kubeconfig)
+    op.start()
+    try:
+        op.wait_ready()
+        register_webhooks(cluster.kubectl, op)
+        yield op
+    finally:
+        unregister_webhooks(cluster.kubectl)
+        op.stop()
+
+
+@pytest.fixture
+def team(cluster: Cluster, namespace: str) -> str:
+    """The namespace, with the editor bound to the built-in `edit` ClusterRole in it (and nowhere else)."""
+    binding = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": {"name": "editors", "namespace": namespace},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "edit"},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": EDITOR}],
+    }
+    cluster.kubectl("apply", "-f", "-", input=json.dumps(binding))
+
+    def may_edit() -> bool:
+        return bool(editor(cluster, "auth", "can-i", "create", "aiworkloads", "-n", namespace).returncode == 0)
+
+    cluster.wait_for(may_edit, timeout=60, what="the edit ClusterRole aggregating the AIWorkload rules")
+    return namespace
+
+
+def editor(cluster: Cluster, *args: str, input: str | None = None) -> Any:
+    return cluster.kubectl(*args, as_user=EDITOR, as_groups=(EDITOR_GROUP,), input=input, check=False)
+
+
+def workload(ns: str, name: str, url: str, *, approval: bool) -> dict[str, Any]:
+    write_tool: dict[str, Any] = {"name": "create_case_note", "access": "write"}
+    if approval:
+        write_tool["approval"] = "required"
+    price = {"inputPerMTokUSD": 1, "outputPerMTokUSD": 2}
+    return {
+        "apiVersion": "aigate.dev/v1alpha1",
+        "kind": "AIWorkload",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {
+            "owner": "fraud-platform-team",
+            "models": [
+                {
+                    "name": "primary",
+                    "provider": "anthropic",
+                    "model": "sim-claude",
+                    "endpoint": url,
+                    "credentials": {"secretRef": {"name": "llm-keys", "key": "anthropic"}},
+                    "pricing": price,
+                },
+                {
+                    "name": "backup",
+                    "role": "fallback",
+                    "provider": "openai",
+                    "model": "sim-gpt",
+                    "endpoint": url + "/v1",
+                    "credentials": {"secretRef": {"name": "llm-keys", "key": "openai"}},
+                    "pricing": price,
+                },
+            ],
+            "traffic": {"requestsPerDay": 1000, "peakRequestsPerSecond": 20, "maxTestConcurrency": 4},
+            "budget": {"monthlyUSD": 1000, "gateRunMaxUSD": 1},
+            "slo": {"p95LatencyMs": 4000, "timeoutMs": 2000, "maxErrorRate": 0.01, "minPassRate": 0.9},
+            "fallback": {"safeStop": {"message": "Routed to an analyst."}},
+            "tools": [{"name": "lookup_policy", "access": "read"}, write_tool],
+            "suite": {
+                "repeats": 60,  # 60 samples: enough to judge a p95
+                "cases": [
+                    {
+                        "name": "summarize",
+                        "messages": [{"role": "user", "content": "summarize case 1"}],
+                        "expect": {"contains": ["risk"]},
+                    }
+                ],
+            },
+        },
+    }
+
+
+def setup(cluster: Cluster, ns: str) -> None:
+    keys = {"anthropic": "sk-ant-trust-1", "openai": "sk-trust-2"}
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "llm-keys", "namespace": ns},
+        "data": {k: base64.b64encode(v.encode()).decode() for k, v in keys.items()},
+    }
+    cluster.kubectl("apply", "-f", "-", input=json.dumps(secret))
+
+
+def get_workload(cluster: Cluster, ns: str, name: str) -> dict[str, Any]:
+    return cluster.get_json("aiworkload", name, "-n", ns)  # type: ignore[no-any-return]
+
+
+def wait_decision(cluster: Cluster, ns: str, name: str, decision: str, *, after_run: str | None = None) -> Any:
+    def probe() -> dict[str, Any] | None:
+        wl = get_workload(cluster, ns, name)
+        st = wl.get("status") or {}
+        last = st.get("lastRun") or {}
+        if after_run is not None and last.get("runId") == after_run:
+            return None
+        done = st.get("phase") in ("Passed", "Failed") and last.get("finishedAt")
+        return wl if done and st.get("decision") == decision else None
+
+    return cluster.wait_for(probe, timeout=240, what=f"{ns}/{name} decision {decision}")
+
+
+def rollout(cluster: Cluster, ns: str, wl: str, name: str) -> Any:
+    labels = {"app": name, "aigate.dev/workload": wl}
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": ns, "labels": labels},
+        "spec": {
+            "replicas": 0,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {"containers": [{"name": "app", "image": "registry.example/app:1"}]},
+            },
+        },
+    }
+    return editor(cluster, "apply", "-f", "-", input=json.dumps(deployment))
+
+
+def in_gates(cluster: Cluster, kind: str, uid: str) -> list[str]:
+    found = cluster.get_json(kind, "-n", GATES, "-l", f"aigate.dev/workload-uid={uid}")["items"]
+    return sorted(o["metadata"]["name"] for o in found)
+
+
+def passing_result(run_id: str, digest: str, job: str) -> str:
+    """A result a forger would write: measured, every case passed (the shape the Job writes)."""
+    t = "2026-12-01T00:00:00Z"
+    run = {"case": "summarize", "model": "primary", "ok": True, "latencyMs": 10.0, "text": ANSWER}
+    return json.dumps(
+        {
+            "runId": run_id,
+            "specDigest": digest,
+            "job": job,
+            "startedAt": t,
+            "finishedAt": t,
+            "outcome": "measured",
+            "measurements": {
+                "started_at": t,
+                "finished_at": t,
+                "runner_version": "forged",
+                "concurrency": 1,
+                "models": {
+                    "primary": {
+                        "model": "primary",
+                        "provider": "anthropic",
+                        "requested_model": "sim-claude",
+                        "runs": [run],
+                    }
+                },
+            },
+        }
+    )
+
+
+def test_the_gate_namespace_is_out_of_the_editors_reach(
+    cluster: Cluster, team: str, operator: OperatorProcess, simulator: SimulatorServer
+) -> None:
+    """Forge a result (delete the Job, write a passing result, recreate the Job), run a pod under the gate
+    ServiceAccount, exec into a gate pod, read the copied keys: all forbidden by the API server."""
+    ns, name = team, "forged-run"
+    setup(cluster, ns)
+    applied = editor(cluster, "apply", "-f", "-", input=json.dumps(workload(ns, name, simulator.url, approval=False)))
+    assert applied.returncode == 0, applied.stderr
+    wl = wait_decision(cluster, ns, name, "FAIL")
+    job, run_id = wl["status"]["lastRun"]["job"], wl["status"]["lastRun"]["runId"]
+    assert wl["status"]["lastRun"]["namespace"] == GATES and wl["status"]["lastRun"]["jobUid"]
+
+    for verb, what in (
+        ("delete", f"job/{job}"),
+        ("create", "jobs"),
+        ("get", "jobs"),
+        ("update", "configmaps"),
+        ("patch", "configmaps"),
+        ("create", "configmaps"),
+        ("get", "secrets"),
+        ("create", "pods"),
+        ("create", "pods/exec"),
+        ("get", "pods/log"),
+        ("create", "serviceaccounts/token"),
+    ):
+        answer = editor(cluster, "auth", "can-i", verb, what, "-n", GATES)
+        assert answer.stdout.strip() == "no", f"the editor may {verb} {what} in {GATES}"
+    deleted = editor(cluster, "delete", "job", job, "-n", GATES)
+    assert deleted.returncode != 0 and "forbidden" in deleted.stderr.lower(), deleted.stderr
+    written = editor(
+        cluster,
+        "create",
+        "configmap",
+        f"{job}-result",
+        "-n",
+        GATES,
+        f"--from-literal=result.json={passing_result(run_id, wl['status']['specDigest'], job)}",
+    )
+    assert written.returncode != 0 and "forbidden" in written.stderr.lower(), written.stderr
+    pod = editor(cluster, "run", "forger", "-n", GATES, "--image=x", "--restart=Never", "--command", "--", "true")
+    assert pod.returncode != 0 and "forbidden" in pod.stderr.lower(), pod.stderr
+    refused = rollout(cluster, ns, name, "app")
+    assert refused.returncode != 0 and "toolControl" in refused.stderr, refused.stderr
+    assert get_workload(cluster, ns, name)["status"]["decision"] == "FAIL"
+
+
+def test_a_gate_job_made_in_the_team_namespace_is_ignored(
+    cluster: Cluster, team: str, operator: OperatorProcess, simulator: SimulatorServer
+) -> None:
+    """The editor makes what used to be accepted: a finished Job labelled as a gate Job, annotated for their
+    workload, running `true`, and a passing result beside it. The operator takes results only from the Job whose
+    uid it recorded, in the gate namespace: the workload stays FAIL and the rollout stays refused."""
+    ns, name = team, "own-job"
+    setup(cluster, ns)
+    applied = editor(cluster, "apply", "-f", "-", input=json.dumps(workload(ns, name, simulator.url, approval=False)))
+    assert applied.returncode == 0, applied.stderr
+    wl = wait_decision(cluster, ns, name, "FAIL")
+    last, digest = wl["status"]["lastRun"], wl["status"]["specDigest"]
+    result = passing_result(last["runId"], digest, last["job"])
+    cm = editor(
+        cluster, "create", "configmap", f"{last['job']}-result", "-n", ns, f"--from-literal=result.json={result}"
+    )
+    assert cm.returncode == 0, cm.stderr
+    annotations = {
+        "aigate.dev/for-namespace": ns,
+        "aigate.dev/for-name": name,
+        "aigate.dev/spec-digest": digest,
+        "aigate.dev/run-id": last["runId"],
+    }
+    forged_job = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": last["job"],
+            "namespace": ns,
+            "labels": {"aigate.dev/role": "gate-job", "aigate.dev/workload-uid": wl["metadata"]["uid"]},
+            "annotations": annotations,
+        },
+        "spec": {
+            "backoffLimit": 0,
+            "template": {
+                "spec": {
+                    "restartPolicy": "Never",
+                    "containers": [{"name": "gate", "image": cluster_image(), "command": ["true"]}],
+                }
+            },
+        },
+    }
+    made = editor(cluster, "create", "-f", "-", input=json.dumps(forged_job))
+    assert made.returncode == 0, made.stderr
+    cluster.wait_for_condition("job", last["job"], ns, "Complete", timeout=120)
+
+    def ignored() -> bool:
+        return "not a gate run of aigate's" in operator.log.read_text(errors="replace")
+
+    cluster.wait_for(ignored, timeout=60, what="the operator to see and ignore the forged Job")
+    after = get_workload(cluster, ns, name)
+    assert after["status"]["decision"] == "FAIL" and after["status"]["lastRun"]["runId"] == last["runId"]
+    refused = rollout(cluster, ns, name, "app")
+    assert refused.returncode != 0 and "toolControl" in refused.stderr, refused.stderr
+
+
+def test_an_older_pass_envelope_put_back_admits_nothing(cluster: Cluster, team: str, operator: OperatorProcess) -> None:
+    """Spec A passes; the editor keeps its signed envelope; A -> B (failing) -> A again, with the provider now
+    down. The editor writes the old PASS envelope for A back into the evidence ConfigMap beside the workload (theirs
+    to write): nothing decides from that copy. The rollout is refused, and A is judged anew (FAIL)."""
+    ns, name = team, "restored"
+    setup(cluster, ns)
+    with SimulatorServer(SimProfile.model_validate(PROFILE), host=cluster.host_address or "127.0.0.1") as sim:
+        spec_a = workload(ns, name, sim.url, approval=True)
+        assert editor(cluster, "apply", "-f", "-", input=json.dumps(spec_a)).returncode == 0
+        wl = wait_decision(cluster, ns, name, "PASS")
+        digest_a, run_a = wl["status"]["specDigest"], wl["status"]["lastRun"]["runId"]
+        copy_name = f"{name}-aigate-evidence"
+        envelope_a = editor(cluster, "get", "configmap", copy_name, "-n", ns, "-o", "json")
+        assert envelope_a.returncode == 0, envelope_a.stderr
+        saved = json.loads(envelope_a.stdout)["data"]["evidence.json"]
+        assert rollout(cluster, ns, name, "app-a").returncode == 0
+
+        spec_b = workload(ns, name, sim.url, approval=False)
+        assert editor(cluster, "apply", "-f", "-", input=json.dumps(spec_b)).returncode == 0
+        wl = wait_decision(cluster, ns, name, "FAIL", after_run=run_a)
+        run_b = wl["status"]["lastRun"]["runId"]
+    # the provider is gone now: a fresh run of A cannot pass
+    assert editor(cluster, "apply", "-f", "-", input=json.dumps(spec_a)).returncode == 0
+    restore = {"data": {"evidence.json": saved}}
+    patched = editor(cluster, "patch", "configmap", copy_name, "-n", ns, "--type=merge", "-p", json.dumps(restore))
+    assert patched.returncode == 0, patched.stderr
+    refused = rollout(cluster, ns, name, "app-restored")
+    assert refused.returncode != 0, "a restored PASS envelope admitted a rollout"
+    wl = wait_decision(cluster, ns, name, "FAIL", after_run=run_b)
+    assert wl["status"]["specDigest"] == digest_a
+    patched = editor(cluster, "patch", "configmap", copy_name, "-n", ns, "--type=merge", "-p", json.dumps(restore))
+    assert patched.returncode == 0, patched.stderr
+    refused = rollout(cluster, ns, name, "app-restored")
+    assert refused.returncode != 0, "a restored PASS envelope admitted a rollout"
+    assert get_workload(cluster, ns, name)["status"]["decision"] == "FAIL"
+
+
+def test_no_run_secret_outlives_its_run_and_deletion_cleans_up(
+    cluster: Cluster, team: str, operator: OperatorProcess, simulator: SimulatorServer
+) -> None:
+    """Passing and failing runs leave no Secret (nor input, nor ServiceAccount) in the gate namespace; deleting the
+    workload deletes its Jobs there and its trusted evidence (the finalizer: no owner reference crosses
+    namespaces)."""
+    ns = team
+    setup(cluster, ns)
+    uids = {}
+    for name, approval, decision in (("clean-pass", True, "PASS"), ("clean-fail", False, "FAIL")):
+        doc = workload(ns, name, simulator.url, approval=approval)
+        assert editor(cluster, "apply", "-f", "-", input=json.dumps(doc)).returncode == 0
+        wl = wait_decision(cluster, ns, name, decision)
+        uids[name] = wl["metadata"]["uid"]
+        assert wl["metadata"]["finalizers"], "no finalizer: deleting the workload would leave its runs behind"
+    for name, uid in uids.items():
+        assert in_gates(cluster, "secrets", uid) == [], f"{name}: a run Secret outlived its run"
+        assert in_gates(cluster, "serviceaccounts", uid) == [], f"{name}: a run ServiceAccount outlived its run"
+        assert in_gates(cluster, "jobs", uid), f"{name}: the finished Job stays for people to read"
+        trusted = cluster.get_json("configmaps", "-n", OPERATOR_NAMESPACE, "-l", f"aigate.dev/workload-uid={uid}")
+        assert len(trusted["items"]) == 1
+    deleted = editor(cluster, "delete", "aiworkload", "clean-pass", "-n", ns, "--wait=true", "--timeout=60s")
+    assert deleted.returncode == 0, deleted.stderr
+    uid = uids["clean-pass"]
+    cluster.wait_for(lambda: in_gates(cluster, "jobs", uid) == [], timeout=60, what="the runs deleted with it")
+    trusted = cluster.get_json("configmaps", "-n", OPERATOR_NAMESPACE, "-l", f"aigate.dev/workload-uid={uid}")
+    assert trusted["items"] == []
+
+
+def test_a_bare_pod_and_an_unlabelled_cronjob_template_are_refused(
+    cluster: Cluster, team: str, operator: OperatorProcess, simulator: SimulatorServer
+) -> None:
+    """A bare Pod labelled for a failing workload is judged like a Deployment; a CronJob whose jobTemplate lacks
+    the label (its Jobs would never be judged) is refused whatever the workload's evidence says."""
+    ns, name = team, "bare"
+    setup(cluster, ns)
+    applied = editor(cluster, "apply", "-f", "-", input=json.dumps(workload(ns, name, simulator.url, approval=False)))
+    assert applied.returncode == 0, applied.stderr
+    wait_decision(cluster, ns, name, "FAIL")
+    labels = {"aigate.dev/workload": name}
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "bare-ai", "namespace": ns, "labels": labels},
+        "spec": {"containers": [{"name": "app", "image": "registry.example/app:1", "command": ["true"]}]},
+    }
+    refused = editor(cluster, "create", "-f", "-", input=json.dumps(pod))
+    assert refused.returncode != 0 and f"AIWorkload {ns}/{name} is not cleared" in refused.stderr, refused.stderr
+    job_spec = {
+        "template": {
+            "spec": {
+                "restartPolicy": "Never",
+                "containers": [{"name": "c", "image": "registry.example/app:1", "command": ["true"]}],
+            }
+        }
+    }
+    cronjob = {
+        "apiVersion": "batch/v1",
+        "kind": "CronJob",
+        "metadata": {"name": "nightly", "namespace": ns, "labels": labels},
+        "spec": {"schedule": "0 3 * * *", "jobTemplate": {"spec": job_spec}},
+    }
+    refused = editor(cluster, "create", "-f", "-", input=json.dumps(cronjob))
+    assert refused.returncode != 0, "a CronJob whose Jobs nobody would judge was admitted"
+    assert "spec.jobTemplate.metadata.labels must carry aigate.dev/workload" in refused.stderr, refused.stderr
+
+
+@pytest.mark.parametrize(
+    ("change", "configmap", "message"),
+    [
+        (
+            lambda s: s.update(evidence={"validFor": "99999999999999999999d"}),
+            None,
+            "spec.evidence.validFor: must be at most 3650d",
+        ),
+        (
+            lambda s: s["suite"]["cases"][0]["expect"].update(jsonSchema=json.loads('{"a":' * 200 + "{}" + "}" * 200)),
+            None,
+            "nested deeper than 64 levels",
+        ),
+        (
+            lambda s: s.update(suite={"configMapRef": {"name": "big-suite", "key": "cases.yaml"}}),
+            "x" * (300 * 1024),
+            "spec.suite: 307200 bytes, above the limit of 262144 bytes",
+        ),
+    ],
+    ids=["overflow", "nesting", "oversize"],
+)
+def test_inputs_past_the_bounds_get_one_line_and_invalid_spec(
+    cluster: Cluster,
+    team: str,
+    operator: OperatorProcess,
+    simulator: SimulatorServer,
+    change: Any,
+    configmap: str | None,
+    message: str,
+) -> None:
+    ns, name = team, "unbounded"
+    setup(cluster, ns)
+    if configmap is not None:
+        cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "big-suite", "namespace": ns}}
+        cm["data"] = {"cases.yaml": configmap}
+        assert editor(cluster, "create", "-f", "-", input=json.dumps(cm)).returncode == 0
+    doc = workload(ns, name, simulator.url, approval=True)
+    change(doc["spec"])
+    applied = editor(cluster, "create", "-f", "-", input=json.dumps(doc))
+    assert applied.returncode == 0, applied.stderr
+
+    def invalid() -> dict[str, Any] | None:
+        st = get_workload(cluster, ns, name).get("status") or {}
+        ready = {c["type"]: c for c in st.get("conditions") or []}.get("Ready")
+        return ready if ready is not None and ready["reason"] == "InvalidSpec" else None
+
+    ready = cluster.wait_for(invalid, timeout=60, what="the InvalidSpec condition")
+    assert message in ready["message"] and "\n" not in ready["message"], ready["message"]
+    log = operator.log.read_text(errors="replace")
+    assert "Traceback" not in log and "RecursionError" not in log and "OverflowError" not in log
+    events = cluster.get_json("events", "-n", ns, "--field-selector", f"involvedObject.name={name}")["items"]
+    assert [e["reason"] for e in events].count("InvalidSpec") == 1, "reported once, not on every event"
+
+
+def test_a_reference_the_author_may_not_read_is_refused(
+    cluster: Cluster, team: str, operator: OperatorProcess, simulator: SimulatorServer
+) -> None:
+    """A user who may edit AIWorkloads but not read the team's Secrets names the team's key in a workload (aigate
+    would send it to the endpoint of their choosing): refused, naming the reference. The editor, who may read it,
+    may reference it."""
+    ns, name = team, "borrowed-key"
+    setup(cluster, ns)
+    binding = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": {"name": "workload-authors", "namespace": ns},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "aigate-aiworkloads-edit"},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "intern"}],
+    }
+    cluster.kubectl("apply", "-f", "-", input=json.dumps(binding))
+    doc = json.dumps(workload(ns, name, simulator.url, approval=True))
+    refused = cluster.kubectl("create", "-f", "-", as_user="intern", input=doc, check=False)
+    assert refused.returncode != 0
+    assert f"user intern may not get Secret {ns}/llm-keys (spec.models[0].credentials.secretRef)" in refused.stderr
+    assert cluster.kubectl("get", "aiworkload", name, "-n", ns, check=False).returncode != 0
+    allowed = editor(cluster, "create", "-f", "-", input=doc)
+    assert allowed.returncode == 0, allowed.stderr
+
+
+def test_a_workload_in_aigates_own_namespace_is_not_gated(
+    cluster: Cluster, operator: OperatorProcess, simulator: SimulatorServer
+) -> None:
+    """An AIWorkload in the operator's namespace could reach the signing key; one in the gate namespace the runs'
+    credentials. The operator runs nothing for them and says why in a condition."""
+    for ns in (OPERATOR_NAMESPACE, GATES):
+        name = f"inside-{ns}"
+        cluster.kubectl("apply", "-f", "-", input=json.dumps(workload(ns, name, simulator.url, approval=True)))
+
+        def excluded(ns: str = ns, name: str = name) -> dict[str, Any] | None:
+            st = get_workload(cluster, ns, name).get("status") or {}
+            ready = {c["type"]: c for c in st.get("conditions") or []}.get("Ready")
+            return ready if ready is not None and ready["reason"] == "NamespaceExcluded" else None
+
+        ready = cluster.wait_for(excluded, timeout=60, what=f"{ns}/{name} NamespaceExcluded")
+        assert ready["message"].startswith(f"namespace {ns} is aigate's"), ready["message"]
+        uid = get_workload(cluster, ns, name)["metadata"]["uid"]
+        assert in_gates(cluster, "jobs", uid) == [] and in_gates(cluster, "secrets", uid) == []
+        cluster.kubectl("delete", "aiworkload", name, "-n", ns, "--wait=true", "--timeout=60s")
+
+
+def test_an_aigatepolicy_sets_what_a_workload_may_not_loosen(
+    cluster: Cluster, team: str, operator: OperatorProcess, simulator: SimulatorServer
+) -> None:
+    """A cluster-scoped AIGatePolicy governs the team's namespace (by label). The editor asks for `audit`: the
+    floor `enforce` still refuses the failing workload's rollout. A validity beyond the policy's, an endpoint
+    outside its prefixes and a relaxed SLO floor are refused at admission. The evidence expires within the policy's
+    limit and records the policy, as status does."""
+    ns, name = team, "governed"
+    setup(cluster, ns)
+    cluster.kubectl("label", "namespace", ns, f"aigate.dev/policy-test={ns}")
+    policy = {
+        "apiVersion": "aigate.dev/v1alpha1",
+        "kind": "AIGatePolicy",
+        "metadata": {"name": f"platform-{ns}"},
+        "spec": {
+            "namespaceSelector": {"matchLabels": {"aigate.dev/policy-test": ns}},
+            "enforcement": "enforce",
+            "maxValidFor": "24h",
+            "allowedEndpoints": [simulator.url],
+            "slo": {"minPassRate": 0.9},
+        },
+    }
+    cluster.kubectl("apply", "-f", "-", input=json.dumps(policy))
+    try:
+        changed = editor(cluster, "patch", "aigatepolicy", f"platform-{ns}", "--type=merge", "-p", '{"spec": {}}')
+        assert changed.returncode != 0 and "forbidden" in changed.stderr.lower(), changed.stderr
+
+        def governed(**evidence: str) -> dict[str, Any]:
+            doc = workload(ns, name, simulator.url, approval=False)
+            doc["spec"]["enforcement"] = "audit"
+            doc["spec"]["evidence"] = {"validFor": "12h", "regateBefore": "1h", **evidence}
+            return doc
+
+        changes: list[tuple[Callable[[dict[str, Any]], Any], str]] = [
+            (lambda d: d["spec"]["evidence"].update(validFor="720h"), "spec.evidence.validFor 720h is longer than 24h"),
+            (
+                lambda d: d["spec"]["models"][0].update(endpoint="https://elsewhere.example/"),
+                "spec.models[0].endpoint https://elsewhere.example is outside the endpoints allowed",
+            ),
+            (lambda d: d["spec"]["slo"].update(minPassRate=0.5), "spec.slo.minPassRate 0.5 is below the floor 0.9"),
+        ]
+        for change, refusal in changes:
+            doc = governed()
+            change(doc)
+            refused = editor(cluster, "apply", "-f", "-", input=json.dumps(doc))
+            assert refused.returncode != 0, f"admitted a workload the policy refuses ({refusal})"
+            assert f"refused by AIGatePolicy platform-{ns}" in refused.stderr and refusal in refused.stderr, (
+                refused.stderr
+            )
+
+        applied = editor(cluster, "apply", "-f", "-", input=json.dumps(governed()))
+        assert applied.returncode == 0, applied.stderr
+        wl = wait_decision(cluster, ns, name, "FAIL")
+        refused = rollout(cluster, ns, name, "audited-app")
+        assert refused.returncode != 0, "enforcement: audit under an enforce policy admitted a failing workload"
+        assert wl["status"]["policy"]["names"] == [f"platform-{ns}"]
+        issued = datetime.fromisoformat(wl["status"]["evidence"]["issuedAt"])
+        expires = datetime.fromisoformat(wl["status"]["evidence"]["expiresAt"])
+        assert expires - issued <= timedelta(hours=12)
+    finally:
+        cluster.kubectl("delete", "aigatepolicy", f"platform-{ns}", "--ignore-not-found")
+
+
+def test_a_risk_acceptance_holds_for_its_spec_and_its_hour_only(
+    cluster: Cluster, team: str, operator: OperatorProcess, simulator: SimulatorServer
+) -> None:
+    """An acceptor accepts the failing toolControl gate for one hour: the evidence expires within that hour. The
+    editor then changes something else in the spec: the acceptance was given for the spec as it was, so it no
+    longer applies (the gate's condition says so) and the rollout is refused until an acceptor renews it."""
+    ns, name = team, "accepted-once"
+    setup(cluster, ns)
+    acceptors = "aigate:risk-acceptors"
+    binding = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": {"name": "acceptors", "namespace": ns},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "aigate-aiworkloads-edit"},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": acceptors}],
+    }
+    cluster.kubectl("apply", "-f", "-", input=json.dumps(binding))
+    applied = editor(cluster, "apply", "-f", "-", input=json.dumps(workload(ns, name, simulator.url, approval=False)))
+    assert applied.returncode == 0, applied.stderr
+    run = wait_decision(cluster, ns, name, "FAIL")["status"]["lastRun"]["runId"]
+
+    expires = (datetime.now(UTC) + timedelta(hours=1)).replace(microsecond=0)
+    acceptance = {"gate": "toolControl", "reason": "approval flow ships next sprint", "expires": rfc3339(expires)}
+    patch = json.dumps({"spec": {"riskAcceptances": [acceptance]}})
+    accepted = cluster.kubectl(
+        "patch", "aiworkload", name, "-n", ns, "--type=merge", "-p", patch, as_user="alice", as_groups=(acceptors,),
+        check=False,
+    )  # fmt: skip
+    assert accepted.returncode == 0, accepted.stderr
+    [recorded] = get_workload(cluster, ns, name)["spec"]["riskAcceptances"]
+    assert recorded["acceptedBy"] == "alice" and recorded["specDigest"].startswith("sha256:")
+    wl = wait_decision(cluster, ns, name, "PASS", after_run=run)
+    assert datetime.fromisoformat(wl["status"]["evidence"]["expiresAt"]) <= expires
+    assert rollout(cluster, ns, name, "accepted-app").returncode == 0
+
+    # the editor changes something else: the acceptance keeps the digest of the spec it was given for
+    slower = json.dumps({"spec": {"slo": {"p95LatencyMs": 3900}}})
+    changed = editor(cluster, "patch", "aiworkload", name, "-n", ns, "--type=merge", "-p", slower)
+    assert changed.returncode == 0, changed.stderr
+    assert get_workload(cluster, ns, name)["spec"]["riskAcceptances"][0]["specDigest"] == recorded["specDigest"]
+    wl = wait_decision(cluster, ns, name, "FAIL", after_run=wl["status"]["lastRun"]["runId"])
+    tool = {c["type"]: c for c in wl["status"]["conditions"]}["ToolControlGate"]
+    assert tool["status"] == "False" and "risk acceptance given for another spec: renew it" in tool["message"]
+    refused = rollout(cluster, ns, name, "accepted-app-2")
+    assert refused.returncode != 0, "an acceptance given for another spec still admitted a rollout"
