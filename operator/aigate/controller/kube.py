@@ -26,7 +26,7 @@ def load_api_client(environ: Mapping[str, str] | None = None) -> tuple[k8s.ApiCl
     """The one Kubernetes client loader (operator, webhook, gate Job), and a phrase saying which config it used.
 
     KUBECONFIG first, when set: nobody sets it by accident, and a process started by hand or by a test (the local
-    control plane, a process node) must talk to the cluster it names even if it happens to run in a pod. Else the
+    control plane's tests) must talk to the cluster it names even if it happens to run in a pod. Else the
     in-cluster ServiceAccount, which is how aigate runs when installed. Else ~/.kube/config, as kubectl does."""
     env = os.environ if environ is None else environ
     kubeconfig = env.get("KUBECONFIG")
