@@ -21,8 +21,9 @@ HACK_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=versions.env
 source "$HACK_DIR/versions.env"
 
-die() { echo "build-control-plane: error: $*" >&2; exit 1; }
-log() { echo "build-control-plane: [$(date +%H:%M:%S)] $*" >&2; }
+PROG=build-control-plane
+# shellcheck source=lib.sh
+source "$HACK_DIR/lib.sh"
 
 command -v go >/dev/null 2>&1 || die "go is not on PATH; install Go >= 1.26 (k8s.io/kubernetes ${KUBERNETES_VERSION} needs it)"
 command -v flock >/dev/null 2>&1 || die "flock is not on PATH (package util-linux)"
@@ -57,26 +58,6 @@ fi
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/aigate-build.XXXXXX")"
 trap 'rm -rf "$WORK"' EXIT
-
-elapsed() { echo "$(($(date +%s) - $1))s"; }
-
-# Run a command, logging a line every minute while it runs (a cold compile is silent for minutes).
-with_progress() {
-  local what="$1" start pid last=0 now
-  shift
-  start=$(date +%s)
-  "$@" &
-  pid=$!
-  while kill -0 "$pid" 2>/dev/null; do
-    sleep 2
-    now=$(($(date +%s) - start))
-    if ((now - last >= 60)); then
-      log "$what: still running (${now}s)"
-      last=$now
-    fi
-  done
-  wait "$pid"
-}
 
 build_kubernetes() {
   local start mod date ldflags pkgs=(kube-apiserver kube-controller-manager)
