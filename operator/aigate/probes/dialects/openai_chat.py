@@ -44,6 +44,19 @@ def openai_auth(ref: ModelRef, api_key: str | None) -> dict[str, str]:
     return headers
 
 
+def chat_usage(usage: Any, out: Parsed) -> None:
+    """Chat Completions' usage, in an answer or in a stream's usage chunk: cached input and reasoning tokens sit in
+    its *_details, each counted once."""
+    if not isinstance(usage, dict):
+        return
+    out.input_tokens = usage.get("prompt_tokens")
+    out.output_tokens = usage.get("completion_tokens")
+    out.details(
+        cache_read=(usage.get("prompt_tokens_details") or {}).get("cached_tokens"),
+        reasoning=(usage.get("completion_tokens_details") or {}).get("reasoning_tokens"),
+    )
+
+
 def function_tools(tools: Sequence[ResolvedTool]) -> list[dict[str, Any]]:
     return [
         {"type": "function", "function": {"name": t.name, "description": t.description, "parameters": t.parameters}}
@@ -104,14 +117,7 @@ class ChatCompletions:
         out.model = doc.get("model")
         out.fingerprint = doc.get("system_fingerprint")
         out.details(tier=doc.get("service_tier"))
-        usage = doc.get("usage")
-        if isinstance(usage, dict):
-            out.input_tokens = usage.get("prompt_tokens")
-            out.output_tokens = usage.get("completion_tokens")
-            out.details(
-                cache_read=(usage.get("prompt_tokens_details") or {}).get("cached_tokens"),
-                reasoning=(usage.get("completion_tokens_details") or {}).get("reasoning_tokens"),
-            )
+        chat_usage(doc.get("usage"), out)
         return out
 
     def stream(self, start: float) -> ChatCompletionsReader:
@@ -134,14 +140,7 @@ class ChatCompletionsReader(Reader):
         out.model = doc.get("model") or out.model
         out.fingerprint = doc.get("system_fingerprint") or out.fingerprint
         out.details(tier=doc.get("service_tier"))
-        usage = doc.get("usage")
-        if isinstance(usage, dict):
-            out.input_tokens = usage.get("prompt_tokens")
-            out.output_tokens = usage.get("completion_tokens")
-            out.details(
-                cache_read=(usage.get("prompt_tokens_details") or {}).get("cached_tokens"),
-                reasoning=(usage.get("completion_tokens_details") or {}).get("reasoning_tokens"),
-            )
+        chat_usage(doc.get("usage"), out)
         for choice in doc.get("choices") or []:
             delta = choice.get("delta") or {}
             content = delta.get("content")
