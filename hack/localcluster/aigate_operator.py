@@ -42,6 +42,15 @@ def install_crd(kubectl: Kubectl) -> None:
     kubectl("wait", "--for=condition=Established", "crd/aiworkloads.aigate.dev", "--timeout=60s")
 
 
+def grant_public_key_readers(kubectl: Kubectl, namespace: str = OPERATOR_NAMESPACE) -> None:
+    """As the chart does: every authenticated user may read the public key the operator publishes in NAMESPACE
+    (`kubectl aigate evidence --verify` reads it there)."""
+    from aigate.controller.signingkey import public_key_reader_rbac
+
+    items = public_key_reader_rbac(namespace)
+    kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": items}))
+
+
 @dataclass
 class OperatorProcess:
     state_dir: Path

@@ -13,10 +13,12 @@ from typing import Any
 
 import pytest
 
+from aigate.evidence.keys import key_id, load_public_key
 from aigate.simulator.profile import SimProfile
 from aigate.simulator.server import SimulatorServer
 from localcluster.aigate_operator import (
     OperatorProcess,
+    grant_public_key_readers,
     install_crd,
     prepare_operator,
     register_webhooks,
@@ -52,6 +54,7 @@ def simulator(cluster: Cluster) -> Iterator[SimulatorServer]:
 def operator(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
     install_crd(cluster.kubectl)
     cluster.kubectl("create", "namespace", "aigate-system", check=False)
+    grant_public_key_readers(cluster.kubectl)
     cluster.kubectl("create", "namespace", GATES, check=False)
     # who may accept risks (the group) and who may only edit workloads
     rbac = {
@@ -524,3 +527,22 @@ def test_metrics_and_probes(operator: OperatorProcess) -> None:
     assert status == 200
     for name in ("aigate_admission_decisions_total", "aigate_admission_duration_seconds", "aigate_gate_result"):
         assert name in text
+
+
+def test_the_operator_publishes_its_public_key(cluster: Cluster, operator: OperatorProcess) -> None:
+    """At start-up, from the key it signs with; readable by any authenticated user, and by no one writable but it."""
+    cm = cluster.get_json("configmap", "aigate-public-key", "-n", "aigate-system")
+    assert cm["data"]["aigate.pub"] == operator.public_key.read_text()
+    assert cm["data"]["keyId"] == key_id(load_public_key(operator.public_key))
+    who = ("--as=someone", "--as-group=system:authenticated")
+    can = cluster.kubectl(
+        "auth", "can-i", "get", "configmap/aigate-public-key", "-n", "aigate-system", *who, check=False
+    )
+    assert can.stdout.strip() == "yes"
+    for verb in ("update", "delete"):
+        can = cluster.kubectl(
+            "auth", "can-i", verb, "configmap/aigate-public-key", "-n", "aigate-system", *who, check=False
+        )
+        assert can.stdout.strip() == "no"
+    other = cluster.kubectl("auth", "can-i", "get", "configmap/other", "-n", "aigate-system", *who, check=False)
+    assert other.stdout.strip() == "no"

@@ -35,7 +35,12 @@ from aigate.controller.config import OperatorConfig
 from aigate.controller.kube import JSON, Kube, load_api_client
 from aigate.controller.metrics import Metrics
 from aigate.controller.reconcile import Reconciler, Signer, job_finished
-from aigate.controller.signingkey import ensure_signing_key
+from aigate.controller.signingkey import (
+    PUBLIC_KEY_CONFIGMAP,
+    SigningKeyError,
+    ensure_signing_key,
+    publish_public_key,
+)
 from aigate.controller.webhooks import ACCEPTANCES_ID, AIWORKLOADS_ID, ROLLOUTS_ID, AdmissionServer
 from aigate.evidence.keys import key_id, load_private_key, load_public_key
 from aigate.policy.acceptance import AcceptanceDecision, acceptance_patch
@@ -552,6 +557,13 @@ def run_operator(config: OperatorConfig) -> int:
     key = load_private_key(config.signing_key)
     public = load_public_key(config.public_key) if config.public_key else key.public_key()
     signer = Signer(key=key, key_id=key_id(public), public_key=public)
+    try:  # for `kubectl aigate evidence --verify`; the operator gates without it, so a refusal is only a warning
+        done = publish_public_key(api, config.namespace, public)
+        log.info(
+            "public key %s in ConfigMap %s/%s: %s", signer.key_id[:16], config.namespace, PUBLIC_KEY_CONFIGMAP, done
+        )
+    except SigningKeyError as e:
+        log.warning("public key not published: %s", e)
     metrics = Metrics()
     reconciler = Reconciler(Kube(api), config, signer, metrics)
     state = State(config, reconciler, signer, metrics)
