@@ -32,6 +32,7 @@ from aigate.controller import names
 from aigate.controller.admission import VerifyCache, rollout_decision
 from aigate.controller.certs import start_rotator
 from aigate.controller.config import OperatorConfig
+from aigate.controller.jobs import GATE_RESULT_ROLE
 from aigate.controller.kube import JSON, Kube, load_api_client
 from aigate.controller.metrics import Metrics
 from aigate.controller.reconcile import Reconciler, Signer, job_finished
@@ -274,19 +275,30 @@ def build_registry(config: OperatorConfig, *, policies: bool = False) -> kopf.Op
 
     @kopf.on.event("", "v1", "configmaps", id=CONFIGMAP_EVENTS_ID, registry=registry)
     async def configmap_event(
-        *, type: str, namespace: str | None, name: str, labels: Mapping[str, str], memo: Any, **kw: Any
+        *,
+        type: str,
+        namespace: str | None,
+        name: str,
+        labels: Mapping[str, str],
+        body: kopf.Body,
+        memo: Any,
+        **kw: Any,
     ) -> None:
         workload_index = kw["workload_index"]
         state: State = memo["state"]
         mark_indexed(state)
+        if type in ("ADDED", "MODIFIED") and labels.get(names.ROLE_LABEL) == GATE_RESULT_ROLE:
+            outcome = await asyncio.to_thread(state.reconciler.run_progress, plain(body))
+            log.debug("gate result %s/%s: %s", namespace, name, outcome)
+            return
         if type is None or names.ROLE_LABEL in labels:
             return  # the initial listing (resume handles it) and aigate's own ConfigMaps
         for (ns, _wl), _store in list(workload_index.items()):
             if ns != namespace:
                 continue
-            body = first(workload_index, (ns, _wl))
-            if body is not None and references(body, name):
-                outcome = await asyncio.to_thread(state.reconciler.reconcile, body)
+            found = first(workload_index, (ns, _wl))
+            if found is not None and references(found, name):
+                outcome = await asyncio.to_thread(state.reconciler.reconcile, found)
                 log.info("%s/%s: ConfigMap %s changed: %s", ns, _wl, name, outcome)
 
     @kopf.timer(
