@@ -520,6 +520,51 @@ def test_operator_restart_picks_up_the_running_job(
     assert rollout(cluster, ns, name).returncode == 0
 
 
+def test_progress_in_status_while_the_gate_run_goes_and_none_after(
+    cluster: Cluster, namespace: str, operator: OperatorProcess, simulator: SimulatorServer
+) -> None:
+    ns, name = namespace, "progressing"
+    setup_namespace(cluster, ns, name)
+    doc = workload(ns, name, simulator)
+    doc["spec"]["traffic"]["peakRequestsPerSecond"] = 4  # 2 models x 30 repeats x 2 cases at 4/s: a run of ~40 s
+    planned = 2 * 30 * 2 + 5 * 2  # and the 2 cases once per fault mode
+    apply(cluster, doc)
+    seen: list[dict[str, Any]] = []
+    rows: list[str] = []  # kubectl get -o wide while the run goes
+
+    def finished() -> dict[str, Any] | None:
+        st = get_workload(cluster, ns, name).get("status") or {}
+        if (st.get("lastRun") or {}).get("finishedAt"):
+            return st
+        if st.get("progress") and st.get("phase") == "Testing":
+            seen.append(st["progress"])
+            if len(rows) < 3 and st["progress"].get("done"):
+                rows.append(cluster.kubectl("get", "aiworkload", name, "-n", ns, "-o", "wide").stdout.splitlines()[1])
+        return None
+
+    final = cluster.wait_for(finished, timeout=300, interval=0.5, what=f"{ns}/{name}'s gate run to end")
+    assert final["phase"] in ("Passed", "Failed"), json.dumps(final)[:2000]
+    assert "progress" not in final, "progress outlived its run"
+    counted = [p for p in seen if p.get("done")]
+    assert counted, f"no progress seen while the run went: {seen}"
+    for p in counted:
+        assert p["total"] == planned and 0 < p["done"] <= planned, p
+        assert p["message"] == f"{p['done']}/{planned} cases ({p['phase']})"
+        assert re.fullmatch(r"(baseline (primary|fallback)|fallback [a-z_0-9]+)", p["phase"]), p
+    assert any(p["done"] < planned for p in counted), "only a finished count was seen"
+    dones = [p["done"] for p in counted]
+    assert dones == sorted(dones), "the count went back"
+    shown = re.compile(rf"\d+/{planned} cases \((baseline [a-z]+|fallback [a-z_0-9]+)\)$")
+    assert any(shown.search(row) for row in rows), rows
+    wide = cluster.kubectl("get", "aiworkload", name, "-n", ns, "-o", "wide").stdout.splitlines()
+    assert wide[0].split()[-1] == "PROGRESS" and len(wide[1].split()) == len(wide[0].split()) - 1, wide
+    # the gate pod's log: plain progress lines
+    job = final["lastRun"]["job"]
+    log = cluster.kubectl("logs", f"job/{job}", "-n", GATES).stdout
+    assert f"{planned} requests planned" in log
+    assert re.search(r"^baseline primary: 60/60 cases, [0-9.]+s$", log, re.M), log[-2000:]
+
+
 def test_metrics_and_probes(operator: OperatorProcess) -> None:
     assert operator.http("/healthz")[0] == 200
     assert operator.http("/readyz")[0] == 200
