@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import binascii
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -51,12 +52,7 @@ def ensure_signing_key(api: k8s.ApiClient, namespace: str, secret: str, out: Pat
     ECDSA P-256 key pair (`aigate.key`, `aigate.pub`) first if it does not exist. True when it was created."""
     core = k8s.CoreV1Api(api)
     created = False
-    try:
-        found: Any = core.read_namespaced_secret(secret, namespace)
-    except ApiException as e:
-        if e.status != 404:
-            raise SigningKeyError(f"cannot read Secret {namespace}/{secret}: HTTP {e.status} {e.reason}") from None
-        found = None
+    found = _read_or_none(lambda: core.read_namespaced_secret(secret, namespace), f"Secret {namespace}/{secret}")
     if found is None:
         private_pem, public_pem = generate_key("ecdsa-p256")
         body: Any = {
@@ -84,6 +80,16 @@ def ensure_signing_key(api: k8s.ApiClient, namespace: str, secret: str, out: Pat
     pem = _private_pem(found.data or {}, f"{namespace}/{secret}")
     _write_private(out, pem)
     return created
+
+
+def _read_or_none(read: Callable[[], Any], what: str) -> Any:
+    """The object READ returns, None when it does not exist; SigningKeyError naming WHAT for any other refusal."""
+    try:
+        return read()
+    except ApiException as e:
+        if e.status != 404:
+            raise SigningKeyError(f"cannot read {what}: HTTP {e.status} {e.reason}") from None
+        return None
 
 
 def _private_pem(data: dict[str, str], where: str) -> bytes:
@@ -124,12 +130,7 @@ def publish_public_key(api: k8s.ApiClient, namespace: str, public: PublicKey) ->
     core = k8s.CoreV1Api(api)
     body: Any = public_key_configmap(namespace, public)
     where = f"ConfigMap {namespace}/{PUBLIC_KEY_CONFIGMAP}"
-    try:
-        found: Any = core.read_namespaced_config_map(PUBLIC_KEY_CONFIGMAP, namespace)
-    except ApiException as e:
-        if e.status != 404:
-            raise SigningKeyError(f"cannot read {where}: HTTP {e.status} {e.reason}") from None
-        found = None
+    found = _read_or_none(lambda: core.read_namespaced_config_map(PUBLIC_KEY_CONFIGMAP, namespace), where)
     try:
         if found is None:
             core.create_namespaced_config_map(namespace, body)
