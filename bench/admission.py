@@ -6,19 +6,19 @@ gated workloads.
 
     .venv/bin/python bench/admission.py [--rates 100,500,1000] [--seconds 5] [--json]
 
-A server process runs kopf's real admission path (`serve_admission_request` behind `AdmissionServer`, kopf's
-aiohttp `WebhookServer`) over TLS on 127.0.0.1 with an async validate handler calling `rollout_decision` on the
-remediated example, its ConfigMap and passing signed evidence (what the operator's indexes hold). A client process
+A server process runs `aigate webhook`'s real front door (aigate.webhook.server.App under Granian, as
+bench/webhook_server.py builds it) over TLS on 127.0.0.1, its Reviewer deciding from an Index holding the
+remediated example, its ConfigMap and passing signed evidence. A client process
 sends AdmissionReviews (CREATE of a labelled Deployment, ~1.5 KB) open-loop: request i leaves at t0 + i/rate
 whether or not earlier ones have returned (at most --max-inflight in flight; beyond that a request is counted as
 dropped, not queued). Bounded: rate x seconds requests, then at most 10 s to drain.
 
 Reported, in ms:
-  decision = rollout_decision alone, inside the handler (signature cache warm: one ECDSA check per envelope)
-  server   = AdmissionServer._serve: body read, JSON parse, kopf's handler machinery, decision, JSON answer
+  decision = Reviewer.rollout: the index look-ups and rollout_decision (digest and signature warmed by the index)
+  server   = the ASGI App: body read, JSON parse, decision, JSON answer (TLS and HTTP are Granian's, in Rust)
   client   = from the request's scheduled send time to its answer read (TLS, HTTP, queueing included)
   cold     = rollout_decision with no cache (digest and ECDSA verification every time), measured separately
-  cpu/req  = the server process's CPU time (user + system: TLS, HTTP, kopf, decision) per request
+  cpu/req  = the server process's CPU time (user + system: TLS, HTTP, App, decision) per request
 """
 
 from __future__ import annotations
@@ -36,17 +36,15 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import aiohttp.web
-import kopf
-from kopf._cogs.structs import reviews
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "bench"))
 
 from aigate.controller import names  # noqa: E402
 from aigate.controller.admission import rollout_decision  # noqa: E402
-from aigate.controller.webhooks import ROLLOUTS_WEBHOOK, AdmissionServer  # noqa: E402
-from kopf_admission import DEPLOYMENTS, Certs, serving, serving_certs, webhook_fn  # noqa: E402
+from aigate.controller.webhooks import ROLLOUTS_WEBHOOK  # noqa: E402
+from kopf_admission import Certs, serving_certs  # noqa: E402
 from test_admission import NAME, NOW, NS, PUB, World  # noqa: E402
 
 
@@ -65,66 +63,76 @@ def percentiles(xs: list[float]) -> dict[str, float]:
 
 
 def server_main(certdir: str, conn: Connection) -> None:
-    asyncio.run(_server(Path(certdir), conn))
+    import uvloop
+
+    uvloop.run(_server(Path(certdir), conn))
 
 
 async def _server(certdir: Path, conn: Connection) -> None:
-    world = World()
-    # as the operator's indexes hold them: API objects carry uid and resourceVersion
-    world.workload["metadata"].update(uid="wl-uid", resourceVersion="100")
-    for i, cm in enumerate(world.configmaps.values()):
-        cm["metadata"].update(uid=f"cm-uid-{i}", resourceVersion=str(200 + i))
+    from granian.constants import HTTPModes, Interfaces
+    from granian.server.embed import Server
+
+    from webhook_server import build_app
+
+    app = build_app()
     cpu = time.process_time()
     timings: dict[str, list[float]] = {"decision": [], "server": []}
-    registry = kopf.OperatorRegistry()
+    rollout = app.reviewer.rollout
 
-    @kopf.on.validate("apps", "v1", "deployments", id=ROLLOUTS_WEBHOOK, registry=registry)
-    async def rollouts(body: kopf.Body, warnings: list[str], **_: Any) -> None:
+    async def timed_rollout(request: Any, kind: str) -> Any:
         t = time.perf_counter()
-        labels = dict(body.metadata.labels)
-        d = rollout_decision(
-            kind=str(body.get("kind", "Deployment")),
-            namespace=str(body.metadata.namespace),
-            labels=labels,
-            workload=world.workload if labels.get(names.WORKLOAD_LABEL) == NAME else None,
-            evidence_cm=world.evidence,
-            configmaps=world.configmaps,
-            public_key=PUB,
-            now=NOW,
-            verify_cache=world.cache,
-        )
-        timings["decision"].append(time.perf_counter() - t)
-        if not d.allowed:
-            raise kopf.AdmissionError(d.message, code=403)
-        warnings.extend(d.warnings)
+        try:
+            return await rollout(request, kind)
+        finally:
+            timings["decision"].append(time.perf_counter() - t)
 
-    class Timed(AdmissionServer):
-        async def _serve(  # type: ignore[override]
-            self, fn: reviews.WebhookFn, request: aiohttp.web.Request
-        ) -> aiohttp.web.Response:
-            t = time.perf_counter()
-            try:
-                return await super()._serve(fn, request)
-            finally:
+    app.reviewer.rollout = timed_rollout
+
+    async def timed(scope: Any, receive: Any, send: Any) -> None:
+        t = time.perf_counter()
+        try:
+            await app(scope, receive, send)
+        finally:
+            if scope["type"] == "http":
                 timings["server"].append(time.perf_counter() - t)
 
-    certs = Certs(
-        (certdir / "ca.crt").read_bytes(), certdir / "webhook.crt", certdir / "webhook.key", certdir / "ca.crt"
+    port = free_port()
+    server = Server(
+        timed,
+        address="127.0.0.1",
+        port=port,
+        interface=Interfaces.ASGINL,
+        http=HTTPModes.auto,
+        websockets=False,
+        log_enabled=False,
+        ssl_cert=certdir / "webhook.crt",
+        ssl_key=certdir / "webhook.key",
     )
-    server = Timed(addr="127.0.0.1", certfile=certs.cert, pkeyfile=certs.key, cafile=certs.ca_file)
+    task = asyncio.create_task(server.serve())
+    await asyncio.sleep(0.5)
     loop = asyncio.get_running_loop()
-    async with serving(server, webhook_fn(registry, [DEPLOYMENTS])) as config:
-        conn.send(config["url"])
-        while True:
-            command = await loop.run_in_executor(None, conn.recv)
-            if command == "reset":
-                timings = {"decision": [], "server": []}
-                cpu = time.process_time()
-                conn.send("ok")
-            elif command == "collect":
-                conn.send({**timings, "cpu": [time.process_time() - cpu]})
-            else:
-                return
+    conn.send(f"https://127.0.0.1:{port}")
+    while True:
+        command = await loop.run_in_executor(None, conn.recv)
+        if command == "reset":
+            timings["decision"].clear()
+            timings["server"].clear()
+            cpu = time.process_time()
+            conn.send("ok")
+        elif command == "collect":
+            conn.send({**timings, "cpu": [time.process_time() - cpu]})
+        else:
+            server.stop()
+            await asyncio.wait([task], timeout=5)
+            return
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 # --- client -----------------------------------------------------------------------------------------------------

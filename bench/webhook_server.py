@@ -31,7 +31,6 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 
 def build_app() -> Any:
-    from admission import review_body  # noqa: F401 - the same request body as bench/admission.py
     from aigate.controller import names
     from aigate.controller.admission import VerifyCache
     from aigate.controller.metrics import Metrics

@@ -4,8 +4,8 @@
 - Namespaces' labels (which AIGatePolicies govern a namespace);
 - AIGatePolicies, parsed when they change;
 - the trusted evidence ConfigMaps in the operator's namespace (label `aigate.dev/role=evidence`);
-- the ConfigMaps some AIWorkload references (`referenced_configmaps`), and no other: a ConfigMap nobody
-  references is seen on the watch and dropped.
+- the ConfigMaps some AIWorkload references (`policy.configmaps.configmaps_read`), and no other: a ConfigMap
+  nobody references is seen on the watch and dropped; one referenced after it was listed is read once from the API.
 
 Each watch runs in a thread of its own and applies its events under one lock. When a workload, one of its
 ConfigMaps or its evidence changes, the thread that saw the change also decides a rollout for it once (`warm`): the
@@ -30,14 +30,14 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.watch.watch import iter_resp_lines
 from pydantic import ValidationError
 
-from aigate.api.errors import WorkloadError, format_validation_error
-from aigate.api.load import configmap_names, workload_from_api
+from aigate.api.errors import format_validation_error
 from aigate.api.models import API_GROUP, API_VERSION, PLURAL, WORKLOAD_LABEL
 from aigate.api.policy import POLICY_PLURAL, AIGatePolicy
 from aigate.controller import names
 from aigate.controller.admission import VerifyCache, rollout_decision
 from aigate.controller.jobs import EVIDENCE_ROLE
 from aigate.evidence import PublicKey
+from aigate.policy.configmaps import configmap_entry, configmaps_read
 from aigate.policy.governance import EffectivePolicy, effective
 
 log = logging.getLogger("aigate.webhook")
@@ -49,31 +49,6 @@ Key = tuple[str, str]
 EVIDENCE_SELECTOR = f"{names.ROLE_LABEL}={EVIDENCE_ROLE}"
 WATCH_TIMEOUT_SECONDS = 300
 RETRY_SECONDS = 2.0
-
-
-def referenced_configmaps(body: Mapping[str, Any]) -> frozenset[str]:
-    """The names of the ConfigMaps an AIWorkload (as the API holds it) reads; none for a spec aigate cannot read."""
-    try:
-        return frozenset(configmap_names(workload_from_api(body)))
-    except (WorkloadError, ValidationError, RecursionError):
-        return frozenset()
-
-
-def slim_configmap(body: Mapping[str, Any]) -> JSON:
-    """What a decision reads of a ConfigMap: identity and version (VerifyCache keys on them), aigate's labels and
-    annotations, data."""
-    meta = body.get("metadata") or {}
-    return {
-        "metadata": {
-            "name": meta.get("name"),
-            "namespace": meta.get("namespace"),
-            "uid": meta.get("uid"),
-            "resourceVersion": meta.get("resourceVersion"),
-            "labels": dict(meta.get("labels") or {}),
-            "annotations": {k: v for k, v in (meta.get("annotations") or {}).items() if k.startswith("aigate.dev/")},
-        },
-        "data": dict(body.get("data") or {}),
-    }
 
 
 def _key(body: Mapping[str, Any]) -> Key:
@@ -106,7 +81,11 @@ class Index:
         self.policies: dict[str, AIGatePolicy] = {}
         self.policies_installed = False
         self.refs: dict[Key, frozenset[str]] = {}
+        self.wanted: dict[str, set[str]] = {}
+        """namespace -> the ConfigMap names its workloads reference (the union of `refs` there)"""
         self.by_uid: dict[str, Key] = {}
+        self.missing: set[Key] = set()
+        """referenced ConfigMaps the API said do not exist: not asked again until the watch shows them"""
         self.lock = threading.RLock()
         self.configmaps_synced = False
 
@@ -128,7 +107,7 @@ class Index:
         return effective(list(self.policies.values()), self.namespace_labels.get(namespace) or {})
 
     def referenced(self, namespace: str, name: str) -> bool:
-        return any(ns == namespace and name in refs for (ns, _), refs in list(self.refs.items()))
+        return name in self.wanted.get(namespace, ())
 
     # ---- writing (the watch threads) ------------------------------------------------------------------------------
 
@@ -148,22 +127,23 @@ class Index:
             uid = str((body.get("metadata") or {}).get("uid") or "")
             if uid:
                 self.by_uid[uid] = key
-            refs = referenced_configmaps(body)
+            refs = configmaps_read(body)
             self.refs[key] = refs
+            self._drop_unreferenced(key[0])
             held = self.configmaps.get(key[0]) or {}
             if self.configmaps_synced:
                 for name in refs - held.keys():
                     self._fetch(key[0], name)
-            self._drop_unreferenced(key[0])
         self.warm(key)
 
     def apply_configmap(self, event: str, body: JSON) -> None:
         ns, name = _key(body)
         with self.lock:
+            self.missing.discard((ns, name))
             if event == "DELETED":
                 (self.configmaps.get(ns) or {}).pop(name, None)
             elif self.referenced(ns, name):
-                self.configmaps.setdefault(ns, {})[name] = slim_configmap(body)
+                self.configmaps.setdefault(ns, {})[name] = configmap_entry(body, keep_data=True)
             else:
                 return
             affected = [k for k, refs in self.refs.items() if k[0] == ns and name in refs]
@@ -188,7 +168,7 @@ class Index:
             if event == "DELETED":
                 self.evidence.pop(name, None)
             else:
-                self.evidence[name] = slim_configmap(body)
+                self.evidence[name] = configmap_entry(body, keep_data=True)
             uid = str(((body.get("metadata") or {}).get("labels") or {}).get(names.WORKLOAD_UID_LABEL) or "")
             key = self.by_uid.get(uid)
         if key is not None and event != "DELETED":
@@ -213,26 +193,27 @@ class Index:
             self.policies.pop(name, None)
 
     def _drop_unreferenced(self, namespace: str) -> None:
-        held = self.configmaps.get(namespace)
-        if not held:
-            return
         wanted: set[str] = set()
         for (ns, _), refs in self.refs.items():
             if ns == namespace:
                 wanted |= refs
+        self.wanted[namespace] = wanted
+        held = self.configmaps.get(namespace) or {}
         for name in [n for n in held if n not in wanted]:
             del held[name]
 
     def _fetch(self, namespace: str, name: str) -> None:
-        if self.fetch_configmap is None:
+        if self.fetch_configmap is None or (namespace, name) in self.missing:
             return
         try:
             found = self.fetch_configmap(namespace, name)
         except Exception as e:  # the watch will bring it when it changes; a decision says it is missing
             log.warning("ConfigMap %s/%s not read: %s", namespace, name, e)
             return
-        if found is not None:
-            self.configmaps.setdefault(namespace, {})[name] = slim_configmap(found)
+        if found is None:
+            self.missing.add((namespace, name))
+        else:
+            self.configmaps.setdefault(namespace, {})[name] = configmap_entry(found, keep_data=True)
 
     def warm(self, key: Key) -> None:
         """Decide a rollout for this workload once, off the request path: its spec digest and its evidence's
@@ -298,20 +279,11 @@ class Watcher:
         self._stop.set()
 
     def _get(self, path: str, query: list[tuple[str, Any]], *, stream: bool) -> Any:
-        return self.api.call_api(
-            path,
-            "GET",
-            query_params=query,
-            header_params={"Accept": "application/json"},
-            auth_settings=["BearerToken"],
-            _preload_content=False,
-            _request_timeout=(10, WATCH_TIMEOUT_SECONDS + 30) if stream else 60,
-        )[0]
+        return get(self.api, path, query, timeout=(10, WATCH_TIMEOUT_SECONDS + 30) if stream else 60)
 
     def _list(self, w: Watch) -> tuple[list[JSON], str]:
         query: list[tuple[str, Any]] = [("labelSelector", w.label_selector)] if w.label_selector else []
-        resp = self._get(w.path, query, stream=False)
-        doc = json.loads(resp.data)
+        doc = json.loads(self._get(w.path, query, stream=False).read())
         return list(doc.get("items") or []), str((doc.get("metadata") or {}).get("resourceVersion") or "")
 
     def _events(self, w: Watch, rv: str) -> Iterator[JSON]:
@@ -323,9 +295,9 @@ class Watcher:
         ]
         if w.label_selector:
             query.append(("labelSelector", w.label_selector))
-        resp = self._get(w.path, query, stream=True)
+        resp = self._get(w.path, query, stream=True).response
         try:
-            for line in iter_resp_lines(resp):
+            for line in iter_resp_lines(resp):  # type: ignore[no-untyped-call]
                 if self._stop.is_set():
                     return
                 yield json.loads(line)
@@ -423,18 +395,30 @@ def watches(index: Index, watch_namespaces: Iterable[str]) -> list[Watch]:
     return out
 
 
+def get(api: k8s.ApiClient, path: str, query: list[tuple[str, Any]], *, timeout: Any) -> Any:
+    """A GET of `path` with the client's configuration and credentials, its body not read (a watch streams it);
+    ApiException for an HTTP error, as the generated methods raise."""
+    method, url, headers, _, _ = api.param_serialize(
+        "GET", path, query_params=query, header_params={"Accept": "application/json"}, auth_settings=["BearerToken"]
+    )
+    resp = api.rest_client.request(method, url, headers=headers, _request_timeout=timeout)  # type: ignore[no-untyped-call]
+    if resp.status >= 300:
+        body = resp.read()
+        raise ApiException(status=resp.status, reason=resp.reason, body=body.decode(errors="replace") if body else None)
+    return resp
+
+
 def api_fetcher(api: k8s.ApiClient) -> Callable[[str, str], JSON | None]:
     """A ConfigMap read from the API as plain JSON (None when it does not exist)."""
-    core = k8s.CoreV1Api(api)
 
     def fetch(namespace: str, name: str) -> JSON | None:
         try:
-            resp = core.read_namespaced_config_map(name, namespace, _preload_content=False, _request_timeout=10)
+            resp = get(api, f"/api/v1/namespaces/{namespace}/configmaps/{name}", [], timeout=10)
         except ApiException as e:
             if e.status == 404:
                 return None
             raise
-        return json.loads(resp.data)  # type: ignore[no-any-return]
+        return json.loads(resp.read())  # type: ignore[no-any-return]
 
     return fetch
 

@@ -31,9 +31,9 @@ from aigate.controller.webhooks import (
     READ_TIMEOUT_SECONDS,
     WEBHOOK_IDS,
     BadReview,
-    _review_problem,
     parse_review,
     refusal,
+    review_problem,
 )
 from aigate.evidence.keys import load_private_key, load_public_key
 from aigate.webhook.index import Index, Watcher, api_fetcher, watches
@@ -102,7 +102,7 @@ class App:
         except BadReview as e:
             await _json(send, e.status, {"error": str(e)})
             return
-        problem = _review_problem(review)
+        problem = review_problem(review)
         if problem is not None:
             await _json(send, 200, refusal(review, problem, 400))
             return
