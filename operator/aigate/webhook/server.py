@@ -111,6 +111,9 @@ class App:
         except Exception:
             log.exception("admission request %s failed", review["request"]["uid"])
             answer = refusal(review, "aigate admission webhook internal error", 500)
+        response = answer.get("response") or {}
+        if response.get("allowed") is False:  # the product working, not an error: INFO; an admission is not logged
+            log.info("denied by %s: %s", webhook, (response.get("status") or {}).get("message"))
         await _json(send, 200, answer)
 
     async def _probe(self, path: str, send: Send) -> None:
@@ -219,7 +222,7 @@ def public_key_of(config: OperatorConfig) -> Any:
     return load_private_key(config.signing_key).public_key()
 
 
-def _tls_server(app: App, config: OperatorConfig, files: CertificateFiles) -> Any:
+def tls_server(app: Any, *, address: str, port: int, files: CertificateFiles) -> Any:
     """Granian, embedded in this process's event loop: TLS and HTTP/2 (ALPN h2, http/1.1) in Rust, the App in
     Python on this loop, beside the index (bench/README.md, "Webhook server", for why Granian)."""
     from granian.constants import HTTPModes, Interfaces, SSLProtocols
@@ -227,8 +230,8 @@ def _tls_server(app: App, config: OperatorConfig, files: CertificateFiles) -> An
 
     return Server(
         app,
-        address=config.webhook_addr,
-        port=config.webhook_port,
+        address=address,
+        port=port,
         interface=Interfaces.ASGINL,
         http=HTTPModes.auto,
         websockets=False,
@@ -254,7 +257,7 @@ def _plain_server(app: App, config: OperatorConfig) -> Any:
     )
 
 
-async def _follow_certificate(server: Any, files: CertificateFiles, interval: float = CERT_CHECK_SECONDS) -> None:
+async def follow_certificate(server: Any, files: CertificateFiles, interval: float = CERT_CHECK_SECONDS) -> None:
     """A new pair on disk: Granian respawns its worker on the same socket with the new files (the old one finishes
     the connections it has), so no request is refused for the swap."""
     from granian.constants import SSLProtocols
@@ -307,9 +310,9 @@ async def serve(config: OperatorConfig, *, stop: asyncio.Event | None = None) ->
             if stop.is_set():
                 return
             await asyncio.sleep(0.2)
-        tls = _tls_server(app, config, files)
+        tls = tls_server(app, address=config.webhook_addr, port=config.webhook_port, files=files)
         files.served()
-        tasks += [asyncio.create_task(tls.serve()), asyncio.create_task(_follow_certificate(tls, files))]
+        tasks += [asyncio.create_task(tls.serve()), asyncio.create_task(follow_certificate(tls, files))]
         log.info(
             "webhook serving on %s:%s (TLS: HTTP/2, HTTP/1.1); probes and metrics on %s:%s",
             config.webhook_addr,
@@ -328,7 +331,8 @@ async def serve(config: OperatorConfig, *, stop: asyncio.Event | None = None) ->
 
 
 def run_webhook(config: OperatorConfig) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # the operator's (kopf's) line format, so that both logs read alike
+    logging.basicConfig(level=logging.INFO, format="[%(asctime)s] %(name)-20.20s [%(levelname)-8s] %(message)s")
     logging.getLogger("granian").setLevel(logging.WARNING)
     try:
         import uvloop
