@@ -44,8 +44,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 from aigate.controller import names  # noqa: E402
 from aigate.controller.admission import rollout_decision  # noqa: E402
 from aigate.controller.webhooks import ROLLOUTS_WEBHOOK  # noqa: E402
-from kopf_admission import Certs, serving_certs  # noqa: E402
 from test_admission import NAME, NOW, NS, PUB, World  # noqa: E402
+from webhook_tls import Certs, serving_certs  # noqa: E402
 
 
 def percentiles(xs: list[float]) -> dict[str, float]:

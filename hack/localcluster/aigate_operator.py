@@ -1,6 +1,7 @@
 """aigate's operator on a local cluster: the CRD, a signing key, a webhook serving certificate, the operator and
 `aigate webhook` as two processes on this machine, and the webhook configurations pointing at the webhook over TLS
-on 127.0.0.1 (the API server runs here too). The gate Jobs it creates run as containers on the real node, from the image `make image` built.
+on 127.0.0.1 (the API server runs here too). The gate Jobs it creates run as containers on the real node, from
+the image `make image` built.
 
 Used by the operator's cluster tests and by `make cluster-demo`; the chart does the same in a real cluster
 with a Service clientConfig instead of a URL.
