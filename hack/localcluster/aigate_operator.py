@@ -112,7 +112,10 @@ class OperatorProcess:
 
     @property
     def webhook_env(self) -> dict[str, str]:
-        return {**self.env, "AIGATE_METRICS_PORT": str(self.webhook_metrics_port)}
+        """The operator's settings, less the signing key (the webhook verifies with the public key only), with the
+        webhook's own probes and metrics port."""
+        env = {k: v for k, v in self.env.items() if k != "AIGATE_SIGNING_KEY"}
+        return {**env, "AIGATE_METRICS_PORT": str(self.webhook_metrics_port)}
 
     def start(self) -> None:
         """Whichever of the two is not running (a test may have killed the operator alone)."""

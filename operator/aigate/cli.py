@@ -175,10 +175,9 @@ def cmd_operator(args: argparse.Namespace) -> int:
 
 
 def cmd_webhook(args: argparse.Namespace) -> int:
-    from aigate.controller.config import from_env
-    from aigate.webhook.server import run_webhook
+    from aigate.webhook.server import run_webhook, settings_from_env
 
-    return run_webhook(from_env())
+    return run_webhook(settings_from_env())
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -16,14 +16,15 @@ import logging
 import os
 import signal
 import ssl
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from pathlib import Path
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
 
+from aigate.api.errors import UsageError
 from aigate.controller.admission import VerifyCache
-from aigate.controller.config import OperatorConfig
+from aigate.controller.config import OperatorConfig, from_env
 from aigate.controller.kube import Kube, load_api_client
 from aigate.controller.metrics import Metrics
 from aigate.controller.webhooks import (
@@ -328,6 +329,20 @@ async def serve(config: OperatorConfig, *, stop: asyncio.Event | None = None) ->
         await asyncio.wait(tasks, timeout=10)
         for task in tasks:
             task.cancel()
+
+
+def settings_from_env(env: Mapping[str, str] | None = None) -> OperatorConfig:
+    """The operator's settings table, read for the webhook: it verifies with AIGATE_PUBLIC_KEY and never reads the
+    signing key, so that variable (required by the operator) may be unset here."""
+    given = dict(os.environ if env is None else env)
+    if not given.get("AIGATE_SIGNING_KEY", "").strip():
+        if not given.get("AIGATE_PUBLIC_KEY", "").strip():
+            raise UsageError(
+                "AIGATE_PUBLIC_KEY: not set (the key `aigate webhook` verifies evidence with; or AIGATE_SIGNING_KEY, "
+                "to derive it)"
+            )
+        given["AIGATE_SIGNING_KEY"] = os.devnull  # never read: public_key_of takes AIGATE_PUBLIC_KEY
+    return from_env(given)
 
 
 def run_webhook(config: OperatorConfig) -> int:
