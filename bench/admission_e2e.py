@@ -244,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
                         "apiserver_admission_webhook_admission_duration_seconds",
                         name="rollouts.aigate.dev",
                     )
-                    before_op = histogram_totals(op.http("/metrics")[1], "aigate_admission_duration_seconds")
+                    before_op = histogram_totals(op.webhook_http("/metrics")[1], "aigate_admission_duration_seconds")
                     print(f"  {clients} clients, webhook {phase} ...", file=sys.stderr)
                     r = asyncio.run(
                         load(
@@ -263,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
                         "apiserver_admission_webhook_admission_duration_seconds",
                         name="rollouts.aigate.dev",
                     )
-                    after_op = histogram_totals(op.http("/metrics")[1], "aigate_admission_duration_seconds")
+                    after_op = histogram_totals(op.webhook_http("/metrics")[1], "aigate_admission_duration_seconds")
                     phases[phase] += r["latencies"]
                     s = summary[phase]
                     s["ok"] += r["ok"]
