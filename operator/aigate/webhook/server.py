@@ -36,6 +36,7 @@ from aigate.controller.webhooks import (
     refusal,
     review_problem,
 )
+from aigate.evidence.errors import EvidenceInputError
 from aigate.evidence.keys import load_private_key, load_public_key
 from aigate.webhook.index import Index, Watcher, api_fetcher, watches
 from aigate.webhook.review import Reviewer
@@ -223,6 +224,21 @@ def public_key_of(config: OperatorConfig) -> Any:
     return load_private_key(config.signing_key).public_key()
 
 
+async def _wait_for_public_key(config: OperatorConfig) -> Any:
+    """In a cluster the key comes from the ConfigMap the operator publishes at start-up, mounted as an optional
+    volume: it may not be there yet. Until it is, nothing can be verified, so nothing is served (the startup probe
+    allows for it)."""
+    said = False
+    while True:
+        try:
+            return public_key_of(config)
+        except EvidenceInputError as e:
+            if not said:
+                log.info("waiting for the public key: %s", e)
+                said = True
+        await asyncio.sleep(1.0)
+
+
 def tls_server(app: Any, *, address: str, port: int, files: CertificateFiles) -> Any:
     """Granian, embedded in this process's event loop: TLS and HTTP/2 (ALPN h2, http/1.1) in Rust, the App in
     Python on this loop, beside the index (bench/README.md, "Webhook server", for why Granian)."""
@@ -277,12 +293,13 @@ async def serve(config: OperatorConfig, *, stop: asyncio.Event | None = None) ->
         raise ValueError("AIGATE_WEBHOOK_CERT and AIGATE_WEBHOOK_KEY: the webhook serves TLS only")
     api, how = load_api_client()
     log.info("Kubernetes API: %s", how)
+    public_key = await _wait_for_public_key(config)
     metrics = Metrics()
     cache = VerifyCache()
     metrics.watch_verify_cache(cache)
     index = Index(
         operator_namespace=config.namespace,
-        public_key=public_key_of(config),
+        public_key=public_key,
         verify_cache=cache,
         fetch_configmap=api_fetcher(api),
     )
