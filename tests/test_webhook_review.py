@@ -16,7 +16,7 @@ from aigate.controller import names
 from aigate.controller.admission import VerifyCache
 from aigate.controller.metrics import Metrics
 from aigate.controller.webhooks import ACCEPTANCES_WEBHOOK, AIWORKLOADS_WEBHOOK, ROLLOUTS_WEBHOOK
-from aigate.webhook.index import Index
+from aigate.webhook.index import Index, Watch, Watcher
 from aigate.webhook.review import Reviewer
 from test_admission import NAME, NS, PUB, World
 
@@ -269,3 +269,37 @@ async def test_a_reference_the_user_may_not_read_is_refused(setup: Setup) -> Non
     answer = await setup.reviewer.review(AIWORKLOADS_WEBHOOK, r)
     assert answer["response"]["allowed"] is False
     assert "forbidden" in answer["response"]["status"]["message"]
+
+
+def test_a_relist_after_the_watch_expired_deletes_what_it_no_longer_finds() -> None:
+    applied: list[tuple[str, str]] = []
+    watch = Watch(
+        "configmaps", "/api/v1/configmaps", lambda event, body: applied.append((event, body["metadata"]["name"]))
+    )
+    watcher = Watcher(None, [watch])  # type: ignore[arg-type]
+
+    def cm(name: str) -> dict[str, Any]:
+        return {"metadata": {"name": name, "namespace": NS, "uid": name, "resourceVersion": "1"}, "data": {}}
+
+    listings = iter([([cm("a"), cm("b")], "1"), ([cm("b")], "5")])
+    watcher._list = lambda w: next(listings)  # type: ignore[method-assign]
+    streams = iter(
+        [
+            [{"type": "ADDED", "object": cm("c")}, {"type": "ERROR", "object": {"code": 410}}],  # expired: relist
+            [],
+        ]
+    )
+
+    def events(w: Watch, rv: str) -> Any:
+        found = next(streams)
+        if not found:
+            watcher.stop()
+        yield from found
+
+    watcher._events = events  # type: ignore[method-assign]
+    watcher._run(watch)
+    # "a" and "c" went while the watch was expired: the second listing does not have them
+    assert applied[:3] == [("ADDED", "a"), ("ADDED", "b"), ("ADDED", "c")]
+    assert sorted(applied[3:5]) == [("DELETED", "a"), ("DELETED", "c")]
+    assert applied[5:] == [("ADDED", "b")]
+    assert watcher.ready

@@ -56,6 +56,12 @@ def _key(body: Mapping[str, Any]) -> Key:
     return str(meta.get("namespace") or ""), str(meta.get("name") or "")
 
 
+def _identity(body: Mapping[str, Any]) -> JSON:
+    """Enough of an object for a DELETED event: name, namespace, uid, labels."""
+    meta = body.get("metadata") or {}
+    return {"metadata": {k: meta[k] for k in ("name", "namespace", "uid", "labels") if k in meta}}
+
+
 class Index:
     """The state decisions read. Readers (the request path) only look up dicts; writers (the watch threads) hold
     `lock` and replace entries whole."""
@@ -305,11 +311,16 @@ class Watcher:
             resp.release_conn()
 
     def _run(self, w: Watch) -> None:
+        known: dict[Key, JSON] = {}
+        """what this watch last said exists, as much of each as a DELETED event needs: a relist (after the watch
+        expired) deletes what it no longer finds"""
         while not self._stop.is_set():
             try:
                 items, rv = self._list(w)
             except ApiException as e:
-                if e.status == 404 and w.optional:
+                if e.status in (403, 404) and w.optional:  # CRD not installed, or not readable: no policies
+                    if w.name not in self.synced:
+                        log.warning("%s not listed (HTTP %s): none applied", w.name, e.status)
                     self._mark(w)
                     self._stop.wait(30)
                     continue
@@ -320,10 +331,14 @@ class Watcher:
                 log.warning("listing %s failed: %s; retrying", w.name, e)
                 self._stop.wait(RETRY_SECONDS)
                 continue
+            listed = {_key(item): _identity(item) for item in items}
+            for key in known.keys() - listed.keys():
+                w.apply("DELETED", known[key])
+            known = listed
             for item in items:
                 w.apply("ADDED", item)
             self._mark(w)
-            rv = self._follow(w, rv)
+            rv = self._follow(w, rv, known)
 
     def _mark(self, w: Watch) -> None:
         if w.name not in self.synced:
@@ -332,7 +347,7 @@ class Watcher:
         if w.listed is not None:
             w.listed()
 
-    def _follow(self, w: Watch, rv: str) -> str:
+    def _follow(self, w: Watch, rv: str, known: dict[Key, JSON]) -> str:
         """Watch from `rv` until the API ends the stream with 410 Gone (then the caller lists again)."""
         while not self._stop.is_set():
             try:
@@ -346,6 +361,10 @@ class Watcher:
                     rv = str((obj.get("metadata") or {}).get("resourceVersion") or rv)
                     if kind in ("ADDED", "MODIFIED", "DELETED"):
                         w.apply(str(kind), obj)
+                        if kind == "DELETED":
+                            known.pop(_key(obj), None)
+                        else:
+                            known[_key(obj)] = _identity(obj)
             except ApiException as e:
                 if e.status == 410:
                     return rv
