@@ -85,6 +85,7 @@ def serve(kind: str, certdir: str, port: int) -> None:
         c.accesslog = None
         c.alpn_protocols = ["h2", "http/1.1"]
         c.h2_max_concurrent_streams = 250
+        c.keep_alive_max_requests = 10**9  # default 1000: it closes the connection, and h2load does not reconnect
         if kind.endswith("uvloop"):
             import uvloop
 
