@@ -69,10 +69,9 @@ def server_main(certdir: str, conn: Connection) -> None:
 
 
 async def _server(certdir: Path, conn: Connection) -> None:
-    from granian.constants import HTTPModes, Interfaces
-    from granian.server.embed import Server
-
     from webhook_server import build_app
+
+    from aigate.webhook.server import CertificateFiles, tls_server
 
     app = build_app()
     cpu = time.process_time()
@@ -97,17 +96,8 @@ async def _server(certdir: Path, conn: Connection) -> None:
                 timings["server"].append(time.perf_counter() - t)
 
     port = free_port()
-    server = Server(
-        timed,
-        address="127.0.0.1",
-        port=port,
-        interface=Interfaces.ASGINL,
-        http=HTTPModes.auto,
-        websockets=False,
-        log_enabled=False,
-        ssl_cert=certdir / "webhook.crt",
-        ssl_key=certdir / "webhook.key",
-    )
+    files = CertificateFiles(certdir / "webhook.crt", certdir / "webhook.key")
+    server = tls_server(timed, address="127.0.0.1", port=port, files=files)
     task = asyncio.create_task(server.serve())
     await asyncio.sleep(0.5)
     loop = asyncio.get_running_loop()

@@ -93,22 +93,10 @@ def serve(kind: str, certdir: str, port: int) -> None:
         else:
             asyncio.run(hserve(app, c, mode="asgi"))
     elif kind.startswith("granian"):
-        from granian.constants import HTTPModes, Interfaces
-        from granian.server.embed import Server
+        from aigate.webhook.server import CertificateFiles, tls_server
 
-        async def main() -> None:
-            server = Server(
-                app,
-                address="127.0.0.1",
-                port=port,
-                interface=Interfaces.ASGINL,
-                http=HTTPModes.auto,
-                ssl_cert=cert,
-                ssl_key=key,
-                log_enabled=False,
-                websockets=False,
-            )
-            await server.serve()
+        async def main() -> None:  # the server exactly as `aigate webhook` configures it
+            await tls_server(app, address="127.0.0.1", port=port, files=CertificateFiles(cert, key)).serve()
 
         if kind.endswith("uvloop"):
             import uvloop
