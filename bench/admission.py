@@ -69,9 +69,8 @@ def server_main(certdir: str, conn: Connection) -> None:
 
 
 async def _server(certdir: Path, conn: Connection) -> None:
-    from webhook_server import build_app
-
     from aigate.webhook.server import CertificateFiles, tls_server
+    from webhook_server import build_app
 
     app = build_app()
     cpu = time.process_time()
