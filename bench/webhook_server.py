@@ -174,6 +174,39 @@ def run(kind: str, rate: int, seconds: int, clients: int, h1: bool, tmp: Path) -
     }
 
 
+def index_rss(n: int) -> None:
+    """The webhook process's resident memory with `n` workloads indexed (the example's spec, 50 namespaces, each
+    with the example's ConfigMaps), every decision warmed as the watches warm them."""
+    import copy
+
+    import granian  # noqa: F401 - what the process holds
+    import kubernetes  # noqa: F401
+
+    import aigate.webhook.server  # noqa: F401
+    from aigate.controller.admission import VerifyCache
+    from aigate.webhook.index import Index
+    from test_admission import PUB, World
+
+    def rss_mb() -> float:
+        return int(Path("/proc/self/status").read_text().split("VmRSS:")[1].split()[0]) / 1024
+
+    print(f"after imports: {rss_mb():.1f} MB")
+    world = World()
+    index = Index(operator_namespace="aigate-system", public_key=PUB, verify_cache=VerifyCache())
+    started = time.perf_counter()
+    for i in range(n):
+        ns = f"team-{i % 50}"
+        for cm in world.configmaps.values():
+            c = copy.deepcopy(cm)
+            c["metadata"].update(namespace=ns, uid=f"c-{ns}", resourceVersion="1")
+            index.apply_configmap("ADDED", c)
+        wl = copy.deepcopy(world.workload)
+        wl["metadata"].update(name=f"wl-{i}", namespace=ns, uid=f"u-{i}", resourceVersion="1")
+        index.apply_workload("ADDED", wl)
+    index.configmaps_listed()
+    print(f"{n} workloads indexed and warmed in {time.perf_counter() - started:.1f} s: {rss_mb():.1f} MB")
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--servers", default="hypercorn,hypercorn-uvloop,granian,granian-uvloop")
@@ -181,7 +214,11 @@ def main() -> None:
     p.add_argument("--seconds", type=int, default=10)
     p.add_argument("--clients", type=int, default=4)
     p.add_argument("--h1", action="store_true")
+    p.add_argument("--index-rss", type=int, metavar="N", help="instead: RSS with N workloads indexed")
     args = p.parse_args()
+    if args.index_rss:
+        index_rss(args.index_rss)
+        return
     print(f"load average before: {os.getloadavg()}")
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
