@@ -237,6 +237,7 @@ def test_webhook_deployment(helm: Path) -> None:
     [c] = pod["containers"]
     assert c["args"] == ["webhook"] and c["image"] == "ghcr.io/aigate/aigate:0.1.0"
     assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
+    assert c["lifecycle"]["preStop"] == {"sleep": {"seconds": 5}}, "answers while its endpoint is being removed"
     [term] = pod["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
     assert term["podAffinityTerm"]["labelSelector"]["matchLabels"] == spec["selector"]["matchLabels"]
     pdb = one(objs, "PodDisruptionBudget", "aigate-webhook")
