@@ -507,9 +507,11 @@ def test_operator_restart_picks_up_the_running_job(
     cluster.wait_for(lambda: gate_jobs(cluster, ns, name), timeout=60, what="the gate Job")
     operator.kill()
     try:
-        # with the operator down the webhook (a process of its own) still answers: no evidence yet, refused
+        # with the operator down the webhook (a process of its own) still answers: no evidence yet, refused in
+        # aigate's words, not for want of an answer
         refused = rollout(cluster, ns, name)
         assert refused.returncode != 0
+        assert f"AIWorkload {ns}/{name} is not cleared for rollout" in refused.stderr, refused.stderr
         cluster.wait_for_condition("job", gate_jobs(cluster, ns, name)[0]["metadata"]["name"], GATES, "Complete")
     finally:
         operator.start()
