@@ -49,6 +49,7 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 CERT_CHECK_SECONDS = 2.0
+BIG_BODY = 256 * 1024
 
 
 class HttpMetrics:
@@ -100,7 +101,9 @@ class App:
         self.http.requests.labels(webhook, str(scope.get("http_version") or "")).inc()
         try:
             body = await _read_body(scope, receive, self.max_body_bytes, self.read_timeout)
-            review = parse_review(body)
+            # a review is ~2 KB; one carrying a large object (an UPDATE with a big ConfigMap-sized spec) is parsed
+            # in a worker thread, so that it does not hold every other review
+            review = parse_review(body) if len(body) < BIG_BODY else await asyncio.to_thread(parse_review, body)
         except BadReview as e:
             await _json(send, e.status, {"error": str(e)})
             return
