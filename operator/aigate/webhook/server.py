@@ -248,7 +248,7 @@ def tls_server(app: Any, *, address: str, port: int, files: CertificateFiles) ->
     from granian.constants import HTTPModes, Interfaces, SSLProtocols
     from granian.server.embed import Server
 
-    return Server(
+    server = Server(
         app,
         address=address,
         port=port,
@@ -260,6 +260,11 @@ def tls_server(app: Any, *, address: str, port: int, files: CertificateFiles) ->
         ssl_key=files.key,
         ssl_protocol_min=SSLProtocols.tls12,
     )
+    # a certificate reload starts the new worker, then (this much later) tells the old one to stop accepting and to
+    # finish its connections (HTTP/2 GOAWAY: the API server reconnects, to the new one), within the kill timeout
+    server.respawn_interval = 0.5
+    server.workers_kill_timeout = 30
+    return server
 
 
 def _plain_server(app: App, config: OperatorConfig) -> Any:
