@@ -32,7 +32,6 @@ from aigate.measurements import McpServerProbe, Measurements, RbacProbe
 from aigate.policy.governance import EffectivePolicy
 from aigate.policy.numbers import assumed_timeout_ms
 from aigate.probes.credentials import credential_value, resolve_credentials
-from aigate.probes.mcp import probe_mcp_server
 from aigate.probes.rbac import rbac_skipped
 from aigate.probes.runner import RunOptions, run_workload
 from aigate.times import parse_rfc3339
@@ -79,6 +78,9 @@ async def measure(resolved: ResolvedWorkload, opts: CheckOptions) -> Measurement
 
 
 async def _probe_mcp(resolved: ResolvedWorkload, opts: CheckOptions) -> list[McpServerProbe]:
+    if not resolved.workload.spec.mcp_servers:
+        return []
+    from aigate.probes.mcp import probe_mcp_server  # the MCP SDK costs ~0.3 s of imports; only when there are servers
 
     out = []
     for i, server in enumerate(resolved.workload.spec.mcp_servers):
