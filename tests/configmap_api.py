@@ -25,6 +25,7 @@ if str(HACK) not in sys.path:
 from localcluster.pki import CA, CertPair  # noqa: E402
 
 PREFIX = "/api/v1/namespaces/"
+MERGE_PATCHES = ("application/merge-patch+json", "application/strategic-merge-patch+json")
 
 
 def merge_patch(target: Any, patch: Any) -> Any:
@@ -135,7 +136,8 @@ def _handler(api: ConfigMapApi) -> type[BaseHTTPRequestHandler]:
             target = self._begin()
             if target is None:
                 return
-            if self.headers.get("Content-Type") != "application/merge-patch+json":
+            # the official client sends a strategic merge patch, which for a ConfigMap's maps merges the same way
+            if self.headers.get("Content-Type") not in MERGE_PATCHES:
                 self._status(415, "UnsupportedMediaType", "this server takes merge patches only")
                 return
             obj = merge_patch(api.configmaps[target], json.loads(body))
