@@ -33,7 +33,7 @@ from aigate.controller import names
 from aigate.controller.jobs import INPUT_KEY, JOB_NAME_ENV
 from aigate.gateapi import GateApi, GateApiConfigError, GateApiError, connect
 from aigate.measurements import Measurements
-from aigate.pipeline import CheckOptions, measure
+from aigate.measuring import CheckOptions, measure
 from aigate.redact import redact, register_secret
 from aigate.times import utcnow
 
