@@ -15,7 +15,7 @@ webhook at /rollouts.aigate.dev. --client picks the load generator: `python` (ai
 ALPN, else HTTP/1.1 on 64 connections), --rps per connection so that the total is the rate, for --seconds after a
 1 s warm-up; p50/p99 from its per-request log (time from a request's send to its answer). h2load sends late rather than
 drop when every stream is busy; "dropped" counts the requests it started but did not see answered 2xx plus those it
-held back (offered over the run, less one per connection, minus started).
+held back (the rate times the counted window, less one per connection, minus those sent in it).
 
 A server process runs kopf's real admission path (`serve_admission_request` behind `AdmissionServer`, kopf's
 aiohttp `WebhookServer`) over TLS on 127.0.0.1 with an async validate handler calling `rollout_decision` on the
@@ -361,10 +361,11 @@ def run_h2load(served: Served, rate: float, seconds: float, body: bytes, workdir
     # h2load's own count over the whole run (warm-up included): requests it started, and those answered 2xx
     summary = re.search(r"requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded", out.stdout)
     started, succeeded = (int(summary.group(2)), int(summary.group(4))) if summary else (len(rows), len(rows))
-    # offered over the run: each connection may fall one short at the end; fewer sent means h2load held requests
-    # back because every stream was busy (it never drops one), so they count as dropped, like unanswered ones
-    offered = int(rate * (seconds + warm))
-    dropped = (started - succeeded) + max(0, offered - conns - started)
+    # offered in the counted window (first to last send after the warm-up), less one per connection at the edges;
+    # fewer sent means h2load held requests back because every stream was busy (it never drops one): they count as
+    # dropped, like the unanswered ones
+    span = max((st for st in starts if st >= begin), default=begin) - begin
+    dropped = (started - succeeded) + max(0, int(rate * span) - conns - len(counted))
     proto = "h2" if "h2" in out.stdout.split("Application protocol:", 1)[-1][:8] else "http/1.1"
     return {
         "rate": rate,
