@@ -213,7 +213,11 @@ def main(argv: list[str] | None = None) -> int:
                 subprocess.run([sys.executable, "-c", "pass"], check=True, env=env)
             bare = (_children_cpu() - before) / args.runs
 
+            def sim_requests() -> int:
+                return sum(int(m["requests"]) for m in sim.stats()["models"].values())
+
             gate_runs: list[dict[str, Any]] = []
+            sim_before = sim_requests()
             for i in range(args.runs):
                 api.put(GATES, result_name, {})
                 if args.profile is not None and i == args.runs - 1:
@@ -236,9 +240,11 @@ def main(argv: list[str] | None = None) -> int:
                     raise SystemExit(f"the gate run did not measure (exit {r['code']})")
                 r.update(wall=wall, rusage_children=cpu)
                 gate_runs.append(r)
+            requests = (sim_requests() - sim_before) // args.runs  # every call a gate run makes: suite, faults
             result = read_result(api.configmaps[(GATES, result_name)], spec_digest=digest)
             assert result.outcome == "measured", result.error
-            requests = sum(len(mm.runs) for mm in (result.measurements.models.values() if result.measurements else []))
+            assert result.measurements is not None
+            cases = sum(len(mm.runs) for mm in result.measurements.models.values())
 
             # the operator's share per run, in this process
             key = private_key_from_pem(generate_key("ecdsa-p256")[0])
@@ -284,6 +290,7 @@ def main(argv: list[str] | None = None) -> int:
         "gate_wall_s": statistics.median(r["wall"] for r in gate_runs),
         "gate_rusage_children_s": statistics.median(r["rusage_children"] for r in gate_runs),
         "model_requests": requests,
+        "suite_case_runs": cases,
         "result_bytes": len(cm["data"][names.RESULT_KEY]),
         "operator_cpu_s": op_med,
         "operator_objects": n_objects,
@@ -298,7 +305,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {p:<8} {1000 * med[p]:8.1f}  {share:5.1f} %")
     print(f"  {'total':<8} {1000 * total:8.1f}  (wall {1000 * report['gate_wall_s']:.0f} ms)")
     print(f"  bare `python -c pass`: {1000 * bare:.1f} ms CPU")
-    print(f"  {requests} model requests in the baseline; result {report['result_bytes']} bytes")
+    print(
+        f"  {requests} model requests per run ({cases} suite case runs, the rest fault injection); "
+        f"result {report['result_bytes']} bytes"
+    )
     print(f"operator per run, median of {args.runs}, CPU ms ({n_objects} objects created, API calls not timed):")
     for k, v in op_med.items():
         print(f"  {k:<12} {1000 * v:8.1f}")
