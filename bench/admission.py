@@ -5,9 +5,9 @@ failurePolicy Fail), so its latency is added to every rollout, and a slow webhoo
 gated workloads.
 
     .venv/bin/python bench/admission.py [--rates 100,500,1000] [--seconds 5] [--json]
-    .venv/bin/python bench/admission.py --client h2load --rates 500,1000,2000 [--server kopf|floor|cmd]
+    .venv/bin/python bench/admission.py --client h2load --rates 500,1000,2000 [--server aigate|floor|cmd]
 
---server picks the webhook under test: `kopf` (today's: the operator's kopf webhook server, below), `floor` (the
+--server picks the webhook under test: `aigate` (`aigate webhook`'s server, below), `floor` (the
 allow-all Go server hack/build-floor-webhook.sh builds: the cheapest a webhook can be), or `cmd` with --server-cmd, a
 command line with {cert}, {key} and {port} (e.g. `aigate webhook ...` once it exists) that serves the rollout
 webhook at /rollouts.aigate.dev. --client picks the load generator: `python` (aiohttp, one process, below) or
@@ -135,14 +135,6 @@ async def _server(certdir: Path, conn: Connection) -> None:
             return
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 # --- client -----------------------------------------------------------------------------------------------------
 
 
@@ -258,7 +250,7 @@ class Served:
     pid: int
     h2: bool
     timings: Any = None
-    """The kopf server's pipe (reset/collect), else None."""
+    """The aigate server's pipe (reset/collect), else None."""
 
 
 def cpu_seconds(pid: int) -> float:
@@ -274,7 +266,7 @@ def free_port() -> int:
 
 
 @contextmanager
-def kopf_server(tmp: str) -> Iterator[Served]:
+def aigate_server(tmp: str) -> Iterator[Served]:
     ctx = mp.get_context("spawn")
     parent, child = ctx.Pipe()
     proc = ctx.Process(target=server_main, args=(tmp, child), daemon=True)
@@ -282,7 +274,7 @@ def kopf_server(tmp: str) -> Iterator[Served]:
     try:
         base = parent.recv()
         assert proc.pid is not None
-        yield Served(f"{base.rstrip('/')}/{ROLLOUTS_WEBHOOK}", proc.pid, h2=False, timings=parent)
+        yield Served(f"{base.rstrip('/')}/{ROLLOUTS_WEBHOOK}", proc.pid, h2=True, timings=parent)
         parent.send("stop")
     finally:
         proc.join(timeout=10)
@@ -385,7 +377,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--max-inflight", type=int, default=256, help="the python client's cap")
     parser.add_argument(
-        "--server", default="kopf", help="comma-separated: kopf, floor, cmd; several take turns at each rate"
+        "--server", default="aigate", help="comma-separated: aigate, floor, cmd; several take turns at each rate"
     )
     parser.add_argument("--server-cmd", help="with --server cmd: a command line with {cert}, {key} and {port}")
     parser.add_argument("--server-h2", action="store_true", help="with --server cmd: the server offers HTTP/2")
@@ -394,8 +386,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     rates = [float(r) for r in args.rates.split(",")]
     servers = args.server.split(",")
-    if unknown := [x for x in servers if x not in ("kopf", "floor", "cmd")]:
-        raise SystemExit(f"--server: unknown {', '.join(unknown)} (choose among kopf, floor, cmd)")
+    if unknown := [x for x in servers if x not in ("aigate", "floor", "cmd")]:
+        raise SystemExit(f"--server: unknown {', '.join(unknown)} (choose among aigate, floor, cmd)")
     if args.client == "h2load" and shutil.which("h2load") is None:
         raise SystemExit(H2LOAD_HINT)
     if "cmd" in servers and not args.server_cmd:
@@ -407,8 +399,8 @@ def main(argv: list[str] | None = None) -> None:
         started: dict[str, Served] = {}
         for name in servers:
             port = free_port()
-            if name == "kopf":
-                started[name] = stack.enter_context(kopf_server(tmp))
+            if name == "aigate":
+                started[name] = stack.enter_context(aigate_server(tmp))
             elif name == "floor":
                 argv_ = [floor_binary(), "-cert", str(certs.cert), "-key", str(certs.key), "-port", str(port)]
                 started[name] = stack.enter_context(command_server(argv_, port, h2=True))
