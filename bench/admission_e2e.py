@@ -5,11 +5,11 @@ aigate's webhook configuration registered, and the latency the webhook adds.
         [--phases off,on,floor] [--webhook operator|aigate]
 
 What runs (on 127.0.0.1 and the pod bridge's 10.244.0.1): a local cluster built from source (etcd, kube-apiserver,
-kube-controller-manager, a real node), the LLM API simulator, and aigate's operator with its webhook
-configurations pointing at it over TLS. One AIWorkload (two models, a two-case suite, human approval on the write
-tool) goes through a real gate Job and passes, so the operator holds signed PASS evidence for it: every measured
-request takes the full allow path (index lookups, spec digest over the workload and its ConfigMap, DSSE/ECDSA
-signature verification, expiry check), not a shortcut for a failing, warn or audit workload.
+kube-controller-manager, a real node), the LLM API simulator, aigate's operator and `aigate webhook` (its own process),
+with aigate's webhook configurations pointing at the webhook over TLS. One AIWorkload (two models, a two-case suite,
+human approval on the write tool) goes through a real gate Job and passes, so the operator holds signed PASS evidence
+for it: every measured request takes the full allow path (index lookups, spec digest over the workload and its
+ConfigMap, DSSE/ECDSA signature verification, expiry check), not a shortcut for a failing, warn or audit workload.
 
 The clients: C concurrent closed-loop workers in one asyncio process (aiohttp, one HTTP/1.1 keep-alive connection
 per worker, TLS with the admin client certificate from the kubeconfig) each sending
@@ -33,7 +33,9 @@ on main before `aigate webhook`), or `aigate`, the separate `aigate webhook` pro
 Reported per client count and phase: answers, errors, throughput, p50/p95/p99 in ms; then per percentile the latency
 each webhook adds end to end over `off` (queueing included), and aigate's added latency as a ratio to the floor's.
 Also, per phase, the API server's own mean webhook call time (apiserver_admission_webhook_admission_duration_seconds)
-and aigate's mean decision time (aigate_admission_duration_seconds), both over the whole phase, warm-up included.
+and aigate's mean decision time (aigate_admission_duration_seconds), both over the whole phase, warm-up included,
+and the webhook process's CPU time (/proc: TLS, HTTP, the app and the decision) per call the API server made to it
+(aigate's in `on`, the Go floor's in `floor`); at the end, the HTTP versions the API server negotiated with aigate.
 With --rate R the clients are paced: request i is due at t0 + i/R and its latency counts from then. All processes
 share the machine's cores: closed-loop clients saturate it, so at high C the figures are throughput-bound queueing.
 """
@@ -231,6 +233,25 @@ class Floor:
             self.proc.kill()
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of PID so far (/proc), s; 0 when it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def http_versions(text: str) -> dict[str, float]:
+    """aigate_admission_http_requests_total for the rollout webhook, by negotiated HTTP version."""
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("aigate_admission_http_requests_total{") and 'webhook="rollouts.aigate.dev"' in line:
+            version = line.split('http_version="', 1)[1].split('"', 1)[0]
+            out[version] = out.get(version, 0.0) + float(line.rsplit(" ", 1)[1])
+    return out
+
+
 def decision_metrics(op: OperatorProcess) -> str:
     """aigate's /metrics from the process that decides: `aigate webhook` when the harness runs one, else the
     operator."""
@@ -294,6 +315,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("--webhook operator: in this tree the operator no longer serves webhooks; use aigate")
 
     results: list[dict[str, Any]] = []
+    start_load = os.getloadavg()
     with ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="aigate-bench-")))
         print("starting a cluster with a real node ...", file=sys.stderr)
@@ -328,7 +350,16 @@ def main(argv: list[str] | None = None) -> int:
         for clients in client_counts:
             phases: dict[str, list[float]] = {p: [] for p in phase_names}
             summary: dict[str, dict[str, float]] = {
-                p: {"ok": 0, "errors": 0, "seconds": 0.0, "api_sum": 0.0, "api_n": 0, "op_sum": 0.0, "op_n": 0}
+                p: {
+                    "ok": 0,
+                    "errors": 0,
+                    "seconds": 0.0,
+                    "api_sum": 0.0,
+                    "api_n": 0,
+                    "op_sum": 0.0,
+                    "op_n": 0,
+                    "cpu": 0.0,
+                }
                 for p in phases
             }
             kinds: dict[str, int] = {}
@@ -341,6 +372,10 @@ def main(argv: list[str] | None = None) -> int:
                         name="rollouts.aigate.dev",
                     )
                     before_op = histogram_totals(decision_metrics(op), "aigate_admission_duration_seconds")
+                    server_pid = {"on": op.proc, "floor": floor.proc if floor else None}.get(phase)
+                    if phase == "on" and webhook == "aigate":
+                        server_pid = op.webhook_proc
+                    before_cpu = cpu_seconds(server_pid.pid) if server_pid is not None else 0.0
                     print(f"  {clients} clients, webhook {phase} ...", file=sys.stderr)
                     r = asyncio.run(
                         load(
@@ -360,6 +395,7 @@ def main(argv: list[str] | None = None) -> int:
                         name="rollouts.aigate.dev",
                     )
                     after_op = histogram_totals(decision_metrics(op), "aigate_admission_duration_seconds")
+                    after_cpu = cpu_seconds(server_pid.pid) if server_pid is not None else 0.0
                     phases[phase] += r["latencies"]
                     s = summary[phase]
                     s["ok"] += r["ok"]
@@ -369,6 +405,7 @@ def main(argv: list[str] | None = None) -> int:
                     s["api_n"] += after_api[1] - before_api[1]
                     s["op_sum"] += after_op[0] - before_op[0]
                     s["op_n"] += after_op[1] - before_op[1]
+                    s["cpu"] += after_cpu - before_cpu
                     for k, v in r["error_kinds"].items():
                         kinds[k] = kinds.get(k, 0) + v
             row: dict[str, Any] = {"clients": clients, "error_kinds": kinds, "webhook": webhook}
@@ -380,6 +417,8 @@ def main(argv: list[str] | None = None) -> int:
                     "throughput": s["ok"] / s["seconds"] if s["seconds"] else 0.0,
                     "apiserver_webhook_mean_ms": 1000 * s["api_sum"] / s["api_n"] if s["api_n"] else None,
                     "operator_decision_mean_ms": 1000 * s["op_sum"] / s["op_n"] if s["op_n"] else None,
+                    # the webhook process's CPU per call the API server made to it (TLS, HTTP, app, decision)
+                    "webhook_cpu_ms": 1000 * s["cpu"] / s["api_n"] if s["api_n"] and phase != "off" else None,
                 }
             qs = ("p50", "p95", "p99")
             for phase in phase_names[1:]:
@@ -390,15 +429,17 @@ def main(argv: list[str] | None = None) -> int:
                 }
             results.append(row)
         load_avg = os.getloadavg()
+        versions = http_versions(decision_metrics(op)) if webhook == "aigate" else {}
 
     if args.json:
-        print(json.dumps({"results": results, "loadavg": load_avg}, indent=2))
+        print(json.dumps({"results": results, "loadavg": load_avg, "http_versions": versions}, indent=2))
         return 0
     mode = f"paced at {args.rate:g} req/s" if args.rate > 0 else "closed loop"
     print(f"dry-run Deployment creates through the API server, {mode}, webhook under test: {webhook}, ms")
     print(
         f"{'clients':>7} {'phase':>13} {'answers':>8} {'err':>5} {'req/s':>7} "
-        f"{'p50':>8} {'p95':>8} {'p99':>8} {'apiserver->webhook mean':>24} {'aigate decision mean':>21}"
+        f"{'p50':>8} {'p95':>8} {'p99':>8} {'apiserver->webhook mean':>24} {'aigate decision mean':>21} "
+        f"{'webhook cpu/call':>16}"
     )
     for row in results:
         for phase in phase_names:
@@ -409,9 +450,10 @@ def main(argv: list[str] | None = None) -> int:
                 if p["operator_decision_mean_ms"] is None or phase != "on"
                 else (f"{p['operator_decision_mean_ms']:.2f}")
             )
+            cpu = "-" if p["webhook_cpu_ms"] is None else f"{p['webhook_cpu_ms']:.3f}"
             print(
                 f"{row['clients']:>7} {phase:>13} {p['n']:>8} {p['errors']:>5} {p['throughput']:>7.0f} "
-                f"{p['p50']:>8.1f} {p['p95']:>8.1f} {p['p99']:>8.1f} {api_mean:>24} {op_mean:>21}"
+                f"{p['p50']:>8.1f} {p['p95']:>8.1f} {p['p99']:>8.1f} {api_mean:>24} {op_mean:>21} {cpu:>16}"
             )
         blank = ""
         for phase in phase_names[1:]:
@@ -438,6 +480,9 @@ def main(argv: list[str] | None = None) -> int:
             tp = target["on"]["throughput"] / target["off"]["throughput"] if target["off"]["throughput"] else 0.0
             verdict = "met" if tp >= 0.8 else "missed"
             print(f"target: throughput with the webhook >= 0.8x without at 50 clients: {tp:.2f}x, {verdict}")
+    if versions:
+        print(f"rollout reviews aigate webhook received, by negotiated HTTP version: {versions}")
+    print(f"load average at the start: {start_load[0]:.2f} {start_load[1]:.2f} {start_load[2]:.2f}")
     print(f"load average at the end: {load_avg[0]:.2f} {load_avg[1]:.2f} {load_avg[2]:.2f}; {os.cpu_count()} CPUs")
     return 0
 
