@@ -2,7 +2,7 @@
 aigate's webhook configuration registered, and the latency the webhook adds.
 
     .venv/bin/python bench/admission_e2e.py [--clients 1,50,500] [--requests 3000] [--seconds 40] [--rounds 2]
-        [--phases off,on,floor] [--webhook operator|aigate]
+        [--phases off,on,floor] [--webhook operator|aigate] [--rate 0,200]
 
 What runs (on 127.0.0.1 and the pod bridge's 10.244.0.1): a local cluster built from source (etcd, kube-apiserver,
 kube-controller-manager, a real node), the LLM API simulator, aigate's operator and `aigate webhook` (its own process),
@@ -31,13 +31,14 @@ on main before `aigate webhook`), or `aigate`, the separate `aigate webhook` pro
 (hack/localcluster/aigate_operator.py); the default is whichever this tree's harness serves.
 
 Reported per client count and phase: answers, errors, throughput, p50/p95/p99 in ms; then per percentile the latency
-each webhook adds end to end over `off` (queueing included), and aigate's added latency as a ratio to the floor's.
-Also, per phase, the API server's own mean webhook call time (apiserver_admission_webhook_admission_duration_seconds)
-and aigate's mean decision time (aigate_admission_duration_seconds), both over the whole phase, warm-up included,
-and the webhook process's CPU time (/proc: TLS, HTTP, the app and the decision) per call the API server made to it
-(aigate's in `on`, the Go floor's in `floor`); at the end, the HTTP versions the API server negotiated with aigate.
-With --rate R the clients are paced: request i is due at t0 + i/R and its latency counts from then. All processes
-share the machine's cores: closed-loop clients saturate it, so at high C the figures are throughput-bound queueing.
+each webhook adds end to end over `off` (queueing included), and aigate's added latency as a ratio to the floor's. Also,
+per phase, the API server's own mean webhook call time (apiserver_admission_webhook_admission_duration_seconds) and
+aigate's mean decision time (aigate_admission_duration_seconds), both over the whole phase, warm-up included, and the
+webhook process's CPU time (/proc: TLS, HTTP, the app and the decision) per call the API server made to it (aigate's in
+`on`, the Go floor's in `floor`); at the end, the HTTP versions the API server negotiated with aigate. With --rate R the
+clients are paced (several rates: each in turn, in the same cluster; 0 is closed loop): request i is due at t0 + i/R and
+its latency counts from then. All processes share the machine's cores: closed-loop clients saturate it, so at high C the
+figures are throughput-bound queueing.
 """
 
 from __future__ import annotations
@@ -295,7 +296,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=40.0, help="time cap per phase")
     parser.add_argument("--rounds", type=int, default=2, help="off/on alternations per client count")
     parser.add_argument(
-        "--rate", type=float, default=0.0, help="total requests/s, paced (0: closed loop, as fast as answered)"
+        "--rate",
+        default="0",
+        help="comma-separated total requests/s, paced (0: closed loop, as fast as answered); each rate in turn, "
+        "one cluster",
     )
     parser.add_argument("--phases", default="off,on,floor", help="which of off, on, floor take turns (off needed)")
     parser.add_argument(
@@ -304,6 +308,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     client_counts = [int(c) for c in args.clients.split(",")]
+    rates = [float(r) for r in str(args.rate).split(",")]
     phase_names = args.phases.split(",")
     if "off" not in phase_names or not set(phase_names) <= {"off", "on", "floor"}:
         raise SystemExit("--phases: a comma-separated subset of off,on,floor that includes off")
@@ -347,7 +352,7 @@ def main(argv: list[str] | None = None) -> int:
 
         api = Api(cluster)
         body = json.dumps(deployment(ns, "fraud-app", WORKLOAD)).encode()
-        for clients in client_counts:
+        for rate, clients in ((r, c) for r in rates for c in client_counts):
             phases: dict[str, list[float]] = {p: [] for p in phase_names}
             summary: dict[str, dict[str, float]] = {
                 p: {
@@ -386,7 +391,7 @@ def main(argv: list[str] | None = None) -> int:
                             args.requests,
                             args.seconds,
                             warmup=max(clients, 100),
-                            rate=args.rate,
+                            rate=rate,
                         )
                     )
                     after_api = histogram_totals(
@@ -408,7 +413,7 @@ def main(argv: list[str] | None = None) -> int:
                     s["cpu"] += after_cpu - before_cpu
                     for k, v in r["error_kinds"].items():
                         kinds[k] = kinds.get(k, 0) + v
-            row: dict[str, Any] = {"clients": clients, "error_kinds": kinds, "webhook": webhook}
+            row: dict[str, Any] = {"clients": clients, "rate": rate, "error_kinds": kinds, "webhook": webhook}
             for phase, xs in phases.items():
                 s = summary[phase]
                 row[phase] = {
@@ -434,14 +439,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps({"results": results, "loadavg": load_avg, "http_versions": versions}, indent=2))
         return 0
-    mode = f"paced at {args.rate:g} req/s" if args.rate > 0 else "closed loop"
-    print(f"dry-run Deployment creates through the API server, {mode}, webhook under test: {webhook}, ms")
+    print(f"dry-run Deployment creates through the API server, webhook under test: {webhook}, ms")
     print(
         f"{'clients':>7} {'phase':>13} {'answers':>8} {'err':>5} {'req/s':>7} "
         f"{'p50':>8} {'p95':>8} {'p99':>8} {'apiserver->webhook mean':>24} {'aigate decision mean':>21} "
         f"{'webhook cpu/call':>16}"
     )
-    for row in results:
+    for i, row in enumerate(results):
+        if i == 0 or results[i - 1]["rate"] != row["rate"]:
+            print(f"-- paced at {row['rate']:g} req/s" if row["rate"] > 0 else "-- closed loop")
         for phase in phase_names:
             p = row[phase]
             api_mean = "-" if p["apiserver_webhook_mean_ms"] is None else f"{p['apiserver_webhook_mean_ms']:.2f}"
@@ -466,17 +472,19 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{row['clients']:>7} {'on / floor':>13} {blank:>22} {cells}")
         if row["error_kinds"]:
             print(f"        errors: {row['error_kinds']}")
-    target = next((r for r in results if r["clients"] == 50 and "added_on" in r), None)
-    if target is not None:
+    for target in (r for r in results if r["clients"] == 50 and "added_on" in r):
+        mode = f"paced at {target['rate']:g}/s" if target["rate"] > 0 else "closed loop"
         added = target["added_on"]["p99"]
-        verdict = "met" if added <= 20 else "missed"
-        print(f"target: added end-to-end p99 <= 20 ms at 50 clients: {added:.1f} ms, {verdict}")
+        # `off` is measured apart from `on`: a tail in off above on's leaves nothing to judge
+        verdict = "not measurable (off's p99 above on's)" if added <= 0 else "met" if added <= 20 else "missed"
+        print(f"target ({mode}): added end-to-end p99 <= 20 ms at 50 clients: {added:.1f} ms, {verdict}")
         ratio = (target.get("ratio_to_floor") or {}).get("p99")
-        if ratio is not None:
+        if ratio is not None and added > 0 and target["added_floor"]["p99"] > 0:
             print(
-                f"target: <= 2x the floor's added p99 at 50 clients: {ratio:.2f}x, {'met' if ratio <= 2 else 'missed'}"
+                f"target ({mode}): <= 2x the floor's added p99 at 50 clients: {ratio:.2f}x, "
+                f"{'met' if ratio <= 2 else 'missed'}"
             )
-        if args.rate <= 0:  # paced, both phases carry the rate they are given: no throughput to compare
+        if target["rate"] <= 0:  # paced, both phases carry the rate they are given: no throughput to compare
             tp = target["on"]["throughput"] / target["off"]["throughput"] if target["off"]["throughput"] else 0.0
             verdict = "met" if tp >= 0.8 else "missed"
             print(f"target: throughput with the webhook >= 0.8x without at 50 clients: {tp:.2f}x, {verdict}")
