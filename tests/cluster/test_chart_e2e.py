@@ -62,7 +62,6 @@ UPGRADED = {
 @dataclass
 class Install:
     helm: Path
-    values: Path
     first_cert: bytes
     """The serving certificate (DER) the webhook presented right after the install."""
 
@@ -74,10 +73,8 @@ def helm_args(*values: Path) -> list[str]:
     return [*args, "--wait", "--timeout", "5m"]
 
 
-def helm(install: Install | Path, cluster: Cluster, *args: str) -> str:
-    done = run_helm(
-        install.helm if isinstance(install, Install) else install, *args, kubeconfig=cluster.kubeconfig, timeout=360
-    )
+def helm(tool: Path, cluster: Cluster, *args: str) -> str:
+    done = run_helm(tool, *args, kubeconfig=cluster.kubeconfig, timeout=360)
     assert done.returncode == 0, f"helm {' '.join(args[:2])}: {done.stderr}"
     return done.stdout
 
@@ -95,11 +92,12 @@ def ca_bundle(cluster: Cluster) -> bytes:
 
 def served_cert(cluster: Cluster) -> bytes:
     """The certificate the webhook presents, verified as the API server verifies it (the injected caBundle, the
-    Service's DNS name); reached on the pod's address from this machine, as the API server reaches it."""
+    Service's DNS name) and reached as the API server reaches it: the Service's ClusterIP, from this machine."""
     ctx = ssl.create_default_context(cadata=ca_bundle(cluster).decode())
-    ip = operator_pod(cluster)["status"]["podIP"]
-    host = f"{RELEASE}-webhook.{NS}.svc"
-    with socket.create_connection((ip, 9443), timeout=10) as raw, ctx.wrap_socket(raw, server_hostname=host) as tls:
+    service = f"{RELEASE}-webhook"
+    ip = cluster.get_json("service", service, "-n", NS)["spec"]["clusterIP"]
+    host = f"{service}.{NS}.svc"
+    with socket.create_connection((ip, 443), timeout=10) as raw, ctx.wrap_socket(raw, server_hostname=host) as tls:
         der = tls.getpeercert(binary_form=True)
     assert der
     return der
@@ -124,7 +122,7 @@ def installed(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Ite
     values.write_text(yaml.safe_dump(VALUES))
     helm(tool, cluster, *helm_args(values), *adopt_existing_crds(cluster))
     try:
-        yield Install(tool, values, served_cert(cluster))
+        yield Install(tool, served_cert(cluster))
     finally:
         run_helm(tool, "uninstall", RELEASE, "-n", NS, "--wait", kubeconfig=cluster.kubeconfig, timeout=300)
         cluster.delete_namespace(NS)
@@ -153,7 +151,7 @@ def test_helm_test_passes_on_the_install(cluster: Cluster, installed: Install) -
     [container] = pod["spec"]["containers"]
     assert container["image"] == cluster_image()
     assert pod["status"]["containerStatuses"][0]["ready"] is True
-    out = helm(installed, cluster, "test", RELEASE, "-n", NS, "--logs")
+    out = helm(installed.helm, cluster, "test", RELEASE, "-n", NS, "--logs")
     assert "Phase:          Succeeded" in out and "webhook answered over TLS and refused" in out, out
 
 
@@ -216,7 +214,7 @@ def test_helm_upgrade_keeps_refusing_and_admitting_throughout(
     prober = threading.Thread(target=during)
     prober.start()
     try:
-        helm(installed, cluster, *helm_args(upgraded))
+        helm(installed.helm, cluster, *helm_args(upgraded))
     finally:
         done.set()
         prober.join()
@@ -259,7 +257,7 @@ def test_helm_uninstall_leaves_no_webhook_job_or_run_secret_and_keeps_crds_and_w
     cluster: Cluster, installed: Install, team: str
 ) -> None:
     uids = [flows.uid_of(cluster, team, n) for n in ("fraud-review", "still-failing")]
-    helm(installed, cluster, "uninstall", RELEASE, "-n", NS, "--wait")
+    helm(installed.helm, cluster, "uninstall", RELEASE, "-n", NS, "--wait")
     for kind in KINDS:
         assert cluster.kubectl("get", kind, RELEASE, check=False).returncode != 0, f"{kind} {RELEASE} left behind"
     # the gate namespace was the chart's: its Jobs, pods and per-run Secrets go with it
@@ -276,5 +274,7 @@ def test_helm_uninstall_leaves_no_webhook_job_or_run_secret_and_keeps_crds_and_w
     assert probe(cluster, team, "still-failing", "after-uninstall").returncode == 0
     for crd in CRDS:
         assert cluster.kubectl("get", "crd", crd, check=False).returncode == 0, f"CRD {crd} removed"
-    names = {w["metadata"]["name"] for w in cluster.get_json("aiworkloads", "-n", team)["items"]}
-    assert names == {"fraud-review", "still-failing"}
+    kept = cluster.get_json("aiworkloads", "-n", team)["items"]
+    assert {w["metadata"]["name"] for w in kept} == {"fraud-review", "still-failing"}
+    # what charts/aigate/README.md tells a person to remove before deleting them with the operator gone
+    assert all(w["metadata"]["finalizers"] == ["kopf.zalando.org/KopfFinalizerMarker"] for w in kept)
