@@ -20,6 +20,9 @@ RUN PYTHONPATH=/opt/installer /opt/aigate/bin/python -m pip install --no-deps --
  && mkdir -p /opt/pkg/lib && mv /opt/pkg/site /opt/pkg/lib/site-packages
 
 FROM ${PYTHON_BASE}
+# a passwd entry for the numeric user: Python's getpass.getuser() (kopf's peering identity) and ~ need one
+RUN groupadd --gid 65532 nonroot \
+ && useradd --uid 65532 --gid 65532 --home-dir /tmp --no-create-home --shell /usr/sbin/nologin nonroot
 COPY --from=build /opt/aigate /opt/aigate
 COPY --from=build /opt/pkg/bin/ /opt/aigate/bin/
 COPY --from=build /opt/pkg/lib/site-packages/ /opt/aigate/lib/python3.11/site-packages/

@@ -78,8 +78,13 @@ done
 log "building $IMAGE from $ROOT/Dockerfile"
 "${BUILDAH[@]}" bud --quiet --layers --isolation chroot --build-arg "PYTHON_BASE=$BASE" "${volumes[@]}" \
   --tag "$IMAGE" --file "$ROOT/Dockerfile" "$ROOT" >&2 || die "buildah bud failed"
-"${BUILDAH[@]}" run --isolation chroot --user 65532:65532 "$("${BUILDAH[@]}" from --pull-never "$IMAGE")" -- aigate --version >&2 ||
+smoke="$("${BUILDAH[@]}" from --pull-never "$IMAGE")"
+"${BUILDAH[@]}" run --isolation chroot --user 65532:65532 "$smoke" -- aigate --version >&2 ||
   die "the built image does not run aigate --version"
+# the operator's kopf names itself with getpass.getuser(): uid 65532 needs a passwd entry
+"${BUILDAH[@]}" run --isolation chroot --user 65532:65532 "$smoke" -- python3 -c 'import os, pwd; pwd.getpwuid(os.getuid())' ||
+  die "uid 65532 has no passwd entry in the built image"
+"${BUILDAH[@]}" rm "$smoke" >/dev/null
 log "built $IMAGE in $(elapsed "$start")"
 mkdir -p "$WORK/out"
 "${BUILDAH[@]}" push --quiet "$IMAGE" "docker-archive:$WORK/out/image.tar:$IMAGE"

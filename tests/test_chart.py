@@ -367,7 +367,7 @@ def test_tls_by_the_operators_rotator(helm: Path) -> None:
     env = env_of(d)
     assert env["AIGATE_WEBHOOK_TLS_SECRET"] == "aigate-webhook-tls"
     assert env["AIGATE_WEBHOOK_CONFIGURATION"] == "aigate"
-    assert env["AIGATE_WEBHOOK_CERT_VALIDITY_SECONDS"] == str(8760 * 3600)
+    assert env["AIGATE_WEBHOOK_CERT_VALIDITY_SECONDS"] == str(365 * 24 * 3600)
     assert env["AIGATE_WEBHOOK_CERT"] == "/var/run/aigate/webhook-tls/tls.crt"
     assert _volume(d, "webhook-tls") == {"name": "webhook-tls", "emptyDir": {"medium": "Memory", "sizeLimit": "1Mi"}}
     injector = one(objs, "ClusterRole", "aigate-webhook-ca-injector")

@@ -3,8 +3,9 @@ would run them: the chart's RBAC lets the operator's ServiceAccount keep its key
 the built-in edit role gains AIWorkloads but never their status, the caBundle the operator injects survives an
 upgrade (Helm renders none, so it never takes it back), and an uninstall leaves no webhook configuration behind.
 
-The operator's pod is not started here (it is held Pending by a nodeSelector: running it as a container needs the
-real node); the operator's rotator is run in the test, with the names the chart gives it, as the pod would run it.
+The operator's pod is not started here (it is held Pending by a nodeSelector, so this release can sit beside others
+on the shared cluster); the operator's rotator is run in the test, with the names the chart gives it, as the pod would
+run it. test_chart_e2e.py installs the chart with the operator running as a pod.
 The CRD stays out of the release (`crds.install=false`): the other cluster tests installed it without Helm."""
 
 from __future__ import annotations

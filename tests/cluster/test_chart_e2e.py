@@ -1,0 +1,280 @@
+"""The chart installed as a person installs it (`helm upgrade --install --wait`, then `helm test`) on the real node:
+the operator runs in-cluster as a container from the image `make image` built, with no harness around it. Against
+that install: a failing workload's labelled Deployment is refused by the API server naming the failed gate; after
+the fix a gate Job runs as a container from the same image in the gate namespace and the same Deployment is
+admitted; a `helm upgrade` to changed values keeps refusing and admitting throughout; the serving certificate the
+operator issues (a short validity here) is renewed and served without a restart; `helm uninstall` leaves no webhook
+configuration, gate Job or per-run Secret, and keeps the CRDs and AIWorkloads (`crds.keep`).
+
+One install for the module (the tests run in order and share it). The workloads and the simulator are those of
+test_operator.py, where the operator runs as a process on this machine."""
+
+from __future__ import annotations
+
+import base64
+import json
+import socket
+import ssl
+import sys
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from localcluster.testing import Cluster, cluster_image
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import test_operator as flows
+
+from helmchart import CHART, find_helm, run_helm
+
+simulator = flows.simulator
+"""The simulator on the pod bridge's gateway (test_operator's module fixture), for the gate Jobs' pods."""
+
+RELEASE, NS, GATES = "aigate", "aigate-system", "aigate-gates"
+KINDS = ("validatingwebhookconfiguration", "mutatingwebhookconfiguration")
+CRDS = ("aiworkloads.aigate.dev", "aigatepolicies.aigate.dev")
+CERT_VALIDITY_S = 90
+"""Renewed with a third left: a new serving certificate every minute while the module runs."""
+
+VALUES = {
+    "crds": {"install": True, "keep": True},
+    "webhook": {"tls": {"certValiditySeconds": CERT_VALIDITY_S}},
+}
+UPGRADED = {
+    **VALUES,
+    "webhook": {
+        **VALUES["webhook"],
+        "timeoutSeconds": 7,
+        "matchConditions": [
+            {"name": "not-the-release-bot", "expression": "request.userInfo.username != 'system:serviceaccount:ci:bot'"}
+        ],
+    },
+}
+
+
+@dataclass
+class Install:
+    helm: Path
+    first_cert: bytes
+    """The serving certificate (DER) the webhook presented right after the install."""
+
+
+def helm_args(*values: Path) -> list[str]:
+    args = ["upgrade", "--install", RELEASE, str(CHART), "--namespace", NS, "--create-namespace"]
+    for v in (CHART / "ci" / "local-values.yaml", *values):
+        args += ["--values", str(v)]
+    return [*args, "--wait", "--timeout", "5m"]
+
+
+def helm(tool: Path, cluster: Cluster, *args: str) -> str:
+    done = run_helm(tool, *args, kubeconfig=cluster.kubeconfig, timeout=360)
+    assert done.returncode == 0, f"helm {' '.join(args[:2])}: {done.stderr}"
+    return done.stdout
+
+
+def operator_pod(cluster: Cluster) -> dict[str, Any]:
+    selector = "app.kubernetes.io/component=operator"
+    [pod] = cluster.get_json("pods", "-n", NS, "-l", selector)["items"]
+    return pod  # type: ignore[no-any-return]
+
+
+def ca_bundle(cluster: Cluster) -> bytes:
+    [hook, *_] = cluster.get_json("validatingwebhookconfiguration", RELEASE)["webhooks"]
+    return base64.b64decode(hook["clientConfig"]["caBundle"])
+
+
+def served_cert(cluster: Cluster) -> bytes:
+    """The certificate the webhook presents, verified as the API server verifies it (the injected caBundle, the
+    Service's DNS name) and reached as the API server reaches it: the Service's ClusterIP, from this machine."""
+    ctx = ssl.create_default_context(cadata=ca_bundle(cluster).decode())
+    service = f"{RELEASE}-webhook"
+    ip = cluster.get_json("service", service, "-n", NS)["spec"]["clusterIP"]
+    host = f"{service}.{NS}.svc"
+    with socket.create_connection((ip, 443), timeout=10) as raw, ctx.wrap_socket(raw, server_hostname=host) as tls:
+        der = tls.getpeercert(binary_form=True)
+    assert der
+    return der
+
+
+def secret_cert(cluster: Cluster) -> bytes:
+    data = cluster.get_json("secret", f"{RELEASE}-webhook-tls", "-n", NS)["data"]
+    return x509.load_pem_x509_certificate(base64.b64decode(data["tls.crt"])).public_bytes(Encoding.DER)
+
+
+def adopt_existing_crds(cluster: Cluster) -> list[str]:
+    """CRDs another suite applied from crds/ before this one: `--take-ownership` lets the release adopt them, as an
+    admin who applied crds/ by hand does when moving to the chart."""
+    names = {n.rsplit("/", 1)[-1] for n in cluster.kubectl("get", "crd", "-o", "name").stdout.split()}
+    return ["--take-ownership"] if names & set(CRDS) else []
+
+
+@pytest.fixture(scope="module")
+def installed(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Install]:
+    tool = find_helm()
+    values = tmp_path_factory.mktemp("values") / "e2e-values.yaml"
+    values.write_text(yaml.safe_dump(VALUES))
+    helm(tool, cluster, *helm_args(values), *adopt_existing_crds(cluster))
+    try:
+        yield Install(tool, served_cert(cluster))
+    finally:
+        run_helm(tool, "uninstall", RELEASE, "-n", NS, "--wait", kubeconfig=cluster.kubeconfig, timeout=300)
+        cluster.delete_namespace(NS)
+
+
+@pytest.fixture(scope="module")
+def team(cluster: Cluster) -> Iterator[str]:
+    """The team's namespace, for the whole module (its AIWorkloads outlive the uninstall)."""
+    ns = cluster.create_namespace("team")
+    yield ns
+    # the operator is gone: its finalizer would hold the AIWorkloads (and the namespace) forever
+    for wl in cluster.get_json("aiworkloads", "-n", ns)["items"]:
+        patch = json.dumps({"metadata": {"finalizers": None}})
+        cluster.kubectl("patch", "aiworkload", wl["metadata"]["name"], "-n", ns, "--type=merge", "-p", patch)
+    cluster.delete_namespace(ns)
+
+
+def probe(cluster: Cluster, ns: str, wl: str, app: str) -> Any:
+    """A labelled rollout through the API server (and so through the webhook), not persisted."""
+    doc = flows.deployment(ns, app, wl)
+    return cluster.kubectl("apply", "--dry-run=server", "-f", "-", input=json.dumps(doc), check=False)
+
+
+def test_helm_test_passes_on_the_install(cluster: Cluster, installed: Install) -> None:
+    pod = operator_pod(cluster)
+    [container] = pod["spec"]["containers"]
+    assert container["image"] == cluster_image()
+    assert pod["status"]["containerStatuses"][0]["ready"] is True
+    out = helm(installed.helm, cluster, "test", RELEASE, "-n", NS, "--logs")
+    assert "Phase:          Succeeded" in out and "webhook answered over TLS and refused" in out, out
+
+
+def test_failing_workload_is_refused_then_the_fix_runs_a_gate_job_and_is_admitted(
+    cluster: Cluster, installed: Install, team: str, simulator: Any
+) -> None:
+    ns = team
+    for name in ("fraud-review", "still-failing"):
+        flows.setup_namespace(cluster, ns, name)
+        flows.apply(cluster, flows.workload(ns, name, simulator, approval=False))
+    wl = flows.wait_decision(cluster, ns, "fraud-review", "FAIL")
+    assert flows.conditions(wl)["ToolControlGate"]["status"] == "False"
+    first_job = wl["status"]["lastRun"]["job"]
+
+    refused = flows.apply(cluster, flows.deployment(ns, "fraud-app", "fraud-review"), check=False)
+    assert refused.returncode != 0
+    assert "denied the request" in refused.stderr
+    assert f"AIWorkload {ns}/fraud-review" in refused.stderr and "toolControl" in refused.stderr, refused.stderr
+
+    flows.apply(cluster, flows.workload(ns, "fraud-review", simulator, approval=True))
+    wl = flows.wait_decision(cluster, ns, "fraud-review", "PASS", after_job=first_job)
+    job = wl["status"]["lastRun"]["job"]
+    assert job != first_job and flows.conditions(wl)["Ready"]["status"] == "True"
+    # the run was a container from the chart's image, in the gate namespace, not the team's
+    assert job in {j["metadata"]["name"] for j in flows.gate_jobs(cluster, ns, "fraud-review")}
+    pods = cluster.get_json("pods", "-n", GATES, "-l", f"job-name={job}")["items"]
+    assert pods and all(p["metadata"]["namespace"] == GATES for p in pods)
+    assert {c["image"] for p in pods for c in p["spec"]["containers"]} == {cluster_image()}
+    assert "Succeeded" in {p["status"]["phase"] for p in pods}, "a retried Job has a pod per attempt"
+    assert cluster.get_json("jobs", "-n", ns)["items"] == []
+
+    admitted = flows.apply(cluster, flows.deployment(ns, "fraud-app", "fraud-review"), check=False)
+    assert admitted.returncode == 0, admitted.stderr
+    flows.wait_decision(cluster, ns, "still-failing", "FAIL")
+
+
+def test_helm_upgrade_keeps_refusing_and_admitting_throughout(
+    cluster: Cluster, installed: Install, team: str, tmp_path: Path
+) -> None:
+    ns = team
+    before = operator_pod(cluster)
+    results: list[tuple[bool, bool]] = []
+
+    def check() -> tuple[bool, bool]:
+        """(the failing workload's rollout refused, the passing one's admitted)"""
+        failing = probe(cluster, ns, "still-failing", "other-app")
+        passing = probe(cluster, ns, "fraud-review", "fraud-app-2")
+        ok_fail = failing.returncode != 0 and "toolControl" in failing.stderr
+        return ok_fail, passing.returncode == 0
+
+    assert check() == (True, True), "before the upgrade"
+    upgraded = tmp_path / "upgraded-values.yaml"
+    upgraded.write_text(yaml.safe_dump(UPGRADED))
+    done = threading.Event()
+
+    def during() -> None:
+        while not done.is_set():
+            results.append(check())
+
+    prober = threading.Thread(target=during)
+    prober.start()
+    try:
+        helm(installed.helm, cluster, *helm_args(upgraded))
+    finally:
+        done.set()
+        prober.join()
+    assert results and set(results) == {(True, True)}, results
+    assert check() == (True, True), "after the upgrade"
+
+    hooks = [w for k in KINDS for w in cluster.get_json(k, RELEASE)["webhooks"]]
+    assert {w["timeoutSeconds"] for w in hooks} == {7}
+    [rollouts] = [w for w in hooks if w["name"] == "rollouts.aigate.dev"]
+    assert [c["name"] for c in rollouts["matchConditions"]] == ["not-the-release-bot"]
+    assert all(w["clientConfig"].get("caBundle") for w in hooks), "the upgrade kept the injected caBundle"
+    # only the webhook configurations changed: the operator was not restarted
+    after = operator_pod(cluster)
+    assert after["metadata"]["uid"] == before["metadata"]["uid"]
+    assert after["status"]["containerStatuses"][0]["restartCount"] == 0
+
+
+def test_the_serving_certificate_is_renewed_and_served_without_a_restart(
+    cluster: Cluster, installed: Install, team: str
+) -> None:
+    renewed = cluster.wait_for(
+        lambda: (c := served_cert(cluster)) != installed.first_cert and c,
+        timeout=3 * CERT_VALIDITY_S,
+        what="a renewed serving certificate",
+    )
+    cert = x509.load_der_x509_certificate(renewed)
+    first = x509.load_der_x509_certificate(installed.first_cert)
+    assert cert.serial_number != first.serial_number
+    assert cert.not_valid_after_utc > first.not_valid_after_utc
+    assert secret_cert(cluster) != installed.first_cert, "the operator keeps what it serves in its Secret"
+    # still answering through the API server, by the same container
+    refused = probe(cluster, team, "still-failing", "third-app")
+    assert refused.returncode != 0 and "toolControl" in refused.stderr, refused.stderr
+    assert probe(cluster, team, "fraud-review", "third-app").returncode == 0
+    status = operator_pod(cluster)["status"]["containerStatuses"][0]
+    assert status["restartCount"] == 0
+
+
+def test_helm_uninstall_leaves_no_webhook_job_or_run_secret_and_keeps_crds_and_workloads(
+    cluster: Cluster, installed: Install, team: str
+) -> None:
+    uids = [flows.uid_of(cluster, team, n) for n in ("fraud-review", "still-failing")]
+    helm(installed.helm, cluster, "uninstall", RELEASE, "-n", NS, "--wait")
+    for kind in KINDS:
+        assert cluster.kubectl("get", kind, RELEASE, check=False).returncode != 0, f"{kind} {RELEASE} left behind"
+    # the gate namespace was the chart's: its Jobs, pods and per-run Secrets go with it
+    cluster.wait_for(
+        lambda: cluster.kubectl("get", "namespace", GATES, check=False).returncode != 0,
+        timeout=180,
+        what=f"namespace {GATES} deleted",
+    )
+    assert cluster.get_json("jobs", "-A", "-l", "aigate.dev/workload-uid")["items"] == []
+    for uid in uids:
+        found = cluster.get_json("secrets", "-A", "-l", f"aigate.dev/workload-uid={uid}")["items"]
+        assert found == [], [s["metadata"]["name"] for s in found]
+    # the rollout webhook is gone: a labelled Deployment is no longer refused
+    assert probe(cluster, team, "still-failing", "after-uninstall").returncode == 0
+    for crd in CRDS:
+        assert cluster.kubectl("get", "crd", crd, check=False).returncode == 0, f"CRD {crd} removed"
+    kept = cluster.get_json("aiworkloads", "-n", team)["items"]
+    assert {w["metadata"]["name"] for w in kept} == {"fraud-review", "still-failing"}
+    # what charts/aigate/README.md tells a person to remove before deleting them with the operator gone
+    assert all(w["metadata"]["finalizers"] == ["kopf.zalando.org/KopfFinalizerMarker"] for w in kept)
