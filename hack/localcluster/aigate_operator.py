@@ -84,6 +84,15 @@ def _spawn(command: str, env: dict[str, str], log: Path) -> subprocess.Popen[byt
     return proc
 
 
+def grant_public_key_readers(kubectl: Kubectl, namespace: str = OPERATOR_NAMESPACE) -> None:
+    """As the chart does: every authenticated user may read the public key the operator publishes in NAMESPACE
+    (`kubectl aigate evidence --verify` reads it there)."""
+    from aigate.controller.signingkey import public_key_reader_rbac
+
+    items = public_key_reader_rbac(namespace)
+    kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": items}))
+
+
 @dataclass
 class OperatorProcess:
     """The operator (reconciliation, the certificate rotator) and `aigate webhook` (both admission webhooks), as

@@ -22,10 +22,16 @@ from aigate.api.load import configmap_names, workload_from_api
 from aigate.controller import names
 from aigate.controller.certs import start_rotator
 from aigate.controller.config import OperatorConfig
+from aigate.controller.jobs import GATE_RESULT_ROLE
 from aigate.controller.kube import JSON, Kube, load_api_client
 from aigate.controller.metrics import Metrics
 from aigate.controller.reconcile import Reconciler, Signer, job_finished
-from aigate.controller.signingkey import ensure_signing_key
+from aigate.controller.signingkey import (
+    PUBLIC_KEY_CONFIGMAP,
+    SigningKeyError,
+    ensure_signing_key,
+    publish_public_key,
+)
 from aigate.evidence.keys import key_id, load_private_key, load_public_key
 
 log = logging.getLogger("aigate.operator")
@@ -130,19 +136,30 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
 
     @kopf.on.event("", "v1", "configmaps", id=CONFIGMAP_EVENTS_ID, registry=registry)
     async def configmap_event(
-        *, type: str, namespace: str | None, name: str, labels: Mapping[str, str], memo: Any, **kw: Any
+        *,
+        type: str,
+        namespace: str | None,
+        name: str,
+        labels: Mapping[str, str],
+        body: kopf.Body,
+        memo: Any,
+        **kw: Any,
     ) -> None:
         workload_index = kw["workload_index"]
         state: State = memo["state"]
         mark_indexed(state)
+        if type in ("ADDED", "MODIFIED") and labels.get(names.ROLE_LABEL) == GATE_RESULT_ROLE:
+            outcome = await asyncio.to_thread(state.reconciler.run_progress, plain(body))
+            log.debug("gate result %s/%s: %s", namespace, name, outcome)
+            return
         if type is None or names.ROLE_LABEL in labels:
             return  # the initial listing (resume handles it) and aigate's own ConfigMaps
         for (ns, _wl), _store in list(workload_index.items()):
             if ns != namespace:
                 continue
-            body = first(workload_index, (ns, _wl))
-            if body is not None and references(body, name):
-                outcome = await asyncio.to_thread(state.reconciler.reconcile, body)
+            found = first(workload_index, (ns, _wl))
+            if found is not None and references(found, name):
+                outcome = await asyncio.to_thread(state.reconciler.reconcile, found)
                 log.info("%s/%s: ConfigMap %s changed: %s", ns, _wl, name, outcome)
 
     @kopf.timer(
@@ -241,6 +258,13 @@ def run_operator(config: OperatorConfig) -> int:
     key = load_private_key(config.signing_key)
     public = load_public_key(config.public_key) if config.public_key else key.public_key()
     signer = Signer(key=key, key_id=key_id(public), public_key=public)
+    try:  # for `kubectl aigate evidence --verify`; the operator gates without it, so a refusal is only a warning
+        done = publish_public_key(api, config.namespace, public)
+        log.info(
+            "public key %s in ConfigMap %s/%s: %s", signer.key_id[:16], config.namespace, PUBLIC_KEY_CONFIGMAP, done
+        )
+    except SigningKeyError as e:
+        log.warning("public key not published: %s", e)
     metrics = Metrics()
     reconciler = Reconciler(Kube(api), config, signer, metrics)
     state = State(config, reconciler, signer, metrics)
