@@ -103,13 +103,13 @@ def two_ready(cluster: Cluster, besides: set[str]) -> list[dict[str, Any]] | Non
 
 
 def decisions(pod: dict[str, Any]) -> float:
-    """The pod's own count of rollout decisions (its metrics port, on the pod bridge)."""
+    """How many rollout reviews the pod itself was sent (its metrics port, on the pod bridge)."""
     url = f"http://{pod['status']['podIP']}:{METRICS_PORT}/metrics"
     with urllib.request.urlopen(url, timeout=5) as r:
         text = r.read().decode()
     total = 0.0
     for line in text.splitlines():
-        if line.startswith("aigate_admission_decisions_total{") and 'webhook="rollouts' in line:
+        if line.startswith("aigate_admission_http_requests_total{") and 'webhook="rollouts.aigate.dev"' in line:
             total += float(line.rsplit(" ", 1)[1])
     return total
 
@@ -272,6 +272,11 @@ def test_deleting_one_webhook_pod_loses_no_request_while_the_other_serves(
     assert report["decisions_before_kill"][0] > 0, summary(stream, report)
     assert report["answered_meanwhile"] > 0 and report["survivor_decisions_meanwhile"] > 0, summary(stream, report)
     assert report["victim"] not in report["pods_after"]
+    # the replacement was Ready (in the Service) only once its index had listed what decisions read
+    [new] = set(report["pods_after"]) - {report["survivor"]}
+    log = cluster.pod_log(NS, new)
+    for watch in ("namespaces", "evidence", "aiworkloads", "configmaps"):
+        assert f"{watch} listed" in log, log[-2000:]
 
 
 def test_a_hard_killed_webhook_container_never_admits_what_must_be_refused(
