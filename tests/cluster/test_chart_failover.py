@@ -45,7 +45,6 @@ CLIENTS = 4
 """Concurrent kubectl clients (two per answer)."""
 BEFORE_S, AFTER_S = 4.0, 6.0
 """The stream runs this long before the kill and this long after the replica is back."""
-METRICS_PORT = 8080
 
 
 @dataclass(frozen=True)
@@ -104,7 +103,8 @@ def two_ready(cluster: Cluster, besides: set[str]) -> list[dict[str, Any]] | Non
 
 def decisions(pod: dict[str, Any]) -> float:
     """How many rollout reviews the pod itself was sent (its metrics port, on the pod bridge)."""
-    url = f"http://{pod['status']['podIP']}:{METRICS_PORT}/metrics"
+    [port] = [p["containerPort"] for c in pod["spec"]["containers"] for p in c["ports"] if p["name"] == "metrics"]
+    url = f"http://{pod['status']['podIP']}:{port}/metrics"
     with urllib.request.urlopen(url, timeout=5) as r:
         text = r.read().decode()
     total = 0.0
