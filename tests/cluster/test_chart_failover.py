@@ -7,13 +7,15 @@ admits it with aigate's warning). Either answer can only come from the webhook: 
 webhook the API server cannot reach makes the request fail with "failed calling webhook" instead.
 
 - Graceful: one webhook pod is deleted as Kubernetes removes a replica (preStop sleep while the endpoint leaves the
-  Service, then SIGTERM; Granian finishes what is in flight and sends GOAWAY). Every request gets its right answer.
-- Hard: one webhook container's process is SIGKILLed from this machine (as an OOM kill or a crash does). Every
-  request that got an answer got the right one (none admitted that must be refused); what the kill cost is counted
-  and printed; charts/aigate/README.md says what a replica loss costs.
+  Service, then SIGTERM; Granian finishes what is in flight and closes its connections). Every request gets its
+  right answer.
+- Hard: one webhook container's process is SIGKILLed from this machine (as an OOM kill or a crash does). A review
+  in flight on it cannot be saved (the API server does not retry it): whatever the kill costs must fail closed as a
+  webhook call error, never be admitted; the cost is counted and printed, and charts/aigate/README.md says it.
 
-Both: the other replica answered while its peer was gone (its own decision counter, read from its metrics port on
-the pod bridge), and the Deployment is back to two ready replicas."""
+Both: the victim is the pod that was serving the stream; the other pods (the survivor, and a replacement) were sent
+reviews until the victim was gone or back (their own counters, read from their metrics ports on the pod bridge); the
+Deployment is back to two ready replicas."""
 
 from __future__ import annotations
 
