@@ -582,19 +582,6 @@ def test_metrics_and_probes(operator: OperatorProcess) -> None:
         assert name in text
 
 
-def test_the_api_server_talks_http2_to_the_webhook(cluster: Cluster, namespace: str, operator: OperatorProcess) -> None:
-    """ALPN: the API server offers h2 and multiplexes its reviews over one connection instead of reconnecting."""
-    ns = namespace
-    counted = {"webhook": "rollouts.aigate.dev", "http_version": "2"}
-    before = metric(operator, "aigate_admission_http_requests_total", **counted)
-    refused = cluster.kubectl(
-        "apply", "--dry-run=server", "-f", "-", input=json.dumps(deployment(ns, "h2-app", "nobody")), check=False
-    )
-    assert refused.returncode != 0 and f"AIWorkload {ns}/nobody not found" in refused.stderr
-    assert metric(operator, "aigate_admission_http_requests_total", **counted) == before + 1
-    assert metric(operator, "aigate_admission_http_requests_total", http_version="1.1") == 0
-
-
 def test_the_operator_publishes_its_public_key(cluster: Cluster, operator: OperatorProcess) -> None:
     """At start-up, from the key it signs with; readable by any authenticated user, and by no one writable but it."""
     cm = cluster.get_json("configmap", "aigate-public-key", "-n", "aigate-system")
@@ -612,3 +599,16 @@ def test_the_operator_publishes_its_public_key(cluster: Cluster, operator: Opera
         assert can.stdout.strip() == "no"
     other = cluster.kubectl("auth", "can-i", "get", "configmap/other", "-n", "aigate-system", *who, check=False)
     assert other.stdout.strip() == "no"
+
+
+def test_the_api_server_talks_http2_to_the_webhook(cluster: Cluster, namespace: str, operator: OperatorProcess) -> None:
+    """ALPN: the API server offers h2 and multiplexes its reviews over one connection instead of reconnecting."""
+    ns = namespace
+    counted = {"webhook": "rollouts.aigate.dev", "http_version": "2"}
+    before = metric(operator, "aigate_admission_http_requests_total", **counted)
+    refused = cluster.kubectl(
+        "apply", "--dry-run=server", "-f", "-", input=json.dumps(deployment(ns, "h2-app", "nobody")), check=False
+    )
+    assert refused.returncode != 0 and f"AIWorkload {ns}/nobody not found" in refused.stderr
+    assert metric(operator, "aigate_admission_http_requests_total", **counted) == before + 1
+    assert metric(operator, "aigate_admission_http_requests_total", http_version="1.1") == 0
