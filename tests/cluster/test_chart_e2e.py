@@ -1,10 +1,11 @@
 """The chart installed as a person installs it (`helm upgrade --install --wait`, then `helm test`) on the real node:
-the operator runs in-cluster as a container from the image `make image` built, with no harness around it. Against
-that install: a failing workload's labelled Deployment is refused by the API server naming the failed gate; after
-the fix a gate Job runs as a container from the same image in the gate namespace and the same Deployment is
-admitted; a `helm upgrade` to changed values keeps refusing and admitting throughout; the serving certificate the
-operator issues (a short validity here) is renewed and served without a restart; `helm uninstall` leaves no webhook
-configuration, gate Job or per-run Secret, and keeps the CRDs and AIWorkloads (`crds.keep`).
+the operator and the webhook's two replicas run in-cluster as containers from the image `make image` built, with no
+harness around them. Against that install: a failing workload's labelled Deployment is refused by the API server
+naming the failed gate; after the fix a gate Job runs as a container from the same image in the gate namespace and
+the same Deployment is admitted; a `helm upgrade` to changed values (the webhook pods roll) keeps refusing and
+admitting throughout; the serving certificate the operator issues (a short validity here) is renewed and served by
+every webhook pod without a restart; `helm uninstall` leaves no webhook configuration, gate Job or per-run Secret,
+and keeps the CRDs and AIWorkloads (`crds.keep`).
 
 One install for the module (the tests run in order and share it). The workloads and the simulator are those of
 test_operator.py, where the operator runs as a process on this machine."""
@@ -40,8 +41,9 @@ simulator = flows.simulator
 RELEASE, NS, GATES = "aigate", "aigate-system", "aigate-gates"
 KINDS = ("validatingwebhookconfiguration", "mutatingwebhookconfiguration")
 CRDS = ("aiworkloads.aigate.dev", "aigatepolicies.aigate.dev")
-CERT_VALIDITY_S = 90
-"""Renewed with a third left: a new serving certificate every minute while the module runs."""
+CERT_VALIDITY_S = 120
+"""Renewed with a third left (80 s in): the old one stays valid 40 s more, ample for the kubelet (syncFrequency
+10 s on the local node) to bring the webhook pods' Secret volume up to date."""
 
 VALUES = {
     "crds": {"install": True, "keep": True},
@@ -52,6 +54,8 @@ UPGRADED = {
     "webhook": {
         **VALUES["webhook"],
         "timeoutSeconds": 7,
+        # the webhook pods roll (one new pod ready before an old one goes) while rollouts are probed
+        "resources": {"requests": {"cpu": "50m", "memory": "96Mi"}, "limits": {"memory": "256Mi"}},
         "matchConditions": [
             {"name": "not-the-release-bot", "expression": "request.userInfo.username != 'system:serviceaccount:ci:bot'"}
         ],
@@ -79,10 +83,19 @@ def helm(tool: Path, cluster: Cluster, *args: str) -> str:
     return done.stdout
 
 
+def pods(cluster: Cluster, component: str) -> list[dict[str, Any]]:
+    """The release's running pods of one component (operator, webhook), terminating ones left out."""
+    found = cluster.get_json("pods", "-n", NS, "-l", f"app.kubernetes.io/component={component}")["items"]
+    return [p for p in found if not p["metadata"].get("deletionTimestamp")]
+
+
 def operator_pod(cluster: Cluster) -> dict[str, Any]:
-    selector = "app.kubernetes.io/component=operator"
-    [pod] = cluster.get_json("pods", "-n", NS, "-l", selector)["items"]
-    return pod  # type: ignore[no-any-return]
+    [pod] = pods(cluster, "operator")
+    return pod
+
+
+def restarts(pod: dict[str, Any]) -> int:
+    return sum(c["restartCount"] for c in pod["status"]["containerStatuses"])
 
 
 def ca_bundle(cluster: Cluster) -> bytes:
@@ -90,14 +103,19 @@ def ca_bundle(cluster: Cluster) -> bytes:
     return base64.b64decode(hook["clientConfig"]["caBundle"])
 
 
-def served_cert(cluster: Cluster) -> bytes:
+def served_cert(cluster: Cluster, pod: dict[str, Any] | None = None) -> bytes:
     """The certificate the webhook presents, verified as the API server verifies it (the injected caBundle, the
-    Service's DNS name) and reached as the API server reaches it: the Service's ClusterIP, from this machine."""
+    Service's DNS name) and reached as the API server reaches it, the Service's ClusterIP from this machine; or
+    that one pod's, on its own address."""
     ctx = ssl.create_default_context(cadata=ca_bundle(cluster).decode())
     service = f"{RELEASE}-webhook"
-    ip = cluster.get_json("service", service, "-n", NS)["spec"]["clusterIP"]
+    if pod is None:
+        address = (cluster.get_json("service", service, "-n", NS)["spec"]["clusterIP"], 443)
+    else:
+        [port] = [p["containerPort"] for c in pod["spec"]["containers"] for p in c["ports"] if p["name"] == "webhook"]
+        address = (pod["status"]["podIP"], port)
     host = f"{service}.{NS}.svc"
-    with socket.create_connection((ip, 443), timeout=10) as raw, ctx.wrap_socket(raw, server_hostname=host) as tls:
+    with socket.create_connection(address, timeout=10) as raw, ctx.wrap_socket(raw, server_hostname=host) as tls:
         der = tls.getpeercert(binary_form=True)
     assert der
     return der
@@ -147,10 +165,11 @@ def probe(cluster: Cluster, ns: str, wl: str, app: str) -> Any:
 
 
 def test_helm_test_passes_on_the_install(cluster: Cluster, installed: Install) -> None:
-    pod = operator_pod(cluster)
-    [container] = pod["spec"]["containers"]
-    assert container["image"] == cluster_image()
-    assert pod["status"]["containerStatuses"][0]["ready"] is True
+    # the operator and the webhook's two replicas, containers from the image `make image` built
+    running = [operator_pod(cluster), *pods(cluster, "webhook")]
+    assert len(running) == 3
+    assert {c["image"] for p in running for c in p["spec"]["containers"]} == {cluster_image()}
+    assert all(c["ready"] for p in running for c in p["status"]["containerStatuses"])
     out = helm(installed.helm, cluster, "test", RELEASE, "-n", NS, "--logs")
     assert "Phase:          Succeeded" in out and "webhook answered over TLS and refused" in out, out
 
@@ -193,6 +212,7 @@ def test_helm_upgrade_keeps_refusing_and_admitting_throughout(
 ) -> None:
     ns = team
     before = operator_pod(cluster)
+    old_webhooks = {p["metadata"]["uid"] for p in pods(cluster, "webhook")}
     results: list[tuple[bool, bool]] = []
 
     def check() -> tuple[bool, bool]:
@@ -226,31 +246,40 @@ def test_helm_upgrade_keeps_refusing_and_admitting_throughout(
     [rollouts] = [w for w in hooks if w["name"] == "rollouts.aigate.dev"]
     assert [c["name"] for c in rollouts["matchConditions"]] == ["not-the-release-bot"]
     assert all(w["clientConfig"].get("caBundle") for w in hooks), "the upgrade kept the injected caBundle"
-    # only the webhook configurations changed: the operator was not restarted
+    # the webhook pods were replaced (new resources) while answering; the operator was left alone
+    new = pods(cluster, "webhook")
+    assert len(new) == 2 and not {p["metadata"]["uid"] for p in new} & old_webhooks
+    assert {c["resources"]["requests"]["cpu"] for p in new for c in p["spec"]["containers"]} == {"50m"}
     after = operator_pod(cluster)
-    assert after["metadata"]["uid"] == before["metadata"]["uid"]
-    assert after["status"]["containerStatuses"][0]["restartCount"] == 0
+    assert after["metadata"]["uid"] == before["metadata"]["uid"] and restarts(after) == 0
 
 
 def test_the_serving_certificate_is_renewed_and_served_without_a_restart(
     cluster: Cluster, installed: Install, team: str
 ) -> None:
-    renewed = cluster.wait_for(
-        lambda: (c := served_cert(cluster)) != installed.first_cert and c,
-        timeout=3 * CERT_VALIDITY_S,
-        what="a renewed serving certificate",
-    )
-    cert = x509.load_der_x509_certificate(renewed)
+    webhooks = pods(cluster, "webhook")
     first = x509.load_der_x509_certificate(installed.first_cert)
-    assert cert.serial_number != first.serial_number
-    assert cert.not_valid_after_utc > first.not_valid_after_utc
-    assert secret_cert(cluster) != installed.first_cert, "the operator keeps what it serves in its Secret"
-    # still answering through the API server, by the same container
+    # the operator renews it into the Secret; each webhook pod serves the renewed one from its volume
+    cluster.wait_for(
+        lambda: secret_cert(cluster) != installed.first_cert,
+        timeout=3 * CERT_VALIDITY_S,
+        what="the operator to renew the serving certificate",
+    )
+    for pod in webhooks:
+        renewed = cluster.wait_for(
+            lambda pod=pod: (c := served_cert(cluster, pod)) != installed.first_cert and c,
+            timeout=3 * CERT_VALIDITY_S,
+            what=f"{pod['metadata']['name']} to serve the renewed certificate",
+        )
+        cert = x509.load_der_x509_certificate(renewed)
+        assert cert.serial_number != first.serial_number
+        assert cert.not_valid_after_utc > first.not_valid_after_utc
+    # still answering through the API server, by the same containers
     refused = probe(cluster, team, "still-failing", "third-app")
     assert refused.returncode != 0 and "toolControl" in refused.stderr, refused.stderr
     assert probe(cluster, team, "fraud-review", "third-app").returncode == 0
-    status = operator_pod(cluster)["status"]["containerStatuses"][0]
-    assert status["restartCount"] == 0
+    now = {p["metadata"]["uid"]: restarts(p) for p in pods(cluster, "webhook")}
+    assert now == {p["metadata"]["uid"]: 0 for p in webhooks}
 
 
 def test_helm_uninstall_leaves_no_webhook_job_or_run_secret_and_keeps_crds_and_workloads(
