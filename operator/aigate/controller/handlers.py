@@ -11,7 +11,7 @@ import gc
 import json
 import logging
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,13 +25,14 @@ from pydantic import ValidationError
 from aigate.api.crd import POLICY_CRD_NAME
 from aigate.api.digest import acceptance_digest
 from aigate.api.errors import WorkloadError, format_validation_error
-from aigate.api.load import configmap_lookup, configmap_names, resolve, workload_from_api
+from aigate.api.load import configmap_lookup, resolve, workload_from_api
 from aigate.api.models import API_GROUP, API_VERSION, WORKLOAD_LABEL
 from aigate.api.policy import POLICY_PLURAL, AIGatePolicy
 from aigate.controller import names
 from aigate.controller.admission import VerifyCache, rollout_decision
 from aigate.controller.certs import start_rotator
 from aigate.controller.config import OperatorConfig
+from aigate.controller.configmaps import ConfigMapUnavailable, ConfigMapView, FetchedConfigMaps
 from aigate.controller.kube import JSON, Kube, load_api_client
 from aigate.controller.metrics import Metrics
 from aigate.controller.reconcile import Reconciler, Signer, job_finished
@@ -39,6 +40,7 @@ from aigate.controller.signingkey import ensure_signing_key
 from aigate.controller.webhooks import ACCEPTANCES_ID, AIWORKLOADS_ID, ROLLOUTS_ID, AdmissionServer
 from aigate.evidence.keys import key_id, load_private_key, load_public_key
 from aigate.policy.acceptance import AcceptanceDecision, acceptance_patch
+from aigate.policy.configmaps import configmap_entry, configmap_matters, configmaps_read
 from aigate.policy.governance import EffectivePolicy, effective, violations
 from aigate.policy.references import added, refusal
 from aigate.policy.rollout import not_judged, shape_problem
@@ -90,31 +92,12 @@ def first(index: Any, key: tuple[str, str]) -> JSON | None:
     return None
 
 
-class NamespaceConfigMaps(Mapping[str, JSON]):
-    """The ConfigMap index seen as one namespace's name -> ConfigMap, without copying it."""
-
-    def __init__(self, index: Any, namespace: str) -> None:
-        self.index, self.namespace = index, namespace
-
-    def __getitem__(self, name: str) -> JSON:
-        found = first(self.index, (self.namespace, name))
-        if found is None:
-            raise KeyError(name)
-        return found
-
-    def __iter__(self) -> Iterator[str]:
-        return (name for ns, name in self.index if ns == self.namespace)
-
-    def __len__(self) -> int:
-        return sum(1 for _ in self)
-
-
-def references(body: JSON, configmap: str) -> bool:
-    """Whether the workload reads this ConfigMap (an unreadable spec reads nothing)."""
-    try:
-        return configmap in configmap_names(workload_from_api(body))
-    except WorkloadError:
-        return False
+def configmaps(index: Any, namespace: str, fetched: FetchedConfigMaps | None = None) -> ConfigMapView:
+    """The ConfigMap index seen as one namespace's name -> ConfigMap, without copying it; with `fetched`, an entry
+    kept without its data is completed from the API (off the event loop only)."""
+    return ConfigMapView(
+        lambda ns, name: first(index, (ns, name)), namespace, fetched=fetched, listing=lambda: list(index.keys())
+    )
 
 
 class State:
@@ -130,16 +113,19 @@ class State:
         # every review re-digests the spec and re-verifies ECDSA (bench/README.md, "Admission end to end")
         self.verify_cache = VerifyCache()
         metrics.watch_verify_cache(self.verify_cache)
+        # the data of referenced ConfigMaps the index holds without it (indexed before the workload naming them)
+        self.fetched = FetchedConfigMaps(reconciler.kube.get_configmap)
 
 
-def bound_to(body: kopf.Body, configmap_index: Any, namespace: str) -> str | None:
+def bound_to(body: kopf.Body, configmap_index: Any, namespace: str, fetched: FetchedConfigMaps) -> str | None:
     """The acceptance digest of the spec as it will be stored (its ConfigMaps from the index); None when it cannot
-    be resolved (the acceptance is then recorded unbound, as the CLI's are). Only when the spec has acceptances."""
+    be resolved (the acceptance is then recorded unbound, as the CLI's are). Only when the spec has acceptances.
+    Runs in kopf's worker threads (a sync handler): a ConfigMap kept without its data may be fetched."""
     if not (body.get("spec") or {}).get("riskAcceptances"):
         return None
     try:
         workload = workload_from_api(plain(body))
-        cms = NamespaceConfigMaps(configmap_index, namespace)
+        cms = configmaps(configmap_index, namespace, fetched)
 
         def read(name: str) -> Mapping[str, Any] | None:
             cm = cms.get(name)
@@ -212,26 +198,22 @@ def build_registry(config: OperatorConfig, *, policies: bool = False) -> kopf.Op
     def workload_index(*, namespace: str | None, name: str, body: kopf.Body, **_: Any) -> dict[tuple[str, str], JSON]:
         return {(namespace or "", name): plain(body)}
 
+    @kopf.index(*WORKLOADS, id="reference_index", registry=registry)
+    def reference_index(*, namespace: str | None, name: str, body: kopf.Body, **_: Any) -> dict[tuple[str, str], str]:
+        """(namespace, ConfigMap) -> the workloads that read it: which ConfigMaps' data the index keeps, and which
+        workloads a ConfigMap's change re-gates (parsed once per workload event, not per ConfigMap event)."""
+        return {(namespace or "", cm): name for cm in configmaps_read(plain(body))}
+
     @kopf.index("", "v1", "configmaps", id="configmap_index", registry=registry)
-    def configmap_index(*, namespace: str | None, name: str, body: kopf.Body, **_: Any) -> dict[tuple[str, str], JSON]:
-        namespace = namespace or ""
-        meta = body.get("metadata", {})
-        return {
-            (namespace, name): {
-                "metadata": {
-                    "name": name,
-                    "namespace": namespace,
-                    # what VerifyCache keys a remembered spec digest on: a new write, a new resourceVersion
-                    "uid": meta.get("uid"),
-                    "resourceVersion": meta.get("resourceVersion"),
-                    "labels": dict(meta.get("labels") or {}),
-                    "annotations": {
-                        k: v for k, v in (meta.get("annotations") or {}).items() if k.startswith("aigate.dev/")
-                    },
-                },
-                "data": dict(body.get("data") or {}),
-            }
-        }
+    def configmap_index(
+        *, namespace: str | None, name: str, body: kopf.Body, **kw: Any
+    ) -> dict[tuple[str, str], dict[str, Any]]:
+        """Every ConfigMap by identity and version (uid, resourceVersion: what VerifyCache keys a remembered digest
+        on), its data only when a decision reads it (`policy.configmaps`): a tenant's unrelated ConfigMaps cost the
+        webhook a few hundred bytes each, whatever they hold."""
+        ns = namespace or ""
+        keep = configmap_matters(ns, name, operator_namespace=config.namespace, referenced=kw["reference_index"])
+        return {(ns, name): configmap_entry(body, keep_data=keep)}
 
     @kopf.on.resume(*WORKLOADS, registry=registry)
     @kopf.on.create(*WORKLOADS, registry=registry)
@@ -271,18 +253,16 @@ def build_registry(config: OperatorConfig, *, policies: bool = False) -> kopf.Op
     async def configmap_event(
         *, type: str, namespace: str | None, name: str, labels: Mapping[str, str], memo: Any, **kw: Any
     ) -> None:
-        workload_index = kw["workload_index"]
         state: State = memo["state"]
         mark_indexed(state)
         if type is None or names.ROLE_LABEL in labels:
             return  # the initial listing (resume handles it) and aigate's own ConfigMaps
-        for (ns, _wl), _store in list(workload_index.items()):
-            if ns != namespace:
-                continue
-            body = first(workload_index, (ns, _wl))
-            if body is not None and references(body, name):
+        ns = namespace or ""
+        for workload in sorted(set(kw["reference_index"].get((ns, name)) or ())):
+            body = first(kw["workload_index"], (ns, workload))
+            if body is not None:
                 outcome = await asyncio.to_thread(state.reconciler.reconcile, body)
-                log.info("%s/%s: ConfigMap %s changed: %s", ns, _wl, name, outcome)
+                log.info("%s/%s: ConfigMap %s changed: %s", ns, workload, name, outcome)
 
     @kopf.timer(
         *WORKLOADS,
@@ -334,7 +314,6 @@ def _register_webhooks(registry: kopf.OperatorRegistry) -> None:
         # only the copy in the operator's namespace counts: the one beside the workload is the tenant's to write
         uid = str(((workload or {}).get("metadata") or {}).get("uid") or "")
         trusted = names.trusted_evidence(uid)
-        configmaps = NamespaceConfigMaps(configmap_index, ns)
         decide = functools.partial(
             rollout_decision,
             kind=kind,
@@ -342,7 +321,7 @@ def _register_webhooks(registry: kopf.OperatorRegistry) -> None:
             labels=dict(labels),
             workload=workload,
             evidence_cm=first(configmap_index, (state.config.namespace, trusted)) if uid else None,
-            configmaps=configmaps,
+            configmaps=configmaps(configmap_index, ns, state.fetched),
             public_key=state.signer.public_key,
             now=datetime.now(UTC),
             verify_cache=state.verify_cache,
@@ -351,8 +330,13 @@ def _register_webhooks(registry: kopf.OperatorRegistry) -> None:
         )
         # parsing and hashing a spec (a remembered digest costs neither) go to a worker thread: the event loop
         # answers every other review meanwhile, whatever one tenant's spec weighs
-        fresh = workload is None or state.verify_cache.fresh(workload, configmaps)
-        decision = decide() if fresh else await asyncio.to_thread(decide)
+        # (the freshness check reads versions only: a ConfigMap kept without its data is not fetched for it)
+        fresh = workload is None or state.verify_cache.fresh(workload, configmaps(configmap_index, ns))
+        try:
+            decision = decide() if fresh else await asyncio.to_thread(decide)
+        except ConfigMapUnavailable as e:
+            state.metrics.admitted("error", kind, "", time.perf_counter() - started, ROLLOUTS_ID)
+            raise kopf.AdmissionError(f"aigate cannot decide now: {e}; retry", code=503) from None
         elapsed = time.perf_counter() - started
         state.metrics.admitted(decision.result, kind, decision.enforcement or "", elapsed, ROLLOUTS_ID)
         warnings.extend(decision.warnings)
@@ -377,6 +361,10 @@ def _register_webhooks(registry: kopf.OperatorRegistry) -> None:
         state: State = memo["state"]
         namespace = str(body.get("metadata", {}).get("namespace") or "")
         policy = governing(kw, namespace)
+        try:
+            bound = bound_to(body, kw["configmap_index"], namespace, state.fetched)
+        except ConfigMapUnavailable as e:
+            raise kopf.AdmissionError(f"aigate cannot decide now: {e}; retry", code=503) from None
         decision = acceptance_patch(
             operation=operation or "CREATE",
             new_spec=plain(body.get("spec") or {}),
@@ -385,7 +373,7 @@ def _register_webhooks(registry: kopf.OperatorRegistry) -> None:
             acceptor_groups=set(state.config.acceptor_groups) | set(policy.acceptor_groups),
             now=datetime.now(UTC),
             validate_only=validate_only,
-            spec_digest=bound_to(body, kw["configmap_index"], namespace),
+            spec_digest=bound,
         )
         if not decision.allowed:
             raise kopf.AdmissionError(decision.message, code=403)
