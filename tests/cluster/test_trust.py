@@ -8,13 +8,19 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import threading
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from kubernetes import client as k8s
+from kubernetes.client.exceptions import ApiException
 
+from aigate.controller.webhooks import TIMEOUT_SECONDS as WEBHOOK_TIMEOUT_SECONDS
 from aigate.simulator.profile import SimProfile
 from aigate.simulator.server import SimulatorServer
 from aigate.times import rfc3339
@@ -659,3 +665,219 @@ def test_a_risk_acceptance_holds_for_its_spec_and_its_hour_only(
     assert tool["status"] == "False" and "risk acceptance given for another spec: renew it" in tool["message"]
     refused = rollout(cluster, ns, name, "accepted-app-2")
     assert refused.returncode != 0, "an acceptance given for another spec still admitted a rollout"
+
+
+ATTACK_SECONDS = 30
+ATTACK_CLIENTS = 4
+
+
+def impersonating(cluster: Cluster, user: str) -> k8s.ApiClient:
+    """An API client acting as `user` (what `kubectl --as` does: the Impersonate-User header, admin credentials)."""
+    api = cluster.api_client()
+    api.set_default_header("Impersonate-User", user)
+    return api
+
+
+def labelled_deployment(ns: str, wl: str, name: str) -> dict[str, Any]:
+    labels = {"app": name, "aigate.dev/workload": wl}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": ns, "labels": labels},
+        "spec": {
+            "replicas": 0,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {"containers": [{"name": "app", "image": "registry.example/app:1"}]},
+            },
+        },
+    }
+
+
+def heavy_suite(revision: int) -> str:
+    """A suite just under the 256 KB bound, every line of it parsed before the one fault at the end (two cases
+    share a name) is found: the most a digest of a valid-looking suite costs. `revision` makes each write new."""
+    case = '- name: case-{i}\n  messages:\n  - role: user\n    content: "summarize case {i}: an unusual transfer"\n'
+    lines, size, i = [f"# revision {revision}\n"], 0, 0
+    while size < 250_000:
+        lines.append(case.format(i=i))
+        size += len(lines[-1])
+        i += 1
+    lines.append(case.format(i=0))
+    return "".join(lines)
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def test_one_namespace_loading_the_webhook_leaves_anothers_rollouts_answered(
+    cluster: Cluster, team: str, operator: OperatorProcess, simulator: SimulatorServer
+) -> None:
+    """Namespace A's editor references a 1 MB ConfigMap (a 250 KB suite that must be parsed whole to be found
+    wrong, and padding), made before the workload naming it, and for 30 s runs labelled `--dry-run=server` creates
+    of Deployments from several clients while rewriting the suite (each version must be digested anew). Namespace
+    B's team meanwhile rolls out for a passing and a failing workload: every B review is answered with the right
+    decision (the API server answers a webhook slower than its timeout with an error, which the test would see),
+    and its latencies are printed. Clients act as the editors with impersonation, as `kubectl --as` does, without
+    a process per request."""
+    a = team
+    b = cluster.create_namespace("t")
+    try:
+        binding = {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": {"name": "editors", "namespace": b},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "edit"},
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "bob"}],
+        }
+        cluster.kubectl("apply", "-f", "-", input=json.dumps(binding))
+        setup(cluster, b)
+        for name, approval in (("steady-pass", True), ("steady-fail", False)):
+            doc = json.dumps(workload(b, name, simulator.url, approval=approval))
+            cluster.wait_for(
+                lambda doc=doc: (
+                    cluster.kubectl("apply", "-f", "-", as_user="bob", input=doc, check=False).returncode == 0
+                ),
+                timeout=60,
+                what="bob's edit role in namespace B",
+            )
+        # A: the ConfigMap first (indexed before any workload names it), then the workload reading it
+        setup(cluster, a)
+        big = {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "big-suite", "namespace": a},
+            "data": {"cases.yaml": heavy_suite(0), "padding.txt": "p" * 750_000},
+        }
+        made = editor(cluster, "create", "-f", "-", input=json.dumps(big))
+        assert made.returncode == 0, made.stderr
+        heavy = workload(a, "heavy", simulator.url, approval=True)
+        heavy["spec"]["suite"] = {"configMapRef": {"name": "big-suite", "key": "cases.yaml"}}
+        applied = editor(cluster, "apply", "-f", "-", input=json.dumps(heavy))
+        assert applied.returncode == 0, applied.stderr
+        wait_decision(cluster, b, "steady-pass", "PASS")
+        wait_decision(cluster, b, "steady-fail", "FAIL")
+
+        stop = threading.Event()
+        b_latencies: list[float] = []
+        b_wrong: list[str] = []
+        a_answers: list[str] = []
+        writes = [0]
+
+        def attack(i: int) -> None:
+            with impersonating(cluster, EDITOR) as api:
+                apps = k8s.AppsV1Api(api)
+                body = labelled_deployment(a, "heavy", f"flood-{i}")
+                while not stop.is_set():
+                    try:
+                        apps.create_namespaced_deployment(a, body, dry_run="All", _request_timeout=30)
+                        a_answers.append("admitted")
+                    except ApiException as e:
+                        a_answers.append(f"{e.status} {e.body}")
+
+        def rewrite() -> None:
+            with impersonating(cluster, EDITOR) as api:
+                core = k8s.CoreV1Api(api)
+                while not stop.is_set():
+                    writes[0] += 1
+                    patch = {"data": {"cases.yaml": heavy_suite(writes[0])}}
+                    core.patch_namespaced_config_map("big-suite", a, patch, _request_timeout=30)
+
+        def steady() -> None:
+            with impersonating(cluster, "bob") as api:
+                apps = k8s.AppsV1Api(api)
+                n = 0
+                while not stop.is_set():
+                    n += 1
+                    wl = ("steady-pass", "steady-fail")[n % 2]
+                    started = time.perf_counter()
+                    try:
+                        apps.create_namespaced_deployment(
+                            b, labelled_deployment(b, wl, f"app-{n}"), dry_run="All", _request_timeout=30
+                        )
+                        outcome = "admitted"
+                    except ApiException as e:
+                        outcome = f"{e.status} {e.body}"
+                    b_latencies.append(time.perf_counter() - started)
+                    right = outcome == "admitted" if wl == "steady-pass" else outcome.startswith("403 ")
+                    if not right or (wl == "steady-fail" and "toolControl" not in outcome):
+                        b_wrong.append(f"{wl}: {outcome[:300]}")
+
+        threads = [threading.Thread(target=attack, args=(i,)) for i in range(ATTACK_CLIENTS)]
+        threads += [threading.Thread(target=rewrite), threading.Thread(target=steady)]
+        for t in threads:
+            t.start()
+        time.sleep(ATTACK_SECONDS)  # the length of the attack, not a wait for a state
+        stop.set()
+        for t in threads:
+            t.join(60)
+        load = os.getloadavg()[0]
+
+        refused_for_the_suite = [x for x in a_answers if x.startswith("403 ") and "duplicate case names" in x]
+        timeouts = [x for x in a_answers if "deadline" in x or "timeout" in x.lower()]
+        p50, p99 = percentile(b_latencies, 0.5), percentile(b_latencies, 0.99)
+        print(
+            f"\nB: {len(b_latencies)} rollouts answered, p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms, "
+            f"max {max(b_latencies) * 1000:.0f} ms (webhook timeout {WEBHOOK_TIMEOUT_SECONDS} s); "
+            f"A: {len(a_answers)} dry-run creates from {ATTACK_CLIENTS} clients ({len(refused_for_the_suite)} "
+            f"refused naming the suite, {len(timeouts)} timed out), {writes[0]} rewrites of the 1 MB ConfigMap; "
+            f"load average {load:.1f}"
+        )
+        assert b_latencies, "namespace B got no answer at all"
+        assert b_wrong == [], f"{len(b_wrong)} of B's rollouts got a wrong or no decision: {b_wrong[:3]}"
+        # the load went where it should: A's reviews digested the big suite (fetched, then from the index)
+        assert refused_for_the_suite, f"no A review read the suite: {a_answers[:3]}"
+        assert writes[0] > 1
+    finally:
+        cluster.delete_namespace(b)
+
+
+UNRELATED_CONFIGMAPS, UNRELATED_SIZE = 200, 100 * 1024
+
+
+def resident_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError(f"no VmRSS for process {pid}")
+
+
+def test_configmaps_no_workload_reads_cost_the_operator_their_identity_only(
+    cluster: Cluster, team: str, operator: OperatorProcess, simulator: SimulatorServer
+) -> None:
+    """An editor fills their namespace with 200 ConfigMaps of 100 KB that no AIWorkload reads (20 MB in etcd).
+    The operator's resident memory grows by much less than their data: its index keeps their identity and version
+    only. The last ConfigMap made is one a workload's prompt names: once a rollout's refusal says it lacks the key
+    rather than that it is missing, the operator has indexed every one before it (a watch delivers in order)."""
+    ns, name = team, "reads-one"
+    setup(cluster, ns)
+    doc = workload(ns, name, simulator.url, approval=True)
+    doc["spec"]["prompts"] = [{"configMapRef": {"name": "last-made", "key": "system.md"}}]
+    assert editor(cluster, "apply", "-f", "-", input=json.dumps(doc)).returncode == 0
+
+    def refusal() -> str:
+        refused = rollout(cluster, ns, name, "probe")
+        assert refused.returncode != 0, "a workload without evidence admitted a rollout"
+        return str(refused.stderr)
+
+    assert "referenced ConfigMap" in refusal() and "last-made not found" in refusal()
+    assert operator.proc is not None
+    before = resident_bytes(operator.proc.pid)
+    with impersonating(cluster, EDITOR) as api:
+        core = k8s.CoreV1Api(api)
+        for i in range(UNRELATED_CONFIGMAPS):
+            blob = {"metadata": {"name": f"blob-{i}"}, "data": {"blob": f"{i:06d}" + "x" * (UNRELATED_SIZE - 6)}}
+            core.create_namespaced_config_map(ns, blob)
+        # without the key the prompt names: the workload stays unrunnable, no gate run adds to the figure
+        core.create_namespaced_config_map(ns, {"metadata": {"name": "last-made"}, "data": {"other.md": "-"}})
+    cluster.wait_for(lambda: "has no key 'system.md'" in refusal(), timeout=120, what="the operator to index them")
+    grown = resident_bytes(operator.proc.pid) - before
+    data = UNRELATED_CONFIGMAPS * UNRELATED_SIZE
+    print(
+        f"\noperator resident memory: {before / 2**20:.1f} MiB, then +{grown / 2**20:.1f} MiB after "
+        f"{UNRELATED_CONFIGMAPS} unrelated ConfigMaps of {UNRELATED_SIZE // 1024} KB ({data / 2**20:.1f} MiB of data)"
+    )
+    assert grown < data / 2, f"the operator grew by {grown / 2**20:.1f} MiB: it keeps data no decision reads"
