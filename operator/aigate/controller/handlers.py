@@ -34,10 +34,11 @@ from aigate.controller.certs import start_rotator
 from aigate.controller.config import OperatorConfig
 from aigate.controller.configmaps import ConfigMapUnavailable, ConfigMapView, FetchedConfigMaps
 from aigate.controller.kube import JSON, Kube, load_api_client
+from aigate.controller.lanes import DigestLanes, TooLate
 from aigate.controller.metrics import Metrics
 from aigate.controller.reconcile import Reconciler, Signer, job_finished
 from aigate.controller.signingkey import ensure_signing_key
-from aigate.controller.webhooks import ACCEPTANCES_ID, AIWORKLOADS_ID, ROLLOUTS_ID, AdmissionServer
+from aigate.controller.webhooks import ACCEPTANCES_ID, AIWORKLOADS_ID, ROLLOUTS_ID, TIMEOUT_SECONDS, AdmissionServer
 from aigate.evidence.keys import key_id, load_private_key, load_public_key
 from aigate.policy.acceptance import AcceptanceDecision, acceptance_patch
 from aigate.policy.configmaps import configmap_entry, configmap_matters, configmaps_read
@@ -115,6 +116,7 @@ class State:
         metrics.watch_verify_cache(self.verify_cache)
         # the data of referenced ConfigMaps the index holds without it (indexed before the workload naming them)
         self.fetched = FetchedConfigMaps(reconciler.kube.get_configmap)
+        self.lanes = DigestLanes(give_up_after=TIMEOUT_SECONDS)
 
 
 def bound_to(body: kopf.Body, configmap_index: Any, namespace: str, fetched: FetchedConfigMaps) -> str | None:
@@ -328,13 +330,16 @@ def _register_webhooks(registry: kopf.OperatorRegistry) -> None:
             evidence_name=f"{state.config.namespace}/{trusted}",
             enforcement_floor=floor,
         )
-        # parsing and hashing a spec (a remembered digest costs neither) go to a worker thread: the event loop
-        # answers every other review meanwhile, whatever one tenant's spec weighs
-        # (the freshness check reads versions only: a ConfigMap kept without its data is not fetched for it)
-        fresh = workload is None or state.verify_cache.fresh(workload, configmaps(configmap_index, ns))
+
+        # parsing and hashing a spec (a remembered digest costs neither) go to a worker thread, one namespace at a
+        # time (controller/lanes.py): the event loop answers every other review meanwhile, whatever one tenant's
+        # spec weighs. The freshness check reads versions only: a ConfigMap kept without its data is not fetched.
+        def fresh() -> bool:
+            return workload is None or state.verify_cache.fresh(workload, configmaps(configmap_index, ns))
+
         try:
-            decision = decide() if fresh else await asyncio.to_thread(decide)
-        except ConfigMapUnavailable as e:
+            decision = decide() if fresh() else await state.lanes.decide(ns, decide, fresh, started)
+        except (ConfigMapUnavailable, TooLate) as e:
             state.metrics.admitted("error", kind, "", time.perf_counter() - started, ROLLOUTS_ID)
             raise kopf.AdmissionError(f"aigate cannot decide now: {e}; retry", code=503) from None
         elapsed = time.perf_counter() - started
