@@ -838,20 +838,25 @@ def test_one_namespace_loading_the_webhook_leaves_anothers_rollouts_answered(
 UNRELATED_CONFIGMAPS, UNRELATED_SIZE = 200, 100 * 1024
 
 
-def resident_bytes(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    raise AssertionError(f"no VmRSS for process {pid}")
+def resident_bytes(operator: OperatorProcess) -> int:
+    """VmRSS of aigate's processes: the operator, and the webhook server where it runs as a process of its own."""
+    procs = [p for p in (operator.proc, getattr(operator, "webhook_proc", None)) if p is not None]
+    assert procs, "aigate is not running"
+    total = 0
+    for proc in procs:
+        status = Path(f"/proc/{proc.pid}/status").read_text()
+        total += next(int(line.split()[1]) * 1024 for line in status.splitlines() if line.startswith("VmRSS:"))
+    return total
 
 
-def test_configmaps_no_workload_reads_cost_the_operator_their_identity_only(
+def test_configmaps_no_workload_reads_cost_aigate_their_identity_only(
     cluster: Cluster, team: str, operator: OperatorProcess, simulator: SimulatorServer
 ) -> None:
     """An editor fills their namespace with 200 ConfigMaps of 100 KB that no AIWorkload reads (20 MB in etcd).
-    The operator's resident memory grows by much less than their data: its index keeps their identity and version
-    only. The last ConfigMap made is one a workload's prompt names: once a rollout's refusal says it lacks the key
-    rather than that it is missing, the operator has indexed every one before it (a watch delivers in order)."""
+    aigate's resident memory (the operator's, and the webhook server's where it is a process of its own) grows by
+    much less than their data: the ConfigMap index keeps their identity and version only. The last ConfigMap made
+    is one a workload's prompt names: once a rollout's refusal says it lacks the key rather than that it is
+    missing, the webhook has indexed every one before it (a watch delivers in order)."""
     ns, name = team, "reads-one"
     setup(cluster, ns)
     doc = workload(ns, name, simulator.url, approval=True)
@@ -864,8 +869,7 @@ def test_configmaps_no_workload_reads_cost_the_operator_their_identity_only(
         return str(refused.stderr)
 
     assert "referenced ConfigMap" in refusal() and "last-made not found" in refusal()
-    assert operator.proc is not None
-    before = resident_bytes(operator.proc.pid)
+    before = resident_bytes(operator)
     with impersonating(cluster, EDITOR) as api:
         core = k8s.CoreV1Api(api)
         for i in range(UNRELATED_CONFIGMAPS):
@@ -874,10 +878,10 @@ def test_configmaps_no_workload_reads_cost_the_operator_their_identity_only(
         # without the key the prompt names: the workload stays unrunnable, no gate run adds to the figure
         core.create_namespaced_config_map(ns, {"metadata": {"name": "last-made"}, "data": {"other.md": "-"}})
     cluster.wait_for(lambda: "has no key 'system.md'" in refusal(), timeout=120, what="the operator to index them")
-    grown = resident_bytes(operator.proc.pid) - before
+    grown = resident_bytes(operator) - before
     data = UNRELATED_CONFIGMAPS * UNRELATED_SIZE
     print(
-        f"\noperator resident memory: {before / 2**20:.1f} MiB, then +{grown / 2**20:.1f} MiB after "
+        f"\naigate's resident memory: {before / 2**20:.1f} MiB, then +{grown / 2**20:.1f} MiB after "
         f"{UNRELATED_CONFIGMAPS} unrelated ConfigMaps of {UNRELATED_SIZE // 1024} KB ({data / 2**20:.1f} MiB of data)"
     )
     assert grown < data / 2, f"the operator grew by {grown / 2**20:.1f} MiB: it keeps data no decision reads"
