@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from aigate.controller.handlers import Regates
 from aigate.controller.lanes import DigestLanes, TooLate
 
 
@@ -79,3 +80,34 @@ def test_a_review_the_api_server_stopped_waiting_for_is_not_worked_on() -> None:
 
     asyncio.run(scenario())
     assert ran == []
+
+
+def test_configmap_changes_during_a_regate_coalesce_into_one_more() -> None:
+    """A tenant rewriting a referenced ConfigMap while its workload is being reconciled costs one more reconcile,
+    not one per write; another workload's re-gate is not held back."""
+
+    async def scenario() -> list[str]:
+        regates = Regates()
+        runs: list[str] = []
+        release = asyncio.Event()
+
+        async def slow() -> None:
+            runs.append("a")
+            if len(runs) == 1:
+                await release.wait()
+
+        async def other() -> None:
+            runs.append("b")
+
+        regates.request(("team-a", "wl"), slow)
+        await asyncio.sleep(0)
+        for _ in range(50):  # written 50 times while the first reconcile runs
+            regates.request(("team-a", "wl"), slow)
+        regates.request(("team-b", "wl"), other)
+        await asyncio.sleep(0)
+        assert runs == ["a", "b"]
+        release.set()
+        await regates.idle()
+        return runs
+
+    assert asyncio.run(scenario()) == ["a", "b", "a"]
