@@ -870,6 +870,7 @@ def test_one_namespace_loading_the_webhook_leaves_anothers_rollouts_answered(
                     if not right or (wl == "steady-fail" and "toolControl" not in outcome):
                         b_wrong.append(f"{wl}: {outcome[:300]}")
 
+        rss_before = resident_bytes(operator)
         threads = [threading.Thread(target=attack, args=(i,)) for i in range(ATTACK_CLIENTS)]
         threads += [threading.Thread(target=rewrite), threading.Thread(target=steady)]
         for t in threads:
@@ -879,6 +880,7 @@ def test_one_namespace_loading_the_webhook_leaves_anothers_rollouts_answered(
         for t in threads:
             t.join(60)
         load = os.getloadavg()[0]
+        rss_after = resident_bytes(operator)
 
         refused_for_the_suite = [x for x in a_answers if x.startswith("403 ") and "duplicate case names" in x]
         timeouts = [x for x in a_answers if "deadline" in x or "timeout" in x.lower()]
@@ -888,7 +890,7 @@ def test_one_namespace_loading_the_webhook_leaves_anothers_rollouts_answered(
             f"max {max(b_latencies) * 1000:.0f} ms (webhook timeout {WEBHOOK_TIMEOUT_SECONDS} s); "
             f"A: {len(a_answers)} dry-run creates from {ATTACK_CLIENTS} clients ({len(refused_for_the_suite)} "
             f"refused naming the suite, {len(timeouts)} timed out), {writes[0]} rewrites of the 1 MB ConfigMap; "
-            f"load average {load:.1f}"
+            f"load average {load:.1f}; aigate's resident memory {rss_before / 2**20:.0f} -> {rss_after / 2**20:.0f} MiB"
         )
         assert b_latencies, "namespace B got no answer at all"
         assert b_wrong == [], f"{len(b_wrong)} of B's rollouts got a wrong or no decision: {b_wrong[:3]}"
