@@ -669,7 +669,7 @@ def test_a_risk_acceptance_holds_for_its_spec_and_its_hour_only(
 
 
 UNRELATED_CONFIGMAPS, UNRELATED_SIZE = 200, 100 * 1024
-KOPF_IDLE = kopf.OperatorSettings().batching
+KOPF_IDLE = kopf.OperatorSettings().queueing
 """kopf keeps each object's last event until that object's worker has been idle this long (then exits)."""
 
 
