@@ -101,20 +101,24 @@ def operator(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iter
 @pytest.fixture
 def team(cluster: Cluster, namespace: str) -> str:
     """The namespace, with the editor bound to the built-in `edit` ClusterRole in it (and nowhere else)."""
-    binding = {
-        "apiVersion": "rbac.authorization.k8s.io/v1",
-        "kind": "RoleBinding",
-        "metadata": {"name": "editors", "namespace": namespace},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "edit"},
-        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": EDITOR}],
-    }
-    cluster.kubectl("apply", "-f", "-", input=json.dumps(binding))
+    bind_editor(cluster, namespace, EDITOR)
 
     def may_edit() -> bool:
         return bool(editor(cluster, "auth", "can-i", "create", "aiworkloads", "-n", namespace).returncode == 0)
 
     cluster.wait_for(may_edit, timeout=60, what="the edit ClusterRole aggregating the AIWorkload rules")
     return namespace
+
+
+def bind_editor(cluster: Cluster, namespace: str, user: str) -> None:
+    binding = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": {"name": "editors", "namespace": namespace},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "edit"},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}],
+    }
+    cluster.kubectl("apply", "-f", "-", input=json.dumps(binding))
 
 
 def editor(cluster: Cluster, *args: str, input: str | None = None) -> Any:
@@ -198,9 +202,9 @@ def wait_decision(cluster: Cluster, ns: str, name: str, decision: str, *, after_
     return cluster.wait_for(probe, timeout=240, what=f"{ns}/{name} decision {decision}")
 
 
-def rollout(cluster: Cluster, ns: str, wl: str, name: str) -> Any:
+def labelled_deployment(ns: str, wl: str, name: str) -> dict[str, Any]:
     labels = {"app": name, "aigate.dev/workload": wl}
-    deployment = {
+    return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
         "metadata": {"name": name, "namespace": ns, "labels": labels},
@@ -213,7 +217,10 @@ def rollout(cluster: Cluster, ns: str, wl: str, name: str) -> Any:
             },
         },
     }
-    return editor(cluster, "apply", "-f", "-", input=json.dumps(deployment))
+
+
+def rollout(cluster: Cluster, ns: str, wl: str, name: str) -> Any:
+    return editor(cluster, "apply", "-f", "-", input=json.dumps(labelled_deployment(ns, wl, name)))
 
 
 def in_gates(cluster: Cluster, kind: str, uid: str) -> list[str]:
@@ -742,23 +749,6 @@ def impersonating(cluster: Cluster, user: str) -> k8s.ApiClient:
     return api
 
 
-def labelled_deployment(ns: str, wl: str, name: str) -> dict[str, Any]:
-    labels = {"app": name, "aigate.dev/workload": wl}
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name, "namespace": ns, "labels": labels},
-        "spec": {
-            "replicas": 0,
-            "selector": {"matchLabels": {"app": name}},
-            "template": {
-                "metadata": {"labels": labels},
-                "spec": {"containers": [{"name": "app", "image": "registry.example/app:1"}]},
-            },
-        },
-    }
-
-
 def heavy_suite(revision: int) -> str:
     """A suite just under the 256 KB bound, every line of it parsed before the one fault at the end (two cases
     share a name) is found: the most a digest of a valid-looking suite costs. `revision` makes each write new."""
@@ -790,14 +780,7 @@ def test_one_namespace_loading_the_webhook_leaves_anothers_rollouts_answered(
     a = team
     b = cluster.create_namespace("t")
     try:
-        binding = {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "RoleBinding",
-            "metadata": {"name": "editors", "namespace": b},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "edit"},
-            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "bob"}],
-        }
-        cluster.kubectl("apply", "-f", "-", input=json.dumps(binding))
+        bind_editor(cluster, b, "bob")
         setup(cluster, b)
         for name, approval in (("steady-pass", True), ("steady-fail", False)):
             doc = json.dumps(workload(b, name, simulator.url, approval=approval))
