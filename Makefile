@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: argocd-lua screenshots helm promtool chart install uninstall venv demo test lint typecheck unit control-plane node image lock cosign cluster cluster-down cluster-demo crd docs bench clean
+.PHONY: floor-webhook argocd-lua screenshots helm promtool chart install uninstall venv demo test lint typecheck unit control-plane node image lock cosign cluster cluster-down cluster-demo crd docs bench clean
 
 venv: $(STAMP)
 
@@ -96,6 +96,16 @@ install: venv helm
 ## uninstall: remove the chart (its pre-delete hook removes the webhooks first; the CRD and AIWorkloads stay)
 uninstall: helm
 	@$(ON_LOCAL_CLUSTER) && $(HELM_BIN) uninstall aigate --namespace aigate-system --wait
+
+## floor-webhook: build (or reuse from the cache) the allow-all Go webhook the admission benches measure against
+floor-webhook:
+	bash hack/build-floor-webhook.sh
+
+## bench: the benchmarks that need no cluster (bench/README.md says how to run the cluster ones and what they printed)
+bench: venv floor-webhook
+	$(BIN)/python bench/evidence_sign_verify.py -n 50
+	$(BIN)/python bench/gate_run.py
+	$(BIN)/python bench/runner_overhead.py --levels 50
 
 ## argocd-lua: build (or reuse from the cache) the runner of Argo CD's Lua VM for the Argo CD health check tests
 argocd-lua:

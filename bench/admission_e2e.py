@@ -2,6 +2,7 @@
 aigate's webhook configuration registered, and the latency the webhook adds.
 
     .venv/bin/python bench/admission_e2e.py [--clients 1,50,500] [--requests 3000] [--seconds 40] [--rounds 2]
+        [--phases off,on,floor] [--webhook operator|aigate]
 
 What runs (on 127.0.0.1 and the pod bridge's 10.244.0.1): a local cluster built from source (etcd, kube-apiserver,
 kube-controller-manager, a real node), the LLM API simulator, and aigate's operator with its webhook
@@ -17,28 +18,39 @@ other, until --requests answers or --seconds have passed. Nothing is stored (dry
 defaulting, validation and every admission plugin, webhooks included (the rollout webhook is `sideEffects: None`).
 The admin user is in system:masters, so API Priority and Fairness puts it in the `exempt` level: no APF queueing.
 
-Phases alternate off/on for --rounds rounds per client count (the configuration is deleted or applied, then a
-probe waits until the API server's view agrees: a Deployment labelled for a workload that does not exist is
-admitted without the webhook and denied with it). A warm-up of max(C, 100) requests per phase is not counted.
+Three phases take turns for --rounds rounds per client count: `off` (no webhook configuration), `on` (aigate's
+configurations pointing at the webhook under test) and `floor` (the very same configurations, same TLS certificate
+and caBundle, objectSelector, namespaceSelector, timeout and failurePolicy, pointing instead at the allow-all Go
+server hack/build-floor-webhook.sh builds: the cheapest a webhook can be, HTTP/2 by ALPN). Before each phase the
+configuration is deleted or applied and a probe waits until the API server's view agrees: a Deployment labelled for a
+workload that does not exist is admitted with no webhook (and the floor's answered count does not move), denied by
+aigate's, admitted by the floor's (and its count moves). A warm-up of max(C, 100) requests per phase is not counted.
 
-Reported per client count and phase: answers, errors, throughput, p50/p95/p99 in ms; then the difference (on - off)
-of each percentile: the latency the webhook adds end to end, queueing included. Also, per "on" phase, the API
-server's own mean webhook call time (apiserver_admission_webhook_admission_duration_seconds) and the operator's
-mean decision time (aigate_admission_duration_seconds), both over the whole phase, warm-up included. With --rate R
-the clients are paced: request i is due at t0 + i/R and its latency counts from then. All processes share the
-machine's cores: closed-loop clients saturate it, so at high C the figures are throughput-bound queueing.
+The webhook under test (--webhook): `operator`, aigate's operator serving both webhooks itself (kopf's server, as
+on main before `aigate webhook`), or `aigate`, the separate `aigate webhook` process, once the harness starts one
+(hack/localcluster/aigate_operator.py); the default is whichever this tree's harness serves.
+
+Reported per client count and phase: answers, errors, throughput, p50/p95/p99 in ms; then per percentile the latency
+each webhook adds end to end over `off` (queueing included), and aigate's added latency as a ratio to the floor's.
+Also, per phase, the API server's own mean webhook call time (apiserver_admission_webhook_admission_duration_seconds)
+and aigate's mean decision time (aigate_admission_duration_seconds), both over the whole phase, warm-up included.
+With --rate R the clients are paced: request i is due at t0 + i/R and its latency counts from then. All processes
+share the machine's cores: closed-loop clients saturate it, so at high C the figures are throughput-bound queueing.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import json
 import os
 import ssl
+import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -51,15 +63,18 @@ sys.path.insert(0, str(ROOT / "tests" / "cluster"))
 
 from test_operator import PROFILE, deployment, setup_namespace, wait_decision, workload  # noqa: E402
 
+from aigate.controller.webhooks import mutating_configuration, validating_configuration  # noqa: E402
 from aigate.simulator.profile import SimProfile  # noqa: E402
 from aigate.simulator.server import SimulatorServer  # noqa: E402
 from localcluster.aigate_operator import (  # noqa: E402
+    OPERATOR_NAMESPACE,
     OperatorProcess,
     install_crd,
     prepare_operator,
     register_webhooks,
     unregister_webhooks,
 )
+from localcluster.controlplane import free_ports  # noqa: E402
 from localcluster.testing import Cluster, cluster_session  # noqa: E402
 
 WORKLOAD = "fraud-review"
@@ -166,25 +181,90 @@ async def load(
     }
 
 
+class Floor:
+    """The allow-all Go webhook with the operator's serving certificate, on its own port."""
+
+    def __init__(self, op: OperatorProcess, log: Path) -> None:
+        out = subprocess.run(
+            ["bash", str(ROOT / "hack" / "build-floor-webhook.sh")], capture_output=True, text=True, check=False
+        )
+        if out.returncode != 0:
+            raise SystemExit(f"building the floor webhook failed: {out.stderr.strip()[-500:]}")
+        [self.port] = free_ports(1)
+        self.ctx = ssl.create_default_context(cadata=op.ca_pem.decode())
+        self.ca_pem = op.ca_pem
+        with open(log, "ab") as f:
+            self.proc = subprocess.Popen(
+                [out.stdout.strip().splitlines()[-1], "-cert", op.env["AIGATE_WEBHOOK_CERT"], "-key",
+                 op.env["AIGATE_WEBHOOK_KEY"], "-port", str(self.port)],
+                stdin=subprocess.DEVNULL, stdout=f, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                self.count()
+                return
+            except OSError:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit(f"the floor webhook did not start (see {log})") from None
+                time.sleep(0.1)
+
+    def count(self) -> int:
+        """Reviews answered so far."""
+        url = f"https://127.0.0.1:{self.port}/count"
+        with urllib.request.urlopen(url, context=self.ctx, timeout=5) as r:
+            return int(r.read())
+
+    def configurations(self) -> list[dict[str, Any]]:
+        """aigate's configurations, only the URL changed."""
+        client = {"url": f"https://127.0.0.1:{self.port}", "caBundle": base64.b64encode(self.ca_pem).decode()}
+        return [
+            validating_configuration(client, operator_namespace=OPERATOR_NAMESPACE),
+            mutating_configuration(client, operator_namespace=OPERATOR_NAMESPACE),
+        ]
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def decision_metrics(op: OperatorProcess) -> str:
+    """aigate's /metrics from the process that decides: `aigate webhook` when the harness runs one, else the
+    operator."""
+    webhook_http = getattr(op, "webhook_http", None)
+    return str((webhook_http or op.http)("/metrics")[1])
+
+
 def dry_run(cluster: Cluster, ns: str, wl: str) -> Any:
     doc = deployment(ns, "probe-app", wl)
     return cluster.kubectl("apply", "--dry-run=server", "-f", "-", input=json.dumps(doc), check=False)
 
 
-def set_webhook(cluster: Cluster, op: OperatorProcess, ns: str, on: bool) -> None:
-    """Register or delete the configurations, then wait until the API server acts accordingly."""
-    if on:
+def set_webhook(cluster: Cluster, op: OperatorProcess, floor: Floor | None, ns: str, phase: str) -> None:
+    """Register aigate's configurations (on), the floor's (floor) or none (off), then wait until the API server
+    acts accordingly."""
+    if phase == "on":
         register_webhooks(cluster.kubectl, op)
+    elif phase == "floor":
+        assert floor is not None
+        items = floor.configurations()
+        doc = json.dumps({"apiVersion": "v1", "kind": "List", "items": items})
+        cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", "-", input=doc)
     else:
         unregister_webhooks(cluster.kubectl)
 
     def agrees() -> bool:
+        before = floor.count() if floor is not None else 0
         denied = dry_run(cluster, ns, MISSING).returncode != 0
-        return denied == on
+        floor_saw = floor is not None and floor.count() > before
+        if phase == "on":
+            return denied
+        return not denied and floor_saw == (phase == "floor")
 
-    cluster.wait_for(
-        agrees, timeout=60, interval=0.2, what=f"the API server to see the webhook {'on' if on else 'off'}"
-    )
+    cluster.wait_for(agrees, timeout=60, interval=0.2, what=f"the API server to see the webhook {phase}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -196,9 +276,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--rate", type=float, default=0.0, help="total requests/s, paced (0: closed loop, as fast as answered)"
     )
+    parser.add_argument("--phases", default="off,on,floor", help="which of off, on, floor take turns (off needed)")
+    parser.add_argument(
+        "--webhook", choices=("operator", "aigate"), help="the webhook under test (default: what the harness serves)"
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     client_counts = [int(c) for c in args.clients.split(",")]
+    phase_names = args.phases.split(",")
+    if "off" not in phase_names or not set(phase_names) <= {"off", "on", "floor"}:
+        raise SystemExit("--phases: a comma-separated subset of off,on,floor that includes off")
+    separate = hasattr(OperatorProcess, "webhook_alive")  # the harness starts `aigate webhook` beside the operator
+    webhook = args.webhook or ("aigate" if separate else "operator")
+    if webhook == "aigate" and not separate:
+        raise SystemExit("--webhook aigate: this tree's harness has no `aigate webhook` process (not landed yet)")
+    if webhook == "operator" and separate:
+        raise SystemExit("--webhook operator: in this tree the operator no longer serves webhooks; use aigate")
 
     results: list[dict[str, Any]] = []
     with ExitStack() as stack:
@@ -216,6 +309,9 @@ def main(argv: list[str] | None = None) -> int:
         op.wait_ready()
         register_webhooks(cluster.kubectl, op)
         stack.callback(unregister_webhooks, cluster.kubectl)
+        floor = Floor(op, tmp / "floor.log") if "floor" in phase_names else None
+        if floor is not None:
+            stack.callback(floor.stop)
 
         ns = cluster.create_namespace("bench")
         setup_namespace(cluster, ns, WORKLOAD)
@@ -230,21 +326,21 @@ def main(argv: list[str] | None = None) -> int:
         api = Api(cluster)
         body = json.dumps(deployment(ns, "fraud-app", WORKLOAD)).encode()
         for clients in client_counts:
-            phases: dict[str, list[float]] = {"off": [], "on": []}
+            phases: dict[str, list[float]] = {p: [] for p in phase_names}
             summary: dict[str, dict[str, float]] = {
                 p: {"ok": 0, "errors": 0, "seconds": 0.0, "api_sum": 0.0, "api_n": 0, "op_sum": 0.0, "op_n": 0}
                 for p in phases
             }
             kinds: dict[str, int] = {}
             for _ in range(args.rounds):
-                for phase in ("off", "on"):
-                    set_webhook(cluster, op, ns, phase == "on")
+                for phase in phase_names:
+                    set_webhook(cluster, op, floor, ns, phase)
                     before_api = histogram_totals(
                         api.metrics(),
                         "apiserver_admission_webhook_admission_duration_seconds",
                         name="rollouts.aigate.dev",
                     )
-                    before_op = histogram_totals(op.http("/metrics")[1], "aigate_admission_duration_seconds")
+                    before_op = histogram_totals(decision_metrics(op), "aigate_admission_duration_seconds")
                     print(f"  {clients} clients, webhook {phase} ...", file=sys.stderr)
                     r = asyncio.run(
                         load(
@@ -263,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
                         "apiserver_admission_webhook_admission_duration_seconds",
                         name="rollouts.aigate.dev",
                     )
-                    after_op = histogram_totals(op.http("/metrics")[1], "aigate_admission_duration_seconds")
+                    after_op = histogram_totals(decision_metrics(op), "aigate_admission_duration_seconds")
                     phases[phase] += r["latencies"]
                     s = summary[phase]
                     s["ok"] += r["ok"]
@@ -275,7 +371,7 @@ def main(argv: list[str] | None = None) -> int:
                     s["op_n"] += after_op[1] - before_op[1]
                     for k, v in r["error_kinds"].items():
                         kinds[k] = kinds.get(k, 0) + v
-            row: dict[str, Any] = {"clients": clients, "error_kinds": kinds}
+            row: dict[str, Any] = {"clients": clients, "error_kinds": kinds, "webhook": webhook}
             for phase, xs in phases.items():
                 s = summary[phase]
                 row[phase] = {
@@ -285,7 +381,13 @@ def main(argv: list[str] | None = None) -> int:
                     "apiserver_webhook_mean_ms": 1000 * s["api_sum"] / s["api_n"] if s["api_n"] else None,
                     "operator_decision_mean_ms": 1000 * s["op_sum"] / s["op_n"] if s["op_n"] else None,
                 }
-            row["added"] = {q: row["on"][q] - row["off"][q] for q in ("p50", "p95", "p99")}
+            qs = ("p50", "p95", "p99")
+            for phase in phase_names[1:]:
+                row[f"added_{phase}"] = {q: row[phase][q] - row["off"][q] for q in qs}
+            if "on" in row and "floor" in row:
+                row["ratio_to_floor"] = {
+                    q: row["added_on"][q] / row["added_floor"][q] if row["added_floor"][q] > 0 else None for q in qs
+                }
             results.append(row)
         load_avg = os.getloadavg()
 
@@ -293,29 +395,49 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({"results": results, "loadavg": load_avg}, indent=2))
         return 0
     mode = f"paced at {args.rate:g} req/s" if args.rate > 0 else "closed loop"
-    print(f"dry-run Deployment creates through the API server, {mode}, ms")
+    print(f"dry-run Deployment creates through the API server, {mode}, webhook under test: {webhook}, ms")
     print(
-        f"{'clients':>7} {'webhook':>7} {'answers':>8} {'err':>5} {'req/s':>7} "
-        f"{'p50':>8} {'p95':>8} {'p99':>8} {'apiserver->webhook mean':>24} {'operator decision mean':>23}"
+        f"{'clients':>7} {'phase':>13} {'answers':>8} {'err':>5} {'req/s':>7} "
+        f"{'p50':>8} {'p95':>8} {'p99':>8} {'apiserver->webhook mean':>24} {'aigate decision mean':>21}"
     )
     for row in results:
-        for phase in ("off", "on"):
+        for phase in phase_names:
             p = row[phase]
             api_mean = "-" if p["apiserver_webhook_mean_ms"] is None else f"{p['apiserver_webhook_mean_ms']:.2f}"
-            op_mean = "-" if p["operator_decision_mean_ms"] is None else f"{p['operator_decision_mean_ms']:.2f}"
-            print(
-                f"{row['clients']:>7} {phase:>7} {p['n']:>8} {p['errors']:>5} {p['throughput']:>7.0f} "
-                f"{p['p50']:>8.1f} {p['p95']:>8.1f} {p['p99']:>8.1f} {api_mean:>24} {op_mean:>23}"
+            op_mean = (
+                "-"
+                if p["operator_decision_mean_ms"] is None or phase != "on"
+                else (f"{p['operator_decision_mean_ms']:.2f}")
             )
-        a = row["added"]
+            print(
+                f"{row['clients']:>7} {phase:>13} {p['n']:>8} {p['errors']:>5} {p['throughput']:>7.0f} "
+                f"{p['p50']:>8.1f} {p['p95']:>8.1f} {p['p99']:>8.1f} {api_mean:>24} {op_mean:>21}"
+            )
         blank = ""
-        print(f"{row['clients']:>7} {'added':>7} {blank:>22} {a['p50']:>8.1f} {a['p95']:>8.1f} {a['p99']:>8.1f}")
+        for phase in phase_names[1:]:
+            a = row[f"added_{phase}"]
+            label = f"added {phase}"
+            print(f"{row['clients']:>7} {label:>13} {blank:>22} {a['p50']:>8.1f} {a['p95']:>8.1f} {a['p99']:>8.1f}")
+        if "ratio_to_floor" in row:
+            r = row["ratio_to_floor"]
+            cells = " ".join(f"{'-' if r[q] is None else f'{r[q]:.2f}x':>8}" for q in ("p50", "p95", "p99"))
+            print(f"{row['clients']:>7} {'on / floor':>13} {blank:>22} {cells}")
         if row["error_kinds"]:
             print(f"        errors: {row['error_kinds']}")
-    target = next((r for r in results if r["clients"] == 50), None)
+    target = next((r for r in results if r["clients"] == 50 and "added_on" in r), None)
     if target is not None:
-        verdict = "met" if target["added"]["p99"] <= 20 else "missed"
-        print(f"target: added end-to-end p99 <= 20 ms at 50 clients: {target['added']['p99']:.1f} ms, {verdict}")
+        added = target["added_on"]["p99"]
+        verdict = "met" if added <= 20 else "missed"
+        print(f"target: added end-to-end p99 <= 20 ms at 50 clients: {added:.1f} ms, {verdict}")
+        ratio = (target.get("ratio_to_floor") or {}).get("p99")
+        if ratio is not None:
+            print(
+                f"target: <= 2x the floor's added p99 at 50 clients: {ratio:.2f}x, {'met' if ratio <= 2 else 'missed'}"
+            )
+        if args.rate <= 0:  # paced, both phases carry the rate they are given: no throughput to compare
+            tp = target["on"]["throughput"] / target["off"]["throughput"] if target["off"]["throughput"] else 0.0
+            verdict = "met" if tp >= 0.8 else "missed"
+            print(f"target: throughput with the webhook >= 0.8x without at 50 clients: {tp:.2f}x, {verdict}")
     print(f"load average at the end: {load_avg[0]:.2f} {load_avg[1]:.2f} {load_avg[2]:.2f}; {os.cpu_count()} CPUs")
     return 0
 

@@ -1,8 +1,7 @@
-"""Malformed AdmissionReviews against kopf's real webhook server over TLS on loopback: every one gets a well-formed
-AdmissionReview answer or a plain HTTP 4xx, never a 500, a crash or a hang; a good review after them still works.
-
-Two tests pin what kopf 1.45.2 itself does with the same input (a 500 for a review without `request`, and an
-admission for a path no handler has): the reason `AdmissionServer` puts a stricter front door before it."""
+"""Malformed AdmissionReviews against `aigate webhook`'s real front door (aigate.webhook.server.App under Granian)
+over TLS on loopback: every one gets a well-formed AdmissionReview answer or a plain HTTP 4xx, never a 500, a crash
+or a hang; a good review after them still works. The reviewer behind it is a stand-in (a label decides), so that
+these tests are about the front door; tests/test_webhook_review.py judges the real one."""
 
 from __future__ import annotations
 
@@ -15,25 +14,31 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import kopf
 import pytest
 
-from aigate.controller.webhooks import ROLLOUTS_WEBHOOK, AdmissionServer
-from kopf_admission import DEPLOYMENTS, Certs, serving, serving_certs, webhook_fn
+from aigate.controller.metrics import Metrics
+from aigate.controller.webhooks import ROLLOUTS_WEBHOOK, refusal
+from aigate.webhook.review import Answer, respond
+from aigate.webhook.server import App
+from webhook_tls import Certs, serving, serving_certs
 
 DENY = "aigate-test: deny=yes is refused"
 
 
-def registry() -> kopf.OperatorRegistry:
-    reg = kopf.OperatorRegistry()
+class LabelReviewer:
+    """Refuses a Deployment labelled deny=yes, warns otherwise; knows Deployments only (as the real one knows its
+    resources)."""
 
-    @kopf.on.validate("apps", "v1", "deployments", id=ROLLOUTS_WEBHOOK, registry=reg)
-    def rollouts(body: kopf.Body, warnings: list[str], **_: Any) -> None:
-        if body.metadata.labels.get("deny") == "yes":
-            raise kopf.AdmissionError(DENY, code=403)
-        warnings.append("looked at it")
-
-    return reg
+    async def review(self, webhook: str, review: dict[str, Any]) -> dict[str, Any]:
+        request = review["request"]
+        resource = request["resource"]
+        if (resource.get("group"), resource.get("resource")) != ("apps", "deployments"):
+            what = f"{resource.get('group') or 'core'}/{resource.get('version')}/{resource.get('resource')}"
+            return refusal(review, f"aigate has no admission handler for {what}", 400)
+        body = request.get("object") or request.get("oldObject") or {}
+        if ((body.get("metadata") or {}).get("labels") or {}).get("deny") == "yes":
+            return respond(review, Answer(False, DENY, 403))
+        return respond(review, Answer(warnings=["looked at it"]))
 
 
 def review(obj: dict[str, Any] | None = None, **request: Any) -> dict[str, Any]:
@@ -70,28 +75,14 @@ def certs(tmp_path: Path) -> Certs:
     return serving_certs(tmp_path)
 
 
-async def _client(server: kopf.WebhookServer, certs: Certs) -> AsyncIterator[Client]:
-    async with serving(server, webhook_fn(registry(), [DEPLOYMENTS])) as config:
-        base = config["url"].rstrip("/")
-        assert base.startswith("https://127.0.0.1:")
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
-            yield Client(session, base, certs.client_context())
-
-
-def _server(certs: Certs, **kw: Any) -> AdmissionServer:
-    return AdmissionServer(addr="127.0.0.1", certfile=certs.cert, pkeyfile=certs.key, cafile=certs.ca_file, **kw)
-
-
 @pytest.fixture
 async def client(certs: Certs) -> AsyncIterator[Client]:
-    async for c in _client(_server(certs, read_timeout=0.5), certs):
-        yield c
-
-
-@pytest.fixture
-async def kopf_client(certs: Certs) -> AsyncIterator[Client]:
-    async for c in _client(kopf.WebhookServer(addr="127.0.0.1", certfile=certs.cert, pkeyfile=certs.key), certs):
-        yield c
+    app = App(LabelReviewer(), Metrics(), ready=lambda: True, read_timeout=0.5)  # type: ignore[arg-type]
+    async with (
+        serving(app, certs.cert, certs.key) as base,
+        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session,
+    ):
+        yield Client(session, base, certs.client_context())
 
 
 def is_refusal(status: int, answer: Any, uid: str, code: int, message: str) -> bool:
@@ -154,7 +145,9 @@ async def test_unknown_resource_is_refused_in_a_review(client: Client) -> None:
         ("object", "a string", "AdmissionReview request has neither object nor oldObject"),
     ],
 )
-async def test_review_missing_what_kopf_needs_is_refused(client: Client, field: str, value: Any, message: str) -> None:
+async def test_review_missing_what_a_decision_needs_is_refused(
+    client: Client, field: str, value: Any, message: str
+) -> None:
     r = review()
     if value is None:
         del r["request"][field]
@@ -215,12 +208,14 @@ async def test_the_server_survives_all_of_it(client: Client) -> None:
     assert status == 200 and answer["response"]["allowed"] is True
 
 
-async def test_kopf_alone_answers_a_review_without_request_with_a_500(kopf_client: Client) -> None:
-    status, _ = await kopf_client.post(b'{"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview"}')
-    assert status == 500
-
-
-async def test_kopf_alone_admits_on_a_path_no_handler_has(kopf_client: Client) -> None:
-    bad = review({"metadata": {"name": "d", "namespace": "fraud", "labels": {"deny": "yes"}}})
-    status, answer = await kopf_client.post(json.dumps(bad).encode(), path="typo.aigate.dev")
-    assert status == 200 and answer["response"]["allowed"] is True
+@pytest.mark.parametrize(("offered", "chosen"), [(["h2", "http/1.1"], "h2"), (["http/1.1"], "http/1.1")])
+async def test_http2_is_offered_by_alpn(client: Client, offered: list[str], chosen: str) -> None:
+    """The API server offers h2 first and multiplexes when it gets it; an HTTP/1.1-only client is still served."""
+    ctx = client.ctx
+    ctx.set_alpn_protocols(offered)
+    host, port = client.base.removeprefix("https://").split(":")
+    _, writer = await asyncio.open_connection(host, int(port), ssl=ctx, server_hostname="127.0.0.1")
+    try:
+        assert writer.get_extra_info("ssl_object").selected_alpn_protocol() == chosen
+    finally:
+        writer.close()

@@ -1,11 +1,10 @@
-"""The webhook certificate rotator's decisions (controller/certs.py `plan`), its files, and kopf's server picking up
-a renewal without a restart. The Secret and caBundle injection against a real API server are in
+"""The webhook certificate rotator's decisions (controller/certs.py `plan`), its files, and `aigate webhook`'s server
+picking up a renewal without a restart. The Secret and caBundle injection against a real API server are in
 tests/cluster/test_chart_certs.py."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime
 import http.client
 import json
@@ -18,9 +17,10 @@ from cryptography import x509
 
 from aigate.controller import certs
 from aigate.controller.certs import CertRotator, Pair, WebhookTLS, plan, secret_data, tls_from_secret, write_files
-from aigate.controller.webhooks import AdmissionServer
-from kopf_admission import DEPLOYMENTS, webhook_fn
-from localcluster.controlplane import free_ports
+from aigate.controller.metrics import Metrics
+from aigate.webhook.review import Answer, respond
+from aigate.webhook.server import App
+from webhook_tls import free_port, serving
 
 T0 = datetime.datetime(2026, 12, 1, 12, 0, tzinfo=datetime.UTC)
 HOSTS = ("aigate-webhook.aigate-system.svc", "aigate-webhook.aigate-system.svc.cluster.local")
@@ -207,15 +207,12 @@ async def _serial_seen(url: str, bundle: bytes) -> int:
     return x509.load_der_x509_certificate(der).serial_number
 
 
+class Admit:
+    async def review(self, webhook: str, review: dict[str, object]) -> dict[str, object]:
+        return respond(review, Answer())
+
+
 async def test_the_server_serves_a_renewed_certificate_without_a_restart(tmp_path: Path) -> None:
-    import kopf
-
-    registry = kopf.OperatorRegistry()
-
-    @kopf.on.validate("apps", "v1", "deployments", id="rollouts.aigate.dev", registry=registry)
-    def admit(**_: object) -> None:
-        return None
-
     hosts = ("localhost",)
     now = datetime.datetime.now(datetime.UTC)  # the TLS client checks validity against the real clock
     decided = plan(None, hosts, now, cert_validity=SHORT)
@@ -223,36 +220,23 @@ async def test_the_server_serves_a_renewed_certificate_without_a_restart(tmp_pat
     tls = decided[0]
     d = tmp_path / "tls"
     write_files(d, {"tls.crt": tls.serving.cert, "tls.key": tls.serving.key})
-    [port] = free_ports(1)  # a fixed port, as the operator's: a restarted site must come back where it was
-    server = AdmissionServer(
-        addr="127.0.0.1",
-        port=port,
-        host="localhost",
-        certfile=str(d / "tls.crt"),
-        pkeyfile=str(d / "tls.key"),
-        file_check_interval=0.05,
-    )
-    # as kopf's admission task does: keep iterating the server, which re-reads its files between client configs
-    configs: asyncio.Queue[dict[str, object]] = asyncio.Queue()
-
-    async def consume() -> None:
-        async for config in server(webhook_fn(registry, [DEPLOYMENTS])):
-            await configs.put(dict(config))
-
-    task = asyncio.create_task(consume())
-    try:
-        config = await asyncio.wait_for(configs.get(), 10)
-        url = str(config["url"]).rstrip("/").replace("127.0.0.1", "localhost") + "/rollouts.aigate.dev"
+    port = free_port()  # a fixed port, as the webhook's: the API server's clientConfig names it
+    app = App(Admit(), Metrics(), ready=lambda: True)  # type: ignore[arg-type]
+    async with serving(app, d / "tls.crt", d / "tls.key", port=port, check_interval=0.05) as base:
+        url = base.replace("127.0.0.1", "localhost") + "/rollouts.aigate.dev"
         assert await _serial_seen(url, tls.bundle) == cert(tls.serving.cert).serial_number
         decided = plan(tls, hosts, certs.next_renewal(tls, now), cert_validity=SHORT)
         assert decided is not None
         renewed = decided[0]
         write_files(d, {"tls.crt": renewed.serving.cert, "tls.key": renewed.serving.key})
-        reloaded = await asyncio.wait_for(configs.get(), 10)  # the server restarted its site with the new files
-        assert reloaded["url"] == config["url"], "same address: the API server's clientConfig still holds"
-        assert await _serial_seen(url, renewed.bundle) == cert(renewed.serving.cert).serial_number
+        # the server starts a worker with the new files on the same socket, then stops the old one (which, for that
+        # half second, may still take a connection): same address, and from then on only the new certificate
+        want = cert(renewed.serving.cert).serial_number
+        seen: list[int] = []
+        for _ in range(400):
+            seen.append(await _serial_seen(url, renewed.bundle))
+            if seen[-5:] == [want] * 5:
+                break
+            await asyncio.sleep(0.05)
+        assert seen[-5:] == [want] * 5, f"{len(seen)} handshakes, the last 5 not all the renewed certificate"
         assert renewed.bundle == tls.bundle, "verified with the caBundle the API server already has"
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task

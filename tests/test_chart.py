@@ -202,7 +202,7 @@ def test_every_pod_runs_restricted(helm: Path, values: Path) -> None:
 
 def test_operator_deployment(helm: Path) -> None:
     objs = render(helm)
-    d = one(objs, "Deployment")
+    d = one(objs, "Deployment", "aigate")
     assert d["spec"]["replicas"] == 1 and d["spec"]["strategy"] == {"type": "Recreate"}
     [c] = d["spec"]["template"]["spec"]["containers"]
     assert c["image"] == "ghcr.io/aigate/aigate:0.1.0" and c["args"] == ["operator"]
@@ -217,14 +217,50 @@ def test_operator_deployment(helm: Path) -> None:
         "256Mi",
         "1Gi",
     )
-    svc = one(objs, "Service")
+    # the webhook Service is the webhook pods', never the operator's; the operator has a metrics Service
+    svc = one(objs, "Service", "aigate-operator")
     assert svc["spec"]["selector"] == d["spec"]["selector"]["matchLabels"]
-    assert {p["name"]: (p["port"], p["targetPort"]) for p in svc["spec"]["ports"]} == {
-        "webhook": (443, "webhook"),
-        "metrics": (8080, "metrics"),
-    }
+    assert {p["name"]: (p["port"], p["targetPort"]) for p in svc["spec"]["ports"]} == {"metrics": (8080, "metrics")}
+    assert "webhook" not in {p["name"] for p in c["ports"]}
     gates = one(objs, "Namespace", "aigate-gates")
     assert gates["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+
+
+def test_webhook_deployment(helm: Path) -> None:
+    """`aigate webhook` in pods of its own: two, kept apart where possible, one always left by a PDB, ready on its
+    caches, the Service the webhook configurations call selecting them, with RBAC that reads and never writes."""
+    objs = render(helm)
+    d = one(objs, "Deployment", "aigate-webhook")
+    spec = d["spec"]
+    assert spec["replicas"] == 2 and spec["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+    pod = spec["template"]["spec"]
+    [c] = pod["containers"]
+    assert c["args"] == ["webhook"] and c["image"] == "ghcr.io/aigate/aigate:0.1.0"
+    assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
+    assert c["lifecycle"]["preStop"] == {"sleep": {"seconds": 5}}, "answers while its endpoint is being removed"
+    [term] = pod["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
+    assert term["podAffinityTerm"]["labelSelector"]["matchLabels"] == spec["selector"]["matchLabels"]
+    pdb = one(objs, "PodDisruptionBudget", "aigate-webhook")
+    assert pdb["spec"] == {"minAvailable": 1, "selector": {"matchLabels": spec["selector"]["matchLabels"]}}
+    svc = one(objs, "Service", "aigate-webhook")
+    assert svc["spec"]["selector"] == spec["selector"]["matchLabels"]
+    assert {p["name"]: (p["port"], p["targetPort"]) for p in svc["spec"]["ports"]}["webhook"] == (443, "webhook")
+    env = env_of(d)
+    assert "AIGATE_SIGNING_KEY" not in env and env["AIGATE_PUBLIC_KEY"] == "/var/run/aigate/public-key/aigate.pub"
+    assert _volume(d, "public-key")["configMap"]["name"] == "aigate-public-key"
+    assert _volume(d, "webhook-tls")["secret"]["secretName"] == "aigate-webhook-tls"
+    assert pod["serviceAccountName"] == "aigate-webhook"
+    binding = one(objs, "ClusterRoleBinding", "aigate-webhook")
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "aigate-webhook", "namespace": NS}]
+    role = one(objs, "ClusterRole", "aigate-webhook")
+    verbs = {(g, r): set(rule["verbs"]) for rule in role["rules"] for g in rule["apiGroups"] for r in rule["resources"]}
+    assert verbs == {
+        ("aigate.dev", "aiworkloads"): {"list", "watch"},
+        ("aigate.dev", "aigatepolicies"): {"list", "watch"},
+        ("", "namespaces"): {"list", "watch"},
+        ("", "configmaps"): {"get", "list", "watch"},
+        ("authorization.k8s.io", "subjectaccessreviews"): {"create"},
+    }
 
 
 PENDING_SETTINGS: set[str] = set()
@@ -238,9 +274,9 @@ def test_every_setting_the_chart_sets_is_one_the_operator_declares(helm: Path) -
         f"now declared, drop from PENDING_SETTINGS: {PENDING_SETTINGS & declared}"
     )
     for values in CI_VALUES:
-        d = one(render(helm, values), "Deployment")
-        unknown = {k for k in env_of(d) if k.startswith("AIGATE_")} - declared - PENDING_SETTINGS
-        assert unknown == set(), f"{values.name}: the operator does not read {sorted(unknown)}"
+        for d in [o for o in render(helm, values) if o["kind"] == "Deployment"]:
+            unknown = {k for k in env_of(d) if k.startswith("AIGATE_")} - declared - PENDING_SETTINGS
+            assert unknown == set(), f"{values.name}: {d['metadata']['name']} does not read {sorted(unknown)}"
 
 
 def test_image_by_digest_and_pull_secrets(helm: Path) -> None:
@@ -249,8 +285,13 @@ def test_image_by_digest_and_pull_secrets(helm: Path) -> None:
     for where, spec in pod_specs(objs):
         assert [c["image"] for c in spec["containers"]] == [f"registry.example.internal/platform/aigate@{digest}"]
         assert spec["imagePullSecrets"] == [{"name": "registry-credentials"}], where
-    env = env_of(one(objs, "Deployment"))
+    env = env_of(one(objs, "Deployment", "gatekeeping"))
     assert env["AIGATE_GATE_IMAGE"].endswith(f"@{digest}")
+    webhook = env_of(one(objs, "Deployment", "gatekeeping-webhook"))
+    assert (webhook["AIGATE_ACCEPTOR_GROUPS"], webhook["AIGATE_WATCH_NAMESPACES"]) == (
+        "platform:risk-owners,security:approvers",
+        "fraud,payments",
+    )
     assert env["AIGATE_ACCEPTOR_GROUPS"] == "platform:risk-owners,security:approvers"
     assert env["AIGATE_WATCH_NAMESPACES"] == "fraud,payments"
 
@@ -322,7 +363,7 @@ def _volume(d: Obj, name: str) -> Obj:
 def test_tls_by_the_operators_rotator(helm: Path) -> None:
     objs = render(helm)
     assert all("caBundle" not in w["clientConfig"] for w in _webhooks(objs).values())
-    d = one(objs, "Deployment")
+    d = one(objs, "Deployment", "aigate")
     env = env_of(d)
     assert env["AIGATE_WEBHOOK_TLS_SECRET"] == "aigate-webhook-tls"
     assert env["AIGATE_WEBHOOK_CONFIGURATION"] == "aigate"
@@ -351,7 +392,7 @@ def test_tls_by_cert_manager(helm: Path) -> None:
     assert cert["spec"]["dnsNames"][0] == f"aigate-webhook.{NS}.svc"
     assert cert["spec"]["issuerRef"]["name"] == one(objs, "Issuer", "aigate-ca")["metadata"]["name"]
     assert one(objs, "Certificate", "aigate-webhook-ca")["spec"]["isCA"] is True
-    d = one(objs, "Deployment")
+    d = one(objs, "Deployment", "aigate")
     assert _volume(d, "webhook-tls")["secret"]["secretName"] == cert["spec"]["secretName"]
     assert "AIGATE_WEBHOOK_TLS_SECRET" not in env_of(d)
     assert not [o for o in objs if o["metadata"]["name"] == "aigate-webhook-ca-injector"]
@@ -363,7 +404,7 @@ def test_tls_and_signing_key_from_existing_secrets(helm: Path) -> None:
     assert len(bundles) == 1
     ca = x509.load_pem_x509_certificate(base64.b64decode(bundles.pop()))
     assert ca.subject.rfc4514_string() == "CN=aigate-webhook-ca"
-    d = one(objs, "Deployment")
+    d = one(objs, "Deployment", "aigate")
     assert _volume(d, "webhook-tls")["secret"]["secretName"] == "aigate-webhook-tls-external"
     assert _volume(d, "signing-key")["secret"]["secretName"] == "aigate-signing-key-external"
     env = env_of(d)
@@ -373,7 +414,7 @@ def test_tls_and_signing_key_from_existing_secrets(helm: Path) -> None:
 
 def test_signing_key_generated_by_the_operator_by_default(helm: Path) -> None:
     objs = render(helm)
-    d = one(objs, "Deployment")
+    d = one(objs, "Deployment", "aigate")
     assert env_of(d)["AIGATE_SIGNING_KEY_SECRET"] == "aigate-signing-key"
     assert _volume(d, "signing-key") == {"name": "signing-key", "emptyDir": {"medium": "Memory", "sizeLimit": "1Mi"}}
     assert not [o for o in objs if o["kind"] == "Secret"], "the chart renders no key material"
@@ -540,9 +581,12 @@ def test_prometheus_rules_pass_promtool_check_and_unit_tests(helm: Path, promtoo
 def test_dashboard_and_service_monitor_when_on(helm: Path) -> None:
     objs = render(helm, ci("monitoring"))
     monitor = one(objs, "ServiceMonitor")
-    svc = one(objs, "Service")
     assert monitor["spec"]["endpoints"][0]["port"] == "metrics"
-    assert all(svc["metadata"]["labels"].get(k) == v for k, v in monitor["spec"]["selector"]["matchLabels"].items())
+    # both Services: the operator's gate metrics and the webhook's admission metrics
+    [components] = [e["values"] for e in monitor["spec"]["selector"]["matchExpressions"]]
+    for svc in [o for o in objs if o["kind"] == "Service"]:
+        assert all(svc["metadata"]["labels"].get(k) == v for k, v in monitor["spec"]["selector"]["matchLabels"].items())
+        assert svc["metadata"]["labels"]["app.kubernetes.io/component"] in components
     dash = one(objs, "ConfigMap", "aigate-dashboard")
     assert dash["metadata"]["labels"]["grafana_dashboard"] == "1"
     board = json.loads(dash["data"]["aigate.json"])
@@ -559,7 +603,9 @@ def test_network_policies_when_on(helm: Path) -> None:
     ports = [p for rule in gates["spec"]["egress"] for p in rule["ports"]]
     assert {(p["port"], p["protocol"]) for p in ports} == {(53, "UDP"), (53, "TCP"), (443, "TCP"), (8443, "TCP")}
     op = one(objs, "NetworkPolicy", "aigate-operator")
-    assert {p["port"] for p in op["spec"]["ingress"][0]["ports"]} == {"webhook", "metrics"}
+    assert {p["port"] for p in op["spec"]["ingress"][0]["ports"]} == {"metrics"}
+    webhook = one(objs, "NetworkPolicy", "aigate-webhook")
+    assert {p["port"] for p in webhook["spec"]["ingress"][0]["ports"]} == {"webhook", "metrics"}
 
 
 def test_default_policy_from_values(helm: Path) -> None:

@@ -188,13 +188,13 @@ def run(args: argparse.Namespace) -> int:
         install_crd(cluster.kubectl)
         cluster.kubectl("create", "namespace", "aigate-system")
 
-        say("starting aigate's operator")
+        say("starting aigate's operator and its webhook server (aigate webhook)")
         op = prepare_operator(state_dir / "aigate-operator", cp.kubeconfig)
         op.start()
         stack.callback(op.stop)
-        stack.callback(say, "stopping aigate's operator")
+        stack.callback(say, "stopping aigate's operator and webhook")
         op.wait_ready()
-        print(f"operator ready; its log: {op.log}", flush=True)
+        print(f"operator and webhook ready; their logs: {op.log}, {op.webhook_log}", flush=True)
         say("registering aigate's admission webhooks (validating: rollouts, AIWorkloads; mutating: acceptances)")
         register_webhooks(cluster.kubectl, op)
         show(

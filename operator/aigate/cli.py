@@ -174,6 +174,12 @@ def cmd_operator(args: argparse.Namespace) -> int:
     return run_operator(from_env())
 
 
+def cmd_webhook(args: argparse.Namespace) -> int:
+    from aigate.webhook.server import run_webhook, settings_from_env
+
+    return run_webhook(settings_from_env())
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="aigate",
@@ -260,6 +266,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="run the Kubernetes operator (settings from AIGATE_* environment variables; see the chart)",
     )
     o.set_defaults(func=cmd_operator)
+    w = sub.add_parser(
+        "webhook",
+        help="serve the admission webhooks, apart from the operator (the same AIGATE_* settings; see the chart)",
+    )
+    w.set_defaults(func=cmd_webhook)
     return p
 
 

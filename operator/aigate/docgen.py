@@ -32,6 +32,11 @@ them all at start-up: a bad value stops it with one line naming the variable, fo
 `aigate: error: AIGATE_WEBHOOK_PORT: must be an integer (got 'x')`. An empty value means the default, except where
 the table says what empty means.
 
+`aigate webhook` (the admission webhooks, a process of its own: [architecture.md](architecture.md)) reads the same
+table and uses what concerns it: `AIGATE_WEBHOOK_ADDR`, `_PORT`, `_CERT`, `_KEY`, `AIGATE_METRICS_ADDR`, `_PORT`,
+`AIGATE_OPERATOR_NAMESPACE`, `AIGATE_WATCH_NAMESPACES`, `AIGATE_ACCEPTOR_GROUPS` and `AIGATE_PUBLIC_KEY`. It needs
+no signing key: with `AIGATE_PUBLIC_KEY` set, `AIGATE_SIGNING_KEY` may be left unset.
+
 """
         + settings_table()
         + """

@@ -7,9 +7,7 @@ judged the same way wherever it runs.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,77 +26,14 @@ from aigate.gates.result import GateResult
 from aigate.gates.toolcontrol import ExtraCheck
 from aigate.gates.toolcontrol_mcp import mcp_check
 from aigate.gates.toolcontrol_rbac import rbac_check
-from aigate.measurements import McpServerProbe, Measurements, RbacProbe
+from aigate.measurements import Measurements
+from aigate.measuring import CheckOptions as CheckOptions  # the measuring half, importable without this module
+from aigate.measuring import Progress as Progress
+from aigate.measuring import _utcnow
+from aigate.measuring import measure as measure
 from aigate.policy.governance import EffectivePolicy
 from aigate.policy.numbers import assumed_timeout_ms
-from aigate.probes.credentials import credential_value, resolve_credentials
-from aigate.probes.mcp import probe_mcp_server
-from aigate.probes.rbac import rbac_skipped
-from aigate.probes.runner import RunOptions, run_workload
 from aigate.times import parse_rfc3339
-
-Progress = Callable[[str], None]
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-@dataclass
-class CheckOptions:
-    environ: Mapping[str, str]
-    sign_key: Path | None = None
-    evidence_out: Path | None = None
-    endpoint_overrides: dict[str, str] = field(default_factory=dict)
-    concurrency: int | None = None
-    progress: Progress | None = None
-    now: Callable[[], datetime] = _utcnow
-    rbac: RbacProbe | None = None
-    """An RBAC probe done by the caller (in a cluster); None means skipped: no cluster here."""
-    time_scale: float = 1.0
-    """The providers answer this many times as slow as real time (the demo's simulator: 0.2); see RunOptions."""
-    policy: EffectivePolicy | None = None
-    """The AIGatePolicies the workload is judged under (`aigate check --policy`)."""
-
-
-async def measure(resolved: ResolvedWorkload, opts: CheckOptions) -> Measurements:
-    """All the I/O of a gate run: models, fault injection, human route, MCP servers."""
-
-    spec = resolved.workload.spec
-    credentials = resolve_credentials(spec, opts.environ)
-    run_opts = RunOptions(
-        concurrency=opts.concurrency,
-        default_timeout_ms=assumed_timeout_ms(resolved.workload.spec),
-        endpoint_overrides=dict(opts.endpoint_overrides),
-        time_scale=opts.time_scale,
-    )
-    m = await run_workload(resolved, credentials, options=run_opts, progress=opts.progress)
-    m.mcp = await _probe_mcp(resolved, opts)
-    m.rbac = opts.rbac or _rbac_skipped(resolved)
-    return m
-
-
-async def _probe_mcp(resolved: ResolvedWorkload, opts: CheckOptions) -> list[McpServerProbe]:
-
-    out = []
-    for i, server in enumerate(resolved.workload.spec.mcp_servers):
-        token = credential_value(server.credentials, opts.environ, f"spec.mcpServers[{i}].credentials")
-        if opts.progress:
-            opts.progress(f"MCP server {server.name}: listing tools")
-        out.append(await probe_mcp_server(server, token))
-    return out
-
-
-def _rbac_skipped(resolved: ResolvedWorkload) -> RbacProbe | None:
-
-    spec = resolved.workload.spec
-    if spec.service_account_name is None:
-        return None
-    return rbac_skipped(
-        "no cluster: ServiceAccount permissions were not checked (run in a cluster to check them)",
-        namespace=resolved.workload.metadata.namespace,
-        service_account=spec.service_account_name,
-    )
 
 
 def tool_checks() -> list[ExtraCheck]:

@@ -22,9 +22,6 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, Literal
 
-from kubernetes import client as k8s
-from kubernetes.client.exceptions import ApiException
-from kubernetes.config.config_exception import ConfigException
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 from pydantic.alias_generators import to_camel
 
@@ -34,9 +31,9 @@ from aigate.api.load import ResolvedWorkload, configmap_lookup, resolve, workloa
 from aigate.api.models import AIWorkload, Credentials
 from aigate.controller import names
 from aigate.controller.jobs import INPUT_KEY, JOB_NAME_ENV
-from aigate.controller.kube import load_api_client
+from aigate.gateapi import GateApi, GateApiConfigError, GateApiError, connect
 from aigate.measurements import Measurements
-from aigate.pipeline import CheckOptions, measure
+from aigate.measuring import CheckOptions, measure
 from aigate.redact import redact, register_secret
 from aigate.times import utcnow
 
@@ -47,7 +44,6 @@ MAX_RESULT_BYTES = 900 * 1024
 """Below the ConfigMap limit (1 MiB for the whole object), with room for metadata."""
 TEXT_LIMIT = 2000
 """Characters of each answer kept in the result; the assertions were already evaluated on the full text."""
-API_TIMEOUT_S = 30
 
 
 class ResultError(ValueError):
@@ -135,23 +131,23 @@ def _one_line(text: str) -> str:
     return redact(" ".join(text.split()))
 
 
-def _api_error(what: str, e: ApiException) -> str:
-    reason = f"HTTP {e.status} {e.reason or ''}".rstrip()
+def _api_error(what: str, e: GateApiError) -> str:
+    reason = str(e)
     if e.status == 403:
         reason += " (the gate Job's Role does not allow it)"
     return f"{what}: {reason}"
 
 
-def _read_input(core: k8s.CoreV1Api, namespace: str, name: str) -> ResolvedWorkload:
+def _read_input(api: GateApi, namespace: str, name: str) -> ResolvedWorkload:
     """The resolved spec from the input ConfigMap (`controller.jobs.run_input`)."""
     where = f"input ConfigMap {namespace}/{name}"
     try:
-        cm = core.read_namespaced_config_map(name, namespace, _request_timeout=API_TIMEOUT_S)
-    except ApiException as e:
+        cm = api.read_configmap(namespace, name)
+    except GateApiError as e:
         if e.status == 404:
             raise _Abort(f"{where} not found (the operator creates it)") from None
         raise _Abort(_api_error(f"reading {where}", e)) from None
-    raw = (cm.data or {}).get(INPUT_KEY)
+    raw = (cm.get("data") or {}).get(INPUT_KEY)
     try:
         doc = json.loads(raw) if raw is not None else None
     except json.JSONDecodeError as e:
@@ -227,17 +223,13 @@ def bound_result(result: GateRunResult, limit: int = MAX_RESULT_BYTES) -> tuple[
     return failed, failed.to_json()
 
 
-def _write_result(core: k8s.CoreV1Api, namespace: str, name: str, payload: str) -> None:
+def _write_result(api: GateApi, namespace: str, name: str, payload: str) -> None:
     try:
-        core.patch_namespaced_config_map(
-            name, namespace, {"data": {names.RESULT_KEY: payload}}, _request_timeout=API_TIMEOUT_S
-        )
-    except ApiException as e:
+        api.patch_configmap(namespace, name, {"data": {names.RESULT_KEY: payload}})
+    except GateApiError as e:
         if e.status == 404:
             raise _Abort(f"result ConfigMap {namespace}/{name} not found (the operator creates it)") from None
         raise _Abort(_api_error(f"writing result ConfigMap {namespace}/{name}", e)) from None
-    except Exception as e:  # the API server unreachable: urllib3's errors
-        raise _Abort(f"writing result ConfigMap {namespace}/{name}: {type(e).__name__}: {e}") from None
 
 
 def run_gates(
@@ -248,7 +240,7 @@ def run_gates(
     run_id: str,
     *,
     environ: Mapping[str, str],
-    api_client: k8s.ApiClient | None = None,
+    api: GateApi | None = None,
     progress: Progress | None = None,
 ) -> int:
     """Measure the resolved spec in ConfigMap NAMESPACE/INPUT_NAME for SPEC_DIGEST; write NAMESPACE/RESULT_NAME.
@@ -263,15 +255,14 @@ def run_gates(
         if var.startswith("AIGATE_SECRET_"):
             register_secret(value.strip())
     job = environ.get(JOB_NAME_ENV) or None
-    api = api_client
     try:
         if api is None:
-            api, how = load_api_client(environ)
+            api, how = connect(environ)
             say(f"Kubernetes API: {how}")
-    except (ConfigException, OSError, ValueError) as e:
+    except GateApiConfigError as e:
         _err(f"aigate run-gates: error: no Kubernetes API configuration: {_one_line(str(e))}")
         return 1
-    core = k8s.CoreV1Api(api)
+    gate_api: GateApi = api
 
     def finish(
         outcome: Outcome, *, error: str | None = None, m: Measurements | None = None, observed: str | None = None
@@ -289,7 +280,7 @@ def run_gates(
         )
         bounded, payload = bound_result(result)
         try:
-            _write_result(core, namespace, result_name, payload)
+            _write_result(gate_api, namespace, result_name, payload)
         except _Abort as e:
             _err(f"aigate run-gates: error: {_one_line(str(e))}")
             return 1
@@ -302,7 +293,7 @@ def run_gates(
     observed: str | None = None
     try:
         say(f"reading input ConfigMap {namespace}/{input_name}")
-        resolved = _read_input(core, namespace, input_name)
+        resolved = _read_input(gate_api, namespace, input_name)
         observed = digest_of(resolved)
         if observed != spec_digest:
             return finish(

@@ -244,7 +244,8 @@ def rollout(cluster: Cluster, ns: str, wl: str, name: str = "fraud-app") -> Any:
 
 
 def metric(op: OperatorProcess, name: str, **labels: str) -> float:
-    status, text = op.http("/metrics")
+    """A metric of `aigate webhook` (admission decisions, caches, HTTP versions), summed over matching labels."""
+    status, text = op.webhook_http("/metrics")
     assert status == 200
     total = 0.0
     for line in text.splitlines():
@@ -307,8 +308,10 @@ def test_failing_workload_blocks_rollout_then_fix_admits(
     assert refused.returncode != 0
     assert "denied the request" in refused.stderr
     assert f"AIWorkload {ns}/{name}" in refused.stderr and "toolControl" in refused.stderr
-    # a refusal is the product working, not an operator error
-    denial = [line for line in operator.log.read_text().splitlines() if f"AIWorkload {ns}/{name} is not" in line]
+    # a refusal is the product working, not an error
+    denial = [
+        line for line in operator.webhook_log.read_text().splitlines() if f"AIWorkload {ns}/{name} is not" in line
+    ]
     assert denial and all("[INFO" in line and "denied by rollouts.aigate.dev:" in line for line in denial), denial
 
     # the team fixes the spec: a new Job runs and the same Deployment is admitted
@@ -334,13 +337,13 @@ def test_failing_workload_blocks_rollout_then_fix_admits(
     reasons = {e["reason"] for e in events}
     assert {"GateRunStarted", "GatesFailed", "GatesPassed"} <= reasons
 
-    # no API key anywhere: status, events, ConfigMaps, the gate Jobs' output, the operator's log
+    # no API key anywhere: status, events, ConfigMaps, the gate Jobs' output, the operator's and webhook's logs
     everything = [
         json.dumps(get_workload(cluster, ns, name)),
         json.dumps(events),
         json.dumps(cluster.get_json("configmaps", "-n", ns)),
         json.dumps(gate_jobs(cluster, ns, name)),
-        operator.log.read_text(errors="replace"),
+        operator.logs(),
     ]
     for pod in cluster.get_json("pods", "-n", ns)["items"]:
         everything.append(cluster.pod_log(ns, pod["metadata"]["name"]))
@@ -353,7 +356,7 @@ def test_failing_workload_blocks_rollout_then_fix_admits(
     for key in CANARY.values():
         assert not any(key in text for text in everything), f"API key leaked: {key[:8]}…"
     # no line per admitted review nor per watched event (every ConfigMap in the cluster), but what was done
-    log = operator.log.read_text(errors="replace")
+    log = operator.logs()
     assert "judged PASS" in log and "judged FAIL" in log
     noise = re.findall(r"(?:configmap.events?|gate.job.events?|evidence.timer|rollouts\.aigate\.dev)' succeeded", log)
     assert not noise, noise[:3]
@@ -504,9 +507,11 @@ def test_operator_restart_picks_up_the_running_job(
     cluster.wait_for(lambda: gate_jobs(cluster, ns, name), timeout=60, what="the gate Job")
     operator.kill()
     try:
-        # with the operator down the webhook cannot answer, and failurePolicy: Fail refuses
+        # with the operator down the webhook (a process of its own) still answers: no evidence yet, refused in
+        # aigate's words, not for want of an answer
         refused = rollout(cluster, ns, name)
         assert refused.returncode != 0
+        assert f"AIWorkload {ns}/{name} is not cleared for rollout" in refused.stderr, refused.stderr
         cluster.wait_for_condition("job", gate_jobs(cluster, ns, name)[0]["metadata"]["name"], GATES, "Complete")
     finally:
         operator.start()
@@ -518,9 +523,25 @@ def test_operator_restart_picks_up_the_running_job(
 
 
 def test_metrics_and_probes(operator: OperatorProcess) -> None:
-    assert operator.http("/healthz")[0] == 200
-    assert operator.http("/readyz")[0] == 200
+    for http in (operator.http, operator.webhook_http):
+        assert http("/healthz")[0] == 200
+        assert http("/readyz")[0] == 200
     status, text = operator.http("/metrics")
+    assert status == 200 and "aigate_gate_result" in text
+    status, text = operator.webhook_http("/metrics")
     assert status == 200
-    for name in ("aigate_admission_decisions_total", "aigate_admission_duration_seconds", "aigate_gate_result"):
+    for name in ("aigate_admission_decisions_total", "aigate_admission_duration_seconds"):
         assert name in text
+
+
+def test_the_api_server_talks_http2_to_the_webhook(cluster: Cluster, namespace: str, operator: OperatorProcess) -> None:
+    """ALPN: the API server offers h2 and multiplexes its reviews over one connection instead of reconnecting."""
+    ns = namespace
+    counted = {"webhook": "rollouts.aigate.dev", "http_version": "2"}
+    before = metric(operator, "aigate_admission_http_requests_total", **counted)
+    refused = cluster.kubectl(
+        "apply", "--dry-run=server", "-f", "-", input=json.dumps(deployment(ns, "h2-app", "nobody")), check=False
+    )
+    assert refused.returncode != 0 and f"AIWorkload {ns}/nobody not found" in refused.stderr
+    assert metric(operator, "aigate_admission_http_requests_total", **counted) == before + 1
+    assert metric(operator, "aigate_admission_http_requests_total", http_version="1.1") == 0

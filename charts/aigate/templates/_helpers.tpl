@@ -35,6 +35,16 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/component: operator
 {{- end }}
 
+{{- define "aigate.webhookSelectorLabels" -}}
+{{ include "aigate.selectorLabels" . }}
+app.kubernetes.io/component: webhook
+{{- end }}
+
+{{/* The webhook pods' own ServiceAccount: list and watch what decisions read, SubjectAccessReviews, nothing else. */}}
+{{- define "aigate.webhookServiceAccountName" -}}
+{{- printf "%s-webhook" (include "aigate.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
 {{- define "aigate.serviceAccountName" -}}
 {{- if .Values.serviceAccount.create }}
 {{- default (include "aigate.fullname" .) .Values.serviceAccount.name }}

@@ -50,7 +50,8 @@ class OperatorConfig(BaseModel):
     )
     public_key: Annotated[Path | None, Env("AIGATE_PUBLIC_KEY", unit="path")] = Field(
         default=None,
-        description="the public key published with the evidence; unset: derived from the signing key",
+        description="the public key published with the evidence, and the one `aigate webhook` verifies it with; "
+        "unset: derived from the signing key",
     )
     namespace: Annotated[str, Env("AIGATE_OPERATOR_NAMESPACE", unit="name")] = Field(
         default="aigate-system",

@@ -1,27 +1,17 @@
-"""The admission webhook configurations aigate installs, and the HTTPS server that answers them.
+"""The admission webhook configurations aigate installs, and the envelope checks of the reviews they send.
 
-The configurations are rendered here rather than left to kopf's auto-managed ones: the rollout webhook selects
-Deployments and kin by the `aigate.dev/workload` label, excludes kube-system and the operator's own namespace (a
-broken operator must not block its own repair), and fails closed; kopf's generated configuration can express none of
-that. kopf routes a request to the handler whose id is the last path segment, so each webhook's path is its id.
-
-`AdmissionServer` is kopf's `WebhookServer` (same TLS handling, certificate reload every `file_check_interval`)
-with a stricter front door: a bounded body read with a deadline, and an AdmissionReview answer (or a plain 4xx)
-for every malformed request, where kopf answers some with an HTTP 500 or, for an unknown path, admits.
+The rollout webhook selects Deployments and kin by the `aigate.dev/workload` label, excludes kube-system and the
+operator's own namespace (a broken operator must not block its own repair), and fails closed. Each webhook's path is
+its name. `aigate webhook` (aigate.webhook.server) serves them: it answers every malformed request with an
+AdmissionReview refusal or a plain 4xx (`parse_review`, `review_problem`), never a 500 or a hang.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from collections.abc import Collection, Mapping
 from typing import Any
-
-import aiohttp.web
-import kopf
-from kopf._cogs.structs import reviews
-from kopf._core.engines import admission as kopf_admission
 
 from aigate.api.models import API_GROUP, API_VERSION, PLURAL, WORKLOAD_LABEL
 
@@ -34,8 +24,6 @@ ACCEPTANCES_WEBHOOK = "acceptances.aigate.dev"
 AIWORKLOADS_WEBHOOK = "aiworkloads.aigate.dev"
 """Validating: AIWorkloads as they will be stored (acceptedBy as the mutation wrote it)."""
 WEBHOOK_IDS: tuple[str, ...] = (ROLLOUTS_WEBHOOK, ACCEPTANCES_WEBHOOK, AIWORKLOADS_WEBHOOK)
-ROLLOUTS_ID, ACCEPTANCES_ID, AIWORKLOADS_ID = ROLLOUTS_WEBHOOK, ACCEPTANCES_WEBHOOK, AIWORKLOADS_WEBHOOK
-"""The same ids under the names controller/handlers.py imports."""
 
 ROLLOUT_RULES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("", "v1", ("pods",)),
@@ -170,24 +158,8 @@ class BadReview(Exception):
         self.status = status
 
 
-async def read_body(request: aiohttp.web.Request, *, limit: int, timeout: float) -> bytes:
-    """The body, at most `limit` bytes, within `timeout` seconds (a client that stalls mid-body is cut off)."""
-    if request.content_length is not None and request.content_length > limit:
-        raise BadReview(f"request body of {request.content_length} bytes is above the {limit}-byte limit", 413)
-    body = bytearray()
-    try:
-        async with asyncio.timeout(timeout):
-            while chunk := await request.content.read(64 * 1024):
-                body += chunk
-                if len(body) > limit:
-                    raise BadReview(f"request body is above the {limit}-byte limit", 413)
-    except TimeoutError:
-        raise BadReview(f"request body not received within {timeout:g}s", 408) from None
-    return bytes(body)
-
-
 def parse_review(body: bytes) -> dict[str, Any]:
-    """The AdmissionReview in `body`, checked for what kopf indexes without looking (BadReview otherwise)."""
+    """The AdmissionReview in `body`, checked for what the server indexes without looking (BadReview otherwise)."""
     if not body:
         raise BadReview("empty request body; expected an AdmissionReview")
     try:
@@ -206,8 +178,8 @@ def parse_review(body: bytes) -> dict[str, Any]:
     return doc
 
 
-def _review_problem(review: Mapping[str, Any]) -> str | None:
-    """What kopf needs in a request with a uid; answered as a refusal, since the API server can read one."""
+def review_problem(review: Mapping[str, Any]) -> str | None:
+    """What a decision needs in a request with a uid; answered as a refusal, since the API server can read one."""
     request = review["request"]
     resource = request.get("resource")
     if not isinstance(resource, dict) or not all(isinstance(resource.get(k), str) for k in ("group", "version")):
@@ -232,51 +204,3 @@ def refusal(review: Mapping[str, Any], message: str, code: int) -> dict[str, Any
             "status": {"code": code, "message": message},
         },
     }
-
-
-class AdmissionServer(kopf.WebhookServer):
-    """kopf's webhook server with a front door that never answers a malformed request with a 500 or a hang.
-
-    `webhook_ids` lists the paths served; kopf itself runs every handler (and so admits, when none matches) for
-    a path it does not know."""
-
-    def __init__(
-        self,
-        *,
-        webhook_ids: Collection[str] = WEBHOOK_IDS,
-        max_body_bytes: int = MAX_BODY_BYTES,
-        read_timeout: float = READ_TIMEOUT_SECONDS,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(**kwargs)
-        self.webhook_ids = frozenset(webhook_ids)
-        self.max_body_bytes = max_body_bytes
-        self.read_timeout = read_timeout
-
-    async def _serve(  # type: ignore[override]
-        self, fn: reviews.WebhookFn, request: aiohttp.web.Request
-    ) -> aiohttp.web.Response:
-        webhook = request.match_info.get("id")
-        if webhook not in self.webhook_ids:
-            return aiohttp.web.json_response({"error": f"no webhook at /{webhook}"}, status=404)
-        try:
-            review = parse_review(await read_body(request, limit=self.max_body_bytes, timeout=self.read_timeout))
-        except BadReview as e:
-            return aiohttp.web.json_response({"error": str(e)}, status=e.status)
-        problem = _review_problem(review)
-        if problem is not None:
-            return aiohttp.web.json_response(refusal(review, problem, 400))
-        headers = dict(request.headers)
-        sslpeer = request.transport.get_extra_info("peercert") if request.transport else None
-        try:
-            response = await fn(review, webhook=webhook, sslpeer=sslpeer, headers=headers)  # type: ignore[arg-type]
-        except kopf_admission.UnknownResourceError:
-            resource = review["request"]["resource"]
-            what = f"{resource['group'] or 'core'}/{resource['version']}/{resource['resource']}"
-            return aiohttp.web.json_response(refusal(review, f"aigate has no admission handler for {what}", 400))
-        except kopf_admission.WebhookError as e:
-            return aiohttp.web.json_response(refusal(review, f"aigate cannot judge this request: {e}", 400))
-        except Exception:
-            logger.exception("admission request %s failed", review["request"]["uid"])
-            return aiohttp.web.json_response(refusal(review, "aigate admission webhook internal error", 500))
-        return aiohttp.web.json_response(response)

@@ -11,9 +11,6 @@ from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
-import jsonschema
-from jsonschema.exceptions import SchemaError
-
 from aigate.api.models import Expect, ToolCallExpect
 from aigate.measurements import AssertionResult, ToolCall
 
@@ -48,6 +45,8 @@ def extract_json(text: str) -> Any:
 
 @lru_cache(maxsize=256)
 def _validator(schema_json: str) -> Any:
+    import jsonschema  # ~50 ms of imports, paid only by a run with a jsonSchema assertion
+
     schema = json.loads(schema_json)
     cls = jsonschema.validators.validator_for(schema)
     cls.check_schema(schema)
@@ -55,13 +54,15 @@ def _validator(schema_json: str) -> Any:
 
 
 def check_json_schema(text: str, schema: dict[str, Any]) -> AssertionResult:
+    import jsonschema.exceptions
+
     try:
         doc = extract_json(text)
     except ValueError:
         return AssertionResult(name="jsonSchema", passed=False, detail=f"not JSON: {_short(text)}")
     try:
         validator = _validator(json.dumps(schema, sort_keys=True))
-    except SchemaError as e:
+    except jsonschema.exceptions.SchemaError as e:
         return AssertionResult(name="jsonSchema", passed=False, detail=f"invalid schema: {e.message}"[:_DETAIL_MAX])
     error = jsonschema.exceptions.best_match(validator.iter_errors(doc))
     if error is None:

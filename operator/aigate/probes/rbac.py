@@ -9,18 +9,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-
-from kubernetes.client import (
-    ApiClient,
-    AuthorizationV1Api,
-    V1ResourceAttributes,
-    V1SubjectAccessReview,
-    V1SubjectAccessReviewSpec,
-)
-from kubernetes.client.exceptions import ApiException
-from urllib3.exceptions import MaxRetryError
+from typing import TYPE_CHECKING
 
 from aigate.measurements import RbacCheck, RbacProbe
+
+if TYPE_CHECKING:
+    from kubernetes.client import ApiClient
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +65,13 @@ def probe_service_account(
     Never raises for an API problem: a refused or failed review is recorded as `error`, which the gate treats
     as unknown rather than clean.
     """
+    from kubernetes.client import (  # here, not at the top: the gate process imports this module but never probes
+        AuthorizationV1Api,
+        V1ResourceAttributes,
+        V1SubjectAccessReview,
+        V1SubjectAccessReviewSpec,
+    )
+
     api = AuthorizationV1Api(api_client)
     user = f"system:serviceaccount:{namespace}:{service_account}"
     groups = ["system:serviceaccounts", f"system:serviceaccounts:{namespace}", "system:authenticated"]
@@ -115,6 +116,9 @@ def rbac_skipped(reason: str, *, namespace: str = "", service_account: str = "")
 
 
 def _describe(e: Exception) -> str:
+    from kubernetes.client.exceptions import ApiException
+    from urllib3.exceptions import MaxRetryError
+
     if isinstance(e, ApiException):
         return f"HTTP {e.status} {e.reason or ''}".rstrip()
     if isinstance(e, MaxRetryError) and e.reason is not None:

@@ -1,0 +1,3 @@
+module aigate.dev/floor-webhook
+
+go 1.25

@@ -1,0 +1,171 @@
+"""The gate process's API access (aigate/gateapi.py) against a real HTTPS server on loopback that serves ConfigMaps
+as the API server does: in-cluster ServiceAccount (token re-read on every call), kubeconfig with a client certificate
+or a token, errors by status, and `run_gates` reading its input and writing its result through it."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from aigate.api.load import resolve
+from aigate.controller import jobs, names
+from aigate.gateapi import GateApiConfigError, GateApiError, connect, from_kubeconfig, in_cluster
+from aigate.rungates import read_result, run_gates
+from configmap_api import ConfigMapApi, serving
+from test_jobs import CANARY, CASES, DIGEST, workload
+
+NS = "aigate-gates"
+
+
+@pytest.fixture
+def api(tmp_path: Path) -> Iterator[ConfigMapApi]:
+    with serving(tmp_path) as server:
+        yield server
+
+
+def service_account(tmp_path: Path, api: ConfigMapApi, token: str) -> Path:
+    d = tmp_path / "sa"
+    d.mkdir()
+    (d / "token").write_text(token + "\n")
+    (d / "ca.crt").write_bytes(api.ca.pair.cert.read_bytes())
+    api.tokens.add(token)
+    return d
+
+
+def host_port(api: ConfigMapApi) -> tuple[str, str]:
+    host, port = api.url.removeprefix("https://").rsplit(":", 1)
+    return host, port
+
+
+def test_in_cluster_reads_and_merge_patches_with_the_current_token(tmp_path: Path, api: ConfigMapApi) -> None:
+    sa = service_account(tmp_path, api, "token-1")
+    host, port = host_port(api)
+    api.put(NS, "result", {"keep": "yes", "drop": "me"})
+    gate, how = connect({"KUBERNETES_SERVICE_HOST": host, "KUBERNETES_SERVICE_PORT": port}, service_account_dir=sa)
+    assert how == "in-cluster ServiceAccount (KUBECONFIG is not set)"
+    assert gate.read_configmap(NS, "result")["data"] == {"keep": "yes", "drop": "me"}
+
+    (sa / "token").write_text("token-2")  # the kubelet rotates the projected token under the running pod
+    api.tokens.add("token-2")
+    gate.patch_configmap(NS, "result", {"data": {"drop": None, "result.json": "{}"}})
+    assert api.configmaps[(NS, "result")]["data"] == {"keep": "yes", "result.json": "{}"}
+    assert api.configmaps[(NS, "result")]["metadata"]["resourceVersion"] == "2"
+    assert [(m, who) for m, _, who in api.seen] == [("GET", "token:token-1"), ("PATCH", "token:token-2")]
+
+
+def test_errors_carry_the_status(tmp_path: Path, api: ConfigMapApi) -> None:
+    sa = service_account(tmp_path, api, "t")
+    gate = in_cluster(*host_port(api), service_account_dir=sa)
+    api.put(NS, "other", {})
+    api.readable = {"input"}
+    with pytest.raises(GateApiError) as e:
+        gate.read_configmap(NS, "other")
+    assert (e.value.status, str(e.value)) == (403, "HTTP 403 Forbidden")
+    api.readable = set()
+    with pytest.raises(GateApiError) as e:
+        gate.patch_configmap(NS, "missing", {"data": {"a": "b"}})
+    assert e.value.status == 404
+    (sa / "token").write_text("not-a-token")
+    with pytest.raises(GateApiError) as e:
+        gate.read_configmap(NS, "other")
+    assert e.value.status == 401
+
+    unreachable = in_cluster("127.0.0.1", "1", service_account_dir=sa)
+    with pytest.raises(GateApiError) as e:
+        unreachable.read_configmap(NS, "other")
+    assert e.value.status is None and "ConnectError" in str(e.value)
+
+
+def test_kubeconfig_with_a_client_certificate_and_with_a_token(tmp_path: Path, api: ConfigMapApi) -> None:
+    api.put(NS, "input", {"k": "v"})
+    pair = api.ca.issue(tmp_path, "admin", "kube-admin", organizations=("system:masters",), client=True)
+    kubeconfig = tmp_path / "kubeconfig"
+    doc = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "current-context": "local",
+        "contexts": [{"name": "local", "context": {"cluster": "c", "user": "admin"}}],
+        "clusters": [{"name": "c", "cluster": {"server": api.url, "certificate-authority": "ca.crt"}}],
+        "users": [
+            {
+                "name": "admin",
+                "user": {
+                    "client-certificate-data": base64.b64encode(pair.cert.read_bytes()).decode(),
+                    "client-key": str(pair.key),
+                },
+            }
+        ],
+    }
+    kubeconfig.write_text(yaml.safe_dump(doc))
+    gate, how = connect({"KUBECONFIG": f"{kubeconfig}:/elsewhere"})
+    assert how == f"kubeconfig {kubeconfig} (KUBECONFIG is set)"
+    assert gate.read_configmap(NS, "input")["data"] == {"k": "v"}
+    assert api.seen[-1][2] == "cert:kube-admin"
+
+    api.tokens.add("tok")
+    doc["users"] = [{"name": "admin", "user": {"token": "tok"}}]
+    kubeconfig.write_text(yaml.safe_dump(doc))
+    assert from_kubeconfig(kubeconfig).read_configmap(NS, "input")["data"] == {"k": "v"}
+    assert api.seen[-1][2] == "token:tok"
+
+
+def test_configuration_errors_say_what_and_where(tmp_path: Path) -> None:
+    with pytest.raises(GateApiConfigError, match=r"this is not a pod .* and there is no .*/\.kube/config"):
+        connect({"HOME": str(tmp_path)})
+    with pytest.raises(GateApiConfigError, match=r"sa/token is missing"):
+        connect(
+            {"KUBERNETES_SERVICE_HOST": "10.0.0.1", "KUBERNETES_SERVICE_PORT": "443"},
+            service_account_dir=tmp_path / "sa",
+        )
+    bad = tmp_path / "kubeconfig"
+    bad.write_text("current-context: x\ncontexts: []\n")
+    with pytest.raises(GateApiConfigError, match=rf"kubeconfig {bad}: no context named 'x'"):
+        connect({"KUBECONFIG": str(bad)})
+
+
+def _input() -> str:
+    wl = workload()
+    configmaps = {
+        "prompts": {"system.md": "You are careful.", "style.md": "Be brief."},
+        "suite": {"cases.yaml": CASES},
+        "tools": {"m": "{}"},
+    }
+    resolve(wl, lambda ref: configmaps[ref.name][ref.key])  # the input is a valid spec, only not DIGEST's
+    return jobs.run_input(wl, configmaps)
+
+
+def test_run_gates_reads_its_input_and_writes_its_result_through_the_loopback_api(
+    tmp_path: Path, api: ConfigMapApi, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A stale input (not the spec the run was started for) is the one outcome that needs no model: the whole
+    round trip through the API, without measuring."""
+    sa = service_account(tmp_path, api, "gate-token")
+    host, port = host_port(api)
+    payload = _input()
+    api.put(NS, "in", {jobs.INPUT_KEY: payload})
+    api.put(NS, "out", {})
+    api.readable = {"in", "out"}
+    environ = {"KUBERNETES_SERVICE_HOST": host, "KUBERNETES_SERVICE_PORT": port, "AIGATE_SECRET_X_1": CANARY}
+    gate, _ = connect(environ, service_account_dir=sa)
+    code = run_gates(NS, "in", "out", DIGEST, "r1", environ=environ, api=gate)
+    assert code == 1
+    result = read_result(api.configmaps[(NS, "out")], run_id="r1", spec_digest=DIGEST)
+    assert result.outcome == "stale" and result.observed_digest and result.observed_digest != DIGEST
+    err = capsys.readouterr().err
+    assert "aigate run-gates: stale:" in err and CANARY not in err
+    assert [m for m, _, _ in api.seen] == ["GET", "PATCH"]
+
+    api.readable = {"in"}  # the Role does not name the result: one line saying so, no traceback
+    code = run_gates(NS, "in", "out", DIGEST, "r2", environ=environ, api=gate)
+    [line] = capsys.readouterr().err.splitlines()
+    assert code == 1
+    assert line == (
+        f"aigate run-gates: error: writing result ConfigMap {NS}/out: HTTP 403 Forbidden "
+        "(the gate Job's Role does not allow it)"
+    )
+    assert json.loads(api.configmaps[(NS, "out")]["data"][names.RESULT_KEY])["runId"] == "r1"

@@ -1,0 +1,305 @@
+"""`aigate webhook`'s index and reviewer without a cluster: watch events in, AdmissionReview answers out, decided by
+the same policy functions (and in the same words) as the operator's webhooks were, with no parsing or hashing left
+for the request path."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+import uuid
+from typing import Any
+
+import pytest
+
+from aigate.controller import names
+from aigate.controller.admission import VerifyCache
+from aigate.controller.metrics import Metrics
+from aigate.controller.webhooks import ACCEPTANCES_WEBHOOK, AIWORKLOADS_WEBHOOK, ROLLOUTS_WEBHOOK
+from aigate.webhook.index import Index, Watch, Watcher
+from aigate.webhook.review import Reviewer
+from test_admission import NAME, NS, PUB, World
+
+OPERATOR_NS = "aigate-system"
+UID = "wl-uid-1"
+ACCEPTORS = frozenset({"aigate:risk-acceptors"})
+
+
+class Fetches:
+    """A stand-in for the API: the ConfigMaps it holds, and how often each was asked for."""
+
+    def __init__(self, held: dict[tuple[str, str], dict[str, Any]] | None = None) -> None:
+        self.held = held or {}
+        self.asked: list[tuple[str, str]] = []
+
+    def __call__(self, namespace: str, name: str) -> dict[str, Any] | None:
+        self.asked.append((namespace, name))
+        return self.held.get((namespace, name))
+
+
+def versioned(world: World) -> World:
+    world.workload["metadata"].update(uid=UID, resourceVersion="10")
+    for i, cm in enumerate(world.configmaps.values()):
+        cm["metadata"].update(uid=f"cm-{i}", resourceVersion=str(20 + i), namespace=NS)
+    return world
+
+
+def trusted_evidence(world: World) -> dict[str, Any]:
+    assert world.evidence is not None
+    return {
+        "metadata": {
+            "name": names.trusted_evidence(UID),
+            "namespace": OPERATOR_NS,
+            "uid": "ev-1",
+            "resourceVersion": "30",
+            "labels": {names.WORKLOAD_UID_LABEL: UID, names.ROLE_LABEL: "evidence"},
+        },
+        "data": dict(world.evidence["data"]),
+    }
+
+
+class Setup:
+    def __init__(self, *, ready: bool = True, fetch: Fetches | None = None) -> None:
+        self.world = versioned(World())
+        self.fetch = fetch if fetch is not None else Fetches({(NS, n): cm for n, cm in self.world.configmaps.items()})
+        self.index = Index(
+            operator_namespace=OPERATOR_NS, public_key=PUB, verify_cache=VerifyCache(), fetch_configmap=self.fetch
+        )
+        self.metrics = Metrics()
+        self.is_ready = ready
+        self.reviewer = Reviewer(
+            index=self.index,
+            public_key=PUB,
+            metrics=self.metrics,
+            ready=lambda: self.is_ready,
+            acceptor_groups=ACCEPTORS,
+            watch_namespaces=frozenset(),
+            may=lambda user, verb, resource, ns, name: name != "forbidden",
+        )
+
+    def feed(self) -> None:
+        """The watches' first listings, ConfigMaps before the workload (as at start-up), then the list's end."""
+        for cm in self.world.configmaps.values():
+            self.index.apply_configmap("ADDED", cm)
+        self.index.apply_workload("ADDED", self.world.workload)
+        self.index.apply_evidence("ADDED", trusted_evidence(self.world))
+        self.index.configmaps_listed()
+
+
+def rollout_review(workload: str = NAME, kind: str = "Deployment", **meta: Any) -> dict[str, Any]:
+    obj = {
+        "apiVersion": "apps/v1",
+        "kind": kind,
+        "metadata": {"name": "fraud-app", "namespace": NS, "labels": {"app": "fraud", names.WORKLOAD_LABEL: workload}},
+    }
+    obj["metadata"].update(meta)
+    return review("apps", "deployments", obj)
+
+
+def review(group: str, resource: str, obj: dict[str, Any], **request: Any) -> dict[str, Any]:
+    req = {
+        "uid": str(uuid.uuid4()),
+        "resource": {"group": group, "version": "v1", "resource": resource},
+        "namespace": NS,
+        "operation": "CREATE",
+        "userInfo": {"username": "alice", "groups": ["aigate:risk-acceptors"]},
+        "object": obj,
+    }
+    req.update(request)
+    return {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": req}
+
+
+@pytest.fixture
+def setup() -> Setup:
+    s = Setup()
+    s.feed()
+    return s
+
+
+async def test_passing_evidence_admits_from_what_the_index_warmed(setup: Setup) -> None:
+    idx = setup.index
+    # the watch threads already computed the digest and checked the signature: the review only looks up
+    assert idx.verify_cache.fresh(idx.workload(NS, NAME) or {}, idx.configmaps_of(NS))
+    misses = idx.verify_cache.misses
+    r = rollout_review()
+    answer = await setup.reviewer.review(ROLLOUTS_WEBHOOK, r)
+    assert answer == {
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "response": {"uid": r["request"]["uid"], "allowed": True},
+    }
+    assert idx.verify_cache.misses == misses, "no signature check in the request path"
+
+
+async def test_the_refusal_is_the_decisions_message_with_a_403(setup: Setup) -> None:
+    r = rollout_review("nope")
+    answer = await setup.reviewer.review(ROLLOUTS_WEBHOOK, r)
+    assert answer["response"] == {
+        "uid": r["request"]["uid"],
+        "allowed": False,
+        "status": {
+            "code": 403,
+            "message": f"AIWorkload {NS}/nope not found (named by the {names.WORKLOAD_LABEL} label of this Deployment)",
+        },
+    }
+
+
+async def test_only_the_operator_namespace_copy_of_the_evidence_counts(setup: Setup) -> None:
+    setup.index.apply_evidence("DELETED", trusted_evidence(setup.world))
+    answer = await setup.reviewer.review(ROLLOUTS_WEBHOOK, rollout_review())
+    assert answer["response"]["allowed"] is False
+    assert f"{OPERATOR_NS}/{names.trusted_evidence(UID)}" in answer["response"]["status"]["message"]
+
+
+async def test_warn_admits_with_the_refusal_as_a_warning(setup: Setup) -> None:
+    wl = copy.deepcopy(setup.world.workload)
+    wl["spec"]["enforcement"] = "warn"
+    wl["spec"]["owner"] = "another-team"  # another spec: the evidence is stale
+    wl["metadata"]["resourceVersion"] = "11"
+    setup.index.apply_workload("MODIFIED", wl)
+    answer = await setup.reviewer.review(ROLLOUTS_WEBHOOK, rollout_review())
+    assert answer["response"]["allowed"] is True
+    [warning] = answer["response"]["warnings"]
+    assert warning.startswith(f"AIWorkload {NS}/{NAME} is not cleared for rollout: ")
+
+
+async def test_unlabelled_and_controller_made_objects_are_not_judged(setup: Setup) -> None:
+    setup.is_ready = False  # not even while indexing
+    plain = review("apps", "deployments", {"metadata": {"name": "d", "namespace": NS, "labels": {"app": "x"}}})
+    assert (await setup.reviewer.review(ROLLOUTS_WEBHOOK, plain))["response"]["allowed"] is True
+    owned = rollout_review("nope", kind="Pod", ownerReferences=[{"kind": "ReplicaSet", "name": "rs", "uid": "u"}])
+    owned["request"]["resource"] = {"group": "", "version": "v1", "resource": "pods"}
+    assert (await setup.reviewer.review(ROLLOUTS_WEBHOOK, owned))["response"]["allowed"] is True
+
+
+async def test_not_ready_is_a_503_to_retry() -> None:
+    s = Setup(ready=False)
+    answer = await s.reviewer.review(ROLLOUTS_WEBHOOK, rollout_review())
+    assert answer["response"]["status"] == {
+        "code": 503,
+        "message": "aigate is starting: its index of workloads is not complete yet; retry",
+    }
+
+
+async def test_an_unknown_resource_is_refused_in_a_review(setup: Setup) -> None:
+    r = review("", "configmaps", {"metadata": {"name": "c"}})
+    answer = await setup.reviewer.review(ROLLOUTS_WEBHOOK, r)
+    assert answer["response"]["status"] == {
+        "code": 400,
+        "message": "aigate has no admission handler for core/v1/configmaps",
+    }
+
+
+def test_the_index_keeps_only_referenced_configmaps(setup: Setup) -> None:
+    other = {"metadata": {"name": "unrelated", "namespace": NS, "uid": "x", "resourceVersion": "1"}, "data": {"a": "b"}}
+    setup.index.apply_configmap("ADDED", other)
+    assert set(setup.index.configmaps_of(NS)) == set(setup.world.configmaps)
+    # the workload stops referencing its ConfigMaps: their data goes
+    setup.index.apply_workload("DELETED", setup.world.workload)
+    assert not setup.index.configmaps_of(NS)
+
+
+def test_a_configmap_listed_before_its_workload_is_fetched_once() -> None:
+    world = versioned(World())
+    held = {(NS, n): cm for n, cm in world.configmaps.items()}
+    s = Setup(fetch=Fetches(held))
+    s.index.configmaps_listed()  # the ConfigMap watch listed first and dropped them: nobody referenced them yet
+    s.index.apply_workload("ADDED", s.world.workload)
+    assert sorted(s.fetch.asked) == sorted(held)
+    assert set(s.index.configmaps_of(NS)) == set(world.configmaps)
+    s.index.apply_workload("MODIFIED", s.world.workload)  # a status update: nothing to fetch again
+    assert len(s.fetch.asked) == len(held)
+
+
+def test_a_missing_configmap_is_asked_for_once_until_the_watch_shows_it() -> None:
+    s = Setup(fetch=Fetches())
+    s.index.configmaps_listed()
+    s.index.apply_workload("ADDED", s.world.workload)
+    asked = len(s.fetch.asked)
+    assert asked == len(s.world.configmaps)
+    s.index.apply_workload("MODIFIED", s.world.workload)
+    assert len(s.fetch.asked) == asked
+
+
+async def test_a_broken_spec_is_parsed_once_per_resource_version(setup: Setup) -> None:
+    wl = copy.deepcopy(setup.world.workload)
+    wl["spec"]["suite"] = {"configMapRef": {"name": "does-not-exist", "key": "suite.yaml"}}
+    wl["metadata"]["resourceVersion"] = "12"
+    setup.index.apply_workload("MODIFIED", wl)
+    hits = setup.index.verify_cache.digest_hits
+    for _ in range(3):
+        answer = await setup.reviewer.review(ROLLOUTS_WEBHOOK, rollout_review())
+        assert answer["response"]["allowed"] is False
+        assert "spec cannot be resolved" in answer["response"]["status"]["message"]
+    assert setup.index.verify_cache.digest_hits == hits + 3
+
+
+def workload_review(spec_over: dict[str, Any], user: str = "alice", **request: Any) -> dict[str, Any]:
+    world = World()
+    wl = world.workload
+    wl["spec"].update(spec_over)
+    userinfo = {"username": user, "groups": ["aigate:risk-acceptors"] if user == "alice" else []}
+    return review("aigate.dev", "aiworkloads", wl, userInfo=userinfo, **request)
+
+
+ACCEPTANCE = {"gate": "providerDependency", "reason": "single provider this quarter", "expires": "2027-03-01T00:00:00Z"}
+
+
+async def test_the_mutation_records_the_accepting_user_as_a_json_patch(setup: Setup) -> None:
+    r = workload_review({"riskAcceptances": [dict(ACCEPTANCE)]})
+    answer = await setup.reviewer.review(ACCEPTANCES_WEBHOOK, r)
+    response = answer["response"]
+    assert response["allowed"] is True and response["patchType"] == "JSONPatch"
+    [op] = json.loads(base64.b64decode(response["patch"]))
+    assert op["op"] == "replace" and op["path"] == "/spec/riskAcceptances"
+    assert [a["acceptedBy"] for a in op["value"]] == ["alice"]
+    # bound to the spec as it will be stored, its ConfigMaps read from the index
+    assert op["value"][0]["specDigest"].startswith("sha256:")
+
+
+async def test_the_validation_refuses_an_acceptor_outside_the_groups(setup: Setup) -> None:
+    r = workload_review({"riskAcceptances": [dict(ACCEPTANCE)]}, user="bob")
+    answer = await setup.reviewer.review(AIWORKLOADS_WEBHOOK, r)
+    assert answer["response"]["allowed"] is False
+    assert answer["response"]["status"]["message"].startswith("user bob may not accept risks")
+
+
+async def test_a_reference_the_user_may_not_read_is_refused(setup: Setup) -> None:
+    r = workload_review({"suite": {"configMapRef": {"name": "forbidden", "key": "suite.yaml"}}})
+    answer = await setup.reviewer.review(AIWORKLOADS_WEBHOOK, r)
+    assert answer["response"]["allowed"] is False
+    assert "forbidden" in answer["response"]["status"]["message"]
+
+
+def test_a_relist_after_the_watch_expired_deletes_what_it_no_longer_finds() -> None:
+    applied: list[tuple[str, str]] = []
+    watch = Watch(
+        "configmaps", "/api/v1/configmaps", lambda event, body: applied.append((event, body["metadata"]["name"]))
+    )
+    watcher = Watcher(None, [watch])  # type: ignore[arg-type]
+
+    def cm(name: str) -> dict[str, Any]:
+        return {"metadata": {"name": name, "namespace": NS, "uid": name, "resourceVersion": "1"}, "data": {}}
+
+    listings = iter([([cm("a"), cm("b")], "1"), ([cm("b")], "5")])
+    watcher._list = lambda w: next(listings)  # type: ignore[method-assign]
+    streams = iter(
+        [
+            [{"type": "ADDED", "object": cm("c")}, {"type": "ERROR", "object": {"code": 410}}],  # expired: relist
+            [],
+        ]
+    )
+
+    def events(w: Watch, rv: str) -> Any:
+        found = next(streams)
+        if not found:
+            watcher.stop()
+        yield from found
+
+    watcher._events = events  # type: ignore[method-assign]
+    watcher._run(watch)
+    # "a" and "c" went while the watch was expired: the second listing does not have them
+    assert applied[:3] == [("ADDED", "a"), ("ADDED", "b"), ("ADDED", "c")]
+    assert sorted(applied[3:5]) == [("DELETED", "a"), ("DELETED", "c")]
+    assert applied[5:] == [("ADDED", "b")]
+    assert watcher.ready
