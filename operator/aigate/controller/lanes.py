@@ -1,4 +1,5 @@
-"""Admission work that parses or hashes (a spec digest not remembered), kept from stalling other tenants' reviews.
+"""Admission work that parses or hashes (a spec digest not remembered), kept from stalling other tenants' reviews
+(used by aigate.webhook.review).
 
 A review whose spec digest is remembered decides on the event loop in microseconds. One that needs a digest parses
 the spec and its ConfigMaps (up to 256 KB of YAML each): that goes to a worker thread, but threads share the GIL
