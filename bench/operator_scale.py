@@ -1,20 +1,24 @@
 """Operator scale: N AIWorkloads against the simulator; time until every one has a decision, the operator's peak
-memory, and the memory its webhook indexes take.
+memory, and the memory `aigate webhook` takes with the N workloads indexed.
 
     .venv/bin/python bench/operator_scale.py [--counts 100,300] [--max-inflight 100] [--timeout 1200]
+        [--job-cpu-request 500m]
 
 Per N, from scratch: a local cluster (etcd, kube-apiserver, kube-controller-manager, and a real node), the LLM API
-simulator (two models, 5 ms fixed latency), aigate's operator (timer interval 60 s, its default). N/100 namespaces
-each get the credentials Secret and 100 prompt ConfigMaps before the clock starts. Then N AIWorkloads (the cluster
-tests' workload: two models, write tool with approval, a one-case suite, repeats 1) are created through the API; for
-each the operator creates a ServiceAccount, Role, RoleBinding, result ConfigMap and gate Job, the node runs the
-Job's pod (`aigate run-gates` in a container from the aigate image), and the operator turns the result into signed
-evidence and status.
+simulator (two models, 5 ms fixed latency), aigate's operator (timer interval 60 s, its default) and `aigate webhook`
+beside it (its own process, watching what it indexes; no webhook configuration is registered: nothing is admitted
+here, the webhook's memory with N workloads indexed is what is measured). N/100 namespaces each get the credentials
+Secret and 100 prompt ConfigMaps before the clock starts. Then N AIWorkloads (the cluster tests' workload as is: two
+models, write tool with approval, two cases x 30 repeats = 60 samples per model, the least that judges a p95, so a
+run can pass; the same input bench/gate_run.py measures) are created through the API; for each the operator creates
+a ServiceAccount, Role, RoleBinding, result ConfigMap and gate Job, the node runs the Job's pod (`aigate run-gates`
+in a container from the aigate image), and the operator turns the result into signed evidence and status.
 
 N python gate processes at once do not fit this machine (CPU, ~60 MB each; bench/README.md's figures were measured
 on the process node that preceded the real one, which had no pod cap). So the bench creates workloads in waves, at
-most --max-inflight without a decision at any time (0: all at once). That caps concurrent gate runs, as a real
-cluster's node capacity would.
+most --max-inflight without a decision at any time (0: all at once). The node caps them too: each gate container
+requests --job-cpu-request of CPU (the operator's AIGATE_JOB_CPU_REQUEST; its default 500m fits 3 gate pods on this
+2-core node, while a run spends ~0.6 CPU-seconds over ~10 s of paced requests).
 
 Reported per N:
   decided     = workloads whose phase is Passed, Failed or Error with lastRun.finishedAt set (Error listed apart)
@@ -23,11 +27,10 @@ Reported per N:
   peak        = the operator's VmHWM (peak resident set) at the end, MB
   rss_end     = VmRSS when all were decided
   restart_rss = VmRSS of a freshly restarted operator once ready and settled with the N workloads present
-                (indexes rebuilt, resume handlers run): minus the same figure at N=0 start (rss0) is what N
-                workloads cost a steady operator, indexes included
-  index_est   = tracemalloc size of the two index structures (workload bodies as JSON, trimmed ConfigMaps),
-                built in the bench process from the same API listings the operator indexes; kopf's own
-                per-object bookkeeping is not in it
+                (resume handlers run): minus the same figure at N=0 start (rss0) is what N workloads cost a
+                steady operator
+  webhook     = `aigate webhook`'s VmRSS when ready with no workloads, its VmHWM at the end, and its VmRSS at the
+                end with the N workloads, their ConfigMaps and evidence indexed (the process and any children)
 Bounded: --timeout seconds per N for the decisions, and a loop that polls every 3 s.
 """
 
@@ -40,8 +43,7 @@ import os
 import sys
 import tempfile
 import time
-import tracemalloc
-from contextlib import ExitStack
+from contextlib import ExitStack, suppress
 from pathlib import Path
 from typing import Any
 
@@ -81,19 +83,18 @@ def proc_mb(pid: int) -> dict[str, float]:
     return out
 
 
-def tiny_workload(ns: str, name: str, sim: SimulatorServer) -> dict[str, Any]:
-    doc = workload(ns, name, sim)
-    doc["spec"]["suite"] = {
-        "repeats": 1,
-        "cases": [
-            {
-                "name": "review",
-                "messages": [{"role": "user", "content": "Review case 1."}],
-                "expect": {"contains": ["risk"]},
-            }
-        ],
-    }
-    return doc
+def tree_mb(pid: int) -> dict[str, float]:
+    """VmRSS and VmHWM summed over PID and its descendants, MB (a server may run workers as child processes)."""
+    total: dict[str, float] = {}
+    todo = [pid]
+    while todo:
+        p = todo.pop()
+        for key, value in proc_mb(p).items():
+            total[key] = total.get(key, 0.0) + value
+        for task in Path(f"/proc/{p}/task").glob("*/children"):
+            with suppress(OSError):
+                todo.extend(int(c) for c in task.read_text().split())
+    return total
 
 
 def prepare_namespaces(cluster: Cluster, n: int) -> list[tuple[str, str]]:
@@ -137,43 +138,7 @@ def outcomes(custom: k8s.CustomObjectsApi) -> dict[str, int]:
     return counts
 
 
-def index_estimate(api: k8s.ApiClient) -> dict[str, float]:
-    """What the operator's two indexes hold, rebuilt here from the same listings, measured with tracemalloc."""
-    custom, core = k8s.CustomObjectsApi(api), k8s.CoreV1Api(api)
-    raw_wls = custom.list_cluster_custom_object(*WORKLOADS)["items"]
-    raw_cms = api.sanitize_for_serialization(core.list_config_map_for_all_namespaces().items)
-    wl_text, cm_text = json.dumps(raw_wls), json.dumps(raw_cms)
-    del raw_wls, raw_cms
-    tracemalloc.start()
-    wl_index = {(w["metadata"]["namespace"], w["metadata"]["name"]): w for w in json.loads(wl_text)}
-    wl_bytes = tracemalloc.get_traced_memory()[0]
-    cm_index = {}
-    for cm in json.loads(cm_text):
-        meta = cm.get("metadata") or {}
-        cm_index[(meta.get("namespace", ""), meta["name"])] = {
-            "metadata": {
-                "name": meta["name"],
-                "namespace": meta.get("namespace", ""),
-                "labels": dict(meta.get("labels") or {}),
-                "annotations": {
-                    k: v for k, v in (meta.get("annotations") or {}).items() if k.startswith("aigate.dev/")
-                },
-            },
-            "data": dict(cm.get("data") or {}),
-        }
-    total = tracemalloc.get_traced_memory()[0]
-    tracemalloc.stop()
-    # cm_index kept alive until here; the parsed ConfigMap list is garbage by now but may still be counted
-    # once: take the figure as an upper bound
-    return {
-        "workloads": len(wl_index),
-        "configmaps": len(cm_index),
-        "workload_index_mb": wl_bytes / 2**20,
-        "configmap_index_mb": (total - wl_bytes) / 2**20,
-    }
-
-
-def run_one(n: int, max_inflight: int, timeout: float, tmp: Path) -> dict[str, Any]:
+def run_one(n: int, max_inflight: int, timeout: float, tmp: Path, job_cpu_request: str) -> dict[str, Any]:
     with ExitStack() as stack:
         print(f"N={n}: starting a cluster with a real node ...", file=sys.stderr)
         cluster = stack.enter_context(cluster_session(tmp / f"cp-{n}", by="bench/operator_scale.py"))
@@ -182,14 +147,20 @@ def run_one(n: int, max_inflight: int, timeout: float, tmp: Path) -> dict[str, A
         )
         install_crd(cluster.kubectl)
         cluster.kubectl("create", "namespace", "aigate-system")
-        op: OperatorProcess = prepare_operator(tmp / f"operator-{n}", cluster.kubeconfig, timer_interval_s=60.0)
+        op: OperatorProcess = prepare_operator(
+            tmp / f"operator-{n}",
+            cluster.kubeconfig,
+            timer_interval_s=60.0,
+            extra_env={"AIGATE_JOB_CPU_REQUEST": job_cpu_request},
+        )
         pairs = prepare_namespaces(cluster, n)
         op.start()
         stack.callback(op.stop)
         op.wait_ready()
-        assert op.proc is not None
+        assert op.proc is not None and op.webhook_proc is not None
         time.sleep(3)
         rss0 = proc_mb(op.proc.pid)
+        webhook_rss0 = tree_mb(op.webhook_proc.pid)
         api = stack.enter_context(cluster.api_client())
         custom = k8s.CustomObjectsApi(api)
 
@@ -204,7 +175,7 @@ def run_one(n: int, max_inflight: int, timeout: float, tmp: Path) -> dict[str, A
             decided = counts["Passed"] + counts["Failed"] + counts["Error"]
             room = n - created if max_inflight <= 0 else min(n - created, max_inflight - (created - decided))
             for ns, name in pairs[created : created + max(0, room)]:
-                custom.create_namespaced_custom_object(*WORKLOADS[:2], ns, WORKLOADS[2], tiny_workload(ns, name, sim))
+                custom.create_namespaced_custom_object(*WORKLOADS[:2], ns, WORKLOADS[2], workload(ns, name, sim))
                 created += 1
             counts = outcomes(custom)
             decided = counts["Passed"] + counts["Failed"] + counts["Error"]
@@ -224,10 +195,13 @@ def run_one(n: int, max_inflight: int, timeout: float, tmp: Path) -> dict[str, A
                 break
             if not op.alive():
                 raise RuntimeError(f"the operator exited: {op.tail()}")
+            if not op.webhook_alive():
+                raise RuntimeError(f"aigate webhook exited: {op.tail(webhook=True)}")
             time.sleep(3)
         elapsed = samples[-1][0]
         end = proc_mb(op.proc.pid)
-        index = index_estimate(api)
+        time.sleep(3)  # the webhook's watches deliver the last status and evidence writes
+        webhook_end = tree_mb(op.webhook_proc.pid)
 
         print(f"N={n}: restarting the operator with {n} workloads present ...", file=sys.stderr)
         op.restart()
@@ -248,7 +222,9 @@ def run_one(n: int, max_inflight: int, timeout: float, tmp: Path) -> dict[str, A
             "rss_end_mb": end.get("VmRSS"),
             "restart_ready_rss_mb": ready_rss.get("VmRSS"),
             "restart_settled_rss_mb": settled.get("VmRSS"),
-            "index": index,
+            "webhook_rss0_mb": webhook_rss0.get("VmRSS"),
+            "webhook_peak_mb": webhook_end.get("VmHWM"),
+            "webhook_rss_end_mb": webhook_end.get("VmRSS"),
             "operator_log_errors": errors_in_log,
             "loadavg": os.getloadavg(),
         }
@@ -259,31 +235,34 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--counts", default="100,300", help="comma-separated workload counts, one cluster each")
     parser.add_argument("--max-inflight", type=int, default=100, help="undecided workloads at most (0: no cap)")
     parser.add_argument("--timeout", type=float, default=1200.0, help="seconds per N for the decisions")
+    parser.add_argument(
+        "--job-cpu-request", default="500m", help="the gate container's CPU request (AIGATE_JOB_CPU_REQUEST)"
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     results = []
     with tempfile.TemporaryDirectory(prefix="aigate-scale-") as tmp:
         for n in (int(c) for c in args.counts.split(",")):
-            results.append(run_one(n, args.max_inflight, args.timeout, Path(tmp)))
+            results.append(run_one(n, args.max_inflight, args.timeout, Path(tmp), args.job_cpu_request))
     if args.json:
         print(json.dumps(results, indent=2))
         return 0
     print("operator scale: N AIWorkloads, one gate Job each, real node, simulator at 5 ms")
     print(
         f"{'N':>5} {'inflight':>8} {'decided':>8} {'pass/fail/err':>13} {'time s':>7} {'s/wl':>5} "
-        f"{'rss0':>5} {'peak':>5} {'rss_end':>7} {'restart ready/settled':>21} {'index wl+cm MB':>15}"
+        f"{'rss0':>5} {'peak':>5} {'rss_end':>7} {'restart ready/settled':>21} {'webhook rss0/peak/end':>21}"
     )
     for r in results:
-        c, ix = r["counts"], r["index"]
+        c = r["counts"]
         pfe = f"{c['Passed']}/{c['Failed']}/{c['Error']}"
         print(
             f"{r['n']:>5} {r['max_inflight'] or 'all':>8} {r['decided']:>8} {pfe:>13} {r['seconds']:>7.0f} "
             f"{r['per_workload_s']:>5.2f} {r['rss0_mb']:>5.0f} {r['peak_mb']:>5.0f} {r['rss_end_mb']:>7.0f} "
             f"{r['restart_ready_rss_mb']:>10.0f}/{r['restart_settled_rss_mb']:<10.0f} "
-            f"{ix['workload_index_mb']:>6.2f}+{ix['configmap_index_mb']:<6.2f}"
+            f"{r['webhook_rss0_mb']:>7.0f}/{r['webhook_peak_mb']:.0f}/{r['webhook_rss_end_mb']:.0f}"
         )
-        print(f"      index: {ix['workloads']} workloads, {ix['configmaps']} ConfigMaps; load {r['loadavg'][0]:.2f}")
-    print(f"{os.cpu_count()} CPUs; memory figures are MB (VmRSS / VmHWM of the operator process)")
+        print(f"      operator log ERROR lines {r['operator_log_errors']}; load {r['loadavg'][0]:.2f}")
+    print(f"{os.cpu_count()} CPUs; memory figures are MB (VmRSS / VmHWM of the operator and webhook processes)")
     return 0
 
 

@@ -420,7 +420,7 @@ def test_signing_key_generated_by_the_operator_by_default(helm: Path) -> None:
     assert not [o for o in objs if o["kind"] == "Secret"], "the chart renders no key material"
     role = one(objs, "Role", "aigate-operator") if False else None
     del role
-    [ns_role] = [o for o in objs if o["kind"] == "Role" and o["metadata"]["namespace"] == NS]
+    ns_role = one([o for o in objs if o["metadata"].get("namespace") == NS], "Role", "aigate-operator")
     named = [r for r in ns_role["rules"] if r.get("resourceNames")]
     assert named == [
         {
@@ -459,6 +459,22 @@ def test_aggregated_roles_never_grant_status_or_more_than_aiworkloads(helm: Path
     assert not [
         o for o in render(helm, ci("restricted")) if "aggregate-to-edit" in str(o["metadata"].get("labels", {}))
     ]
+
+
+def test_anyone_authenticated_may_read_the_published_public_key_and_nothing_else(helm: Path) -> None:
+    """The Role and RoleBinding the harness applies (signingkey.public_key_reader_rbac) are the chart's."""
+    from aigate.controller.signingkey import public_key_reader_rbac
+
+    objs = render(helm)
+    expected = {o["kind"]: o for o in public_key_reader_rbac(NS, "aigate-public-key-reader")}
+    role = one(objs, "Role", "aigate-public-key-reader")
+    binding = one(objs, "RoleBinding", "aigate-public-key-reader")
+    assert role["metadata"]["namespace"] == binding["metadata"]["namespace"] == NS
+    assert role["rules"] == expected["Role"]["rules"]
+    assert (binding["roleRef"], binding["subjects"]) == (
+        expected["RoleBinding"]["roleRef"],
+        expected["RoleBinding"]["subjects"],
+    )
 
 
 def test_operator_cluster_role_holds_no_wildcard_and_no_secret_listing(helm: Path) -> None:

@@ -51,6 +51,14 @@ def test_kubectl_flags_before_or_after_the_command() -> None:
     assert (a.output, a.namespace, a.context, a.kubeconfig) == ("r.html", "x", "c", "k")
 
 
+def test_verify_looks_for_the_published_key_in_the_operators_namespace() -> None:
+    p = build_parser()
+    a = p.parse_args(["evidence", "w", "--verify"])
+    assert (a.operator_namespace, a.key, a.key_secret) == ("aigate-system", None, None)
+    a = p.parse_args(["evidence", "w", "--verify", "--operator-namespace", "platform"])
+    assert a.operator_namespace == "platform"
+
+
 def test_usage_errors_exit_2_in_one_line(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     assert main([]) == 2
     with pytest.raises(SystemExit) as e:

@@ -43,6 +43,15 @@ def install_crd(kubectl: Kubectl) -> None:
     kubectl("wait", "--for=condition=Established", "crd/aiworkloads.aigate.dev", "--timeout=60s")
 
 
+def grant_public_key_readers(kubectl: Kubectl, namespace: str = OPERATOR_NAMESPACE) -> None:
+    """As the chart does: every authenticated user may read the public key the operator publishes in NAMESPACE
+    (`kubectl aigate evidence --verify` reads it there)."""
+    from aigate.controller.signingkey import public_key_reader_rbac
+
+    items = public_key_reader_rbac(namespace)
+    kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": items}))
+
+
 def _http(url: str) -> tuple[int, str]:
     try:
         with urllib.request.urlopen(url, timeout=5) as r:

@@ -45,6 +45,7 @@ import yaml
 from localcluster import host
 from localcluster.aigate_operator import (
     ROOT,
+    grant_public_key_readers,
     install_crd,
     prepare_operator,
     register_webhooks,
@@ -187,6 +188,7 @@ def run(args: argparse.Namespace) -> int:
         say("installing the AIWorkload CRD")
         install_crd(cluster.kubectl)
         cluster.kubectl("create", "namespace", "aigate-system")
+        grant_public_key_readers(cluster.kubectl)
 
         say("starting aigate's operator and its webhook server (aigate webhook)")
         op = prepare_operator(state_dir / "aigate-operator", cp.kubeconfig)

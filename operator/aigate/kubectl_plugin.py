@@ -8,8 +8,10 @@ kubectl's conventions: -n/--namespace (else the context's namespace), --context,
 else ~/.kube/config). Exit 0 when the answer is good (PASS, evidence verified, report written), 1 when it is not
 (FAIL, evidence refused), 2 for a usage error or when the cluster could not be asked. Never a traceback.
 
-The operator publishes no public key in the cluster today, so verification takes it from a file (--key) or from a
-Secret holding `aigate.pub` (--key-secret NAMESPACE/NAME, where an installation keeps its signing key pair).
+`evidence --verify` checks the signature with the public key the operator publishes in ConfigMap
+`aigate-public-key` (key `aigate.pub`) of its namespace (--operator-namespace, default aigate-system), readable by
+anyone authenticated; --key FILE or --key-secret NAMESPACE/NAME (a Secret holding `aigate.pub`) take it from
+elsewhere instead. `report` verifies with --key or --key-secret when given.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from typing import Any, NoReturn, cast
 
 EXIT_OK, EXIT_REFUSED, EXIT_ERROR = 0, 1, 2
 PROG = "kubectl aigate"
+OPERATOR_NAMESPACE = "aigate-system"
+"""Where the chart installs the operator by default, and where its public key is then published."""
 
 
 class PluginError(Exception):
@@ -190,6 +194,28 @@ def public_key(cluster: Cluster, key: str | None, key_secret: str | None) -> tup
     return None
 
 
+def published_key(cluster: Cluster, operator_namespace: str) -> tuple[Any, str]:
+    """The public key the operator published in its namespace; PluginError says where it looked when it is not there."""
+    from aigate.controller.signingkey import PUBLIC_KEY_CONFIGMAP
+    from aigate.evidence.errors import EvidenceInputError
+    from aigate.evidence.keys import PUBLIC_KEY_FILE, public_key_from_pem
+
+    where = f"ConfigMap {operator_namespace}/{PUBLIC_KEY_CONFIGMAP}"
+    elsewhere = (
+        "(--operator-namespace NAMESPACE if the operator runs elsewhere, or --key FILE or --key-secret NAMESPACE/NAME)"
+    )
+    data = cluster.get_configmap(operator_namespace, PUBLIC_KEY_CONFIGMAP)
+    if data is None:
+        raise PluginError(f"--verify needs the operator's public key: {where} not found {elsewhere}")
+    pem = data.get(PUBLIC_KEY_FILE)
+    if not pem:
+        raise PluginError(f"--verify needs the operator's public key: {where} has no key {PUBLIC_KEY_FILE!r}")
+    try:
+        return public_key_from_pem(pem.encode(), f"{where} key {PUBLIC_KEY_FILE}"), where
+    except EvidenceInputError as e:
+        raise PluginError(str(e)) from None
+
+
 def current_digest(cluster: Cluster, workload: dict[str, Any]) -> str:
     """The spec digest as admission computes it now: the spec and every ConfigMap it references."""
     from aigate.api.digest import spec_digest
@@ -303,12 +329,7 @@ def cmd_evidence(args: argparse.Namespace, cluster: Cluster) -> int:
             sys.stdout.write(stored.raw if stored.raw.endswith("\n") else stored.raw + "\n")
         return EXIT_OK
     key = public_key(cluster, args.key, args.key_secret)
-    if key is None:
-        raise PluginError(
-            "--verify needs the operator's public key: --key FILE or --key-secret NAMESPACE/NAME "
-            "(the operator publishes none in the cluster)"
-        )
-    public, key_name = key
+    public, key_name = key if key is not None else published_key(cluster, args.operator_namespace)
     digest = current_digest(cluster, w)
     try:
         v = verify_evidence(stored.raw, public, now=utcnow(), expected_digest=digest, key_name=key_name)
@@ -380,6 +401,12 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("name")
     e.add_argument("--verify", action="store_true", help="verify signature, current spec, expiry and decision")
     e.add_argument("-o", "--output", help="also write the evidence (DSSE envelope) to this file")
+    e.add_argument(
+        "--operator-namespace",
+        default=OPERATOR_NAMESPACE,
+        metavar="NAMESPACE",
+        help=f"where the operator publishes its public key for --verify (default {OPERATOR_NAMESPACE})",
+    )
     e.set_defaults(func=cmd_evidence)
     r = sub.add_parser("report", parents=[common, keys], help="the HTML readiness report from the cluster's evidence")
     r.add_argument("name")

@@ -10,6 +10,12 @@ permission).
 The result is one JSON document under `names.RESULT_KEY`, bounded to `MAX_RESULT_BYTES` (a ConfigMap holds
 less than 1 MiB): each CaseRun.text is cut to `TEXT_LIMIT` characters, and if that is still too big every
 text is dropped (`textLimit: 0`); a result that cannot be bounded is written as an error.
+
+While it measures, the Job also says how far along it is: the annotation `PROGRESS_ANNOTATION` on the same result
+ConfigMap (the one object its Role lets it write), patched from a thread at most every `PROGRESS_EVERY_S` and only
+when it changed, so the API server sees a bounded write rate and the event loop that times the requests never
+waits on it. The operator copies it into `status.progress` (`progress_status`); the final result write removes it.
+Progress is informational: nothing is judged from it, and a Job that never reports still gets its result taken.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import asyncio
 import dataclasses
 import json
 import sys
+import threading
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, Literal
@@ -29,13 +36,15 @@ from aigate.api.digest import spec_digest as digest_of
 from aigate.api.errors import WorkloadError, format_validation_error
 from aigate.api.load import ResolvedWorkload, configmap_lookup, resolve, workload_from_api
 from aigate.api.models import AIWorkload, Credentials
+from aigate.console import parse_count
 from aigate.controller import names
 from aigate.controller.jobs import INPUT_KEY, JOB_NAME_ENV
-from aigate.gateapi import GateApi, GateApiConfigError, GateApiError, connect
-from aigate.measurements import Measurements
+from aigate.gateapi import TIMEOUT_S, GateApi, GateApiConfigError, GateApiError, connect
+from aigate.measurements import Measurements, required_fault_modes
 from aigate.measuring import CheckOptions, measure
+from aigate.probes.runner import RunOptions
 from aigate.redact import redact, register_secret
-from aigate.times import utcnow
+from aigate.times import rfc3339, utcnow
 
 Progress = Callable[[str], None]
 Outcome = Literal["measured", "stale", "error"]
@@ -44,6 +53,11 @@ MAX_RESULT_BYTES = 900 * 1024
 """Below the ConfigMap limit (1 MiB for the whole object), with room for metadata."""
 TEXT_LIMIT = 2000
 """Characters of each answer kept in the result; the assertions were already evaluated on the full text."""
+PROGRESS_ANNOTATION = "aigate.dev/progress"
+"""On the result ConfigMap, while the run goes: JSON {phase, done, total, at}."""
+PROGRESS_EVERY_S = 2.0
+"""The gate pod writes its progress at most this often."""
+PHASE_LIMIT = 80
 
 
 class ResultError(ValueError):
@@ -113,6 +127,119 @@ def read_result(
     if spec_digest is not None and result.spec_digest != spec_digest:
         raise ResultError(f"{where} holds a result for {result.spec_digest}, not {spec_digest}")
     return result
+
+
+class ReportedProgress(BaseModel):
+    """What a gate pod writes under `PROGRESS_ANNOTATION`."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    phase: str
+    done: int | None = None
+    total: int | None = None
+    at: datetime | None = None
+
+
+def progress_status(raw: str | None, now: datetime) -> dict[str, Any] | None:
+    """`status.progress` (RunProgress JSON) from a progress annotation; None when there is none or it does not
+    parse (progress is informational: a bad one is dropped, never an error). Figures are checked, the phase is cut
+    and redacted: the annotation is written by the gate pod, not by the operator."""
+    if not raw:
+        return None
+    try:
+        reported = ReportedProgress.model_validate_json(raw)
+    except ValidationError:
+        return None
+    phase = _one_line(reported.phase)[:PHASE_LIMIT] or "running"
+    done = reported.done if reported.done is not None and reported.done >= 0 else None
+    total = reported.total if reported.total is not None and reported.total > 0 else None
+    if done is not None and total is not None:
+        done = min(done, total)
+        message = f"{done}/{total} cases ({phase})"
+    else:
+        message = phase
+    return {"phase": phase, "done": done, "total": total, "message": message, "updatedAt": rfc3339(now)}
+
+
+def planned_cases(resolved: ResolvedWorkload, options: RunOptions | None = None) -> int:
+    """The requests a run plans: repeats x cases per model, and the cases `fault_repeats` times per fault mode (the
+    runner's plan; a run the budget or suite.stopOnErrorRate stops does fewer)."""
+    opts = options or RunOptions()
+    spec = resolved.workload.spec
+    cases = len(resolved.cases)
+    total = len(spec.models) * spec.suite.repeats * cases
+    if opts.run_faults:
+        modes = opts.fault_modes if opts.fault_modes is not None else required_fault_modes(spec.primary.stream)
+        total += len(modes) * max(1, opts.fault_repeats) * cases
+    return total
+
+
+class ProgressReporter:
+    """A progress callback for the runner's lines that keeps the latest state and writes it to the result
+    ConfigMap's annotation from its own thread, at most every `every_s`, only when it changed."""
+
+    def __init__(self, write: Callable[[str], None], planned: int, *, every_s: float = PROGRESS_EVERY_S) -> None:
+        self._write = write
+        self._planned = planned
+        self._every_s = every_s
+        self._lock = threading.Lock()
+        self._phase = "starting"
+        self._done: dict[str, int] = {}
+        self._totals: dict[str, int] = {}
+        self._version = 0
+        self._written = -1
+        self._stop = threading.Event()
+        self._failed = False
+        self._thread = threading.Thread(target=self._loop, name="aigate-progress", daemon=True)
+
+    def __call__(self, line: str) -> None:
+        count = parse_count(line)
+        with self._lock:
+            if count is not None:
+                self._phase = count.label
+                self._done[count.label] = count.done
+                self._totals[count.label] = count.total
+            elif line.startswith("MCP server "):
+                self._phase = line.split(":", 1)[0]
+            else:
+                return
+            self._version += 1
+
+    def snapshot(self) -> dict[str, Any]:
+        """The annotation's JSON document as of now."""
+        with self._lock:
+            done = sum(self._done.values())
+            total = max(self._planned, sum(self._totals.values()))
+            return {"phase": self._phase, "done": done, "total": total, "at": rfc3339(utcnow())}
+
+    def start(self) -> ProgressReporter:
+        self._thread.start()
+        return self
+
+    def close(self) -> None:
+        """Stop writing (before the result is written: the result write removes the annotation)."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=TIMEOUT_S + 5)
+
+    def flush(self) -> None:
+        """Write the current state when it changed since the last write."""
+        with self._lock:
+            version = self._version
+        if version == self._written:
+            return
+        try:
+            self._write(json.dumps(self.snapshot(), separators=(",", ":")))
+            self._written = version
+        except Exception as e:  # informational: a refused or failed write never stops the run
+            if not self._failed:
+                self._failed = True
+                _err(f"aigate run-gates: progress not reported: {_one_line(str(e))}")
+
+    def _loop(self) -> None:
+        self.flush()  # 'starting': the pod is up
+        while not self._stop.wait(self._every_s):
+            self.flush()
 
 
 # ---- the Job side ----------------------------------------------------------------------------------------------------
@@ -223,9 +350,18 @@ def bound_result(result: GateRunResult, limit: int = MAX_RESULT_BYTES) -> tuple[
     return failed, failed.to_json()
 
 
-def _write_result(api: GateApi, namespace: str, name: str, payload: str) -> None:
+def _write_progress(api: GateApi, namespace: str, name: str, doc: str) -> None:
     try:
-        api.patch_configmap(namespace, name, {"data": {names.RESULT_KEY: payload}})
+        api.patch_configmap(namespace, name, {"metadata": {"annotations": {PROGRESS_ANNOTATION: doc}}})
+    except GateApiError as e:
+        raise RuntimeError(_api_error(f"writing progress to ConfigMap {namespace}/{name}", e)) from None
+
+
+def _write_result(api: GateApi, namespace: str, name: str, payload: str) -> None:
+    """The result, and the progress annotation removed in the same write: the run is over."""
+    body = {"metadata": {"annotations": {PROGRESS_ANNOTATION: None}}, "data": {names.RESULT_KEY: payload}}
+    try:
+        api.patch_configmap(namespace, name, body)
     except GateApiError as e:
         if e.status == 404:
             raise _Abort(f"result ConfigMap {namespace}/{name} not found (the operator creates it)") from None
@@ -302,8 +438,20 @@ def run_gates(
                 observed=observed,
             )
         runnable, job_env = _for_the_job(resolved, environ)
-        say(f"measuring {len(resolved.workload.spec.models)} model(s), {len(resolved.cases)} case(s)")
-        m = asyncio.run(measure(runnable, CheckOptions(environ=job_env, progress=say)))
+        planned = planned_cases(resolved)
+        models = len(resolved.workload.spec.models)
+        say(f"measuring {models} model(s), {len(resolved.cases)} case(s): {planned} requests planned")
+        reporter = ProgressReporter(lambda doc: _write_progress(gate_api, namespace, result_name, doc), planned)
+
+        def both(line: str) -> None:
+            say(line)
+            reporter(line)
+
+        reporter.start()
+        try:
+            m = asyncio.run(measure(runnable, CheckOptions(environ=job_env, progress=both)))
+        finally:
+            reporter.close()
         m.rbac = None  # probed by the operator, with its own permissions
         return finish("measured", m=m, observed=observed)
     except (_Abort, WorkloadError) as e:

@@ -1,6 +1,7 @@
 """`kubectl aigate why|evidence|report` against the real local control plane: AIWorkloads whose status and evidence
-ConfigMap are what the operator writes (signed here with a test key), asked through kubectl's plugin mechanism with
-kubectl's flags, including --verify refusing tampered, re-signed and stale evidence."""
+ConfigMap are what the operator writes (signed here with a test key, published as the operator publishes its own),
+asked through kubectl's plugin mechanism with kubectl's flags, including --verify refusing tampered, re-signed and
+stale evidence, with the key from the cluster as a user who holds only the built-in view role."""
 
 from __future__ import annotations
 
@@ -21,12 +22,13 @@ if str(TESTS) not in sys.path:
     sys.path.insert(0, str(TESTS))
 
 from aigate.api.digest import spec_digest  # noqa: E402
+from aigate.controller.signingkey import publish_public_key  # noqa: E402
 from aigate.evidence.keys import key_id, load_private_key, write_keypair  # noqa: E402
 from aigate.pipeline import judge, sign_predicate  # noqa: E402
 from aigate.policy.conditions import gate_conditions, ready_condition  # noqa: E402
 from aigate.times import rfc3339, utcnow  # noqa: E402
 from factories import all_valid_faults, example_doc, measurements, model, resolved_from, run  # noqa: E402
-from localcluster.aigate_operator import install_crd  # noqa: E402
+from localcluster.aigate_operator import OPERATOR_NAMESPACE, grant_public_key_readers, install_crd  # noqa: E402
 from localcluster.testing import Cluster  # noqa: E402
 
 BIN = Path(sys.executable).parent
@@ -106,6 +108,11 @@ def gated(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     keys = tmp_path_factory.mktemp("keys")
     write_keypair(keys, "ecdsa-p256")
     g = Gated(cluster, ns, keys)
+    # what the operator does at start-up (the operator's own test checks it does), and the chart's RBAC for it
+    cluster.kubectl("create", "namespace", OPERATOR_NAMESPACE, check=False)
+    grant_public_key_readers(cluster.kubectl)
+    with cluster.api_client() as api:
+        publish_public_key(api, OPERATOR_NAMESPACE, g.key.public_key())
     g.create("ready")
     g.create("over-budget", budget={"monthlyUSD": 1000, "maxCostPerRequestUSD": 0.05, "gateRunMaxUSD": 5})
     yield g
@@ -225,8 +232,12 @@ def test_errors_are_one_line_and_exit_2(cluster: Cluster, gated: Gated, tmp_path
     )
     r = kubectl_aigate(cluster, "why", "ready", "-n", gated.ns, "--context", "elsewhere")
     assert r.returncode == 2 and "error: --context elsewhere: no such context" in r.stderr
-    r = kubectl_aigate(cluster, "evidence", "ready", "-n", gated.ns, "--verify")
-    assert r.returncode == 2 and "--verify needs the operator's public key" in r.stderr
+    r = kubectl_aigate(cluster, "evidence", "ready", "-n", gated.ns, "--verify", "--operator-namespace", "nowhere")
+    assert (r.returncode, r.stderr.strip()) == (
+        2,
+        "error: --verify needs the operator's public key: ConfigMap nowhere/aigate-public-key not found "
+        "(--operator-namespace NAMESPACE if the operator runs elsewhere, or --key FILE or --key-secret NAMESPACE/NAME)",
+    )
     r = kubectl_aigate(cluster, "report", "ready", "-n", gated.ns)
     assert r.returncode == 2 and "the following arguments are required: -o/--output" in r.stderr
     for res in (r,):
@@ -252,3 +263,68 @@ def test_evidence_in_another_namespace(cluster: Cluster, gated: Gated) -> None:
         assert (got.where, got.raw) == (f"{other}/copy", '{"payload": "x"}')
     finally:
         cluster.delete_namespace(other)
+
+
+AIWORKLOADS_VIEW = {
+    # what the chart aggregates into the built-in view role (rbac.aggregateToDefaultRoles)
+    "apiVersion": "rbac.authorization.k8s.io/v1",
+    "kind": "ClusterRole",
+    "metadata": {"name": "test-aiworkloads-view", "labels": {"rbac.authorization.k8s.io/aggregate-to-view": "true"}},
+    "rules": [{"apiGroups": ["aigate.dev"], "resources": ["aiworkloads"], "verbs": ["get", "list", "watch"]}],
+}
+
+
+def viewer_kubeconfig(cluster: Cluster, ns: str, out: Path) -> Path:
+    """A kubeconfig for ServiceAccount NS/viewer, bound to the built-in view role in NS and nothing else."""
+    cluster.kubectl("apply", "-f", "-", input=json.dumps(AIWORKLOADS_VIEW))
+    cluster.kubectl("create", "serviceaccount", "viewer", "-n", ns)
+    cluster.kubectl("create", "rolebinding", "viewer", "--clusterrole=view", f"--serviceaccount={ns}:viewer", "-n", ns)
+    user = f"system:serviceaccount:{ns}:viewer"
+    cluster.wait_for(
+        lambda: (
+            cluster.kubectl("auth", "can-i", "get", "aiworkloads", "-n", ns, f"--as={user}", check=False).stdout.strip()
+            == "yes"
+        ),
+        what="the view role aggregating AIWorkloads",
+    )
+    token = cluster.kubectl("create", "token", "viewer", "-n", ns).stdout.strip()
+    config = yaml.safe_load(cluster.kubeconfig.read_text())
+    config["users"] = [{"name": "viewer", "user": {"token": token}}]
+    for c in config["contexts"]:
+        c["context"]["user"] = "viewer"
+    out.write_text(yaml.safe_dump(config))
+    return out
+
+
+def test_verify_with_the_key_the_operator_published_as_a_viewer(cluster: Cluster, gated: Gated, tmp_path: Path) -> None:
+    kubeconfig = viewer_kubeconfig(cluster, gated.ns, tmp_path / "viewer")
+    user = f"system:serviceaccount:{gated.ns}:viewer"
+    for forbidden in (("get", "secrets", "-n", gated.ns), ("get", "configmaps", "-n", OPERATOR_NAMESPACE)):
+        assert cluster.kubectl("auth", "can-i", *forbidden, f"--as={user}", check=False).stdout.strip() == "no"
+    r = kubectl_aigate(cluster, "evidence", "ready", "-n", gated.ns, "--verify", kubeconfig=kubeconfig)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.startswith(f"evidence in {gated.ns}/ready-aigate-evidence verified: {gated.ns}/ready decision PASS")
+    envelope = gated.create("forged", budget={"monthlyUSD": 1000, "maxCostPerRequestUSD": 0.05, "gateRunMaxUSD": 5})
+    statement = json.loads(base64.b64decode(envelope["payload"]))
+    assert statement["predicate"]["decision"] == "FAIL"
+    statement["predicate"]["decision"] = "PASS"
+    envelope["payload"] = base64.b64encode(json.dumps(statement).encode()).decode()
+    patch = {"data": {"evidence.json": json.dumps(envelope)}}
+    cluster.kubectl("patch", "configmap", "forged-aigate-evidence", "-n", gated.ns, "-p", json.dumps(patch))
+    r = kubectl_aigate(cluster, "evidence", "forged", "-n", gated.ns, "--verify", kubeconfig=kubeconfig)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert r.stderr.startswith(
+        f"evidence in {gated.ns}/forged-aigate-evidence rejected: signature does not verify with key "
+        f"ConfigMap {OPERATOR_NAMESPACE}/aigate-public-key"
+    ), r.stderr
+    # evidence signed with another key than the one published is refused too
+    other = tmp_path / "other"
+    write_keypair(other, "ecdsa-p256")
+    with cluster.api_client() as api:
+        publish_public_key(api, OPERATOR_NAMESPACE, load_private_key(other / "aigate.key").public_key())
+    try:
+        r = kubectl_aigate(cluster, "evidence", "ready", "-n", gated.ns, "--verify", kubeconfig=kubeconfig)
+        assert r.returncode == 1 and "rejected: signature does not verify" in r.stderr, r.stdout + r.stderr
+    finally:
+        with cluster.api_client() as api:
+            assert publish_public_key(api, OPERATOR_NAMESPACE, gated.key.public_key()) == "replaced"

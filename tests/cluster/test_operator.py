@@ -13,10 +13,12 @@ from typing import Any
 
 import pytest
 
+from aigate.evidence.keys import key_id, load_public_key
 from aigate.simulator.profile import SimProfile
 from aigate.simulator.server import SimulatorServer
 from localcluster.aigate_operator import (
     OperatorProcess,
+    grant_public_key_readers,
     install_crd,
     prepare_operator,
     register_webhooks,
@@ -52,6 +54,7 @@ def simulator(cluster: Cluster) -> Iterator[SimulatorServer]:
 def operator(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
     install_crd(cluster.kubectl)
     cluster.kubectl("create", "namespace", "aigate-system", check=False)
+    grant_public_key_readers(cluster.kubectl)
     cluster.kubectl("create", "namespace", GATES, check=False)
     # who may accept risks (the group) and who may only edit workloads
     rbac = {
@@ -522,6 +525,51 @@ def test_operator_restart_picks_up_the_running_job(
     assert rollout(cluster, ns, name).returncode == 0
 
 
+def test_progress_in_status_while_the_gate_run_goes_and_none_after(
+    cluster: Cluster, namespace: str, operator: OperatorProcess, simulator: SimulatorServer
+) -> None:
+    ns, name = namespace, "progressing"
+    setup_namespace(cluster, ns, name)
+    doc = workload(ns, name, simulator)
+    doc["spec"]["traffic"]["peakRequestsPerSecond"] = 4  # 2 models x 30 repeats x 2 cases at 4/s: a run of ~40 s
+    planned = 2 * 30 * 2 + 5 * 2  # and the 2 cases once per fault mode
+    apply(cluster, doc)
+    seen: list[dict[str, Any]] = []
+    rows: list[str] = []  # kubectl get -o wide while the run goes
+
+    def finished() -> dict[str, Any] | None:
+        st = get_workload(cluster, ns, name).get("status") or {}
+        if (st.get("lastRun") or {}).get("finishedAt"):
+            return st
+        if st.get("progress") and st.get("phase") == "Testing":
+            seen.append(st["progress"])
+            if len(rows) < 3 and st["progress"].get("done"):
+                rows.append(cluster.kubectl("get", "aiworkload", name, "-n", ns, "-o", "wide").stdout.splitlines()[1])
+        return None
+
+    final = cluster.wait_for(finished, timeout=300, interval=0.5, what=f"{ns}/{name}'s gate run to end")
+    assert final["phase"] in ("Passed", "Failed"), json.dumps(final)[:2000]
+    assert "progress" not in final, "progress outlived its run"
+    counted = [p for p in seen if p.get("done")]
+    assert counted, f"no progress seen while the run went: {seen}"
+    for p in counted:
+        assert p["total"] == planned and 0 < p["done"] <= planned, p
+        assert p["message"] == f"{p['done']}/{planned} cases ({p['phase']})"
+        assert re.fullmatch(r"(baseline (primary|fallback)|fallback [a-z_0-9]+)", p["phase"]), p
+    assert any(p["done"] < planned for p in counted), "only a finished count was seen"
+    dones = [p["done"] for p in counted]
+    assert dones == sorted(dones), "the count went back"
+    shown = re.compile(rf"\d+/{planned} cases \((baseline [a-z]+|fallback [a-z_0-9]+)\)$")
+    assert any(shown.search(row) for row in rows), rows
+    wide = cluster.kubectl("get", "aiworkload", name, "-n", ns, "-o", "wide").stdout.splitlines()
+    assert wide[0].split()[-1] == "PROGRESS" and len(wide[1].split()) == len(wide[0].split()) - 1, wide
+    # the gate pod's log: plain progress lines
+    job = final["lastRun"]["job"]
+    log = cluster.kubectl("logs", f"job/{job}", "-n", GATES).stdout
+    assert f"{planned} requests planned" in log
+    assert re.search(r"^baseline primary: 60/60 cases, [0-9.]+s$", log, re.M), log[-2000:]
+
+
 def test_metrics_and_probes(operator: OperatorProcess) -> None:
     for http in (operator.http, operator.webhook_http):
         assert http("/healthz")[0] == 200
@@ -532,6 +580,25 @@ def test_metrics_and_probes(operator: OperatorProcess) -> None:
     assert status == 200
     for name in ("aigate_admission_decisions_total", "aigate_admission_duration_seconds"):
         assert name in text
+
+
+def test_the_operator_publishes_its_public_key(cluster: Cluster, operator: OperatorProcess) -> None:
+    """At start-up, from the key it signs with; readable by any authenticated user, and by no one writable but it."""
+    cm = cluster.get_json("configmap", "aigate-public-key", "-n", "aigate-system")
+    assert cm["data"]["aigate.pub"] == operator.public_key.read_text()
+    assert cm["data"]["keyId"] == key_id(load_public_key(operator.public_key))
+    who = ("--as=someone", "--as-group=system:authenticated")
+    can = cluster.kubectl(
+        "auth", "can-i", "get", "configmap/aigate-public-key", "-n", "aigate-system", *who, check=False
+    )
+    assert can.stdout.strip() == "yes"
+    for verb in ("update", "delete"):
+        can = cluster.kubectl(
+            "auth", "can-i", verb, "configmap/aigate-public-key", "-n", "aigate-system", *who, check=False
+        )
+        assert can.stdout.strip() == "no"
+    other = cluster.kubectl("auth", "can-i", "get", "configmap/other", "-n", "aigate-system", *who, check=False)
+    assert other.stdout.strip() == "no"
 
 
 def test_the_api_server_talks_http2_to_the_webhook(cluster: Cluster, namespace: str, operator: OperatorProcess) -> None:

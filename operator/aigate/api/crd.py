@@ -92,6 +92,14 @@ PRINTER_COLUMNS: list[dict[str, Any]] = [
         "description": "When the signed evidence expires; rollouts are refused after.",
     },
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp", "description": "Since creation."},
+    # -o wide: only while a gate run goes
+    {
+        "name": "Progress",
+        "type": "string",
+        "jsonPath": ".status.progress.message",
+        "description": "How far the running gate Job is.",
+        "priority": 1,
+    },
 ]
 
 

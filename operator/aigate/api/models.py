@@ -663,6 +663,23 @@ class StatusSummary(_Model):
         return self
 
 
+class RunProgress(_Model):
+    """How far the running gate Job is, as its pod reports it (at most every few seconds): for people only, nothing
+    is judged from it; absent when no run is going."""
+
+    phase: str = Field(max_length=128)
+    """What is running: 'starting' (the Job is created, its pod not yet reporting), 'baseline <model>' (its cases
+    against one model), 'fallback <fault mode>' (the cases with the primary failing that way), 'MCP server <name>'."""
+    done: int | None = Field(default=None, ge=0)
+    """Requests finished in the whole run so far."""
+    total: int | None = Field(default=None, ge=0)
+    """Requests the run plans (repeats x cases per model, and the cases once per fault mode)."""
+    message: str = Field(default="", max_length=256)
+    """One line for people: '37/124 cases (baseline primary)'."""
+    updated_at: datetime | None = None
+    """When the operator last took a report from the gate pod."""
+
+
 class AIWorkloadStatus(_Model):
     """The last gate run: decision, conditions per gate, evidence."""
 
@@ -680,6 +697,8 @@ class AIWorkloadStatus(_Model):
     """The signed evidence of the last run."""
     last_run: LastRun | None = None
     """The last gate Job."""
+    progress: RunProgress | None = None
+    """How far the running gate Job is; cleared when the run ends."""
     summary: StatusSummary | None = None
     """The figures `kubectl get` shows."""
     policy: PolicyRef | None = None

@@ -20,10 +20,16 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from aigate.controller import names
 from aigate.controller.certs import start_rotator
 from aigate.controller.config import OperatorConfig
+from aigate.controller.jobs import GATE_RESULT_ROLE
 from aigate.controller.kube import JSON, Kube, load_api_client
 from aigate.controller.metrics import Metrics
 from aigate.controller.reconcile import Reconciler, Signer, job_finished
-from aigate.controller.signingkey import ensure_signing_key
+from aigate.controller.signingkey import (
+    PUBLIC_KEY_CONFIGMAP,
+    SigningKeyError,
+    ensure_signing_key,
+    publish_public_key,
+)
 from aigate.evidence.keys import key_id, load_private_key, load_public_key
 from aigate.policy.configmaps import configmaps_read
 
@@ -168,10 +174,21 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
 
     @kopf.on.event("", "v1", "configmaps", id=CONFIGMAP_EVENTS_ID, registry=registry)
     async def configmap_event(
-        *, type: str, namespace: str | None, name: str, labels: Mapping[str, str], memo: Any, **kw: Any
+        *,
+        type: str,
+        namespace: str | None,
+        name: str,
+        labels: Mapping[str, str],
+        body: kopf.Body,
+        memo: Any,
+        **kw: Any,
     ) -> None:
         state: State = memo["state"]
         mark_indexed(state)
+        if type in ("ADDED", "MODIFIED") and labels.get(names.ROLE_LABEL) == GATE_RESULT_ROLE:
+            outcome = await asyncio.to_thread(state.reconciler.run_progress, plain(body))
+            log.debug("gate result %s/%s: %s", namespace, name, outcome)
+            return
         if type is None or names.ROLE_LABEL in labels:
             return  # the initial listing (resume handles it) and aigate's own ConfigMaps
         ns = namespace or ""
@@ -179,9 +196,9 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
         for workload in sorted(set(kw["reference_index"].get((ns, name)) or ())):
 
             async def regate(workload: str = workload) -> None:
-                body = first(workload_index, (ns, workload))  # as it is when the turn comes, not as it was
-                if body is not None:
-                    outcome = await asyncio.to_thread(state.reconciler.reconcile, body)
+                found = first(workload_index, (ns, workload))  # as it is when the turn comes, not as it was
+                if found is not None:
+                    outcome = await asyncio.to_thread(state.reconciler.reconcile, found)
                     log.info("%s/%s: ConfigMap %s changed: %s", ns, workload, name, outcome)
 
             state.regates.request((ns, workload), regate)
@@ -282,6 +299,13 @@ def run_operator(config: OperatorConfig) -> int:
     key = load_private_key(config.signing_key)
     public = load_public_key(config.public_key) if config.public_key else key.public_key()
     signer = Signer(key=key, key_id=key_id(public), public_key=public)
+    try:  # for `kubectl aigate evidence --verify`; the operator gates without it, so a refusal is only a warning
+        done = publish_public_key(api, config.namespace, public)
+        log.info(
+            "public key %s in ConfigMap %s/%s: %s", signer.key_id[:16], config.namespace, PUBLIC_KEY_CONFIGMAP, done
+        )
+    except SigningKeyError as e:
+        log.warning("public key not published: %s", e)
     metrics = Metrics()
     reconciler = Reconciler(Kube(api), config, signer, metrics)
     state = State(config, reconciler, signer, metrics)

@@ -56,7 +56,7 @@ from aigate.policy.lifecycle import (
 )
 from aigate.probes.rbac import probe_service_account
 from aigate.redact import redact
-from aigate.rungates import read_result
+from aigate.rungates import PROGRESS_ANNOTATION, progress_status, read_result
 from aigate.times import parse_rfc3339, rfc3339, utcnow
 
 log = logging.getLogger("aigate.operator")
@@ -230,7 +230,17 @@ class Reconciler:
             "finishedAt": None,
             "spentUSD": None,
         }
-        update: JSON = {"phase": "Testing", "specDigest": digest, "observedGeneration": generation, "lastRun": last}
+        update: JSON = {
+            "phase": "Testing",
+            "specDigest": digest,
+            "observedGeneration": generation,
+            "lastRun": last,
+            "progress": {
+                "phase": "starting",
+                "message": "gate Job created; waiting for its pod",
+                "updatedAt": rfc3339(now),
+            },
+        }
         if not regate:
             update["conditions"] = merge_conditions(previous, pending_conditions(message, generation, now))
         # status first, then the Job: an operator stopped in between finds a run recorded whose Job does not
@@ -337,6 +347,7 @@ class Reconciler:
             "phase": "Error",
             "observedGeneration": generation,
             "conditions": merge_conditions(status.get("conditions") or [], [cond]),
+            "progress": None,
         }
         self.kube.patch_status(body["metadata"]["namespace"], body["metadata"]["name"], update)
         self.kube.event(body, "Warning", Reason.NAMESPACE_EXCLUDED, message)
@@ -356,6 +367,7 @@ class Reconciler:
                 "phase": "Error",
                 "observedGeneration": generation,
                 "conditions": merge_conditions(status.get("conditions") or [], [cond]),
+                "progress": None,
             },
         )
         self.kube.event(body, "Warning", Reason.INVALID_SPEC, redact(message))
@@ -369,6 +381,37 @@ class Reconciler:
         if status.get("specDigest") == digest and ev.get("digest") == digest and status.get("phase") == phase:
             return
         self.write_results(body, digest, verified.signed, now, resync=True)
+
+    # ---- a gate Job reports progress ----------------------------------------------------------------------------
+    def run_progress(self, configmap: JSON) -> str:
+        """Copy the progress a gate pod wrote on its result ConfigMap into the workload's `status.progress`, when that
+        ConfigMap is the current run's (gate namespace, workload uid, run id) and the run has not ended. For people
+        only: nothing is judged from it. Rate: at most one status write per report, which the pod bounds."""
+        meta = configmap.get("metadata") or {}
+        if meta.get("namespace") != self.config.gate_namespace:
+            return "not a gate run of aigate's (outside the gate namespace): ignored"
+        ann = meta.get("annotations") or {}
+        ns, name = ann.get(names.FOR_NAMESPACE_ANNOTATION, ""), ann.get(names.FOR_NAME_ANNOTATION, "")
+        if not ns or not name:
+            return "not a gate run's result: ignored"
+        progress = progress_status(ann.get(PROGRESS_ANNOTATION), utcnow())
+        if progress is None:
+            return "no progress reported"
+        with self._one_at_a_time(ns, name):
+            body = self.kube.get_workload(ns, name)
+            if body is None:
+                return "workload gone"
+            if (meta.get("labels") or {}).get(names.WORKLOAD_UID_LABEL) != body["metadata"].get("uid"):
+                return "a run of another workload of that name: ignored"
+            status = body.get("status") or {}
+            last = status.get("lastRun") or {}
+            if last.get("runId") != ann.get(names.RUN_ANNOTATION) or last.get("finishedAt"):
+                return "not the current run"
+            old = status.get("progress") or {}
+            if all(old.get(k) == progress[k] for k in ("phase", "done", "total")):
+                return "progress unchanged"
+            self.kube.patch_status(ns, name, {"progress": progress})
+            return f"progress {progress['message']}"
 
     # ---- a gate Job finished -----------------------------------------------------------------------------------
     def job_done(self, job: JSON) -> str:
@@ -464,7 +507,12 @@ class Reconciler:
         self.kube.patch_status(
             meta["namespace"],
             meta["name"],
-            {"phase": "Error", "conditions": merge_conditions(status.get("conditions") or [], [cond]), "lastRun": last},
+            {
+                "phase": "Error",
+                "conditions": merge_conditions(status.get("conditions") or [], [cond]),
+                "lastRun": last,
+                "progress": None,
+            },
         )
         self.kube.event(body, "Warning", "GateRunFailed", redact(message))
         if self.metrics:
@@ -550,6 +598,7 @@ class Reconciler:
                 "expiresAt": rfc3339(expires),
             },
             "lastRun": last,
+            "progress": None,
             # through the model, so costRatioText (the kubectl get column) is derived in one place
             "summary": StatusSummary.model_validate(
                 {

@@ -382,9 +382,13 @@ def url_of(host: str, port: int) -> str:
 
 
 def server_config(app: Starlette) -> uvicorn.Config:
-    """Quiet and lean: no access log, no lifespan, warnings only; hanging requests do not hold a stop."""
+    """Quiet and lean: no access log, no lifespan, warnings only; hanging requests do not hold a stop. The stdlib
+    event loop, not uvloop (which uvicorn picks when it is installed, as it is for `aigate webhook`): libuv starts
+    a timer from the loop's cached clock, so a 2 ms latency could end 0.6 ms early, and the simulator's latencies
+    are what aigate's measurements are checked against."""
     return uvicorn.Config(
         app,
+        loop="asyncio",
         log_level="warning",
         access_log=False,
         lifespan="off",
