@@ -8,13 +8,20 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import threading
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import kopf
 import pytest
+from kubernetes import client as k8s
+from kubernetes.client.exceptions import ApiException
 
+from aigate.controller.webhooks import TIMEOUT_SECONDS as WEBHOOK_TIMEOUT_SECONDS
 from aigate.simulator.profile import SimProfile
 from aigate.simulator.server import SimulatorServer
 from aigate.times import rfc3339
@@ -94,20 +101,24 @@ def operator(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iter
 @pytest.fixture
 def team(cluster: Cluster, namespace: str) -> str:
     """The namespace, with the editor bound to the built-in `edit` ClusterRole in it (and nowhere else)."""
-    binding = {
-        "apiVersion": "rbac.authorization.k8s.io/v1",
-        "kind": "RoleBinding",
-        "metadata": {"name": "editors", "namespace": namespace},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "edit"},
-        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": EDITOR}],
-    }
-    cluster.kubectl("apply", "-f", "-", input=json.dumps(binding))
+    bind_editor(cluster, namespace, EDITOR)
 
     def may_edit() -> bool:
         return bool(editor(cluster, "auth", "can-i", "create", "aiworkloads", "-n", namespace).returncode == 0)
 
     cluster.wait_for(may_edit, timeout=60, what="the edit ClusterRole aggregating the AIWorkload rules")
     return namespace
+
+
+def bind_editor(cluster: Cluster, namespace: str, user: str) -> None:
+    binding = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": {"name": "editors", "namespace": namespace},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "edit"},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}],
+    }
+    cluster.kubectl("apply", "-f", "-", input=json.dumps(binding))
 
 
 def editor(cluster: Cluster, *args: str, input: str | None = None) -> Any:
@@ -191,9 +202,9 @@ def wait_decision(cluster: Cluster, ns: str, name: str, decision: str, *, after_
     return cluster.wait_for(probe, timeout=240, what=f"{ns}/{name} decision {decision}")
 
 
-def rollout(cluster: Cluster, ns: str, wl: str, name: str) -> Any:
+def labelled_deployment(ns: str, wl: str, name: str) -> dict[str, Any]:
     labels = {"app": name, "aigate.dev/workload": wl}
-    deployment = {
+    return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
         "metadata": {"name": name, "namespace": ns, "labels": labels},
@@ -206,7 +217,10 @@ def rollout(cluster: Cluster, ns: str, wl: str, name: str) -> Any:
             },
         },
     }
-    return editor(cluster, "apply", "-f", "-", input=json.dumps(deployment))
+
+
+def rollout(cluster: Cluster, ns: str, wl: str, name: str) -> Any:
+    return editor(cluster, "apply", "-f", "-", input=json.dumps(labelled_deployment(ns, wl, name)))
 
 
 def in_gates(cluster: Cluster, kind: str, uid: str) -> list[str]:
@@ -659,3 +673,212 @@ def test_a_risk_acceptance_holds_for_its_spec_and_its_hour_only(
     assert tool["status"] == "False" and "risk acceptance given for another spec: renew it" in tool["message"]
     refused = rollout(cluster, ns, name, "accepted-app-2")
     assert refused.returncode != 0, "an acceptance given for another spec still admitted a rollout"
+
+
+UNRELATED_CONFIGMAPS, UNRELATED_SIZE = 200, 100 * 1024
+KOPF_IDLE = kopf.OperatorSettings().queueing
+"""kopf keeps each object's last event until that object's worker has been idle this long (then exits)."""
+
+
+def resident_bytes(operator: OperatorProcess) -> int:
+    """VmRSS of aigate's processes: the operator, and the webhook server where it runs as a process of its own."""
+    procs = [p for p in (operator.proc, getattr(operator, "webhook_proc", None)) if p is not None]
+    assert procs, "aigate is not running"
+    total = 0
+    for proc in procs:
+        status = Path(f"/proc/{proc.pid}/status").read_text()
+        total += next(int(line.split()[1]) * 1024 for line in status.splitlines() if line.startswith("VmRSS:"))
+    return total
+
+
+def test_configmaps_no_workload_reads_cost_aigate_their_identity_only(
+    cluster: Cluster, team: str, operator: OperatorProcess, simulator: SimulatorServer
+) -> None:
+    """An editor fills their namespace with ConfigMaps of 100 KB that no AIWorkload reads, 200 at a time. The
+    first round grows aigate's heaps by what handling a burst of 100 KB events takes; once those events are freed,
+    a second round reuses that memory, so aigate's resident memory (the operator's, and the webhook server's where
+    it is a process of its own) grows by what the ConfigMap index keeps: much less than their data. The last
+    ConfigMap of each round is one a workload's prompt names: when a rollout's refusal moves past it, every
+    ConfigMap made before it is indexed (a watch delivers in order)."""
+    ns, name = team, "reads-two"
+    setup(cluster, ns)
+    doc = workload(ns, name, simulator.url, approval=True)
+    doc["spec"]["prompts"] = [{"configMapRef": {"name": f"marker-{r}", "key": "system.md"}} for r in (1, 2)]
+    assert editor(cluster, "apply", "-f", "-", input=json.dumps(doc)).returncode == 0
+
+    def refusal() -> str:
+        refused = rollout(cluster, ns, name, "probe")
+        assert refused.returncode != 0, "a workload without evidence admitted a rollout"
+        return str(refused.stderr)
+
+    def fill(round_: int, marker: dict[str, str], indexed: str) -> int:
+        with impersonating(cluster, EDITOR) as api:
+            core = k8s.CoreV1Api(api)
+            for i in range(UNRELATED_CONFIGMAPS):
+                data = {"blob": f"{round_}{i:06d}" + "x" * (UNRELATED_SIZE - 7)}
+                core.create_namespaced_config_map(ns, {"metadata": {"name": f"blob-{round_}-{i}"}, "data": data})
+            core.create_namespaced_config_map(ns, {"metadata": {"name": f"marker-{round_}"}, "data": marker})
+        cluster.wait_for(lambda: indexed in refusal(), timeout=120, what=f"round {round_} indexed")
+        time.sleep(KOPF_IDLE.idle_timeout + KOPF_IDLE.exit_timeout + 2)  # for kopf to let go of the events
+        return resident_bytes(operator)
+
+    assert f"ConfigMap {ns}/marker-1 not found" in refusal()
+    start = resident_bytes(operator)
+    first = fill(1, {"system.md": "Be careful."}, f"ConfigMap {ns}/marker-2 not found")
+    # without the key the prompt names: the workload stays unrunnable, no gate run adds to the figure
+    second = fill(2, {"other.md": "-"}, f"ConfigMap {ns}/marker-2 has no key 'system.md'")
+    data = UNRELATED_CONFIGMAPS * UNRELATED_SIZE
+    print(
+        f"\naigate's resident memory: {start / 2**20:.1f} MiB; +{(first - start) / 2**20:.1f} MiB after a first "
+        f"{UNRELATED_CONFIGMAPS} unrelated ConfigMaps of {UNRELATED_SIZE // 1024} KB ({data / 2**20:.1f} MiB of data), "
+        f"+{(second - first) / 2**20:.1f} MiB after a second {UNRELATED_CONFIGMAPS}"
+    )
+    assert second - first < data / 2, (
+        f"aigate grew by {(second - first) / 2**20:.1f} MiB for {data / 2**20:.1f} MiB of data no decision reads"
+    )
+
+
+ATTACK_SECONDS = 30
+ATTACK_CLIENTS = 4
+
+
+def impersonating(cluster: Cluster, user: str) -> k8s.ApiClient:
+    """An API client acting as `user` (what `kubectl --as` does: the Impersonate-User header, admin credentials)."""
+    api = cluster.api_client()
+    api.set_default_header("Impersonate-User", user)
+    return api
+
+
+def heavy_suite(revision: int) -> str:
+    """A suite just under the 256 KB bound, every line of it parsed before the one fault at the end (two cases
+    share a name) is found: the most a digest of a valid-looking suite costs. `revision` makes each write new."""
+    case = '- name: case-{i}\n  messages:\n  - role: user\n    content: "summarize case {i}: an unusual transfer"\n'
+    lines, size, i = [f"# revision {revision}\n"], 0, 0
+    while size < 250_000:
+        lines.append(case.format(i=i))
+        size += len(lines[-1])
+        i += 1
+    lines.append(case.format(i=0))
+    return "".join(lines)
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def test_one_namespace_loading_the_webhook_leaves_anothers_rollouts_answered(
+    cluster: Cluster, team: str, operator: OperatorProcess, simulator: SimulatorServer
+) -> None:
+    """Namespace A's editor references a 1 MB ConfigMap (a 250 KB suite that must be parsed whole to be found
+    wrong, and padding), made before the workload naming it, and for 30 s runs labelled `--dry-run=server` creates
+    of Deployments from several clients while rewriting the suite (each version must be digested anew). Namespace
+    B's team meanwhile rolls out for a passing and a failing workload: every B review is answered with the right
+    decision (the API server answers a webhook slower than its timeout with an error, which the test would see),
+    and its latencies are printed. Clients act as the editors with impersonation, as `kubectl --as` does, without
+    a process per request."""
+    a = team
+    b = cluster.create_namespace("t")
+    try:
+        bind_editor(cluster, b, "bob")
+        setup(cluster, b)
+        for name, approval in (("steady-pass", True), ("steady-fail", False)):
+            doc = json.dumps(workload(b, name, simulator.url, approval=approval))
+            cluster.wait_for(
+                lambda doc=doc: (
+                    cluster.kubectl("apply", "-f", "-", as_user="bob", input=doc, check=False).returncode == 0
+                ),
+                timeout=60,
+                what="bob's edit role in namespace B",
+            )
+        # A: the ConfigMap first (indexed before any workload names it), then the workload reading it
+        setup(cluster, a)
+        big = {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "big-suite", "namespace": a},
+            "data": {"cases.yaml": heavy_suite(0), "padding.txt": "p" * 750_000},
+        }
+        made = editor(cluster, "create", "-f", "-", input=json.dumps(big))
+        assert made.returncode == 0, made.stderr
+        heavy = workload(a, "heavy", simulator.url, approval=True)
+        heavy["spec"]["suite"] = {"configMapRef": {"name": "big-suite", "key": "cases.yaml"}}
+        applied = editor(cluster, "apply", "-f", "-", input=json.dumps(heavy))
+        assert applied.returncode == 0, applied.stderr
+        wait_decision(cluster, b, "steady-pass", "PASS")
+        wait_decision(cluster, b, "steady-fail", "FAIL")
+
+        stop = threading.Event()
+        b_latencies: list[float] = []
+        b_wrong: list[str] = []
+        a_answers: list[str] = []
+        writes = [0]
+
+        def attack(i: int) -> None:
+            with impersonating(cluster, EDITOR) as api:
+                apps = k8s.AppsV1Api(api)
+                body = labelled_deployment(a, "heavy", f"flood-{i}")
+                while not stop.is_set():
+                    try:
+                        apps.create_namespaced_deployment(a, body, dry_run="All", _request_timeout=30)
+                        a_answers.append("admitted")
+                    except ApiException as e:
+                        a_answers.append(f"{e.status} {e.body}")
+
+        def rewrite() -> None:
+            with impersonating(cluster, EDITOR) as api:
+                core = k8s.CoreV1Api(api)
+                while not stop.is_set():
+                    writes[0] += 1
+                    patch = {"data": {"cases.yaml": heavy_suite(writes[0])}}
+                    core.patch_namespaced_config_map("big-suite", a, patch, _request_timeout=30)
+
+        def steady() -> None:
+            with impersonating(cluster, "bob") as api:
+                apps = k8s.AppsV1Api(api)
+                n = 0
+                while not stop.is_set():
+                    n += 1
+                    wl = ("steady-pass", "steady-fail")[n % 2]
+                    started = time.perf_counter()
+                    try:
+                        apps.create_namespaced_deployment(
+                            b, labelled_deployment(b, wl, f"app-{n}"), dry_run="All", _request_timeout=30
+                        )
+                        outcome = "admitted"
+                    except ApiException as e:
+                        outcome = f"{e.status} {e.body}"
+                    b_latencies.append(time.perf_counter() - started)
+                    right = outcome == "admitted" if wl == "steady-pass" else outcome.startswith("403 ")
+                    if not right or (wl == "steady-fail" and "toolControl" not in outcome):
+                        b_wrong.append(f"{wl}: {outcome[:300]}")
+
+        rss_before = resident_bytes(operator)
+        threads = [threading.Thread(target=attack, args=(i,)) for i in range(ATTACK_CLIENTS)]
+        threads += [threading.Thread(target=rewrite), threading.Thread(target=steady)]
+        for t in threads:
+            t.start()
+        time.sleep(ATTACK_SECONDS)  # the length of the attack, not a wait for a state
+        stop.set()
+        for t in threads:
+            t.join(60)
+        load = os.getloadavg()[0]
+        rss_after = resident_bytes(operator)
+
+        refused_for_the_suite = [x for x in a_answers if x.startswith("403 ") and "duplicate case names" in x]
+        timeouts = [x for x in a_answers if "deadline" in x or "timeout" in x.lower()]
+        p50, p99 = percentile(b_latencies, 0.5), percentile(b_latencies, 0.99)
+        print(
+            f"\nB: {len(b_latencies)} rollouts answered, p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms, "
+            f"max {max(b_latencies) * 1000:.0f} ms (webhook timeout {WEBHOOK_TIMEOUT_SECONDS} s); "
+            f"A: {len(a_answers)} dry-run creates from {ATTACK_CLIENTS} clients ({len(refused_for_the_suite)} "
+            f"refused naming the suite, {len(timeouts)} timed out), {writes[0]} rewrites of the 1 MB ConfigMap; "
+            f"load average {load:.1f}; aigate's resident memory {rss_before / 2**20:.0f} -> {rss_after / 2**20:.0f} MiB"
+        )
+        assert b_latencies, "namespace B got no answer at all"
+        assert b_wrong == [], f"{len(b_wrong)} of B's rollouts got a wrong or no decision: {b_wrong[:3]}"
+        # the load went where it should: A's reviews digested the big suite (fetched, then from the index)
+        assert refused_for_the_suite, f"no A review read the suite: {a_answers[:3]}"
+        assert writes[0] > 1
+    finally:
+        cluster.delete_namespace(b)

@@ -8,7 +8,7 @@ import asyncio
 import gc
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import kopf
@@ -17,8 +17,6 @@ from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from aigate.api.errors import WorkloadError
-from aigate.api.load import configmap_names, workload_from_api
 from aigate.controller import names
 from aigate.controller.certs import start_rotator
 from aigate.controller.config import OperatorConfig
@@ -33,6 +31,7 @@ from aigate.controller.signingkey import (
     publish_public_key,
 )
 from aigate.evidence.keys import key_id, load_private_key, load_public_key
+from aigate.policy.configmaps import configmaps_read
 
 log = logging.getLogger("aigate.operator")
 
@@ -56,12 +55,44 @@ def first(index: Any, key: tuple[str, str]) -> JSON | None:
     return None
 
 
-def references(body: JSON, configmap: str) -> bool:
-    """Whether the workload reads this ConfigMap (an unreadable spec reads nothing)."""
-    try:
-        return configmap in configmap_names(workload_from_api(body))
-    except WorkloadError:
-        return False
+class Regates:
+    """Re-gating a workload when a ConfigMap it reads changes, coalesced per workload and off kopf's event worker.
+
+    kopf queues each object's events until its handler returns. Were the ConfigMap handler to await the reconcile
+    (seconds, for a large suite on a busy machine), a tenant rewriting a referenced 1 MB ConfigMap in a loop would
+    pile its events up in the operator's memory. So the handler only asks; a workload whose ConfigMaps change while
+    it is being reconciled is reconciled once more afterwards, whatever the number of changes."""
+
+    def __init__(self) -> None:
+        self._again: dict[tuple[str, str], bool] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def request(self, key: tuple[str, str], regate: Callable[[], Awaitable[None]]) -> None:
+        if key in self._again:
+            self._again[key] = True
+            return
+        self._again[key] = False
+        task = asyncio.create_task(self._run(key, regate))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, key: tuple[str, str], regate: Callable[[], Awaitable[None]]) -> None:
+        try:
+            while True:
+                self._again[key] = False
+                try:
+                    await regate()
+                except Exception:
+                    log.exception("%s/%s: re-gating after a ConfigMap change failed", *key)
+                if not self._again[key]:
+                    return
+        finally:
+            del self._again[key]
+
+    async def idle(self) -> None:
+        """Until every requested re-gate has run (tests)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks))
 
 
 class State:
@@ -73,6 +104,7 @@ class State:
         self.signer = signer
         self.metrics = metrics
         self.ready = False
+        self.regates = Regates()
 
 
 def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
@@ -99,6 +131,12 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
     @kopf.index(*WORKLOADS, id="workload_index", registry=registry)
     def workload_index(*, namespace: str | None, name: str, body: kopf.Body, **_: Any) -> dict[tuple[str, str], JSON]:
         return {(namespace or "", name): plain(body)}
+
+    @kopf.index(*WORKLOADS, id="reference_index", registry=registry)
+    def reference_index(*, namespace: str | None, name: str, body: kopf.Body, **_: Any) -> dict[tuple[str, str], str]:
+        """(namespace, ConfigMap) -> the workloads that read it: which workloads a ConfigMap's change re-gates,
+        parsed once per workload event, not once per workload of the namespace on every ConfigMap event."""
+        return {(namespace or "", cm): name for cm in configmaps_read(plain(body))}
 
     @kopf.on.resume(*WORKLOADS, registry=registry)
     @kopf.on.create(*WORKLOADS, registry=registry)
@@ -145,7 +183,6 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
         memo: Any,
         **kw: Any,
     ) -> None:
-        workload_index = kw["workload_index"]
         state: State = memo["state"]
         mark_indexed(state)
         if type in ("ADDED", "MODIFIED") and labels.get(names.ROLE_LABEL) == GATE_RESULT_ROLE:
@@ -154,13 +191,17 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
             return
         if type is None or names.ROLE_LABEL in labels:
             return  # the initial listing (resume handles it) and aigate's own ConfigMaps
-        for (ns, _wl), _store in list(workload_index.items()):
-            if ns != namespace:
-                continue
-            found = first(workload_index, (ns, _wl))
-            if found is not None and references(found, name):
-                outcome = await asyncio.to_thread(state.reconciler.reconcile, found)
-                log.info("%s/%s: ConfigMap %s changed: %s", ns, _wl, name, outcome)
+        ns = namespace or ""
+        workload_index = kw["workload_index"]
+        for workload in sorted(set(kw["reference_index"].get((ns, name)) or ())):
+
+            async def regate(workload: str = workload) -> None:
+                found = first(workload_index, (ns, workload))  # as it is when the turn comes, not as it was
+                if found is not None:
+                    outcome = await asyncio.to_thread(state.reconciler.reconcile, found)
+                    log.info("%s/%s: ConfigMap %s changed: %s", ns, workload, name, outcome)
+
+            state.regates.request((ns, workload), regate)
 
     @kopf.timer(
         *WORKLOADS,

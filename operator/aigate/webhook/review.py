@@ -27,8 +27,15 @@ from aigate.api.load import configmap_lookup, resolve, workload_from_api
 from aigate.api.models import WORKLOAD_LABEL
 from aigate.controller import names
 from aigate.controller.admission import rollout_decision
+from aigate.controller.lanes import DigestLanes, TooLate
 from aigate.controller.metrics import Metrics
-from aigate.controller.webhooks import ACCEPTANCES_WEBHOOK, AIWORKLOADS_WEBHOOK, ROLLOUTS_WEBHOOK, refusal
+from aigate.controller.webhooks import (
+    ACCEPTANCES_WEBHOOK,
+    AIWORKLOADS_WEBHOOK,
+    ROLLOUTS_WEBHOOK,
+    TIMEOUT_SECONDS,
+    refusal,
+)
 from aigate.evidence import PublicKey
 from aigate.policy.acceptance import AcceptanceDecision, acceptance_patch
 from aigate.policy.governance import violations
@@ -105,6 +112,7 @@ class Reviewer:
         self.acceptor_groups = acceptor_groups
         self.watch_namespaces = watch_namespaces
         self.may = may
+        self.lanes = DigestLanes(give_up_after=TIMEOUT_SECONDS)
 
     async def review(self, webhook: str, review: JSON) -> JSON:
         """The answer to a well-formed review (controller.webhooks.parse_review checked its envelope)."""
@@ -161,10 +169,18 @@ class Reviewer:
             evidence_name=f"{self.index.operator_namespace}/{names.trusted_evidence(uid)}",
             enforcement_floor=floor,
         )
+
         # the index warmed the digest when the workload changed; should a review still come first, the parsing and
-        # hashing go to a worker thread, and the event loop answers every other review meanwhile
-        fresh = workload is None or self.index.verify_cache.fresh(workload, configmaps)
-        decision = decide() if fresh else await asyncio.to_thread(decide)
+        # hashing go to a worker thread, one namespace at a time (controller/lanes.py), and the event loop answers
+        # every other review meanwhile
+        def fresh() -> bool:
+            return workload is None or self.index.verify_cache.fresh(workload, configmaps)
+
+        try:
+            decision = decide() if fresh() else await self.lanes.decide(ns, decide, fresh, started)
+        except TooLate as e:
+            self.metrics.admitted("error", kind, "", time.perf_counter() - started, ROLLOUTS_WEBHOOK)
+            return Answer(False, f"aigate cannot decide now: {e}; retry", 503)
         elapsed = time.perf_counter() - started
         self.metrics.admitted(decision.result, kind, decision.enforcement or "", elapsed, ROLLOUTS_WEBHOOK)
         return Answer(decision.allowed, decision.message, 403, list(decision.warnings))
