@@ -303,3 +303,49 @@ def test_a_relist_after_the_watch_expired_deletes_what_it_no_longer_finds() -> N
     assert sorted(applied[3:5]) == [("DELETED", "a"), ("DELETED", "c")]
     assert applied[5:] == [("ADDED", "b")]
     assert watcher.ready
+
+
+def test_the_warmer_hashes_a_rewritten_configmap_once_per_turn_and_never_holds_up_a_watch() -> None:
+    """A tenant rewriting a referenced ConfigMap in a loop: the watch thread only copies each version, and the warmer
+    thread digests the workload from its latest state, once per turn however many versions arrived meanwhile."""
+    import threading
+
+    s = Setup()
+    s.feed()
+    idx = s.index
+    busy, release, calls = threading.Event(), threading.Event(), []
+    warm_now = idx.warm_now
+
+    def held_warm_now(key: Any) -> None:
+        calls.append(key)
+        if len(calls) == 1:
+            busy.set()
+            release.wait(10)
+        warm_now(key)
+
+    idx.warm_now = held_warm_now  # type: ignore[method-assign]
+    idx.start_warmer()
+    name, cm = next(iter(s.world.configmaps.items()))
+    key = next(k for k in cm["data"])
+
+    def rewrite(version: int) -> dict[str, Any]:
+        new = copy.deepcopy(cm)
+        new["metadata"]["resourceVersion"] = str(100 + version)
+        new["data"][key] = cm["data"][key] + f"\n# rewrite {version}\n"
+        return new
+
+    idx.apply_configmap("MODIFIED", rewrite(0))
+    assert busy.wait(5), "the warmer took the first version"
+    watch = threading.Thread(target=lambda: [idx.apply_configmap("MODIFIED", rewrite(v)) for v in range(1, 51)])
+    watch.start()
+    watch.join(5)
+    assert not watch.is_alive(), "the watch thread waited for the warmer"
+    assert idx.configmaps_of(NS)[name]["metadata"]["resourceVersion"] == "150"
+    release.set()
+    deadline = threading.Event()
+    for _ in range(100):
+        if idx.verify_cache.fresh(idx.workload(NS, NAME) or {}, idx.configmaps_of(NS)):
+            break
+        deadline.wait(0.05)
+    assert idx.verify_cache.fresh(idx.workload(NS, NAME) or {}, idx.configmaps_of(NS)), "the latest version warmed"
+    assert len(calls) == 2, f"51 versions, {len(calls)} digests: one for the first, one for the latest"

@@ -94,6 +94,9 @@ class Index:
         """referenced ConfigMaps the API said do not exist: not asked again until the watch shows them"""
         self.lock = threading.RLock()
         self.configmaps_synced = False
+        self._dirty: dict[Key, None] = {}
+        """workloads whose decision is to be warmed again, oldest first (see `start_warmer`)"""
+        self._dirty_changed: threading.Condition | None = None
 
     # ---- reading (the request path) -------------------------------------------------------------------------------
 
@@ -221,7 +224,36 @@ class Index:
         else:
             self.configmaps.setdefault(namespace, {})[name] = configmap_entry(found, keep_data=True)
 
+    def start_warmer(self) -> None:
+        """From now on `warm` only marks a workload and one thread of its own warms it, from its latest state. The
+        watch threads then only copy what they receive: a tenant rewriting a large referenced ConfigMap in a loop
+        costs one digest per workload at a time, however many versions arrive, and no watch falls behind on the
+        other namespaces' changes while it is being hashed."""
+        if self._dirty_changed is not None:
+            return
+        self._dirty_changed = threading.Condition(threading.Lock())
+        threading.Thread(target=self._warm_dirty, name="warm", daemon=True).start()
+
+    def _warm_dirty(self) -> None:
+        assert self._dirty_changed is not None
+        while True:
+            with self._dirty_changed:
+                while not self._dirty:
+                    self._dirty_changed.wait()
+                key = next(iter(self._dirty))
+                del self._dirty[key]
+            self.warm_now(key)
+
     def warm(self, key: Key) -> None:
+        """Have this workload's decision warmed: at once, or by the warmer thread once it runs."""
+        if self._dirty_changed is None:
+            self.warm_now(key)
+            return
+        with self._dirty_changed:
+            self._dirty[key] = None
+            self._dirty_changed.notify()
+
+    def warm_now(self, key: Key) -> None:
         """Decide a rollout for this workload once, off the request path: its spec digest and its evidence's
         signature check are then remembered, and a review only looks them up."""
         workload = self.workloads.get(key)

@@ -328,6 +328,7 @@ async def serve(config: OperatorConfig, *, stop: asyncio.Event | None = None) ->
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
+    index.start_warmer()
     watcher.start()
     plain = _plain_server(app, config)
     tasks = [asyncio.create_task(plain.serve())]
