@@ -133,11 +133,21 @@ def adopt_existing_crds(cluster: Cluster) -> list[str]:
     return ["--take-ownership"] if names & set(CRDS) else []
 
 
+def release_namespace_gone(cluster: Cluster) -> None:
+    """An earlier module's release namespace may still be terminating: Helm cannot write its release into it."""
+    cluster.wait_for(
+        lambda: cluster.kubectl("get", "namespace", NS, check=False).returncode != 0,
+        timeout=180,
+        what=f"namespace {NS} of an earlier install deleted",
+    )
+
+
 @pytest.fixture(scope="module")
 def installed(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Install]:
     tool = find_helm()
     values = tmp_path_factory.mktemp("values") / "e2e-values.yaml"
     values.write_text(yaml.safe_dump(VALUES))
+    release_namespace_gone(cluster)
     helm(tool, cluster, *helm_args(values), *adopt_existing_crds(cluster))
     try:
         yield Install(tool, served_cert(cluster))

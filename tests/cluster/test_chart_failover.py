@@ -63,6 +63,7 @@ def installed(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Ite
     tool = find_helm()
     values = tmp_path_factory.mktemp("values") / "failover-values.yaml"
     values.write_text(yaml.safe_dump(VALUES))
+    e2e.release_namespace_gone(cluster)
     e2e.helm(tool, cluster, *e2e.helm_args(values), *e2e.adopt_existing_crds(cluster))
     try:
         yield tool
