@@ -34,6 +34,7 @@ def build_app() -> Any:
     from aigate.controller import names
     from aigate.controller.admission import VerifyCache
     from aigate.controller.metrics import Metrics
+    from aigate.policy.governance import PlatformDefault
     from aigate.webhook.index import Index
     from aigate.webhook.review import Reviewer
     from aigate.webhook.server import App
@@ -43,7 +44,12 @@ def build_app() -> Any:
     world.workload["metadata"].update(uid="u-1", resourceVersion="1")
     for i, cm in enumerate(world.configmaps.values()):
         cm["metadata"].update(uid=f"c-{i}", resourceVersion="1", namespace=world.workload["metadata"]["namespace"])
-    index = Index(operator_namespace="aigate-system", public_key=PUB, verify_cache=VerifyCache())
+    index = Index(
+        operator_namespace="aigate-system",
+        public_key=PUB,
+        verify_cache=VerifyCache(),
+        platform_default=PlatformDefault(),
+    )
     index.apply_workload("ADDED", world.workload)
     for cm in world.configmaps.values():
         index.apply_configmap("ADDED", cm)
@@ -184,6 +190,7 @@ def index_rss(n: int) -> None:
 
     import aigate.webhook.server  # noqa: F401
     from aigate.controller.admission import VerifyCache
+    from aigate.policy.governance import PlatformDefault
     from aigate.webhook.index import Index
     from test_admission import PUB, World
 
@@ -192,7 +199,12 @@ def index_rss(n: int) -> None:
 
     print(f"after imports: {rss_mb():.1f} MB")
     world = World()
-    index = Index(operator_namespace="aigate-system", public_key=PUB, verify_cache=VerifyCache())
+    index = Index(
+        operator_namespace="aigate-system",
+        public_key=PUB,
+        verify_cache=VerifyCache(),
+        platform_default=PlatformDefault(),
+    )
     started = time.perf_counter()
     for i in range(n):
         ns = f"team-{i % 50}"

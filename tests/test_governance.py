@@ -1,5 +1,6 @@
 """AIGatePolicy judgement as tables: which policies govern a namespace, the strictest value of each field when
-several do, what they refuse in a workload, and how long evidence may live under them; `aigate check --policy`."""
+several do, the platform default where none sets a field, what they refuse in a workload, and how long evidence may
+live under them; `aigate check` with and without `--policy`."""
 
 from __future__ import annotations
 
@@ -15,9 +16,23 @@ from aigate.api.models import AIWorkload
 from aigate.api.policy import AIGatePolicy
 from aigate.cli import main
 from aigate.gates.result import GateResult
-from aigate.pipeline import evidence_expiry
-from aigate.policy.governance import EffectivePolicy, effective, selects, strictest, violations
-from factories import ROOT, example_doc
+from aigate.pipeline import evidence_expiry, judge
+from aigate.policy.governance import (
+    PLATFORM_DEFAULT,
+    EffectivePolicy,
+    Floor,
+    PlatformDefault,
+    effective,
+    governed_by,
+    policy_digest,
+    raised,
+    selects,
+    strictest,
+    violations,
+)
+from factories import ROOT, all_valid_faults, example_doc, measurements, model, resolved_from, run
+
+DEFAULT = PlatformDefault()
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 
@@ -64,7 +79,7 @@ def test_the_strictest_value_of_each_field_wins() -> None:
         unacceptableGates=["evidence"],
     )
     other = policy("z", enforcement="enforce", namespaceSelector={"matchLabels": {"tier": "prod"}})
-    e = effective([b, other, a], {"tier": "dev"})
+    e = effective([b, other, a], {"tier": "dev"}, DEFAULT)
     assert e.names == ("a", "b")
     assert e.enforcement == "enforce" and e.max_valid_for == timedelta(hours=24)
     assert (e.min_pass_rate, e.max_error_rate, e.max_p95_latency_ms) == (0.9, 0.01, 3000)
@@ -72,8 +87,44 @@ def test_the_strictest_value_of_each_field_wins() -> None:
     assert e.endpoint_prefixes == (("https://llm.internal/",),)
     assert e.limits == {"enforcement": "b", "maxValidFor": "b", "minPassRate": "a", "maxErrorRate": "b",
                         "maxP95LatencyMs": "b"}  # fmt: skip
-    assert e.digest == effective([a, b], {}).digest != effective([a], {}).digest
-    assert effective([other], {"tier": "dev"}) == EffectivePolicy()
+    assert e.digest == effective([a, b], {}, DEFAULT).digest != effective([a], {}, DEFAULT).digest
+    assert e.floor == Floor("enforce", "b")
+
+
+def test_no_policy_means_the_platform_default() -> None:
+    """Where no AIGatePolicy selects the namespace, the platform default is the policy: enforce, 720h, recorded by
+    its name and digested like any policy."""
+    prod_only = policy("z", enforcement="audit", namespaceSelector={"matchLabels": {"tier": "prod"}})
+    e = effective([prod_only], {"tier": "dev"}, DEFAULT)
+    assert e.names == (PLATFORM_DEFAULT,) == ("platform-default",)
+    assert (e.enforcement, e.max_valid_for) == ("enforce", timedelta(hours=720))
+    assert e.limits == {"enforcement": PLATFORM_DEFAULT, "maxValidFor": PLATFORM_DEFAULT}
+    assert e.floor == Floor("enforce", PLATFORM_DEFAULT)
+    assert e.digest == policy_digest([DEFAULT.as_policy()]) == effective([], {}, DEFAULT).digest
+    assert (e.acceptor_groups, e.unacceptable_gates, e.endpoint_prefixes) == (frozenset(), frozenset(), ())
+    # the operator's settings say what the default is; the digest tells two defaults apart
+    softer = effective([], {}, PlatformDefault("warn", "168h"))
+    assert (softer.enforcement, softer.max_valid_for) == ("warn", timedelta(hours=168))
+    assert softer.digest != e.digest
+
+
+@pytest.mark.parametrize(
+    ("spec", "names", "enforcement", "valid_for"),
+    [
+        # a policy about endpoints only: the default still sets the floor and the validity
+        ({"allowedEndpoints": ["https://llm.internal/"]}, ("p", PLATFORM_DEFAULT), "enforce", 720),
+        # a softer start, written by an admin: the policy's floor, the default's validity
+        ({"enforcement": "warn"}, ("p", PLATFORM_DEFAULT), "warn", 720),
+        # a policy that sets both: the default is not in force
+        ({"enforcement": "audit", "maxValidFor": "2160h"}, ("p",), "audit", 2160),
+    ],
+    ids=["endpoints-only", "softer-floor", "both-set"],
+)
+def test_the_platform_default_fills_each_field_no_policy_sets(
+    spec: dict[str, Any], names: tuple[str, ...], enforcement: str, valid_for: int
+) -> None:
+    e = effective([policy("p", **spec)], {}, DEFAULT)
+    assert (e.names, e.enforcement, e.max_valid_for) == (names, enforcement, timedelta(hours=valid_for))
 
 
 @pytest.mark.parametrize(
@@ -87,6 +138,23 @@ def test_the_strictest_value_of_each_field_wins() -> None:
 )
 def test_a_workload_may_be_stricter_never_looser(own: Any, floor: Any, mode: str) -> None:
     assert strictest(own, floor) == mode
+
+
+def test_a_raised_enforcement_names_who_raised_it() -> None:
+    by_default = "spec.enforcement audit is raised to enforce, the floor set by the platform default"
+    assert raised("audit", Floor("enforce", PLATFORM_DEFAULT)) == by_default
+    assert raised("warn", Floor("enforce", "prod")) == (
+        "spec.enforcement warn is raised to enforce, the floor set by AIGatePolicy prod"
+    )
+    assert raised("enforce", Floor("warn", "prod")) is None  # stricter than the floor: its own
+    assert raised("warn", Floor("warn", "prod")) is None
+    assert raised("audit", None) is None
+
+
+def test_the_policies_in_force_are_named_in_one_phrase() -> None:
+    assert governed_by(("a", "b", PLATFORM_DEFAULT)) == "AIGatePolicy a, b and the platform default"
+    assert governed_by((PLATFORM_DEFAULT,)) == "the platform default"
+    assert governed_by(("a",)) == "AIGatePolicy a"
 
 
 def workload(change: Any = None) -> AIWorkload:
@@ -105,7 +173,7 @@ def test_violations_name_the_field_and_the_policy() -> None:
         unacceptableGates=["providerDependency"],
     )
     accepted = {"gate": "providerDependency", "reason": "second provider in Q1", "expires": "2099-01-01T00:00:00Z"}
-    found = violations(workload(lambda s: s.update(riskAcceptances=[accepted])), effective([p], {}))
+    found = violations(workload(lambda s: s.update(riskAcceptances=[accepted])), effective([p], {}, DEFAULT))
     assert found[0] == "spec.evidence.validFor 720h is longer than 24h, the most AIGatePolicy platform allows"
     assert found[1].startswith("spec.models[0].endpoint http://127.0.0.1:8788 is outside the endpoints allowed")
     assert any(
@@ -115,6 +183,16 @@ def test_violations_name_the_field_and_the_policy() -> None:
     assert any(v.startswith("spec.slo.p95LatencyMs 4000 is above the ceiling 1000") for v in found)
     assert any("gate providerDependency may not be risk-accepted" in v for v in found)
     assert violations(workload(), EffectivePolicy()) == []
+    assert violations(workload(), effective([], {}, DEFAULT)) == []
+
+
+def test_without_a_policy_the_platform_default_refuses_a_longer_validity() -> None:
+    longer = workload(lambda s: s.update(evidence={"validFor": "1000h"}))
+    assert violations(longer, effective([], {}, DEFAULT)) == [
+        "spec.evidence.validFor 1000h is longer than 720h, the most the platform default allows"
+    ]
+    # a policy that allows more is the admins' to write
+    assert violations(longer, effective([policy("long", maxValidFor="2160h")], {}, DEFAULT)) == []
 
 
 def test_evidence_never_outlives_what_it_rests_on() -> None:
@@ -151,6 +229,44 @@ def test_check_with_a_policy_refuses_what_it_forbids(tmp_path: Path, capsys: pyt
     assert err == (
         "policy violation: spec.evidence.validFor 720h is longer than 24h, the most AIGatePolicy platform allows\n"
     )
+
+
+def test_check_without_a_policy_judges_under_the_platform_default(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`aigate check` agrees with a cluster left at its defaults: what the platform default refuses fails before
+    anything runs."""
+    doc = example_doc()
+    doc["spec"]["prompts"] = [{"inline": "You review fraud cases."}]
+    doc["spec"]["evidence"] = {"validFor": "1000h"}
+    wl = tmp_path / "w.yaml"
+    wl.write_text(yaml.safe_dump(doc))
+    assert main(["check", str(wl), "--quiet"]) == 1
+    assert capsys.readouterr().err == (
+        "policy violation: spec.evidence.validFor 1000h is longer than 720h, the most the platform default allows\n"
+    )
+
+
+def test_the_evidence_records_the_platform_default() -> None:
+    """Judged with no policy given (the CLI, the demo): the evidence names the platform default and what it set,
+    and expires within its limit."""
+    doc = example_doc()
+    doc["spec"]["prompts"] = [{"inline": "You review fraud cases."}]
+    doc["spec"]["evidence"] = {"validFor": "24h"}
+    cases = ["c0", "c1"]
+    m = measurements(
+        {"primary": model("primary", [run(c, "primary") for c in cases], provider="anthropic")},
+        all_valid_faults(cases),
+    )
+    _, predicate, _ = judge(resolved_from(doc), m, now=NOW, key_id=None)
+    assert predicate.policy is not None
+    assert predicate.policy.model_dump(by_alias=True) == {
+        "names": ["platform-default"],
+        "digest": policy_digest([DEFAULT.as_policy()]),
+        "enforcement": "enforce",
+        "maxValidFor": "720h",
+    }
+    assert predicate.expires_at == NOW + timedelta(hours=24)  # the workload asked for less: its own
 
 
 def test_the_policy_crd_is_current() -> None:

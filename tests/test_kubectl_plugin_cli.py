@@ -3,13 +3,14 @@ finding code. tests/cluster/test_kubectl_plugin.py asks a real API server."""
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
-from typing import get_args
+from typing import Any, get_args
 
 import pytest
 
 from aigate.gates.result import Finding, FindingCode, GateResult
-from aigate.kubectl_plugin import build_parser, main
+from aigate.kubectl_plugin import Cluster, build_parser, cmd_why, main
 from aigate.report.remedies import GATE_ADVICE, REMEDIES, remedies
 
 NOT_FAILING: set[str] = {
@@ -77,3 +78,44 @@ def test_no_kubeconfig_and_no_cluster(capsys: pytest.CaptureFixture[str], monkey
     assert (
         err == "error: no kubeconfig (/nonexistent/kubeconfig does not exist) and not in a cluster; pass --kubeconfig\n"
     )
+
+
+class OneWorkload(Cluster):
+    """A cluster holding one AIWorkload and no evidence ConfigMap."""
+
+    def __init__(self, status: dict[str, Any]) -> None:
+        super().__init__(api=None, namespace="fraud")
+        self.status = status
+
+    def get_workload(self, name: str) -> dict[str, Any]:
+        return {"metadata": {"name": name, "namespace": self.namespace, "generation": 1}, "status": self.status}
+
+    def get_configmap(self, namespace: str, name: str) -> dict[str, str] | None:
+        return None
+
+
+@pytest.mark.parametrize(
+    ("policy", "line"),
+    [
+        (
+            {"names": ["platform-default"], "digest": "sha256:x", "enforcement": "enforce", "maxValidFor": "720h"},
+            "Policy: the platform default: enforcement floor enforce, evidence valid at most 720h",
+        ),
+        (
+            {"names": ["adopting", "platform-default"], "digest": "sha256:y", "enforcement": "warn"},
+            "Policy: AIGatePolicy adopting and the platform default: enforcement floor warn",
+        ),
+        (None, "Policy: none recorded yet (status records it when the gates are judged)"),
+    ],
+    ids=["platform-default", "policy-and-default", "not-judged"],
+)
+def test_why_says_which_policy_the_workload_was_judged_under(
+    policy: dict[str, Any] | None, line: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status: dict[str, Any] = {"decision": "FAIL", "phase": "Failed", "observedGeneration": 1}
+    if policy is not None:
+        status["policy"] = policy
+    assert cmd_why(argparse.Namespace(name="w"), OneWorkload(status)) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert line in lines and lines[-1] == "Evidence: none"
+    assert lines.index(line) == len(lines) - 3  # then a blank line, then the evidence

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from aigate.policy.conditions import Reason, expired_condition, merge_conditions, ready_condition
+from aigate.policy.governance import PLATFORM_DEFAULT, Floor
 from aigate.policy.lifecycle import (
     Action,
     LastRun,
@@ -30,6 +31,7 @@ from aigate.policy.rollout import (
     not_judged,
     shape_problem,
 )
+from aigate.policy.text import MAX_MESSAGE
 
 PACKAGE = Path(__file__).resolve().parents[1] / "operator" / "aigate"
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
@@ -214,6 +216,37 @@ def test_enforcement_decides_what_a_problem_does(enforcement: str, allowed: bool
     d = decide_rollout("ns/w", wl, "spec cannot be resolved: x", None)
     assert (d.allowed, d.result, bool(d.warnings)) == (allowed, result, warned)
     assert d.message == "AIWorkload ns/w is not cleared for rollout: spec cannot be resolved: x"
+
+
+RAISED_BY_DEFAULT = " (spec.enforcement audit is raised to enforce, the floor set by the platform default)"
+
+
+@pytest.mark.parametrize(
+    ("own", "floor", "allowed", "result", "tail"),
+    [
+        ("audit", Floor("enforce", PLATFORM_DEFAULT), False, "denied", RAISED_BY_DEFAULT),
+        (
+            "audit",
+            Floor("warn", "adopting"),
+            True,
+            "warned",
+            " (spec.enforcement audit is raised to warn, the floor set by AIGatePolicy adopting)",
+        ),
+        ("enforce", Floor("audit", "lenient"), False, "denied", ""),  # stricter than the floor: its own
+        ("warn", Floor("warn", PLATFORM_DEFAULT), True, "warned", ""),
+    ],
+)
+def test_the_floor_decides_when_the_workload_asks_for_less(
+    own: str, floor: Floor, allowed: bool, result: str, tail: str
+) -> None:
+    d = decide_rollout("ns/w", {"spec": {"enforcement": own}, "status": {}}, "spec cannot be resolved: x", None, floor)
+    assert (d.allowed, d.result, d.enforcement) == (allowed, result, "enforce" if not allowed else "warn")
+    assert d.message == "AIWorkload ns/w is not cleared for rollout: spec cannot be resolved: x" + tail
+
+
+def test_the_floors_note_survives_a_long_refusal() -> None:
+    d = decide_rollout("ns/w", {"spec": {"enforcement": "audit"}}, "x" * 5000, None, Floor("enforce", PLATFORM_DEFAULT))
+    assert len(d.message) <= MAX_MESSAGE and d.message.endswith("…" + RAISED_BY_DEFAULT)
 
 
 def test_enforcement_defaults_to_enforce_for_what_it_cannot_read() -> None:

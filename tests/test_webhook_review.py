@@ -16,6 +16,7 @@ from aigate.controller import names
 from aigate.controller.admission import VerifyCache
 from aigate.controller.metrics import Metrics
 from aigate.controller.webhooks import ACCEPTANCES_WEBHOOK, AIWORKLOADS_WEBHOOK, ROLLOUTS_WEBHOOK
+from aigate.policy.governance import PlatformDefault
 from aigate.webhook.index import Index, Watch, Watcher
 from aigate.webhook.review import Reviewer
 from test_admission import NAME, NS, PUB, World
@@ -23,6 +24,7 @@ from test_admission import NAME, NS, PUB, World
 OPERATOR_NS = "aigate-system"
 UID = "wl-uid-1"
 ACCEPTORS = frozenset({"aigate:risk-acceptors"})
+DEFAULT = PlatformDefault()
 
 
 class Fetches:
@@ -59,11 +61,15 @@ def trusted_evidence(world: World) -> dict[str, Any]:
 
 
 class Setup:
-    def __init__(self, *, ready: bool = True, fetch: Fetches | None = None) -> None:
+    def __init__(self, *, ready: bool = True, fetch: Fetches | None = None, default: PlatformDefault = DEFAULT) -> None:
         self.world = versioned(World())
         self.fetch = fetch if fetch is not None else Fetches({(NS, n): cm for n, cm in self.world.configmaps.items()})
         self.index = Index(
-            operator_namespace=OPERATOR_NS, public_key=PUB, verify_cache=VerifyCache(), fetch_configmap=self.fetch
+            operator_namespace=OPERATOR_NS,
+            public_key=PUB,
+            verify_cache=VerifyCache(),
+            platform_default=default,
+            fetch_configmap=self.fetch,
         )
         self.metrics = Metrics()
         self.is_ready = ready
@@ -151,16 +157,53 @@ async def test_only_the_operator_namespace_copy_of_the_evidence_counts(setup: Se
     assert f"{OPERATOR_NS}/{names.trusted_evidence(UID)}" in answer["response"]["status"]["message"]
 
 
-async def test_warn_admits_with_the_refusal_as_a_warning(setup: Setup) -> None:
+def stale(setup: Setup, enforcement: str) -> None:
+    """The workload asks for `enforcement` and its spec changed since the evidence was signed."""
     wl = copy.deepcopy(setup.world.workload)
-    wl["spec"]["enforcement"] = "warn"
+    wl["spec"]["enforcement"] = enforcement
     wl["spec"]["owner"] = "another-team"  # another spec: the evidence is stale
     wl["metadata"]["resourceVersion"] = "11"
     setup.index.apply_workload("MODIFIED", wl)
+
+
+def govern(setup: Setup, **spec: Any) -> None:
+    """An admin's AIGatePolicy selecting the namespace by label."""
+    setup.index.apply_namespace("ADDED", {"metadata": {"name": NS, "labels": {"tier": "adopting"}}})
+    policy = {"metadata": {"name": "adopting"}, "spec": {"namespaceSelector": {"matchLabels": {"tier": "adopting"}}}}
+    policy["spec"].update(spec)
+    setup.index.apply_policy("ADDED", policy)
+
+
+async def test_warn_admits_with_the_refusal_as_a_warning_under_a_policy_that_allows_it(setup: Setup) -> None:
+    govern(setup, enforcement="warn")  # a softer start, which only an admin writes
+    stale(setup, "warn")
     answer = await setup.reviewer.review(ROLLOUTS_WEBHOOK, rollout_review())
     assert answer["response"]["allowed"] is True
     [warning] = answer["response"]["warnings"]
     assert warning.startswith(f"AIWorkload {NS}/{NAME} is not cleared for rollout: ")
+
+
+@pytest.mark.parametrize("own", ["audit", "warn"])
+async def test_without_a_policy_a_workload_cannot_loosen_its_own_gate(setup: Setup, own: str) -> None:
+    """No AIGatePolicy selects the namespace: the platform default's floor `enforce` refuses, and says so."""
+    stale(setup, own)
+    answer = await setup.reviewer.review(ROLLOUTS_WEBHOOK, rollout_review())
+    response = answer["response"]
+    assert response["allowed"] is False and "warnings" not in response
+    message = response["status"]["message"]
+    assert message.startswith(f"AIWorkload {NS}/{NAME} is not cleared for rollout: ")
+    assert message.endswith(f" (spec.enforcement {own} is raised to enforce, the floor set by the platform default)")
+    counted = {"result": "denied", "kind": "Deployment", "enforcement": "enforce"}
+    assert setup.metrics.registry.get_sample_value("aigate_admission_decisions_total", counted) == 1
+
+
+async def test_the_platform_default_comes_from_the_settings() -> None:
+    """An operator set to a softer default (AIGATE_DEFAULT_ENFORCEMENT=audit) lets the workload's own mode rule."""
+    s = Setup(default=PlatformDefault("audit", "720h"))
+    s.feed()
+    stale(s, "audit")
+    answer = await s.reviewer.review(ROLLOUTS_WEBHOOK, rollout_review())
+    assert answer["response"]["allowed"] is True and "warnings" not in answer["response"]
 
 
 async def test_unlabelled_and_controller_made_objects_are_not_judged(setup: Setup) -> None:
@@ -262,6 +305,29 @@ async def test_the_validation_refuses_an_acceptor_outside_the_groups(setup: Setu
     answer = await setup.reviewer.review(AIWORKLOADS_WEBHOOK, r)
     assert answer["response"]["allowed"] is False
     assert answer["response"]["status"]["message"].startswith("user bob may not accept risks")
+
+
+async def test_a_looser_enforcement_is_stored_with_a_warning_that_it_does_not_apply(setup: Setup) -> None:
+    """The team may write `enforcement: audit` (a workload is the team's); the webhook says at once that the
+    platform default's floor applies instead."""
+    answer = await setup.reviewer.review(AIWORKLOADS_WEBHOOK, workload_review({"enforcement": "audit"}))
+    assert answer["response"]["allowed"] is True
+    assert answer["response"]["warnings"] == [
+        "spec.enforcement audit is raised to enforce, the floor set by the platform default: "
+        "its rollouts are judged under enforce"
+    ]
+    stricter = await setup.reviewer.review(AIWORKLOADS_WEBHOOK, workload_review({"enforcement": "enforce"}))
+    assert stricter["response"] == {"uid": stricter["response"]["uid"], "allowed": True}
+
+
+async def test_the_platform_default_refuses_a_longer_validity(setup: Setup) -> None:
+    r = workload_review({"evidence": {"validFor": "1000h"}})
+    answer = await setup.reviewer.review(AIWORKLOADS_WEBHOOK, r)
+    assert answer["response"]["allowed"] is False
+    assert answer["response"]["status"]["message"] == (
+        "refused by the platform default: "
+        "spec.evidence.validFor 1000h is longer than 720h, the most the platform default allows"
+    )
 
 
 async def test_a_reference_the_user_may_not_read_is_refused(setup: Setup) -> None:

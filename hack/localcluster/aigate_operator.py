@@ -28,6 +28,7 @@ from localcluster.pki import CA
 
 ROOT = Path(__file__).resolve().parents[2]
 CRD = ROOT / "crds" / "aiworkloads.aigate.dev.yaml"
+POLICY_CRD = ROOT / "crds" / "aigatepolicies.aigate.dev.yaml"
 OPERATOR_NAMESPACE = "aigate-system"
 ACCEPTORS = "aigate:risk-acceptors"
 
@@ -41,6 +42,12 @@ def venv_bin(name: str) -> str:
 def install_crd(kubectl: Kubectl) -> None:
     kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD))
     kubectl("wait", "--for=condition=Established", "crd/aiworkloads.aigate.dev", "--timeout=60s")
+
+
+def install_policy_crd(kubectl: Kubectl) -> None:
+    """The AIGatePolicy CRD. Before the operator starts: it reads AIGatePolicies only when their CRD is there then."""
+    kubectl("apply", "--server-side", "--force-conflicts", "-f", str(POLICY_CRD))
+    kubectl("wait", "--for=condition=Established", "crd/aigatepolicies.aigate.dev", "--timeout=60s")
 
 
 def grant_public_key_readers(kubectl: Kubectl, namespace: str = OPERATOR_NAMESPACE) -> None:

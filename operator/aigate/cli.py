@@ -48,21 +48,19 @@ def _endpoint_overrides(items: Sequence[str]) -> dict[str, str]:
 
 def cmd_check(args: argparse.Namespace) -> int:
     from aigate.api.load import load_and_resolve
+    from aigate.api.policy import load_policies
     from aigate.pipeline import CheckOptions, check_exit_code, run_check
+    from aigate.policy.governance import PlatformDefault, effective, violations
     from aigate.report import render
 
     resolved = load_and_resolve(args.file)
-    policy = None
-    if args.policy:
-        from aigate.api.policy import load_policies
-        from aigate.policy.governance import effective, violations
-
-        policy = effective(load_policies(args.policy, any_namespace=True), {})
-        refused = violations(resolved.workload, policy)
-        if refused:
-            for line in refused:
-                _stderr(f"policy violation: {line}")
-            return EXIT_FAIL
+    # as in a cluster: every policy given (the CLI knows no namespace labels), the platform default for the rest
+    policy = effective(load_policies(args.policy, any_namespace=True) if args.policy else [], {}, PlatformDefault())
+    refused = violations(resolved.workload, policy)
+    if refused:
+        for line in refused:
+            _stderr(f"policy violation: {line}")
+        return EXIT_FAIL
     progress = None if args.quiet else TerminalProgress(sys.stderr)
     opts = CheckOptions(
         environ=dict(os.environ),
@@ -204,7 +202,9 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         metavar="FILE",
         help="judge under the AIGatePolicy documents in FILE (repeatable; every policy given applies, whatever "
-        "namespaces it selects): a workload they refuse fails, and the evidence records them",
+        "namespaces it selects): a workload they refuse fails, and the evidence records them; the platform "
+        "default (enforcement enforce, validity at most 720h) applies to what none of them sets, as without "
+        "--policy",
     )
     c.add_argument(
         "--quiet", "-q", action="store_true", help="no progress on stderr (a bar per phase on a terminal, else lines)"

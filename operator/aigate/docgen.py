@@ -34,8 +34,11 @@ the table says what empty means.
 
 `aigate webhook` (the admission webhooks, a process of its own: [architecture.md](architecture.md)) reads the same
 table and uses what concerns it: `AIGATE_WEBHOOK_ADDR`, `_PORT`, `_CERT`, `_KEY`, `AIGATE_METRICS_ADDR`, `_PORT`,
-`AIGATE_OPERATOR_NAMESPACE`, `AIGATE_WATCH_NAMESPACES`, `AIGATE_ACCEPTOR_GROUPS` and `AIGATE_PUBLIC_KEY`. It needs
-no signing key: with `AIGATE_PUBLIC_KEY` set, `AIGATE_SIGNING_KEY` may be left unset.
+`AIGATE_OPERATOR_NAMESPACE`, `AIGATE_WATCH_NAMESPACES`, `AIGATE_ACCEPTOR_GROUPS`, `AIGATE_DEFAULT_ENFORCEMENT`,
+`AIGATE_DEFAULT_MAX_VALID_FOR` and `AIGATE_PUBLIC_KEY`. It needs no signing key: with `AIGATE_PUBLIC_KEY` set,
+`AIGATE_SIGNING_KEY` may be left unset. The two `AIGATE_DEFAULT_*` settings are the platform default, the policy in
+force wherever no AIGatePolicy sets a field ([trust-model.md](trust-model.md)): give the operator and the webhook the
+same values (the Helm chart does, from `defaultPolicy`).
 
 """
         + settings_table()

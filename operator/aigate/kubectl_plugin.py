@@ -1,6 +1,6 @@
 """`kubectl aigate`: answers "why was this refused?" from the cluster, as kubectl users expect to ask it.
 
-    kubectl aigate why NAME                          decision, each failed gate, what to change, evidence expiry
+    kubectl aigate why NAME                          decision, failed gates, what to change, policy, evidence expiry
     kubectl aigate evidence NAME [--verify]          the signed evidence the status points to; verified offline
     kubectl aigate report NAME -o report.html        the HTML readiness report from the cluster's evidence
 
@@ -283,6 +283,7 @@ def cmd_why(args: argparse.Namespace, cluster: Cluster) -> int:
     for gate, cond in accepted:
         if cond.get("reason") == "RiskAccepted":
             print(f"  {GATE_TITLES[gate]}: risk accepted: {cond.get('message', '')}")
+    print(f"\nPolicy: {_policy(status.get('policy'))}")
     ev = status.get("evidence") or {}
     expires = parse_rfc3339(ev.get("expiresAt"))
     if expires is None:
@@ -293,6 +294,19 @@ def cmd_why(args: argparse.Namespace, cluster: Cluster) -> int:
         where = f"{ev.get('namespace') or meta['namespace']}/{ev.get('configMap')}"
         print(f"\nEvidence: {where}, expires {ev['expiresAt']} ({when}), key {str(ev.get('keyId', ''))[:16]}")
     return EXIT_OK if decision == "PASS" and not failed and not stale else EXIT_REFUSED
+
+
+def _policy(recorded: Any) -> str:
+    """The policy the last judgement was under, as status records it: who set it, and what it sets."""
+    from aigate.policy.governance import governed_by
+
+    names = recorded.get("names") if isinstance(recorded, dict) else None
+    if not names:
+        return "none recorded yet (status records it when the gates are judged)"
+    sets = [f"enforcement floor {recorded['enforcement']}"] if recorded.get("enforcement") else []
+    if recorded.get("maxValidFor"):
+        sets.append(f"evidence valid at most {recorded['maxValidFor']}")
+    return governed_by(names) + (f": {', '.join(sets)}" if sets else "")
 
 
 def _span(seconds: float) -> str:

@@ -42,7 +42,8 @@ class CheckOptions:
     time_scale: float = 1.0
     """The providers answer this many times as slow as real time (the demo's simulator: 0.2); see RunOptions."""
     policy: EffectivePolicy | None = None
-    """The AIGatePolicies the workload is judged under (`aigate check --policy`)."""
+    """The policy the workload is judged under (`aigate check`: the built-in platform default, and any `--policy`);
+    None: the built-in platform default."""
 
 
 async def measure(resolved: ResolvedWorkload, opts: CheckOptions) -> Measurements:

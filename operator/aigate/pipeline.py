@@ -31,7 +31,7 @@ from aigate.measuring import CheckOptions as CheckOptions  # the measuring half,
 from aigate.measuring import Progress as Progress
 from aigate.measuring import _utcnow
 from aigate.measuring import measure as measure
-from aigate.policy.governance import EffectivePolicy
+from aigate.policy.governance import EffectivePolicy, PlatformDefault, effective, hours
 from aigate.policy.numbers import assumed_timeout_ms
 from aigate.times import parse_rfc3339
 
@@ -50,9 +50,9 @@ def judge(
     policy: EffectivePolicy | None = None,
 ) -> tuple[list[GateResult], EvidencePredicate, str]:
     """Pure: the six gate results, the evidence predicate they produce, and the spec digest. Under `policy`
-    (the AIGatePolicies governing the workload) gates it marks unacceptable are never ACCEPTED, and the evidence
-    expires no later than it allows."""
-    policy = policy or EffectivePolicy()
+    (the AIGatePolicies governing the workload and the platform default; without one, the built-in platform
+    default) gates it marks unacceptable are never ACCEPTED, and the evidence expires no later than it allows."""
+    policy = policy if policy is not None else effective((), {}, PlatformDefault())
     digest = spec_digest(resolved)
     spec = resolved.workload.spec
     acceptances = [a for a in spec.risk_acceptances if a.gate not in policy.unacceptable_gates]
@@ -67,7 +67,12 @@ def judge(
     expires = evidence_expiry(now, spec.evidence.valid_for_delta(), policy, results)
     predicate = build_predicate(resolved, digest, results, decide(results), m, now, expires)
     if policy.names:
-        predicate.policy = PolicyRecord(names=list(policy.names), digest=policy.digest or "")
+        predicate.policy = PolicyRecord(
+            names=list(policy.names),
+            digest=policy.digest or "",
+            enforcement=policy.enforcement,
+            max_valid_for=hours(policy.max_valid_for) if policy.max_valid_for is not None else None,
+        )
     return results, predicate, digest
 
 

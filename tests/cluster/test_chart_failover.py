@@ -36,6 +36,7 @@ import pytest
 import test_chart_e2e as e2e
 import test_operator as flows
 import yaml
+from actors import governed
 
 from helmchart import find_helm, run_helm
 from localcluster.testing import Cluster, kubectl_path
@@ -74,14 +75,23 @@ def installed(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Ite
 
 @pytest.fixture(scope="module")
 def team(cluster: Cluster, installed: Path) -> Iterator[str]:
-    """A namespace with one AIWorkload under `enforcement: warn`: its rollouts are admitted with aigate's warning."""
+    """A namespace with one AIWorkload under `enforcement: warn`: its rollouts are admitted with aigate's warning.
+    An AIGatePolicy with the floor `warn` lets that mode apply (without one, the platform default's `enforce`
+    would refuse them)."""
     ns = cluster.create_namespace("failover")
-    flows.setup_namespace(cluster, ns, "warned")
-    flows.apply(cluster, flows.workload(ns, "warned", NO_SIMULATOR, approval=False, enforcement="warn"))
-    yield ns
-    for wl in cluster.get_json("aiworkloads", "-n", ns)["items"]:
-        patch = json.dumps({"metadata": {"finalizers": None}})
-        cluster.kubectl("patch", "aiworkload", wl["metadata"]["name"], "-n", ns, "--type=merge", "-p", patch)
+    with governed(cluster, ns, f"adopting-{ns}", enforcement="warn"):
+        flows.setup_namespace(cluster, ns, "warned")
+        flows.apply(cluster, flows.workload(ns, "warned", NO_SIMULATOR, approval=False, enforcement="warn"))
+        probe = json.dumps(flows.deployment(ns, "probe", "warned"))
+        cluster.wait_for(
+            lambda: cluster.kubectl("create", "--dry-run=server", "-f", "-", input=probe, check=False).returncode == 0,
+            timeout=60,
+            what="the webhook admitting the warned workload's rollouts under the AIGatePolicy",
+        )
+        yield ns
+        for wl in cluster.get_json("aiworkloads", "-n", ns)["items"]:
+            patch = json.dumps({"metadata": {"finalizers": None}})
+            cluster.kubectl("patch", "aiworkload", wl["metadata"]["name"], "-n", ns, "--type=merge", "-p", patch)
     cluster.delete_namespace(ns)
 
 

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from actors import governed
 
 from aigate.evidence.keys import key_id, load_public_key
 from aigate.simulator.profile import SimProfile
@@ -20,6 +21,7 @@ from localcluster.aigate_operator import (
     OperatorProcess,
     grant_public_key_readers,
     install_crd,
+    install_policy_crd,
     prepare_operator,
     register_webhooks,
     unregister_webhooks,
@@ -53,6 +55,7 @@ def simulator(cluster: Cluster) -> Iterator[SimulatorServer]:
 @pytest.fixture(scope="module")
 def operator(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
     install_crd(cluster.kubectl)
+    install_policy_crd(cluster.kubectl)  # test_warn_admits_with_a_warning_and_audit_admits_silently writes one
     cluster.kubectl("create", "namespace", "aigate-system", check=False)
     grant_public_key_readers(cluster.kubectl)
     cluster.kubectl("create", "namespace", GATES, check=False)
@@ -368,19 +371,24 @@ def test_failing_workload_blocks_rollout_then_fix_admits(
 def test_warn_admits_with_a_warning_and_audit_admits_silently(
     cluster: Cluster, namespace: str, operator: OperatorProcess, simulator: SimulatorServer
 ) -> None:
+    """Under an AIGatePolicy whose floor is `audit` (an admin's softer start: without one, the platform default's
+    `enforce` applies), each workload's own mode decides."""
     ns = namespace
-    for name, mode in (("warned", "warn"), ("audited", "audit")):
-        setup_namespace(cluster, ns, name)
-        apply(cluster, workload(ns, name, simulator, approval=False, enforcement=mode))
-    wait_decision(cluster, ns, "warned", "FAIL")
-    wait_decision(cluster, ns, "audited", "FAIL")
-    warned = rollout(cluster, ns, "warned", "app-warned")
-    assert warned.returncode == 0, warned.stderr
-    assert re.search(r"Warning: .*AIWorkload .*/warned .*toolControl", warned.stderr), warned.stderr
-    before = metric(operator, "aigate_admission_decisions_total", result="audited")
-    audited = rollout(cluster, ns, "audited", "app-audited")
-    assert audited.returncode == 0 and "Warning" not in audited.stderr, audited.stderr
-    assert metric(operator, "aigate_admission_decisions_total", result="audited") == before + 1
+    with governed(cluster, ns, f"adopting-{ns}", enforcement="audit"):
+        for name, mode in (("warned", "warn"), ("audited", "audit")):
+            setup_namespace(cluster, ns, name)
+            apply(cluster, workload(ns, name, simulator, approval=False, enforcement=mode))
+        wl = wait_decision(cluster, ns, "warned", "FAIL")
+        assert wl["status"]["policy"]["names"] == [f"adopting-{ns}", "platform-default"]
+        assert (wl["status"]["policy"]["enforcement"], wl["status"]["policy"]["maxValidFor"]) == ("audit", "720h")
+        wait_decision(cluster, ns, "audited", "FAIL")
+        warned = rollout(cluster, ns, "warned", "app-warned")
+        assert warned.returncode == 0, warned.stderr
+        assert re.search(r"Warning: .*AIWorkload .*/warned .*toolControl", warned.stderr), warned.stderr
+        before = metric(operator, "aigate_admission_decisions_total", result="audited")
+        audited = rollout(cluster, ns, "audited", "app-audited")
+        assert audited.returncode == 0 and "Warning" not in audited.stderr, audited.stderr
+        assert metric(operator, "aigate_admission_decisions_total", result="audited") == before + 1
 
 
 def test_editing_a_referenced_configmap_makes_evidence_stale(

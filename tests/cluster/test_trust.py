@@ -18,6 +18,7 @@ from typing import Any
 
 import kopf
 import pytest
+from actors import EDITOR, bind_editor, editor, governed
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
@@ -29,6 +30,7 @@ from localcluster.aigate_operator import (
     OPERATOR_NAMESPACE,
     OperatorProcess,
     install_crd,
+    install_policy_crd,
     prepare_operator,
     register_webhooks,
     unregister_webhooks,
@@ -36,8 +38,6 @@ from localcluster.aigate_operator import (
 from localcluster.testing import Cluster, cluster_image
 
 GATES = "aigate-gates"
-POLICY_CRD = Path(__file__).resolve().parents[2] / "crds" / "aigatepolicies.aigate.dev.yaml"
-EDITOR, EDITOR_GROUP = "mallory", "team-fraud"
 ANSWER = '{"risk": "low", "summary": "nothing unusual in this case", "actions": []}'
 PROFILE = {
     "seed": 1,
@@ -84,9 +84,7 @@ def operator(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iter
     for ns in (OPERATOR_NAMESPACE, GATES):
         cluster.kubectl("create", "namespace", ns, check=False)
     cluster.kubectl("apply", "-f", "-", input=json.dumps(AIWORKLOAD_EDIT_ROLE))
-    # before the operator starts: it applies AIGatePolicies only when their CRD is there
-    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(POLICY_CRD))
-    cluster.kubectl("wait", "--for=condition=Established", "crd/aigatepolicies.aigate.dev", "--timeout=60s")
+    install_policy_crd(cluster.kubectl)  # before the operator starts: it applies AIGatePolicies only if it is there
     op = prepare_operator(tmp_path_factory.mktemp("aigate-operator"), cluster.kubeconfig)
     op.start()
     try:
@@ -101,28 +99,8 @@ def operator(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iter
 @pytest.fixture
 def team(cluster: Cluster, namespace: str) -> str:
     """The namespace, with the editor bound to the built-in `edit` ClusterRole in it (and nowhere else)."""
-    bind_editor(cluster, namespace, EDITOR)
-
-    def may_edit() -> bool:
-        return bool(editor(cluster, "auth", "can-i", "create", "aiworkloads", "-n", namespace).returncode == 0)
-
-    cluster.wait_for(may_edit, timeout=60, what="the edit ClusterRole aggregating the AIWorkload rules")
+    bind_editor(cluster, namespace)
     return namespace
-
-
-def bind_editor(cluster: Cluster, namespace: str, user: str) -> None:
-    binding = {
-        "apiVersion": "rbac.authorization.k8s.io/v1",
-        "kind": "RoleBinding",
-        "metadata": {"name": "editors", "namespace": namespace},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "edit"},
-        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}],
-    }
-    cluster.kubectl("apply", "-f", "-", input=json.dumps(binding))
-
-
-def editor(cluster: Cluster, *args: str, input: str | None = None) -> Any:
-    return cluster.kubectl(*args, as_user=EDITOR, as_groups=(EDITOR_GROUP,), input=input, check=False)
 
 
 def workload(ns: str, name: str, url: str, *, approval: bool) -> dict[str, Any]:
@@ -574,25 +552,12 @@ def test_an_aigatepolicy_sets_what_a_workload_may_not_loosen(
     limit and records the policy, as status does."""
     ns, name = team, "governed"
     setup(cluster, ns)
-    cluster.kubectl("label", "namespace", ns, f"aigate.dev/policy-test={ns}")
-    policy = {
-        "apiVersion": "aigate.dev/v1alpha1",
-        "kind": "AIGatePolicy",
-        "metadata": {"name": f"platform-{ns}"},
-        "spec": {
-            "namespaceSelector": {"matchLabels": {"aigate.dev/policy-test": ns}},
-            "enforcement": "enforce",
-            "maxValidFor": "24h",
-            "allowedEndpoints": [simulator.url],
-            "slo": {"minPassRate": 0.9},
-        },
-    }
-    cluster.kubectl("apply", "-f", "-", input=json.dumps(policy))
-    try:
+    limits = {"enforcement": "enforce", "maxValidFor": "24h", "allowedEndpoints": [simulator.url]}
+    with governed(cluster, ns, f"platform-{ns}", **limits, slo={"minPassRate": 0.9}):
         changed = editor(cluster, "patch", "aigatepolicy", f"platform-{ns}", "--type=merge", "-p", '{"spec": {}}')
         assert changed.returncode != 0 and "forbidden" in changed.stderr.lower(), changed.stderr
 
-        def governed(**evidence: str) -> dict[str, Any]:
+        def asking_audit(**evidence: str) -> dict[str, Any]:
             doc = workload(ns, name, simulator.url, approval=False)
             doc["spec"]["enforcement"] = "audit"
             doc["spec"]["evidence"] = {"validFor": "12h", "regateBefore": "1h", **evidence}
@@ -607,7 +572,7 @@ def test_an_aigatepolicy_sets_what_a_workload_may_not_loosen(
             (lambda d: d["spec"]["slo"].update(minPassRate=0.5), "spec.slo.minPassRate 0.5 is below the floor 0.9"),
         ]
         for change, refusal in changes:
-            doc = governed()
+            doc = asking_audit()
             change(doc)
             refused = editor(cluster, "apply", "-f", "-", input=json.dumps(doc))
             assert refused.returncode != 0, f"admitted a workload the policy refuses ({refusal})"
@@ -615,7 +580,7 @@ def test_an_aigatepolicy_sets_what_a_workload_may_not_loosen(
                 refused.stderr
             )
 
-        applied = editor(cluster, "apply", "-f", "-", input=json.dumps(governed()))
+        applied = editor(cluster, "apply", "-f", "-", input=json.dumps(asking_audit()))
         assert applied.returncode == 0, applied.stderr
         wl = wait_decision(cluster, ns, name, "FAIL")
         refused = rollout(cluster, ns, name, "audited-app")
@@ -624,8 +589,6 @@ def test_an_aigatepolicy_sets_what_a_workload_may_not_loosen(
         issued = datetime.fromisoformat(wl["status"]["evidence"]["issuedAt"])
         expires = datetime.fromisoformat(wl["status"]["evidence"]["expiresAt"])
         assert expires - issued <= timedelta(hours=12)
-    finally:
-        cluster.kubectl("delete", "aigatepolicy", f"platform-{ns}", "--ignore-not-found")
 
 
 def test_a_risk_acceptance_holds_for_its_spec_and_its_hour_only(

@@ -636,12 +636,17 @@ def format_cost_ratio(ratio: float) -> str:
 
 
 class PolicyRef(_Model):
-    """The AIGatePolicies a workload was last judged under."""
+    """The policy a workload was last judged under: the AIGatePolicies selecting its namespace and, for what none
+    of them sets, the platform default (`platform-default`)."""
 
     names: list[str] = Field(default_factory=list)
-    """Their names."""
+    """Their names; `platform-default` for the operator's defaults."""
     digest: str | None = None
     """sha256 of their names and specs, as the evidence records it."""
+    enforcement: Literal["enforce", "warn", "audit"] | None = None
+    """The enforcement floor they set: a workload asking for a looser mode is judged under this one."""
+    max_valid_for: str | None = None
+    """The longest validity they allow evidence (`720h`)."""
 
 
 class StatusSummary(_Model):
@@ -702,7 +707,7 @@ class AIWorkloadStatus(_Model):
     summary: StatusSummary | None = None
     """The figures `kubectl get` shows."""
     policy: PolicyRef | None = None
-    """The AIGatePolicies in force at the last judgement (none: no policy selects the namespace)."""
+    """The policy in force at the last judgement: AIGatePolicies and the platform default."""
 
 
 class AIWorkload(_Model):

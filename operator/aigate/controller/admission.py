@@ -35,7 +35,7 @@ from aigate.evidence import (
     verify_envelope,
     verify_evidence,
 )
-from aigate.policy.governance import Enforcement
+from aigate.policy.governance import Floor
 from aigate.policy.rollout import EvidenceCheck, RolloutDecision, decide_rollout, label_decision
 from aigate.policy.text import MAX_REASON, one_line
 from aigate.times import rfc3339
@@ -249,7 +249,7 @@ def rollout_decision(
     now: datetime,
     verify_cache: VerifyCache | None = None,
     evidence_name: str | None = None,
-    enforcement_floor: Enforcement | None = None,
+    enforcement_floor: Floor | None = None,
 ) -> RolloutDecision:
     """Whether a Deployment (or kin) labelled `aigate.dev/workload` may be created or updated.
 

@@ -12,13 +12,16 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from aigate.api.errors import UsageError
+from aigate.api.models import parse_duration
 from aigate.controller.jobs import DEFAULT_RESOURCES
+from aigate.policy.governance import Enforcement, PlatformDefault
 
 
 @dataclass(frozen=True)
@@ -146,12 +149,34 @@ class OperatorConfig(BaseModel):
     watch_namespaces: Annotated[list[str], Env("AIGATE_WATCH_NAMESPACES", unit="comma-separated", separator=",")] = (
         Field(default_factory=list, description="the namespaces to watch; empty: every namespace")
     )
+    default_enforcement: Annotated[Enforcement, Env("AIGATE_DEFAULT_ENFORCEMENT", unit="mode")] = Field(
+        default=PlatformDefault.enforcement,
+        description="the platform default's enforcement floor (enforce, warn or audit), in force wherever no "
+        "AIGatePolicy selecting the namespace sets one: a workload asking for a looser mode is judged under it",
+    )
+    default_max_valid_for: Annotated[str, Env("AIGATE_DEFAULT_MAX_VALID_FOR", unit="duration")] = Field(
+        default=PlatformDefault.max_valid_for,
+        description="the platform default's longest evidence validity, in force wherever no AIGatePolicy selecting "
+        "the namespace sets `maxValidFor`: a longer `spec.evidence.validFor` is refused, and evidence never "
+        "outlives it",
+    )
 
     @field_validator(*_QUANTITY_FIELDS)
     @classmethod
     def _quantity(cls, v: str | None) -> str | None:
         if v is not None and not _QUANTITY.match(v):
             raise ValueError("not a Kubernetes quantity such as 500m or 256Mi")
+        return v
+
+    @field_validator("default_max_valid_for")
+    @classmethod
+    def _duration(cls, v: str) -> str:
+        try:
+            limit = parse_duration(v)
+        except ValueError as e:  # its own words, without the value: the line names it once
+            raise ValueError(str(e).split(" (got ")[0]) from None
+        if limit <= timedelta(0):
+            raise ValueError("must be longer than 0s (evidence would expire as it is signed)")
         return v
 
     @model_validator(mode="after")
@@ -180,6 +205,11 @@ class OperatorConfig(BaseModel):
                 "the API server would refuse every gate Job"
             )
         return self
+
+    @property
+    def platform_default(self) -> PlatformDefault:
+        """The policy in force where no AIGatePolicy sets a field (the webhook's and the operator's judgements)."""
+        return PlatformDefault(self.default_enforcement, self.default_max_valid_for)
 
     @property
     def job_resources(self) -> dict[str, dict[str, str]]:
@@ -224,6 +254,7 @@ _MESSAGES = {
     "int_parsing": "must be an integer",
     "int_from_float": "must be an integer",
     "float_parsing": "must be a number",
+    "literal_error": "must be one of {expected}",
 }
 
 
@@ -254,7 +285,8 @@ def _one_line(error: ValidationError, raws: Mapping[str, str]) -> str:
     if first["type"] == "missing":
         why = OperatorConfig.model_fields[field].description
         return f"{name}: not set ({why})"
-    message = _MESSAGES.get(first["type"], str(first["msg"]).removeprefix("Value error, "))
+    template = _MESSAGES.get(first["type"])
+    message = template.format(**first.get("ctx", {})) if template else str(first["msg"]).removeprefix("Value error, ")
     return f"{name}: {message} (got {raws.get(field, '')!r})"
 
 

@@ -520,14 +520,15 @@ class Reconciler:
         return "run error"
 
     def governing(self, namespace: str) -> EffectivePolicy:
-        """The AIGatePolicies selecting the namespace, read when a run is judged (not in any request path)."""
+        """The AIGatePolicies selecting the namespace, read when a run is judged (not in any request path), and the
+        platform default of the operator's settings for what none of them sets."""
         policies = []
         for doc in self.kube.policies():
             try:
                 policies.append(AIGatePolicy.model_validate(doc))
             except ValidationError as e:
                 log.warning("AIGatePolicy %s ignored: %s", (doc.get("metadata") or {}).get("name"), e.errors()[0])
-        return effective(policies, self.kube.namespace_labels(namespace))
+        return effective(policies, self.kube.namespace_labels(namespace), self.config.platform_default)
 
     def _trusted_evidence(self, workload: AIWorkload, digest: str, envelope: str) -> JSON:
         """The copy admission and the reconciler trust: in the operator's namespace, where tenants cannot write,

@@ -94,10 +94,15 @@ class Runner(_P):
 
 
 class PolicyRecord(_P):
-    """The AIGatePolicies the workload was judged under."""
+    """The policy the workload was judged under: the AIGatePolicies selecting its namespace and, for what none of
+    them sets, the platform default (named `platform-default`); what they amount to for enforcement and validity."""
 
     names: list[str]
     digest: str
+    enforcement: str | None = None
+    """The enforcement floor a rollout is judged under (the workload may ask for stricter)."""
+    max_valid_for: str | None = None
+    """The longest validity evidence may have, in hours (`720h`)."""
 
 
 class EvidencePredicate(_P):

@@ -1,6 +1,7 @@
 """AIGatePolicy judgement: which policies govern a namespace, what they amount to when several do (the strictest
-value of each field wins), and what in a workload they refuse. Pure: the webhook and `aigate check --policy`
-gather the policies and labels, this decides."""
+value of each field wins), what applies where none sets a field (the platform default), and what in a workload
+they refuse. Pure: the webhook, the operator and `aigate check` gather the policies, labels and default; this
+decides."""
 
 from __future__ import annotations
 
@@ -12,15 +13,42 @@ from datetime import timedelta
 from typing import Literal
 
 from aigate.api.models import AIWorkload, parse_duration
-from aigate.api.policy import AIGatePolicy, NamespaceSelector
+from aigate.api.policy import AIGatePolicy, AIGatePolicySpec, NamespaceSelector, PolicyMeta
 
 Enforcement = Literal["enforce", "warn", "audit"]
 STRICTNESS: dict[str, int] = {"audit": 0, "warn": 1, "enforce": 2}
 
+PLATFORM_DEFAULT = "platform-default"
+"""The name the platform default goes by in the evidence and in status, beside AIGatePolicies' names."""
+
+
+@dataclass(frozen=True)
+class PlatformDefault:
+    """What applies to each field no AIGatePolicy selecting the namespace sets: the judged object never sets its
+    own policy. The operator's settings (`AIGATE_DEFAULT_ENFORCEMENT`, `AIGATE_DEFAULT_MAX_VALID_FOR`) give it in
+    a cluster; `aigate check` uses these built-in values, the same as an operator left at its defaults."""
+
+    enforcement: Enforcement = "enforce"
+    max_valid_for: str = "720h"
+
+    def as_policy(self) -> AIGatePolicy:
+        """As an AIGatePolicy of every namespace, so that the evidence digests it as it digests any policy."""
+        spec = AIGatePolicySpec(enforcement=self.enforcement, max_valid_for=self.max_valid_for)
+        return AIGatePolicy(metadata=PolicyMeta(name=PLATFORM_DEFAULT), spec=spec)
+
+
+@dataclass(frozen=True)
+class Floor:
+    """The enforcement a workload may not go below, and who set it (an AIGatePolicy's name or PLATFORM_DEFAULT)."""
+
+    enforcement: Enforcement
+    by: str
+
 
 @dataclass(frozen=True)
 class EffectivePolicy:
-    """What the policies selecting one namespace amount to. With none: no floor, no limit."""
+    """What the policies selecting one namespace amount to, the platform default filling what none of them sets.
+    Built bare (no `effective`): no floor, no limit."""
 
     names: tuple[str, ...] = ()
     enforcement: Enforcement | None = None
@@ -36,6 +64,26 @@ class EffectivePolicy:
     """sha256 of the governing policies (name and spec, canonical JSON): what the evidence records."""
     limits: dict[str, str] = field(default_factory=dict)
     """Which policy set each limit, for messages."""
+
+    @property
+    def floor(self) -> Floor | None:
+        if self.enforcement is None:
+            return None
+        return Floor(self.enforcement, self.limits.get("enforcement", PLATFORM_DEFAULT))
+
+
+def source(name: str) -> str:
+    """Who set a limit, in a message: `AIGatePolicy NAME`, or the platform default."""
+    return "the platform default" if name == PLATFORM_DEFAULT else f"AIGatePolicy {name}"
+
+
+def governed_by(names: Sequence[str]) -> str:
+    """The policies in force, in a message: `AIGatePolicy a, b and the platform default`."""
+    policies = [n for n in names if n != PLATFORM_DEFAULT]
+    parts = [f"AIGatePolicy {', '.join(policies)}"] if policies else []
+    if PLATFORM_DEFAULT in names:
+        parts.append(source(PLATFORM_DEFAULT))
+    return " and ".join(parts) or "no policy"
 
 
 def selects(selector: NamespaceSelector, labels: Mapping[str, str]) -> bool:
@@ -60,10 +108,19 @@ def strictest(a: Enforcement, b: Enforcement | None) -> Enforcement:
     return a if b is None or STRICTNESS[a] >= STRICTNESS[b] else b
 
 
-def effective(policies: Sequence[AIGatePolicy], namespace_labels: Mapping[str, str]) -> EffectivePolicy:
+def raised(own: Enforcement, floor: Floor | None) -> str | None:
+    """Why the workload's own enforcement does not apply, in a phrase; None when it does."""
+    if floor is None or strictest(own, floor.enforcement) == own:
+        return None
+    return f"spec.enforcement {own} is raised to {floor.enforcement}, the floor set by {source(floor.by)}"
+
+
+def effective(
+    policies: Sequence[AIGatePolicy], namespace_labels: Mapping[str, str], default: PlatformDefault
+) -> EffectivePolicy:
+    """The strictest value of each field over the policies selecting the namespace; `default` for each field none
+    of them sets (a policy may loosen the default, `enforcement: warn` while teams adopt: only admins write one)."""
     governing = sorted((p for p in policies if selects(p.spec.namespace_selector, namespace_labels)), key=_name)
-    if not governing:
-        return EffectivePolicy()
     enforcement: Enforcement | None = None
     max_valid_for: timedelta | None = None
     min_pass = max_error = max_p95 = None
@@ -82,8 +139,15 @@ def effective(policies: Sequence[AIGatePolicy], namespace_labels: Mapping[str, s
             max_error, limits["maxErrorRate"] = s.slo.max_error_rate, name
         if s.slo.max_p95_latency_ms is not None and (max_p95 is None or s.slo.max_p95_latency_ms < max_p95):
             max_p95, limits["maxP95LatencyMs"] = s.slo.max_p95_latency_ms, name
+    in_force = list(governing)
+    if enforcement is None or max_valid_for is None:
+        in_force.append(default.as_policy())
+    if enforcement is None:
+        enforcement, limits["enforcement"] = default.enforcement, PLATFORM_DEFAULT
+    if max_valid_for is None:
+        max_valid_for, limits["maxValidFor"] = parse_duration(default.max_valid_for), PLATFORM_DEFAULT
     return EffectivePolicy(
-        names=tuple(_name(p) for p in governing),
+        names=tuple(_name(p) for p in in_force),
         enforcement=enforcement,
         max_valid_for=max_valid_for,
         acceptor_groups=frozenset(g for p in governing for g in p.spec.acceptor_groups),
@@ -92,7 +156,7 @@ def effective(policies: Sequence[AIGatePolicy], namespace_labels: Mapping[str, s
         min_pass_rate=min_pass,
         max_error_rate=max_error,
         max_p95_latency_ms=max_p95,
-        digest=policy_digest(governing),
+        digest=policy_digest(in_force),
         limits=limits,
     )
 
@@ -115,8 +179,8 @@ def violations(workload: AIWorkload, policy: EffectivePolicy) -> list[str]:
         valid_for = spec.evidence.valid_for_delta()
         if valid_for > policy.max_valid_for:
             out.append(
-                f"spec.evidence.validFor {spec.evidence.valid_for} is longer than {_hours(policy.max_valid_for)}, "
-                f"the most AIGatePolicy {by['maxValidFor']} allows"
+                f"spec.evidence.validFor {spec.evidence.valid_for} is longer than {hours(policy.max_valid_for)}, "
+                f"the most {source(by.get('maxValidFor', PLATFORM_DEFAULT))} allows"
             )
     for i, m in enumerate(spec.models):
         url = m.base_url()
@@ -146,6 +210,6 @@ def violations(workload: AIWorkload, policy: EffectivePolicy) -> list[str]:
     return out
 
 
-def _hours(d: timedelta) -> str:
+def hours(d: timedelta) -> str:
     hours = d.total_seconds() / 3600
     return f"{hours:g}h"

@@ -15,7 +15,7 @@ from typing import Any, Literal
 from aigate.api.models import GATE_NAMES, WORKLOAD_LABEL
 from aigate.evidence import EvidenceError, EvidenceExpired, EvidencePredicate, EvidenceStale, VerifiedEvidence
 from aigate.policy.conditions import GATE_CONDITIONS
-from aigate.policy.governance import Enforcement, strictest
+from aigate.policy.governance import Enforcement, Floor, raised, strictest
 from aigate.policy.text import MAX_MESSAGE, MAX_REASON, one_line
 
 ENFORCEMENTS: tuple[Enforcement, ...] = ("enforce", "warn", "audit")
@@ -117,16 +117,20 @@ def decide_rollout(
     workload: Mapping[str, Any],
     spec_problem: str | None,
     evidence: EvidenceCheck | None,
-    floor: Enforcement | None = None,
+    floor: Floor | None = None,
 ) -> RolloutDecision:
     """`spec_problem`: why the spec cannot be digested now (None when it can); `evidence`: the check of the
     stored evidence against that digest (None when the spec could not be digested); `floor`: the enforcement the
-    governing AIGatePolicies require (the workload may ask for stricter, never looser)."""
-    enforcement = strictest(enforcement_of(workload), floor)
+    policy in force requires, an AIGatePolicy's or the platform default's (the workload may ask for stricter,
+    never looser). A refusal says when the floor, not the workload, decided it."""
+    own = enforcement_of(workload)
+    enforcement = strictest(own, floor.enforcement if floor is not None else None)
     problem = spec_problem if spec_problem is not None else _evidence_problem(workload, evidence)
     if problem is None:
         return RolloutDecision(True, f"AIWorkload {ref} is cleared for rollout", [], "allowed", enforcement, ref)
-    message = one_line(f"AIWorkload {ref} is not cleared for rollout: {problem}", MAX_MESSAGE)
+    note = raised(own, floor)
+    tail = f" ({note})" if note else ""
+    message = one_line(f"AIWorkload {ref} is not cleared for rollout: {problem}", MAX_MESSAGE - len(tail)) + tail
     if enforcement == "warn":
         return RolloutDecision(True, message, [message], "warned", enforcement, ref)
     if enforcement == "audit":

@@ -38,7 +38,7 @@ from aigate.controller.admission import VerifyCache, rollout_decision
 from aigate.controller.jobs import EVIDENCE_ROLE
 from aigate.evidence import PublicKey
 from aigate.policy.configmaps import configmap_entry, configmaps_read
-from aigate.policy.governance import EffectivePolicy, effective
+from aigate.policy.governance import EffectivePolicy, PlatformDefault, effective
 
 log = logging.getLogger("aigate.webhook")
 
@@ -72,9 +72,11 @@ class Index:
         operator_namespace: str,
         public_key: PublicKey,
         verify_cache: VerifyCache,
+        platform_default: PlatformDefault,
         fetch_configmap: Callable[[str, str], JSON | None] | None = None,
     ) -> None:
         self.operator_namespace = operator_namespace
+        self.platform_default = platform_default
         self.public_key = public_key
         self.verify_cache = verify_cache
         self.fetch_configmap = fetch_configmap
@@ -110,10 +112,10 @@ class Index:
         return self.evidence.get(names.trusted_evidence(workload_uid)) if workload_uid else None
 
     def governing(self, namespace: str) -> EffectivePolicy:
-        """The AIGatePolicies selecting `namespace` (parsed when they changed, not per request)."""
-        if not self.policies:
-            return EffectivePolicy()
-        return effective(list(self.policies.values()), self.namespace_labels.get(namespace) or {})
+        """The AIGatePolicies selecting `namespace` (parsed when they changed, not per request), and the platform
+        default for what none of them sets."""
+        policies = list(self.policies.values())
+        return effective(policies, self.namespace_labels.get(namespace) or {}, self.platform_default)
 
     def referenced(self, namespace: str, name: str) -> bool:
         return name in self.wanted.get(namespace, ())

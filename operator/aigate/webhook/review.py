@@ -38,10 +38,10 @@ from aigate.controller.webhooks import (
 )
 from aigate.evidence import PublicKey
 from aigate.policy.acceptance import AcceptanceDecision, acceptance_patch
-from aigate.policy.governance import violations
+from aigate.policy.governance import governed_by, raised, violations
 from aigate.policy.references import added
 from aigate.policy.references import refusal as reference_refusal
-from aigate.policy.rollout import not_judged, shape_problem
+from aigate.policy.rollout import enforcement_of, not_judged, shape_problem
 from aigate.webhook.index import JSON, Index
 
 ROLLOUT_KINDS = {
@@ -147,7 +147,7 @@ class Reviewer:
         if self.watch_namespaces and ns not in self.watch_namespaces:
             return ALLOW  # not a namespace this operator gates: its webhook configuration should not send it here
         shape = shape_problem(kind, body, labels)
-        floor = self.index.governing(ns).enforcement
+        floor = self.index.governing(ns).floor
         if shape is not None:
             self.metrics.admitted("denied", kind, "", time.perf_counter() - started, ROLLOUTS_WEBHOOK)
             return Answer(False, shape, 403)
@@ -205,7 +205,8 @@ class Reviewer:
         return Answer(patch=[op])
 
     def aiworkload(self, request: Mapping[str, Any]) -> Answer:
-        """The validation: acceptances as stored, the governing AIGatePolicies, and references the user may read."""
+        """The validation: acceptances as stored, the policy in force, and references the user may read. A workload
+        asking for a looser enforcement than the policy's floor is stored, with a warning that it does not apply."""
         body = _body(request)
         decision = self._judge_acceptances(request, body, validate_only=True)
         if not decision.allowed:
@@ -214,7 +215,12 @@ class Reviewer:
             problem = check(request, body)
             if problem is not None:
                 return Answer(False, problem, 403)
-        return ALLOW
+        namespace = str((body.get("metadata") or {}).get("namespace") or request.get("namespace") or "")
+        floor = self.index.governing(namespace).floor
+        note = raised(enforcement_of(body), floor)
+        if note is None or floor is None:
+            return ALLOW
+        return Answer(warnings=[f"{note}: its rollouts are judged under {floor.enforcement}"])
 
     def _judge_acceptances(self, request: Mapping[str, Any], body: JSON, *, validate_only: bool) -> AcceptanceDecision:
         old = request.get("oldObject")
@@ -264,7 +270,7 @@ class Reviewer:
         refused = violations(workload, policy)
         if not refused:
             return None
-        return f"refused by AIGatePolicy {', '.join(policy.names)}: " + "; ".join(refused)
+        return f"refused by {governed_by(policy.names)}: " + "; ".join(refused)
 
     def _reference_problem(self, request: Mapping[str, Any], body: JSON) -> str | None:
         """The requesting user may read every Secret and ConfigMap this request adds a reference to (a

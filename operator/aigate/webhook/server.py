@@ -309,6 +309,7 @@ async def serve(config: OperatorConfig, *, stop: asyncio.Event | None = None) ->
         operator_namespace=config.namespace,
         public_key=public_key,
         verify_cache=cache,
+        platform_default=config.platform_default,
         fetch_configmap=api_fetcher(api),
     )
     watcher = Watcher(api, watches(index, config.watch_namespaces))
