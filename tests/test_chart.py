@@ -22,6 +22,7 @@ from aigate.api.crd import render_crd, render_policy_crd
 from aigate.controller.config import OperatorConfig, env_name
 from aigate.controller.metrics import Metrics
 from aigate.controller.webhooks import mutating_configuration, validating_configuration
+from aigate.policy.governance import PlatformDefault
 from helmchart import CHART, CI_VALUES, NS, ROOT, Obj, find_helm, find_promtool, render, run_helm, template_text
 
 
@@ -145,6 +146,10 @@ def test_template_twice_gives_the_same_output(helm: Path, values: Path) -> None:
         (("webhook.tls.nosuch=1",), "additional properties 'nosuch' not allowed"),
         (("image.digest=latest",), "digest"),
         (("gates.namespace=Not_A_Name",), "namespace"),
+        (("defaultPolicy.enforcement=off",), "enforcement"),
+        (("defaultPolicy.maxValidFor=a month",), "maxValidFor"),
+        # the AIGatePolicy the chart rendered before the platform default was a setting
+        (("defaultPolicy.enabled=true",), "additional properties 'enabled' not allowed"),
     ],
 )
 def test_values_outside_the_schema_are_refused(helm: Path, sets: tuple[str, ...], message: str) -> None:
@@ -624,11 +629,20 @@ def test_network_policies_when_on(helm: Path) -> None:
     assert {p["port"] for p in webhook["spec"]["ingress"][0]["ports"]} == {"webhook", "metrics"}
 
 
-def test_default_policy_from_values(helm: Path) -> None:
-    objs = render(helm, sets=("defaultPolicy.enabled=true", "defaultPolicy.spec.enforcement=enforce"))
-    policy = one(objs, "AIGatePolicy")
-    assert policy["metadata"]["name"] == "aigate-default" and policy["spec"] == {"enforcement": "enforce"}
-    assert "namespace" not in policy["metadata"], "AIGatePolicy is cluster-scoped"
+def test_the_platform_default_is_the_operators_and_the_webhooks_setting(helm: Path) -> None:
+    """Out of the box, where no AIGatePolicy sets them: enforce, 720h, the same as `aigate check` uses; both
+    processes that judge get the same values, and none of it is an object a tenant could be outside of."""
+    objs = render(helm)
+    assert not [o for o in objs if o["kind"] == "AIGatePolicy"]
+    built_in = PlatformDefault()
+    assert (built_in.enforcement, built_in.max_valid_for) == ("enforce", "720h")
+    for name in ("aigate", "aigate-webhook"):
+        env = env_of(one(objs, "Deployment", name))
+        assert (env["AIGATE_DEFAULT_ENFORCEMENT"], env["AIGATE_DEFAULT_MAX_VALID_FOR"]) == ("enforce", "720h"), name
+    softer = render(helm, sets=("defaultPolicy.enforcement=warn", "defaultPolicy.maxValidFor=168h"))
+    for name in ("aigate", "aigate-webhook"):
+        env = env_of(one(softer, "Deployment", name))
+        assert (env["AIGATE_DEFAULT_ENFORCEMENT"], env["AIGATE_DEFAULT_MAX_VALID_FOR"]) == ("warn", "168h"), name
 
 
 @pytest.mark.parametrize(
@@ -636,7 +650,11 @@ def test_default_policy_from_values(helm: Path) -> None:
     [
         (
             ci("default"),
-            ["helm test aigate -n aigate-system", "generated once into Secret aigate-system/aigate-signing-key"],
+            [
+                "helm test aigate -n aigate-system",
+                "generated once into Secret aigate-system/aigate-signing-key",
+                "the platform default applies: enforcement enforce, evidence valid at most\n720h",
+            ],
         ),
         (ci("existing-secrets"), ["signed with the key in Secret aigate-system/aigate-signing-key-external"]),
         (ci("restricted"), ["WARNING: webhook.failurePolicy is Ignore", "ai-gates, sandbox, and any labelled"]),
