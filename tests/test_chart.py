@@ -23,6 +23,7 @@ from aigate.controller.config import OperatorConfig, env_name
 from aigate.controller.metrics import Metrics
 from aigate.controller.webhooks import mutating_configuration, validating_configuration
 from aigate.policy.governance import PlatformDefault
+from aigate.policy.rollout import GATED_KINDS
 from helmchart import CHART, CI_VALUES, NS, ROOT, Obj, find_helm, find_promtool, render, run_helm, template_text
 
 
@@ -330,6 +331,14 @@ def test_webhooks_agree_with_the_operators_own_rendering(helm: Path) -> None:
         expected = {k: v for k, v in ours[name].items() if k != "namespaceSelector"}
         got = {k: v for k, v in w.items() if k != "namespaceSelector"}
         assert got == expected, name
+
+
+def test_the_rollout_webhook_sees_every_kind_that_makes_pods(helm: Path) -> None:
+    """ReplicaSets and ReplicationControllers too: writing what a Deployment would have written is judged."""
+    rules = _webhooks(render(helm))["rollouts.aigate.dev"]["rules"]
+    seen = {(g, r) for rule in rules for g in rule["apiGroups"] for r in rule["resources"]}
+    assert {("apps", "replicasets"), ("", "replicationcontrollers")} <= seen
+    assert seen == {(k.group, k.resource) for k in GATED_KINDS}
 
 
 def test_namespace_selector_excludes_system_release_gate_and_ignored_namespaces(helm: Path) -> None:

@@ -24,6 +24,7 @@ from aigate.policy.lifecycle import (
     tick_needs_job,
 )
 from aigate.policy.rollout import (
+    GATED_KINDS,
     EvidenceCheck,
     decide_rollout,
     enforcement_of,
@@ -264,22 +265,52 @@ def test_status_pass_without_evidence_is_refused() -> None:
     assert d.message.endswith("no signed evidence (ConfigMap w-aigate-evidence has no key evidence.json)")
 
 
-OWNED = {"ownerReferences": [{"kind": "ReplicaSet", "name": "app-1", "uid": "u"}]}
+def owned_by(api_version: str, kind: str) -> dict[str, object]:
+    return {"ownerReferences": [{"apiVersion": api_version, "kind": kind, "name": "owner-1", "uid": "u"}]}
 
 
 @pytest.mark.parametrize(
     ("kind", "meta", "skipped"),
     [
         ("Pod", {}, False),  # a bare Pod is judged like a Deployment
-        ("Pod", OWNED, True),  # a controller made it: its owner was judged
-        ("Job", OWNED, False),  # a CronJob's Job is judged each time
-        ("Deployment", OWNED, False),
+        ("Pod", owned_by("apps/v1", "ReplicaSet"), True),  # a controller made it: its owner was judged
+        ("Pod", owned_by("v1", "ReplicationController"), True),
+        ("Pod", owned_by("apps/v1", "StatefulSet"), True),
+        ("Pod", owned_by("apps/v1", "DaemonSet"), True),
+        ("Pod", owned_by("batch/v1", "Job"), True),
+        ("Pod", owned_by("v1", "ConfigMap"), False),  # not a gated kind: judged like a bare Pod
+        ("Pod", owned_by("example.com/v1", "MyApp"), False),  # a custom resource: judged
+        ("Pod", owned_by("apps/v1", "Deployment"), False),  # a Deployment makes ReplicaSets, never Pods
+        ("ReplicaSet", {}, False),  # a bare ReplicaSet is judged
+        ("ReplicaSet", owned_by("apps/v1", "Deployment"), True),  # the deployment controller never waits
+        ("ReplicaSet", owned_by("argoproj.io/v1alpha1", "Rollout"), True),
+        ("ReplicaSet", owned_by("example.com/v1", "Deployment"), False),  # the group is part of the kind
+        ("ReplicaSet", owned_by("v1", "ConfigMap"), False),
+        ("ReplicationController", owned_by("apps/v1", "Deployment"), False),
+        ("Job", owned_by("batch/v1", "CronJob"), False),  # made on a schedule: judged when it is made
+        ("Job", owned_by("apps/v1", "ReplicaSet"), False),
+        ("Deployment", owned_by("apps/v1", "ReplicaSet"), False),
         ("Deployment", {"deletionTimestamp": "2026-12-01T00:00:00Z"}, True),
         ("Pod", {"deletionTimestamp": "2026-12-01T00:00:00Z"}, True),
+        ("Pod", {"ownerReferences": "not a list"}, False),
+        ("Pod", {"ownerReferences": [{"kind": "ReplicaSet"}]}, False),  # no apiVersion: the core group, no such kind
     ],
 )
 def test_not_judged(kind: str, meta: dict[str, object], skipped: bool) -> None:
     assert not_judged(kind, {"metadata": meta}) is skipped
+
+
+def test_a_gated_owner_among_others_lets_its_object_through() -> None:
+    refs = [*owned_by("v1", "ConfigMap")["ownerReferences"], *owned_by("apps/v1", "ReplicaSet")["ownerReferences"]]
+    assert not_judged("Pod", {"metadata": {"ownerReferences": refs}}) is True
+
+
+def test_every_kind_a_gated_kind_makes_is_gated_too() -> None:
+    """An owner may only let through what the webhook would otherwise judge; and what it lets through is judged
+    where it has no gated owner."""
+    kinds = {k.kind for k in GATED_KINDS}
+    assert {made for k in GATED_KINDS for made in k.makes} <= kinds
+    assert len({(k.group, k.resource) for k in GATED_KINDS}) == len(GATED_KINDS)
 
 
 def cronjob(template_labels: dict[str, str] | None) -> dict[str, object]:

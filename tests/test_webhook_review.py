@@ -157,6 +157,10 @@ async def test_only_the_operator_namespace_copy_of_the_evidence_counts(setup: Se
     assert f"{OPERATOR_NS}/{names.trusted_evidence(UID)}" in answer["response"]["status"]["message"]
 
 
+RS_OWNER = {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "rs", "uid": "u"}
+DEPLOYMENT_OWNER = {"apiVersion": "apps/v1", "kind": "Deployment", "name": "d", "uid": "u"}
+
+
 def stale(setup: Setup, enforcement: str) -> None:
     """The workload asks for `enforcement` and its spec changed since the evidence was signed."""
     wl = copy.deepcopy(setup.world.workload)
@@ -210,9 +214,33 @@ async def test_unlabelled_and_controller_made_objects_are_not_judged(setup: Setu
     setup.is_ready = False  # not even while indexing
     plain = review("apps", "deployments", {"metadata": {"name": "d", "namespace": NS, "labels": {"app": "x"}}})
     assert (await setup.reviewer.review(ROLLOUTS_WEBHOOK, plain))["response"]["allowed"] is True
-    owned = rollout_review("nope", kind="Pod", ownerReferences=[{"kind": "ReplicaSet", "name": "rs", "uid": "u"}])
-    owned["request"]["resource"] = {"group": "", "version": "v1", "resource": "pods"}
-    assert (await setup.reviewer.review(ROLLOUTS_WEBHOOK, owned))["response"]["allowed"] is True
+    for kind, resource, owner in (("Pod", "pods", RS_OWNER), ("ReplicaSet", "replicasets", DEPLOYMENT_OWNER)):
+        owned = rollout_review("nope", kind=kind, ownerReferences=[owner])
+        owned["request"]["resource"] = {"group": "" if kind == "Pod" else "apps", "version": "v1", "resource": resource}
+        assert (await setup.reviewer.review(ROLLOUTS_WEBHOOK, owned))["response"]["allowed"] is True, kind
+
+
+@pytest.mark.parametrize(
+    ("group", "resource", "kind", "owners"),
+    [
+        ("apps", "replicasets", "ReplicaSet", []),  # written instead of the Deployment
+        ("", "replicationcontrollers", "ReplicationController", []),
+        ("", "pods", "Pod", [{"apiVersion": "v1", "kind": "ConfigMap", "name": "decoy", "uid": "u"}]),
+        ("apps", "replicasets", "ReplicaSet", [{"apiVersion": "example.com/v1", "kind": "Deployment", "name": "d",
+                                               "uid": "u"}]),
+    ],
+    ids=["bare-replicaset", "bare-replicationcontroller", "pod-owned-by-a-configmap", "owner-of-another-group"],
+)  # fmt: skip
+async def test_every_labelled_kind_that_makes_pods_is_judged(
+    setup: Setup, group: str, resource: str, kind: str, owners: list[dict[str, str]]
+) -> None:
+    """A failing workload's pods cannot be had by writing what the Deployment would have written."""
+    stale(setup, "enforce")
+    r = rollout_review(kind=kind, ownerReferences=owners)
+    r["request"]["resource"] = {"group": group, "version": "v1", "resource": resource}
+    response = (await setup.reviewer.review(ROLLOUTS_WEBHOOK, r))["response"]
+    assert response["allowed"] is False
+    assert response["status"]["message"].startswith(f"AIWorkload {NS}/{NAME} is not cleared for rollout: ")
 
 
 async def test_not_ready_is_a_503_to_retry() -> None:

@@ -31,7 +31,9 @@ def test_rollout_webhook() -> None:
     assert {(g, v, r) for rule in hook["rules"] for g in rule["apiGroups"] for v in rule["apiVersions"]
             for r in rule["resources"]} == {
         ("", "v1", "pods"),
+        ("", "v1", "replicationcontrollers"),
         ("apps", "v1", "deployments"),
+        ("apps", "v1", "replicasets"),
         ("apps", "v1", "statefulsets"),
         ("apps", "v1", "daemonsets"),
         ("batch", "v1", "jobs"),

@@ -14,6 +14,7 @@ from collections.abc import Collection, Mapping
 from typing import Any
 
 from aigate.api.models import API_GROUP, API_VERSION, PLURAL, WORKLOAD_LABEL
+from aigate.policy.rollout import GATED_KINDS
 
 logger = logging.getLogger(__name__)
 
@@ -25,13 +26,12 @@ AIWORKLOADS_WEBHOOK = "aiworkloads.aigate.dev"
 """Validating: AIWorkloads as they will be stored (acceptedBy as the mutation wrote it)."""
 WEBHOOK_IDS: tuple[str, ...] = (ROLLOUTS_WEBHOOK, ACCEPTANCES_WEBHOOK, AIWORKLOADS_WEBHOOK)
 
-ROLLOUT_RULES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
-    ("", "v1", ("pods",)),
-    ("apps", "v1", ("deployments", "statefulsets", "daemonsets")),
-    ("batch", "v1", ("jobs", "cronjobs")),
-    ("argoproj.io", "v1alpha1", ("rollouts",)),
+ROLLOUT_RULES: tuple[tuple[str, str, tuple[str, ...]], ...] = tuple(
+    (group, version, tuple(k.resource for k in GATED_KINDS if (k.group, k.version) == (group, version)))
+    for group, version in dict.fromkeys((k.group, k.version) for k in GATED_KINDS)
 )
-"""(group, version, plural resources) the rollout webhook sees; subresources (scale, status) are not rollouts."""
+"""(group, version, plural resources) the rollout webhook sees, from policy.rollout.GATED_KINDS; subresources
+(scale, status) are not rollouts."""
 
 TIMEOUT_SECONDS = 5
 MAX_BODY_BYTES = 8 * 1024 * 1024

@@ -63,15 +63,58 @@ def enforcement_of(workload: Mapping[str, Any]) -> Enforcement:
     return value if value in ENFORCEMENTS else "enforce"
 
 
+@dataclass(frozen=True)
+class GatedKind:
+    """A kind the rollout webhook judges when it carries the `aigate.dev/workload` label."""
+
+    group: str
+    version: str
+    resource: str
+    kind: str
+    makes: frozenset[str] = frozenset()
+    """The kinds it creates from the template it was judged with, at once: an object of one of them owned by an
+    object of this kind is let through (its owner was judged; scaling never waits on aigate). A CronJob makes Jobs
+    later, on a schedule: each is judged when it is made, so it lets nothing through."""
+
+
+GATED_KINDS: tuple[GatedKind, ...] = (
+    GatedKind("", "v1", "pods", "Pod"),
+    GatedKind("", "v1", "replicationcontrollers", "ReplicationController", frozenset({"Pod"})),
+    GatedKind("apps", "v1", "deployments", "Deployment", frozenset({"ReplicaSet"})),
+    GatedKind("apps", "v1", "replicasets", "ReplicaSet", frozenset({"Pod"})),
+    GatedKind("apps", "v1", "statefulsets", "StatefulSet", frozenset({"Pod"})),
+    GatedKind("apps", "v1", "daemonsets", "DaemonSet", frozenset({"Pod"})),
+    GatedKind("batch", "v1", "jobs", "Job", frozenset({"Pod"})),
+    GatedKind("batch", "v1", "cronjobs", "CronJob"),
+    GatedKind("argoproj.io", "v1alpha1", "rollouts", "Rollout", frozenset({"ReplicaSet"})),
+)
+"""Every kind that makes pods, and what each makes: the one table the webhook's rules, the review's resource
+names and the owner check below are read from."""
+
+_MAKERS: dict[tuple[str, str], frozenset[str]] = {(k.group, k.kind): k.makes for k in GATED_KINDS}
+
+
+def made_by_a_gated_owner(kind: str, owner: Mapping[str, Any]) -> bool:
+    """Whether one ownerReference names a gated kind (its apiVersion's group and its kind) that makes `kind`."""
+    api_version = str(owner.get("apiVersion") or "")
+    group = api_version.rpartition("/")[0]
+    return kind in _MAKERS.get((group, str(owner.get("kind") or "")), frozenset())
+
+
 def not_judged(kind: str, obj: Mapping[str, Any]) -> bool:
     """Objects the rollout webhook lets through unjudged: anything on its way out (a deletionTimestamp: the garbage
-    collector, a finalizer being removed), and a Pod that a controller made (an ownerReference): its owner was
-    judged, and scaling an admitted workload must never wait on evidence. A bare Pod is judged like a Deployment."""
+    collector, a finalizer being removed), and an object a gated owner made (an ownerReference to a Deployment for a
+    ReplicaSet, to a ReplicaSet for a Pod, ...: GATED_KINDS): its owner was judged, and scaling an admitted workload
+    must never wait on evidence. A bare object, or one owned by anything else (a ConfigMap, a custom resource, a
+    gated kind that does not make it), is judged. The owner is not looked up: trust-model.md says what a forged
+    reference gets."""
     meta = obj.get("metadata")
     meta = meta if isinstance(meta, Mapping) else {}
     if meta.get("deletionTimestamp"):
         return True
-    return kind == "Pod" and bool(meta.get("ownerReferences"))
+    owners = meta.get("ownerReferences")
+    found = owners if isinstance(owners, list) else []
+    return any(isinstance(o, Mapping) and made_by_a_gated_owner(kind, o) for o in found)
 
 
 def shape_problem(kind: str, obj: Mapping[str, Any], labels: Mapping[str, str]) -> str | None:

@@ -41,18 +41,10 @@ from aigate.policy.acceptance import AcceptanceDecision, acceptance_patch
 from aigate.policy.governance import governed_by, raised, violations
 from aigate.policy.references import added
 from aigate.policy.references import refusal as reference_refusal
-from aigate.policy.rollout import enforcement_of, not_judged, shape_problem
+from aigate.policy.rollout import GATED_KINDS, enforcement_of, not_judged, shape_problem
 from aigate.webhook.index import JSON, Index
 
-ROLLOUT_KINDS = {
-    ("", "pods"): "Pod",
-    ("apps", "deployments"): "Deployment",
-    ("apps", "statefulsets"): "StatefulSet",
-    ("apps", "daemonsets"): "DaemonSet",
-    ("batch", "jobs"): "Job",
-    ("batch", "cronjobs"): "CronJob",
-    ("argoproj.io", "rollouts"): "Rollout",
-}
+ROLLOUT_KINDS = {(k.group, k.resource): k.kind for k in GATED_KINDS}
 """(group, resource) the rollout webhook judges, and the kind it names them by when the object does not say."""
 AIWORKLOAD_RESOURCE = ("aigate.dev", "aiworkloads")
 
