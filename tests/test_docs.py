@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from aigate import docgen
+from aigate import chartgen, docgen
 from aigate.api.errors import UsageError
-from aigate.controller.config import OperatorConfig, env_name, from_env, settings_table
+from aigate.controller.config import OperatorConfig, env_name, from_env, security_of, settings_table
+from aigate.policy.governance import PlatformDefault
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -93,6 +94,9 @@ def test_settings_are_read_and_typed() -> None:
     assert (config.webhook_port, config.timer_interval_s, config.webhook_host) == (8443, 2.5, None)
     assert config.public_key == Path("/keys/p.pub")
     assert from_env({**KEY, "AIGATE_ACCEPTOR_GROUPS": ""}).acceptor_groups == frozenset()  # empty: nobody
+    softer = from_env({**KEY, "AIGATE_DEFAULT_ENFORCEMENT": "warn", "AIGATE_DEFAULT_MAX_VALID_FOR": "168h"})
+    assert softer.platform_default == PlatformDefault("warn", "168h")
+    assert from_env(KEY).platform_default == PlatformDefault("enforce", "720h")
 
 
 @pytest.mark.parametrize(
@@ -107,6 +111,18 @@ def test_settings_are_read_and_typed() -> None:
         ),
         ({**KEY, "AIGATE_METRICS_PORT": "70000"}, "AIGATE_METRICS_PORT: Input should be less than 65536 (got '70000')"),
         ({**KEY, "AIGATE_JOB_MEMORY_LIMIT": "lots"}, "AIGATE_JOB_MEMORY_LIMIT: not a Kubernetes quantity"),
+        (
+            {**KEY, "AIGATE_DEFAULT_ENFORCEMENT": "off"},
+            "AIGATE_DEFAULT_ENFORCEMENT: must be one of 'enforce', 'warn' or 'audit' (got 'off')",
+        ),
+        (
+            {**KEY, "AIGATE_DEFAULT_MAX_VALID_FOR": "a month"},
+            "AIGATE_DEFAULT_MAX_VALID_FOR: must be a duration such as 720h, 30d or 90m (got 'a month')",
+        ),
+        (
+            {**KEY, "AIGATE_DEFAULT_MAX_VALID_FOR": "0s"},
+            "AIGATE_DEFAULT_MAX_VALID_FOR: must be longer than 0s (evidence would expire as it is signed) (got '0s')",
+        ),
     ],
 )
 def test_a_bad_setting_is_one_line_naming_the_variable(env: dict[str, str], message: str) -> None:
@@ -184,3 +200,40 @@ def test_docs_index_links_every_page() -> None:
     for page in DOCS.glob("*.md"):
         if page.name != "README.md":
             assert page.name in index, f"docs/README.md does not link {page.name}"
+
+
+def test_the_security_relevant_defaults_are_marked_in_both_references() -> None:
+    """The settings and chart values a platform must think twice about changing say what their default protects and
+    what changing it exposes (docs/settings.md, docs/chart-values.md, generated from these marks)."""
+    settings = {env_name(f) for f in OperatorConfig.model_fields if security_of(f) is not None}
+    assert {
+        "AIGATE_SIGNING_KEY",
+        "AIGATE_ACCEPTOR_GROUPS",
+        "AIGATE_WATCH_NAMESPACES",
+        "AIGATE_WEBHOOK_CERT_VALIDITY_SECONDS",
+        "AIGATE_DEFAULT_ENFORCEMENT",
+        "AIGATE_DEFAULT_MAX_VALID_FOR",
+    } <= settings
+    schema, values = chartgen.load_chart(ROOT / "charts" / "aigate")
+    marked = {row.split("`")[1] for row in chartgen.security_rows(schema, values)}
+    assert {
+        "webhook.failurePolicy",
+        "networkPolicy.enabled",
+        "networkPolicy.gateEgressPorts",
+        "operator.watchNamespaces",
+        "operator.acceptorGroups",
+        "webhook.tls.certValiditySeconds",
+        "signing.existingSecret",
+        "defaultPolicy.enforcement",
+        "defaultPolicy.maxValidFor",
+        "webhook.excludeNamespaces",
+    } <= marked
+    page = (ROOT / "docs" / "settings.md").read_text()
+    assert "| `AIGATE_DEFAULT_ENFORCEMENT` | `enforce` | enforce: where no AIGatePolicy sets a floor" in page
+
+
+def test_a_security_mark_says_both_what_it_protects_and_what_changing_it_exposes() -> None:
+    schema, values = chartgen.load_chart(ROOT / "charts" / "aigate")
+    del schema["properties"]["webhook"]["properties"]["failurePolicy"][chartgen.SECURITY]["exposes"]
+    with pytest.raises(chartgen.ChartGenError, match=r"webhook\.failurePolicy: x-security needs both"):
+        chartgen.values_reference(schema, values)

@@ -125,13 +125,33 @@ def _missing_descriptions(schema: Schema, path: str = "") -> Iterator[str]:
         yield from _missing_descriptions(sub, where)
 
 
+SECURITY = "x-security"
+"""A value's schema keyword (Helm ignores keywords it does not know) saying why it matters for security:
+`protects`, what its default protects, and `exposes`, what changing it exposes."""
+
+
 def _row(path: str, leaf: Schema, default: Any) -> str:
     why = leaf["description"]
     bounds = _bounds(leaf)
     if bounds:
         why += f" ({bounds})"
+    if SECURITY in leaf:
+        why += " Security-relevant: see the table above."
     why = why.replace("|", "\\|")
     return f"| `{path}` | {_type(leaf)} | {_default(default)} | {why} |"
+
+
+def security_rows(schema: Schema, values: Mapping[str, Any]) -> Iterator[str]:
+    for key, top in schema["properties"].items():
+        for path, leaf, default in _leaves(top, values.get(key), [key]):
+            marked = leaf.get(SECURITY)
+            if marked is None:
+                continue
+            if not isinstance(marked, dict) or not marked.get("protects") or not marked.get("exposes"):
+                raise ChartGenError(f"values.schema.json: {path}: {SECURITY} needs both protects and exposes")
+            cells = (str(marked["protects"]), str(marked["exposes"]))
+            protects, exposes = (c.replace("|", "\\|") for c in cells)
+            yield f"| `{path}` | {_default(default)} | {protects} | {exposes} |"
 
 
 def values_reference(schema: Schema, values: Mapping[str, Any]) -> str:
@@ -149,6 +169,18 @@ def values_reference(schema: Schema, values: Mapping[str, Any]) -> str:
         "```sh",
         "helm upgrade --install aigate charts/aigate -n aigate-system --create-namespace -f my-values.yaml",
         "```",
+        "",
+    ]
+    out += [
+        "## Security-relevant values",
+        "",
+        "These decide what aigate protects; each row says what the default protects and what changing it exposes",
+        "([trust-model.md](trust-model.md) says who may write what; [settings.md](settings.md) marks the operator's",
+        "settings the same way).",
+        "",
+        "| value | default | what the default protects | what changing it exposes |",
+        "|---|---|---|---|",
+        *security_rows(schema, values),
         "",
     ]
     header = ["| value | type | default | what it is for |", "|---|---|---|---|"]

@@ -36,6 +36,15 @@ class Env:
     """What an empty value means, when it does not mean the default; the value it reads as is None or an empty list."""
 
 
+@dataclass(frozen=True)
+class Security:
+    """Why a setting matters for security, as field metadata: what its default protects, and what changing it
+    exposes (docs/settings.md lists them)."""
+
+    protects: str
+    exposes: str
+
+
 _QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")
 _SUFFIX = {"": 1, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e18}
 _SUFFIX.update({f"{p}i": 1024 ** (i + 1) for i, p in enumerate("KMGTPE")})
@@ -47,24 +56,60 @@ class OperatorConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    signing_key: Annotated[Path, Env("AIGATE_SIGNING_KEY", unit="path")] = Field(
+    signing_key: Annotated[
+        Path,
+        Env("AIGATE_SIGNING_KEY", unit="path"),
+        Security(
+            "evidence only the operator can have signed: the key is mounted into the operator alone, never into a "
+            "gate Job or the webhook",
+            "whoever reads the file, or the Secret it comes from, can sign evidence that admits anything",
+        ),
+    ] = Field(
         description="path to the evidence signing key, mounted from a Secret into the operator only; "
         "the gate Jobs never see it"
     )
-    public_key: Annotated[Path | None, Env("AIGATE_PUBLIC_KEY", unit="path")] = Field(
+    public_key: Annotated[
+        Path | None,
+        Env("AIGATE_PUBLIC_KEY", unit="path"),
+        Security(
+            "the webhook admits only evidence the operator's own key signed",
+            "another key: the webhook trusts whatever its holder signs",
+        ),
+    ] = Field(
         default=None,
         description="the public key published with the evidence, and the one `aigate webhook` verifies it with; "
         "unset: derived from the signing key",
     )
-    namespace: Annotated[str, Env("AIGATE_OPERATOR_NAMESPACE", unit="name")] = Field(
+    namespace: Annotated[
+        str,
+        Env("AIGATE_OPERATOR_NAMESPACE", unit="name"),
+        Security(
+            "the evidence admission trusts, and the signing key's Secret, live where no team has rights",
+            "a namespace a team may write in: it writes the evidence the webhook trusts (and reads the key)",
+        ),
+    ] = Field(
         default="aigate-system",
         description="the operator's own namespace, where the evidence admission trusts is kept",
     )
-    gate_namespace: Annotated[str, Env("AIGATE_GATE_NAMESPACE", unit="name")] = Field(
+    gate_namespace: Annotated[
+        str,
+        Env("AIGATE_GATE_NAMESPACE", unit="name"),
+        Security(
+            "gate runs, with the credentials copied for them, out of every team's reach",
+            "a namespace a team has rights in: it reads other teams' copied credentials and writes runs' results",
+        ),
+    ] = Field(
         default="aigate-gates",
         description="where gate Jobs run, with their input and per-run credentials: a namespace no team has rights in",
     )
-    gate_image: Annotated[str, Env("AIGATE_GATE_IMAGE", unit="image")] = Field(
+    gate_image: Annotated[
+        str,
+        Env("AIGATE_GATE_IMAGE", unit="image"),
+        Security(
+            "the measurements come from aigate's own code (the chart gives the operator's own image)",
+            "another image measures as it likes, and the operator signs what it reports",
+        ),
+    ] = Field(
         default="aigate:dev",
         description="the image of the gate Jobs; the operator's own, so that the Job measures as the CLI does "
         "(aigate:dev is what `make image` builds for a local cluster; the Helm chart sets its release image)",
@@ -96,7 +141,13 @@ class OperatorConfig(BaseModel):
         description="the gate container's memory limit; not below the request",
     )
     acceptor_groups: Annotated[
-        frozenset[str], Env("AIGATE_ACCEPTOR_GROUPS", unit="comma-separated", separator=",", empty="nobody")
+        frozenset[str],
+        Env("AIGATE_ACCEPTOR_GROUPS", unit="comma-separated", separator=",", empty="nobody"),
+        Security(
+            "a group nobody is in until an admin puts them there: no team turns its own FAIL into ACCEPTED",
+            "each member of a group added may accept any gate's failure (except gates an AIGatePolicy marks "
+            "unacceptable); a broad group (system:authenticated) lets every team accept its own",
+        ),
     ] = Field(
         default=frozenset({"aigate:risk-acceptors"}),
         description="groups whose members may add a risk acceptance to a workload",
@@ -127,34 +178,77 @@ class OperatorConfig(BaseModel):
         description="the validating and mutating webhook configurations whose caBundle the operator keeps "
         "(with AIGATE_WEBHOOK_TLS_SECRET)",
     )
-    webhook_cert_validity_s: Annotated[int, Env("AIGATE_WEBHOOK_CERT_VALIDITY_SECONDS", unit="seconds")] = Field(
+    webhook_cert_validity_s: Annotated[
+        int,
+        Env("AIGATE_WEBHOOK_CERT_VALIDITY_SECONDS", unit="seconds"),
+        Security(
+            "a serving key that leaks is good for a year at most, and is replaced with a third of it left, "
+            "without a restart",
+            "longer: a leaked serving key can answer for the webhook longer; shorter costs only renewals",
+        ),
+    ] = Field(
         default=365 * 24 * 3600,
         ge=60,
         description="the validity of the serving certificate the operator issues; renewed with a third of it left",
     )
-    signing_key_secret: Annotated[str | None, Env("AIGATE_SIGNING_KEY_SECRET", unit="name")] = Field(
+    signing_key_secret: Annotated[
+        str | None,
+        Env("AIGATE_SIGNING_KEY_SECRET", unit="name"),
+        Security(
+            "unset, the key file is yours to provide; the chart sets it: a key generated in the cluster once, "
+            "never replaced, in a Secret of the operator's namespace",
+            "a Secret others may read hands them the key; deleted, a new key is generated and no earlier evidence "
+            "verifies (rollouts wait for new gate runs)",
+        ),
+    ] = Field(
         default=None,
         description="a Secret of the operator's namespace holding the signing key as aigate.key, created once with a "
         "new ECDSA P-256 key if absent and written to AIGATE_SIGNING_KEY at start-up; unset: that file is mounted",
     )
-    metrics_addr: Annotated[str, Env("AIGATE_METRICS_ADDR", unit="address")] = Field(
-        default="127.0.0.1", description="the address of /metrics, /healthz and /readyz"
-    )
+    metrics_addr: Annotated[
+        str,
+        Env("AIGATE_METRICS_ADDR", unit="address"),
+        Security(
+            "loopback: nothing off the host reads /metrics",
+            "0.0.0.0 (the chart's, for probes and Prometheus): workload names, namespaces and decisions, "
+            "unauthenticated, to whoever reaches the port (networkPolicy narrows who)",
+        ),
+    ] = Field(default="127.0.0.1", description="the address of /metrics, /healthz and /readyz")
     metrics_port: Annotated[int, Env("AIGATE_METRICS_PORT", unit="port")] = Field(
         default=8080, gt=0, lt=65536, description="the port of /metrics, /healthz and /readyz"
     )
     timer_interval_s: Annotated[float, Env("AIGATE_TIMER_INTERVAL_SECONDS", unit="seconds")] = Field(
         default=60.0, gt=0, description="how often each workload's evidence expiry is checked (re-gate, expire)"
     )
-    watch_namespaces: Annotated[list[str], Env("AIGATE_WATCH_NAMESPACES", unit="comma-separated", separator=",")] = (
-        Field(default_factory=list, description="the namespaces to watch; empty: every namespace")
-    )
-    default_enforcement: Annotated[Enforcement, Env("AIGATE_DEFAULT_ENFORCEMENT", unit="mode")] = Field(
+    watch_namespaces: Annotated[
+        list[str],
+        Env("AIGATE_WATCH_NAMESPACES", unit="comma-separated", separator=","),
+        Security(
+            "every namespace is gated (but aigate's own and kube-system)",
+            "a namespace left out is not gated at all: the webhooks do not see its rollouts",
+        ),
+    ] = Field(default_factory=list, description="the namespaces to watch; empty: every namespace")
+    default_enforcement: Annotated[
+        Enforcement,
+        Env("AIGATE_DEFAULT_ENFORCEMENT", unit="mode"),
+        Security(
+            "enforce: where no AIGatePolicy sets a floor, no team switches its own gate off with spec.enforcement",
+            "warn or audit: wherever no AIGatePolicy sets a floor, a failing workload's rollouts are admitted (with "
+            "a warning; or whenever the workload asks for audit): the judged object sets its own policy",
+        ),
+    ] = Field(
         default=PlatformDefault.enforcement,
         description="the platform default's enforcement floor (enforce, warn or audit), in force wherever no "
         "AIGatePolicy selecting the namespace sets one: a workload asking for a looser mode is judged under it",
     )
-    default_max_valid_for: Annotated[str, Env("AIGATE_DEFAULT_MAX_VALID_FOR", unit="duration")] = Field(
+    default_max_valid_for: Annotated[
+        str,
+        Env("AIGATE_DEFAULT_MAX_VALID_FOR", unit="duration"),
+        Security(
+            "evidence is earned again at least every 30 days: a provider or model that changed is measured again",
+            "longer: evidence outlives what it measured, up to 3650d",
+        ),
+    ] = Field(
         default=PlatformDefault.max_valid_for,
         description="the platform default's longest evidence validity, in force wherever no AIGatePolicy selecting "
         "the namespace sets `maxValidFor`: a longer `spec.evidence.validFor` is refused, and evidence never "
@@ -304,6 +398,24 @@ def settings_table() -> str:
         if decl.empty:
             why += f"; empty: {decl.empty}"
         rows.append(f"| `{decl.name}` | {decl.unit} | {default} | {why} |")
+    return "\n".join(rows) + "\n"
+
+
+def security_of(field: str) -> Security | None:
+    found = [m for m in OperatorConfig.model_fields[field].metadata if isinstance(m, Security)]
+    return found[0] if found else None
+
+
+def security_table() -> str:
+    """The security-relevant settings as a Markdown table, from the same declaration (docs/settings.md)."""
+    rows = ["| variable | default | what the default protects | what changing it exposes |", "|---|---|---|---|"]
+    for field, info in OperatorConfig.model_fields.items():
+        security = security_of(field)
+        if security is None:
+            continue
+        decl = env_of(field)
+        default = "required" if info.is_required() else _shown(info.get_default(call_default_factory=True), decl)
+        rows.append(f"| `{decl.name}` | {default} | {security.protects} | {security.exposes} |")
     return "\n".join(rows) + "\n"
 
 
