@@ -2,10 +2,12 @@
 the operator and the webhook's two replicas run in-cluster as containers from the image `make image` built, with no
 harness around them. Against that install: a failing workload's labelled Deployment is refused by the API server
 naming the failed gate; after the fix a gate Job runs as a container from the same image in the gate namespace and
-the same Deployment is admitted; a `helm upgrade` to changed values (the webhook pods roll) keeps refusing and
-admitting throughout; the serving certificate the operator issues (a short validity here) is renewed and served by
-every webhook pod without a restart; `helm uninstall` leaves no webhook configuration, gate Job or per-run Secret,
-and keeps the CRDs and AIWorkloads (`crds.keep`).
+the same Deployment is admitted; a namespace editor (the built-in `edit` role, no AIGatePolicy installed) who
+patches their failing workload to `enforcement: audit`, or writes a labelled ReplicaSet, ReplicationController or a
+Pod "owned" by a ConfigMap instead of a Deployment, is refused all the same; a `helm upgrade` to changed values
+(the webhook pods roll) keeps refusing and admitting throughout; the serving certificate the operator issues (a
+short validity here) is renewed and served by every webhook pod without a restart; `helm uninstall` leaves no
+webhook configuration, gate Job or per-run Secret, and keeps the CRDs and AIWorkloads (`crds.keep`).
 
 One install for the module (the tests run in order and share it). The workloads and the simulator are those of
 test_operator.py, where the operator runs as a process on this machine."""
@@ -18,6 +20,7 @@ import socket
 import ssl
 import sys
 import threading
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +28,7 @@ from typing import Any
 
 import pytest
 import yaml
+from actors import bind_editor, editor
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
@@ -156,17 +160,63 @@ def installed(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Ite
         cluster.delete_namespace(NS)
 
 
+def release(cluster: Cluster, ns: str) -> None:
+    """Delete a namespace whose AIWorkloads outlived the uninstall: should the post-delete hook not have run (a test
+    failed before the uninstall), the operator's finalizer would hold them (and the namespace) for ever."""
+    for wl in cluster.get_json("aiworkloads", "-n", ns)["items"]:
+        patch = json.dumps({"metadata": {"finalizers": None}})
+        cluster.kubectl("patch", "aiworkload", wl["metadata"]["name"], "-n", ns, "--type=merge", "-p", patch)
+    cluster.delete_namespace(ns)
+
+
 @pytest.fixture(scope="module")
 def team(cluster: Cluster) -> Iterator[str]:
     """The team's namespace, for the whole module (its AIWorkloads outlive the uninstall)."""
     ns = cluster.create_namespace("team")
     yield ns
-    # should the post-delete hook not have run (a test failed before the uninstall), the operator's finalizer would
-    # hold the AIWorkloads (and the namespace) for ever
-    for wl in cluster.get_json("aiworkloads", "-n", ns)["items"]:
-        patch = json.dumps({"metadata": {"finalizers": None}})
-        cluster.kubectl("patch", "aiworkload", wl["metadata"]["name"], "-n", ns, "--type=merge", "-p", patch)
-    cluster.delete_namespace(ns)
+    release(cluster, ns)
+
+
+EDITED = "edited-by-the-team"
+"""The failing AIWorkload the namespace editor wrote and then tries to get past the gate."""
+
+
+@pytest.fixture(scope="module")
+def editors(cluster: Cluster, installed: Install, simulator: Any) -> Iterator[str]:
+    """A namespace whose team member holds the built-in `edit` ClusterRole there and nowhere else (the chart
+    aggregates the AIWorkload rights into it), with a failing AIWorkload they wrote themselves. No AIGatePolicy is
+    installed: the platform default is the policy."""
+    ns = cluster.create_namespace("editors")
+    bind_editor(cluster, ns)
+    flows.setup_namespace(cluster, ns, EDITED)
+    made = editor(cluster, "apply", "-f", "-", input=json.dumps(flows.workload(ns, EDITED, simulator, approval=False)))
+    assert made.returncode == 0, made.stderr
+    flows.wait_decision(cluster, ns, EDITED, "FAIL")
+    yield ns
+    release(cluster, ns)
+
+
+def as_editor(cluster: Cluster, doc: dict[str, Any]) -> Any:
+    """The editor's `kubectl create --dry-run=server`: through the webhook, nothing persisted."""
+    return editor(cluster, "create", "--dry-run=server", "-f", "-", input=json.dumps(doc))
+
+
+def labelled(kind: str, ns: str, name: str, owners: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """A ReplicaSet or a Pod labelled for the editor's failing workload, as a person writes one by hand."""
+    labels = {"app": name, "aigate.dev/workload": EDITED}
+    meta: dict[str, Any] = {"name": name, "namespace": ns, "labels": labels}
+    if owners:
+        meta["ownerReferences"] = owners
+    pod = {"containers": [{"name": "app", "image": "registry.example/fraud-app:1.0"}]}
+    if kind == "Pod":
+        return {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": pod}
+    template = {"metadata": {"labels": labels}, "spec": pod}
+    spec = {"replicas": 1, "selector": {"matchLabels": {"app": name}}, "template": template}
+    return {"apiVersion": "apps/v1", "kind": kind, "metadata": meta, "spec": spec}
+
+
+NOT_CLEARED = f"AIWorkload {{ns}}/{EDITED} is not cleared for rollout"
+RAISED = "spec.enforcement audit is raised to enforce, the floor set by the platform default"
 
 
 def probe(cluster: Cluster, ns: str, wl: str, app: str) -> Any:
@@ -216,6 +266,80 @@ def test_failing_workload_is_refused_then_the_fix_runs_a_gate_job_and_is_admitte
     admitted = flows.apply(cluster, flows.deployment(ns, "fraud-app", "fraud-review"), check=False)
     assert admitted.returncode == 0, admitted.stderr
     flows.wait_decision(cluster, ns, "still-failing", "FAIL")
+
+
+def test_an_editor_cannot_switch_their_failing_workloads_gate_off(
+    cluster: Cluster, installed: Install, editors: str
+) -> None:
+    """Out of the box (no AIGatePolicy), the namespace editor patches their own failing workload to `enforcement:
+    audit`. The patch is theirs to make and is stored, with a warning that the platform default's floor applies;
+    their labelled Deployment is still refused, before and after the new gate run, naming the platform default; and
+    the evidence and status record `platform-default`."""
+    ns = editors
+    first_job = flows.get_workload(cluster, ns, EDITED)["status"]["lastRun"]["job"]
+    audit = json.dumps({"spec": {"enforcement": "audit"}})
+    patched = editor(cluster, "patch", "aiworkload", EDITED, "-n", ns, "--type=merge", "-p", audit)
+    assert patched.returncode == 0, patched.stderr
+    assert f"Warning: {RAISED}: its rollouts are judged under enforce" in patched.stderr, patched.stderr
+    assert flows.get_workload(cluster, ns, EDITED)["spec"]["enforcement"] == "audit"
+
+    deployment = flows.deployment(ns, "audited-app", EDITED)
+
+    def refused_naming_the_default() -> str | None:
+        """Every try is refused (while the new spec is judged too); once the webhook's index holds the patch, the
+        refusal says the platform default decided."""
+        refused = as_editor(cluster, deployment)
+        assert refused.returncode != 0, f"admitted under enforcement: audit: {refused.stdout}"
+        return refused.stderr if f"({RAISED})" in refused.stderr else None
+
+    said = cluster.wait_for(refused_naming_the_default, timeout=30, what="the refusal naming the platform default")
+    assert NOT_CLEARED.format(ns=ns) in said, said
+
+    wl = flows.wait_decision(cluster, ns, EDITED, "FAIL", after_job=first_job)
+    assert wl["status"]["policy"]["names"] == ["platform-default"]
+    assert (wl["status"]["policy"]["enforcement"], wl["status"]["policy"]["maxValidFor"]) == ("enforce", "720h")
+    copy = cluster.get_json("configmap", f"{EDITED}-aigate-evidence", "-n", ns)
+    envelope = json.loads(copy["data"]["evidence.json"])
+    statement = json.loads(base64.b64decode(envelope["payload"]))
+    assert statement["predicate"]["policy"]["names"] == ["platform-default"]
+    # for real this time: refused, nothing created
+    refused = editor(cluster, "apply", "-f", "-", input=json.dumps(deployment))
+    assert refused.returncode != 0, "a failing workload's Deployment was admitted under enforcement: audit"
+    assert "toolControl" in refused.stderr and f"({RAISED})" in refused.stderr, refused.stderr
+    assert cluster.kubectl("get", "deployment", "audited-app", "-n", ns, check=False).returncode != 0
+
+
+def test_a_labelled_replicaset_of_a_failing_workload_is_refused(
+    cluster: Cluster, installed: Install, editors: str
+) -> None:
+    """Writing the ReplicaSet (or the ReplicationController) a Deployment would have written is judged the same."""
+    ns = editors
+    for kind in ("ReplicaSet", "ReplicationController"):
+        doc = labelled(kind, ns, f"by-hand-{kind.lower()}")
+        if kind == "ReplicationController":
+            doc["apiVersion"], doc["spec"]["selector"] = "v1", {"app": doc["metadata"]["name"]}
+        refused = as_editor(cluster, doc)
+        assert refused.returncode != 0, f"a labelled {kind} of a failing workload was admitted"
+        assert NOT_CLEARED.format(ns=ns) in refused.stderr, refused.stderr
+
+
+def test_a_pod_owned_by_a_configmap_is_judged_like_a_bare_one(
+    cluster: Cluster, installed: Install, editors: str
+) -> None:
+    """An ownerReference lets an object through only when it names a gated kind that makes it. A labelled Pod
+    "owned" by the team's own ConfigMap (its real uid: the garbage collector would keep it) is refused. One naming a
+    ReplicaSet is let through on the kind alone, never looked up (docs/trust-model.md: the garbage collector deletes
+    it when no such ReplicaSet exists)."""
+    ns = editors
+    cm = cluster.get_json("configmap", f"{EDITED}-prompts", "-n", ns)["metadata"]
+    by_configmap = [{"apiVersion": "v1", "kind": "ConfigMap", "name": cm["name"], "uid": cm["uid"]}]
+    refused = as_editor(cluster, labelled("Pod", ns, "owned-by-a-configmap", by_configmap))
+    assert refused.returncode != 0, "a Pod owned by a ConfigMap was let through unjudged"
+    assert NOT_CLEARED.format(ns=ns) in refused.stderr, refused.stderr
+    assert as_editor(cluster, labelled("Pod", ns, "bare")).returncode != 0
+    forged = [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "nowhere", "uid": str(uuid.uuid4())}]
+    let_through = as_editor(cluster, labelled("Pod", ns, "owned-by-a-forged-replicaset", forged))
+    assert let_through.returncode == 0, let_through.stderr
 
 
 def test_helm_upgrade_keeps_refusing_and_admitting_throughout(
