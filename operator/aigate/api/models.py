@@ -514,7 +514,8 @@ class AIWorkloadSpec(_Model):
     """Who answers for the workload."""
     enforcement: Literal["enforce", "warn", "audit"] = "enforce"
     """What admission does without passing evidence: enforce refuses the rollout, warn admits with a warning,
-    audit admits and counts."""
+    audit admits and counts. Raised to the floor of the policy in force (an AIGatePolicy's, else the platform
+    default's, enforce unless the operator is set otherwise): a workload may be stricter, never looser."""
     models: list[ModelRef] = Field(min_length=1, max_length=16, json_schema_extra=list_map("name"))
     """The model paths: one primary, any number of fallbacks, in order."""
     traffic: Traffic
