@@ -14,7 +14,7 @@ from aigate.api.digest import spec_digest
 from aigate.api.errors import WorkloadError
 from aigate.api.load import load_and_resolve
 from aigate.api.models import PromptfooImport
-from aigate.api.promptfoo import promptfoo_cases
+from aigate.api.promptfoo import file_references, promptfoo_cases
 from aigate.cli import main
 from aigate.pipeline import CheckOptions, run_check
 from aigate.probes.assertions import evaluate
@@ -183,3 +183,19 @@ async def test_a_promptfoo_suite_runs_against_the_simulator(tmp_path: Path) -> N
     assert by_case["test-2"].runs == 30 and by_case["test-2"].passed == 0
     assert all("regex" in f for f in by_case["test-2"].failures)
     assert a.gate("reliability").metrics["passRate"] == 0.5
+
+
+def test_every_file_url_is_found_in_document_order_keys_included() -> None:
+    """The loader confines what this finds: a `file://` it missed could lead anywhere."""
+    config = {
+        "prompts": {"file://prompt.txt": "label"},
+        "defaultTest": "file:///etc/hostname",
+        "tests": [{"vars": {"doc": "file://../x.yaml", "n": 1}}, "file://more.yaml", "not file://this"],
+    }
+    assert file_references(config) == [
+        ("a key of prompts", "prompt.txt"),
+        ("defaultTest", "/etc/hostname"),
+        ("tests[0].vars.doc", "../x.yaml"),
+        ("tests[1]", "more.yaml"),
+    ]
+    assert file_references("file://x") == [("(top level)", "x")]
