@@ -17,7 +17,7 @@ from aigate.api.load import load_and_resolve
 from aigate.cli import main
 from aigate.simulator.profile import SimProfile
 from aigate.simulator.server import SimulatorServer
-from factories import ROOT, example_doc
+from factories import ROOT, example_doc, one_path_workload
 
 
 def write(tmp_path: Path, doc: Any, name: str = "w.yaml") -> Path:
@@ -219,29 +219,14 @@ def served(sim: SimulatorServer) -> int:
 
 def sim_workload(sim: SimulatorServer, field: str | None = None, name: str = "") -> dict[str, Any]:
     """A workload against the simulator with everything inline, but `field` (a key of FIELDS) read from `name`."""
-    spec: dict[str, Any] = {
-        "owner": "fraud-team",
-        "models": [
-            {
-                "name": "primary",
-                "provider": "openai-compatible",
-                "model": "sim-gpt",
-                "endpoint": sim.url + "/v1",
-                "credentials": {"env": "SIM_KEY"},
-                "pricing": {"inputPerMTokUSD": 1, "outputPerMTokUSD": 2},
-            }
-        ],
-        "traffic": {"requestsPerDay": 1000, "peakRequestsPerSecond": 5},
-        "budget": {"monthlyUSD": 1000},
-        "slo": {"p95LatencyMs": 2000, "timeoutMs": 200},
-        "fallback": {"safeStop": {"message": "to a person"}},
-        "prompts": [{"inline": "You review fraud cases."}],
-        "suite": {"cases": [{"name": "one", "messages": [{"role": "user", "content": "Review case 1."}]}]},
-    }
+    doc = one_path_workload(
+        sim.url + "/v1",
+        prompts=[{"inline": "You review fraud cases."}],
+        suite={"cases": [{"name": "one", "messages": [{"role": "user", "content": "Review case 1."}]}]},
+    )
     if field is not None:
-        FIELDS[field][1](spec, name)
-    meta = {"name": "triage", "namespace": "fraud"}
-    return {"apiVersion": "aigate.dev/v1alpha1", "kind": "AIWorkload", "metadata": meta, "spec": spec}
+        FIELDS[field][1](doc["spec"], name)
+    return doc
 
 
 def outside_layout(tmp_path: Path) -> Path:

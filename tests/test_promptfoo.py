@@ -20,6 +20,7 @@ from aigate.pipeline import CheckOptions, run_check
 from aigate.probes.assertions import evaluate
 from aigate.simulator.profile import SimProfile
 from aigate.simulator.server import SimulatorServer
+from factories import one_path_workload
 
 ANSWER = '{"risk": "low", "summary": "Card used abroad with a travel notice."}'
 PROMPTFOO: dict[str, Any] = {
@@ -54,29 +55,7 @@ PROMPTFOO: dict[str, Any] = {
 
 def write_workload(tmp: Path, config: dict[str, Any], endpoint: str = "http://127.0.0.1:9") -> Path:
     (tmp / "promptfooconfig.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    doc = {
-        "apiVersion": "aigate.dev/v1alpha1",
-        "kind": "AIWorkload",
-        "metadata": {"name": "triage", "namespace": "fraud"},
-        "spec": {
-            "owner": "fraud-team",
-            "models": [
-                {
-                    "name": "primary",
-                    "provider": "openai-compatible",
-                    "model": "sim-gpt",
-                    "endpoint": endpoint,
-                    "credentials": {"env": "SIM_KEY"},
-                    "pricing": {"inputPerMTokUSD": 1, "outputPerMTokUSD": 2},
-                }
-            ],
-            "traffic": {"requestsPerDay": 1000, "peakRequestsPerSecond": 50},
-            "budget": {"monthlyUSD": 1000},
-            "slo": {"p95LatencyMs": 2000, "timeoutMs": 1000},
-            "fallback": {"safeStop": {"message": "to a person"}},
-            "suite": {"repeats": 30, "import": {"promptfoo": {"file": "promptfooconfig.yaml"}}},
-        },
-    }
+    doc = one_path_workload(endpoint, suite={"repeats": 30, "import": {"promptfoo": {"file": "promptfooconfig.yaml"}}})
     path = tmp / "workload.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     return path
