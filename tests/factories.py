@@ -34,6 +34,33 @@ def example_doc(name: str = "fraud-review-assistant-remediated.yaml") -> dict[st
     return copy.deepcopy(next(d for d in docs if d["kind"] == "AIWorkload"))
 
 
+def one_path_workload(endpoint: str, **spec: Any) -> dict[str, Any]:
+    """A workload with one priced model path, openai-compatible at `endpoint` (its key in SIM_KEY), and a safe stop;
+    `spec` adds the rest (a suite at least): what a test against the simulator needs and no more."""
+    model = {
+        "name": "primary",
+        "provider": "openai-compatible",
+        "model": "sim-gpt",
+        "endpoint": endpoint,
+        "credentials": {"env": "SIM_KEY"},
+        "pricing": {"inputPerMTokUSD": 1, "outputPerMTokUSD": 2},
+    }
+    return {
+        "apiVersion": "aigate.dev/v1alpha1",
+        "kind": "AIWorkload",
+        "metadata": {"name": "triage", "namespace": "fraud"},
+        "spec": {
+            "owner": "fraud-team",
+            "models": [model],
+            "traffic": {"requestsPerDay": 1000, "peakRequestsPerSecond": 50},
+            "budget": {"monthlyUSD": 1000},
+            "slo": {"p95LatencyMs": 2000, "timeoutMs": 1000},
+            "fallback": {"safeStop": {"message": "to a person"}},
+            **spec,
+        },
+    }
+
+
 def resolved_from(doc: dict[str, Any]) -> ResolvedWorkload:
     prompts = {"system.md": "You are a fraud review assistant."}
     return resolve(AIWorkload.model_validate(doc), lambda ref: prompts[ref.key])

@@ -342,15 +342,71 @@ def test_the_rollout_webhook_sees_every_kind_that_makes_pods(helm: Path) -> None
 
 
 def test_namespace_selector_excludes_system_release_gate_and_ignored_namespaces(helm: Path) -> None:
+    """The release namespace is left out for labelled rollouts only: the AIWorkload webhooks judge it, where the
+    install check sends its dry-run AIWorkload."""
     objs = render(helm, ci("restricted"), namespace="platform-aigate")
-    for name, w in _webhooks(objs).items():
+    common = ["ai-gates", "kube-node-lease", "kube-public", "kube-system", "sandbox"]
+    expected = {
+        "rollouts.aigate.dev": sorted([*common, "platform-aigate"]),
+        "acceptances.aigate.dev": common,
+        "aiworkloads.aigate.dev": common,
+    }
+    hooks = _webhooks(objs)
+    assert sorted(hooks) == sorted(expected)
+    for name, w in hooks.items():
         exprs = w["namespaceSelector"]["matchExpressions"]
         assert {"key": "aigate.dev/ignore", "operator": "DoesNotExist"} in exprs, name
         [names] = [e for e in exprs if e["key"] == "kubernetes.io/metadata.name"]
         assert names["operator"] == "NotIn"
-        assert names["values"] == sorted(
-            ["ai-gates", "kube-node-lease", "kube-public", "kube-system", "platform-aigate", "sandbox"]
-        ), name
+        assert names["values"] == expected[name], name
+
+
+def test_install_check_hook_waits_for_admission_with_least_rights(helm: Path) -> None:
+    """A post-install/post-upgrade Job runs `kubectl aigate check-install` from the release's image; its
+    ServiceAccount may list the webhook configurations, get the release namespace and create AIWorkloads there (the
+    dry-run), nothing else, and lives as long as the hook."""
+    objs = [o for o in render(helm, namespace="platform-aigate") if "install-check" in o["metadata"]["name"]]
+    kinds = sorted(o["kind"] for o in objs)
+    assert kinds == sorted(["ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "Job"])
+    for o in objs:
+        annotations = o["metadata"]["annotations"]
+        assert annotations["helm.sh/hook"] == "post-install,post-upgrade"
+        assert annotations["helm.sh/hook-delete-policy"] == "before-hook-creation,hook-succeeded"
+        weight = int(annotations["helm.sh/hook-weight"])
+        assert weight == (0 if o["kind"] == "Job" else -10), "RBAC exists before the Job starts"
+    by_kind = {o["kind"]: o for o in objs}
+    assert by_kind["ClusterRole"]["rules"] == [
+        {
+            "apiGroups": ["admissionregistration.k8s.io"],
+            "resources": ["validatingwebhookconfigurations", "mutatingwebhookconfigurations"],
+            "verbs": ["list"],
+        },
+        {"apiGroups": [""], "resources": ["namespaces"], "resourceNames": ["platform-aigate"], "verbs": ["get"]},
+    ]
+    assert by_kind["Role"]["metadata"]["namespace"] == "platform-aigate"
+    assert by_kind["Role"]["rules"] == [
+        {"apiGroups": ["aigate.dev"], "resources": ["aiworkloads"], "verbs": ["create"]}
+    ]
+    job = by_kind["Job"]
+    assert job["spec"]["backoffLimit"] == 0 and job["spec"]["activeDeadlineSeconds"] == 240
+    [container] = job["spec"]["template"]["spec"]["containers"]
+    assert container["command"] == ["kubectl-aigate"]
+    assert container["args"] == ["check-install", "--operator-namespace=platform-aigate", "--wait=180s"]
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    off = render(helm, namespace="platform-aigate", sets=("installCheck.enabled=false",))
+    assert not [o for o in off if "install-check" in o["metadata"]["name"]]
+
+
+def test_the_hooks_share_one_rbac_template(helm: Path) -> None:
+    """pre-delete, post-delete and install-check: each a ServiceAccount with bindings to its own roles only."""
+    objs = render(helm)
+    for hook in ("aigate-uninstall", "aigate-release-finalizers", "aigate-install-check"):
+        mine = [o for o in objs if o["metadata"]["name"] == hook]
+        bindings = [o for o in mine if o["kind"].endswith("RoleBinding")]
+        assert bindings, hook
+        for b in bindings:
+            assert b["roleRef"]["name"] == hook and b["roleRef"]["kind"] == b["kind"].removesuffix("Binding")
+            assert b["subjects"] == [{"kind": "ServiceAccount", "name": hook, "namespace": "aigate-system"}]
 
 
 def test_failure_policy_timeout_and_match_conditions_apply_to_rollouts_only(helm: Path) -> None:

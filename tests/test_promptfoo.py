@@ -14,12 +14,13 @@ from aigate.api.digest import spec_digest
 from aigate.api.errors import WorkloadError
 from aigate.api.load import load_and_resolve
 from aigate.api.models import PromptfooImport
-from aigate.api.promptfoo import promptfoo_cases
+from aigate.api.promptfoo import file_references, promptfoo_cases
 from aigate.cli import main
 from aigate.pipeline import CheckOptions, run_check
 from aigate.probes.assertions import evaluate
 from aigate.simulator.profile import SimProfile
 from aigate.simulator.server import SimulatorServer
+from factories import one_path_workload
 
 ANSWER = '{"risk": "low", "summary": "Card used abroad with a travel notice."}'
 PROMPTFOO: dict[str, Any] = {
@@ -54,29 +55,7 @@ PROMPTFOO: dict[str, Any] = {
 
 def write_workload(tmp: Path, config: dict[str, Any], endpoint: str = "http://127.0.0.1:9") -> Path:
     (tmp / "promptfooconfig.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    doc = {
-        "apiVersion": "aigate.dev/v1alpha1",
-        "kind": "AIWorkload",
-        "metadata": {"name": "triage", "namespace": "fraud"},
-        "spec": {
-            "owner": "fraud-team",
-            "models": [
-                {
-                    "name": "primary",
-                    "provider": "openai-compatible",
-                    "model": "sim-gpt",
-                    "endpoint": endpoint,
-                    "credentials": {"env": "SIM_KEY"},
-                    "pricing": {"inputPerMTokUSD": 1, "outputPerMTokUSD": 2},
-                }
-            ],
-            "traffic": {"requestsPerDay": 1000, "peakRequestsPerSecond": 50},
-            "budget": {"monthlyUSD": 1000},
-            "slo": {"p95LatencyMs": 2000, "timeoutMs": 1000},
-            "fallback": {"safeStop": {"message": "to a person"}},
-            "suite": {"repeats": 30, "import": {"promptfoo": {"file": "promptfooconfig.yaml"}}},
-        },
-    }
+    doc = one_path_workload(endpoint, suite={"repeats": 30, "import": {"promptfoo": {"file": "promptfooconfig.yaml"}}})
     path = tmp / "workload.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     return path
@@ -183,3 +162,19 @@ async def test_a_promptfoo_suite_runs_against_the_simulator(tmp_path: Path) -> N
     assert by_case["test-2"].runs == 30 and by_case["test-2"].passed == 0
     assert all("regex" in f for f in by_case["test-2"].failures)
     assert a.gate("reliability").metrics["passRate"] == 0.5
+
+
+def test_every_file_url_is_found_in_document_order_keys_included() -> None:
+    """The loader confines what this finds: a `file://` it missed could lead anywhere."""
+    config = {
+        "prompts": {"file://prompt.txt": "label"},
+        "defaultTest": "file:///etc/hostname",
+        "tests": [{"vars": {"doc": "file://../x.yaml", "n": 1}}, "file://more.yaml", "not file://this"],
+    }
+    assert file_references(config) == [
+        ("a key of prompts", "prompt.txt"),
+        ("defaultTest", "/etc/hostname"),
+        ("tests[0].vars.doc", "../x.yaml"),
+        ("tests[1]", "more.yaml"),
+    ]
+    assert file_references("file://x") == [("(top level)", "x")]

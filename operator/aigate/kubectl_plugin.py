@@ -3,6 +3,7 @@
     kubectl aigate why NAME                          decision, failed gates, what to change, policy, evidence expiry
     kubectl aigate evidence NAME [--verify]          the signed evidence the status points to; verified offline
     kubectl aigate report NAME -o report.html        the HTML readiness report from the cluster's evidence
+    kubectl aigate check-install [--wait 2m]         whether admission works end to end after an install
 
 kubectl's conventions: -n/--namespace (else the context's namespace), --context, --kubeconfig (else $KUBECONFIG,
 else ~/.kube/config). Exit 0 when the answer is good (PASS, evidence verified, report written), 1 when it is not
@@ -374,6 +375,28 @@ def cmd_report(args: argparse.Namespace, cluster: Cluster) -> int:
     return EXIT_OK
 
 
+def cmd_check_install(args: argparse.Namespace, cluster: Cluster) -> int:
+    """Exit 0 once a dry-run AIWorkload is judged by aigate's webhooks through their Service; 1 when it is not by
+    the deadline (the last reason on stderr), as `cmctl check api --wait` does for cert-manager."""
+    from aigate.api.models import parse_duration
+    from aigate.installcheck import probe_once, wait
+
+    try:
+        timeout = parse_duration(args.wait).total_seconds() if args.wait != "0" else 0.0
+    except ValueError:
+        raise PluginError(f"--wait {args.wait}: not a duration (e.g. 90s, 2m)") from None
+    namespace = getattr(args, "namespace", None) or args.operator_namespace
+    outcome, elapsed = wait(
+        lambda: probe_once(cluster.api, args.operator_namespace, namespace), timeout, interval=1.0, said=_err
+    )
+    if outcome.state == "works":
+        print(f"admission works ({elapsed:.1f} s): {outcome.message}")
+        return EXIT_OK
+    when = f"after {elapsed:.0f} s" if timeout else "(no --wait)"
+    _err(f"admission does not work {when}: {outcome.message}")
+    return EXIT_REFUSED
+
+
 def _write(path: str, text: str) -> None:
     if path == "-":
         sys.stdout.write(text)
@@ -426,6 +449,19 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("name")
     r.add_argument("-o", "--output", required=True, help="where to write the HTML (- for stdout)")
     r.set_defaults(func=cmd_report)
+    c = sub.add_parser(
+        "check-install",
+        parents=[common],
+        help="whether the API server reaches aigate's webhooks and they answer (a dry-run AIWorkload)",
+    )
+    c.add_argument(
+        "--operator-namespace",
+        default=OPERATOR_NAMESPACE,
+        metavar="NAMESPACE",
+        help=f"where aigate is installed (default {OPERATOR_NAMESPACE}); also where the dry-run goes unless -n",
+    )
+    c.add_argument("--wait", default="0", metavar="DURATION", help="keep trying this long (e.g. 2m); default: once")
+    c.set_defaults(func=cmd_check_install)
     return p
 
 

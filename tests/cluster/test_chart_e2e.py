@@ -28,7 +28,6 @@ from typing import Any
 
 import pytest
 import yaml
-from actors import bind_editor, editor
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
@@ -36,6 +35,7 @@ from localcluster.testing import Cluster, cluster_image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import test_operator as flows
+from clusterkit import bind_editor, editor, kubectl_aigate
 
 from helmchart import CHART, find_helm, run_helm
 
@@ -71,7 +71,7 @@ UPGRADED = {
 class Install:
     helm: Path
     first_cert: bytes
-    """The serving certificate (DER) the webhook presented right after the install."""
+    """The serving certificate (DER) in the webhook's Secret right after the install."""
 
 
 def helm_args(*values: Path) -> list[str]:
@@ -154,7 +154,9 @@ def installed(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Ite
     release_namespace_gone(cluster)
     helm(tool, cluster, *helm_args(values), *adopt_existing_crds(cluster))
     try:
-        yield Install(tool, served_cert(cluster))
+        # the Secret's certificate, not the served one: reaching the webhook here would hide an install that
+        # returns before admission works (test_right_after_the_install_...)
+        yield Install(tool, secret_cert(cluster))
     finally:
         run_helm(tool, "uninstall", RELEASE, "-n", NS, "--wait", kubeconfig=cluster.kubeconfig, timeout=300)
         cluster.delete_namespace(NS)
@@ -223,6 +225,38 @@ def probe(cluster: Cluster, ns: str, wl: str, app: str) -> Any:
     """A labelled rollout through the API server (and so through the webhook), not persisted."""
     doc = flows.deployment(ns, app, wl)
     return cluster.kubectl("apply", "--dry-run=server", "-f", "-", input=json.dumps(doc), check=False)
+
+
+def test_right_after_the_install_an_aiworkload_and_a_labelled_deployment_are_judged(
+    cluster: Cluster, installed: Install, team: str, simulator: Any
+) -> None:
+    """`helm upgrade --install --wait` has just returned (the fixture) and nothing has waited since: the chart's
+    install-check hook held it until admission worked. Both AIWorkload webhooks fail closed, so the apply succeeding
+    means both answered; the Deployment is refused in aigate's words (no evidence yet). No retry."""
+    flows.setup_namespace(cluster, team, "first-apply")
+    applied = flows.apply(cluster, flows.workload(team, "first-apply", simulator), check=False)
+    assert applied.returncode == 0, applied.stderr
+    refused = flows.apply(cluster, flows.deployment(team, "first-app", "first-apply"), check=False)
+    assert refused.returncode != 0
+    assert 'admission webhook "rollouts.aigate.dev" denied the request' in refused.stderr, refused.stderr
+    assert f"AIWorkload {team}/first-apply" in refused.stderr, refused.stderr
+    # the hook ran, succeeded and was removed (hook-succeeded), leaving no Job, ServiceAccount or RBAC behind
+    hook = f"{RELEASE}-install-check"
+    for kind, where in (("job", ["-n", NS]), ("serviceaccount", ["-n", NS]), ("clusterrole", []), ("role", ["-n", NS])):
+        assert cluster.kubectl("get", kind, hook, *where, check=False).returncode != 0, f"{kind} {hook} left behind"
+    gone = cluster.kubectl("delete", "aiworkload", "first-apply", "-n", team, "--wait", "--timeout=60s", check=False)
+    assert gone.returncode == 0, gone.stderr
+
+
+def test_kubectl_aigate_check_install_says_admission_works(cluster: Cluster, installed: Install) -> None:
+    done = kubectl_aigate(cluster, "check-install", "--operator-namespace", NS, "--wait", "30s")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("admission works (")
+    assert f"a dry-run AIWorkload in {NS} was admitted by acceptances.aigate.dev, aiworkloads.aigate.dev" in done.stdout
+    # in a namespace the webhooks do not judge, a dry-run would prove nothing: said, not passed
+    done = kubectl_aigate(cluster, "check-install", "--operator-namespace", NS, "-n", "kube-system")
+    assert done.returncode == 1
+    assert "do not select namespace kube-system" in done.stderr, done.stderr
 
 
 def test_helm_test_passes_on_the_install(cluster: Cluster, installed: Install) -> None:

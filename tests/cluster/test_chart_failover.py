@@ -36,7 +36,7 @@ import pytest
 import test_chart_e2e as e2e
 import test_operator as flows
 import yaml
-from actors import governed
+from clusterkit import governed, kubectl_aigate
 
 from helmchart import find_helm, run_helm
 from localcluster.testing import Cluster, kubectl_path
@@ -146,7 +146,7 @@ class Stream:
     stop: threading.Event = field(default_factory=threading.Event)
     threads: list[threading.Thread] = field(default_factory=list)
 
-    def _one(self, kind: str, i: int) -> Answer:
+    def ask(self, kind: str, i: int) -> Answer:
         label = "nobody" if kind == "refused" else "warned"
         doc = flows.deployment(self.ns, f"{kind}-{i}", label)
         done = subprocess.run(
@@ -167,7 +167,7 @@ class Stream:
         i = 0
         while not self.stop.is_set():
             i += 1
-            self.answers.append(self._one(kind, i))
+            self.answers.append(self.ask(kind, i))
 
     def __enter__(self) -> Stream:
         for n in range(CLIENTS):
@@ -320,3 +320,31 @@ def test_a_hard_killed_webhook_container_never_admits_what_must_be_refused(
     assert report["decisions_before_kill"][0] > 0, text
     assert report["answered_meanwhile"] > 0 and others_served(report), text
     assert report["victim"] in report["pods_after"], "a killed container is restarted in its pod"
+
+
+def test_with_both_replicas_gone_check_install_says_why_and_waits_for_their_return(
+    cluster: Cluster, installed: Path, team: str
+) -> None:
+    """`kubectl aigate check-install --wait`, what a script or an installer without hooks waits on: with no webhook
+    pod it names the failed route and exits 1 (and a labelled rollout fails closed); it exits 0 once a replica is
+    back and the API server reaches it, and the first rollout after that is answered by aigate."""
+    deployment = f"{RELEASE}-webhook"
+    cluster.kubectl("scale", "deployment", deployment, "-n", NS, "--replicas=0")
+    try:
+        cluster.wait_for(lambda: not webhook_pods(cluster), timeout=120, what="no webhook pod left")
+        down = kubectl_aigate(cluster, "check-install", "--operator-namespace", NS, "--wait", "3s")
+        assert down.returncode == 1, down.stdout + down.stderr
+        last = down.stderr.strip().splitlines()[-1]
+        assert last.startswith("admission does not work after "), down.stderr
+        assert f"the API server cannot call aigate's webhooks via {NS}/{deployment}: " in last, last
+        assert "failed calling webhook" in last, last
+        refused = Stream(cluster, team).ask("admitted", 0)
+        assert not refused.ok and refused.webhook_error, refused.stderr
+    finally:
+        cluster.kubectl("scale", "deployment", deployment, "-n", NS, "--replicas=2")
+    up = kubectl_aigate(cluster, "check-install", "--operator-namespace", NS, "--wait", "180s")
+    assert up.returncode == 0, up.stderr
+    assert "waiting (" in up.stderr, "it waited: no replica was ready when it started"
+    assert up.stdout.startswith("admission works (")
+    after = [Stream(cluster, team).ask(kind, 0) for kind in ("refused", "admitted")]
+    assert all(a.ok for a in after), [a.stderr for a in after]

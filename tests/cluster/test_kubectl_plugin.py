@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +19,8 @@ TESTS = Path(__file__).resolve().parents[1]
 if str(TESTS) not in sys.path:
     sys.path.insert(0, str(TESTS))
 
+from clusterkit import kubectl_aigate  # noqa: E402
+
 from aigate.api.digest import spec_digest  # noqa: E402
 from aigate.controller.signingkey import publish_public_key  # noqa: E402
 from aigate.evidence.keys import key_id, load_private_key, write_keypair  # noqa: E402
@@ -31,7 +31,6 @@ from factories import all_valid_faults, example_doc, measurements, model, resolv
 from localcluster.aigate_operator import OPERATOR_NAMESPACE, grant_public_key_readers, install_crd  # noqa: E402
 from localcluster.testing import Cluster  # noqa: E402
 
-BIN = Path(sys.executable).parent
 CASES = [f"c{i}" for i in range(10)]
 
 
@@ -117,14 +116,6 @@ def gated(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     g.create("over-budget", budget={"monthlyUSD": 1000, "maxCostPerRequestUSD": 0.05, "gateRunMaxUSD": 5})
     yield g
     cluster.delete_namespace(ns)
-
-
-def kubectl_aigate(cluster: Cluster, *args: str, kubeconfig: Path | None = None) -> subprocess.CompletedProcess[str]:
-    """Through kubectl's plugin lookup: `kubectl aigate ...` finds kubectl-aigate on PATH."""
-    env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
-    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
-    argv = [cluster.kubectl_bin, "aigate", *args, f"--kubeconfig={kubeconfig or cluster.kubeconfig}"]
-    return subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120, check=False)
 
 
 def test_why_a_passing_workload(cluster: Cluster, gated: Gated) -> None:

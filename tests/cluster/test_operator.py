@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from actors import governed
+from clusterkit import governed
 
 from aigate.evidence.keys import key_id, load_public_key
 from aigate.simulator.profile import SimProfile

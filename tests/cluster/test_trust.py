@@ -18,7 +18,7 @@ from typing import Any
 
 import kopf
 import pytest
-from actors import EDITOR, bind_editor, editor, governed
+from clusterkit import EDITOR, bind, bind_editor, editor, governed
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
@@ -600,14 +600,7 @@ def test_a_risk_acceptance_holds_for_its_spec_and_its_hour_only(
     ns, name = team, "accepted-once"
     setup(cluster, ns)
     acceptors = "aigate:risk-acceptors"
-    binding = {
-        "apiVersion": "rbac.authorization.k8s.io/v1",
-        "kind": "RoleBinding",
-        "metadata": {"name": "acceptors", "namespace": ns},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "aigate-aiworkloads-edit"},
-        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": acceptors}],
-    }
-    cluster.kubectl("apply", "-f", "-", input=json.dumps(binding))
+    bind(cluster, ns, "acceptors", "aigate-aiworkloads-edit", "Group", acceptors)
     applied = editor(cluster, "apply", "-f", "-", input=json.dumps(workload(ns, name, simulator.url, approval=False)))
     assert applied.returncode == 0, applied.stderr
     run = wait_decision(cluster, ns, name, "FAIL")["status"]["lastRun"]["runId"]

@@ -100,12 +100,21 @@ The namespaces no webhook sees: the cluster's own, the release's (a broken opera
 the gate namespace, any listed in values, and (below, by label) any labelled aigate.dev/ignore.
 */}}
 {{- define "aigate.namespaceSelector" -}}
-{{- $excluded := concat (list "kube-system" "kube-public" "kube-node-lease" .Release.Namespace .Values.gates.namespace) .Values.webhook.excludeNamespaces | uniq | sortAlpha -}}
+{{- include "aigate.namespacesExcept" (list "kube-system" "kube-public" "kube-node-lease" .Release.Namespace .Values.gates.namespace | concat .Values.webhook.excludeNamespaces) }}
+{{- end }}
+
+{{/* The AIWorkload webhooks' namespaces: the release namespace too, where `kubectl aigate check-install` (the
+install-check hook) sends its dry-run AIWorkload. No AIWorkload lives there, and an admin's would be judged. */}}
+{{- define "aigate.aiworkloadNamespaceSelector" -}}
+{{- include "aigate.namespacesExcept" (list "kube-system" "kube-public" "kube-node-lease" .Values.gates.namespace | concat .Values.webhook.excludeNamespaces) }}
+{{- end }}
+
+{{- define "aigate.namespacesExcept" -}}
 matchExpressions:
   - key: kubernetes.io/metadata.name
     operator: NotIn
     values:
-      {{- toYaml $excluded | nindent 6 }}
+      {{- toYaml (. | uniq | sortAlpha) | nindent 6 }}
   - key: aigate.dev/ignore
     operator: DoesNotExist
 {{- end }}

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from aigate.api.errors import WorkloadError, format_validation_error
 from aigate.api.models import AIWorkload, Case, ConfigMapKeyRef, PromptfooImport, Source
-from aigate.api.promptfoo import promptfoo_cases
+from aigate.api.promptfoo import file_references, promptfoo_cases
 
 MAX_REFERENCED_BYTES = 256 * 1024
 """A referenced prompt, suite or tool manifest larger than this is refused before it is parsed: a gate run needs no
@@ -247,13 +247,40 @@ def _read_source(src: Source, where: str, lookup: ConfigMapLookup, base_dir: Pat
     return _bounded(_read_file(src.file, where, base_dir), where)
 
 
-def _read_file(name: str, where: str, base_dir: Path | None) -> str:
+def confined(directory: Path, name: str, where: str, whose: str = "the workload's") -> Path:
+    """`name` under `directory` with symlinks resolved, or WorkloadError naming `where` when it leads outside.
+
+    In CI the workload file comes with the pull request and names the endpoint: a reference it may point anywhere
+    would send the runner's files to that endpoint. So whatever a workload (or a config it imports) reads lies in
+    its own directory; there is deliberately no way to allow more.
+    """
+    base = directory.resolve()
+    try:
+        target = (base / name).resolve()
+    except (OSError, RuntimeError, ValueError) as e:  # a symlink loop, a NUL byte
+        raise WorkloadError(f"{where}: cannot resolve {name}: {e}") from None
+    if not target.is_relative_to(base):
+        raise WorkloadError(f"{where}: {name} resolves outside {whose} directory {base}")
+    return target
+
+
+def _file_path(name: str, where: str, base_dir: Path | None) -> Path:
     if base_dir is None:
         raise WorkloadError(f"{where}.file: files can only be referenced from the CLI; use configMapRef")
+    return confined(base_dir, name, f"{where}.file")
+
+
+def _read_path(path: Path, name: str, where: str) -> str:
     try:
-        return (base_dir / name).read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except OSError as e:
         raise WorkloadError(f"{where}.file: cannot read {name}: {e.strerror or e}") from None
+    except UnicodeDecodeError:
+        raise WorkloadError(f"{where}.file: cannot read {name}: not UTF-8 text") from None
+
+
+def _read_file(name: str, where: str, base_dir: Path | None) -> str:
+    return _read_path(_file_path(name, where, base_dir), name, where)
 
 
 def _parse_cases(text: str, where: str) -> list[Case]:
@@ -322,10 +349,19 @@ def _import_promptfoo(
 ) -> list[Case]:
     """The promptfoo config's tests as cases; its text enters the spec digest as the suite's would."""
     where = "spec.suite.import.promptfoo"
-    text = lookup(pf.config_map_ref) if pf.config_map_ref is not None else _read_file(pf.file or "", where, base_dir)
+    path: Path | None = None
+    if pf.config_map_ref is not None:
+        text = lookup(pf.config_map_ref)
+    else:
+        path = _file_path(pf.file or "", where, base_dir)
+        text = _read_path(path, pf.file or "", where)
     referenced[where] = text
     docs = _yaml_documents(text, where)
-    cases = promptfoo_cases(docs[0] if len(docs) == 1 else docs, pf)
+    config = docs[0] if len(docs) == 1 else docs
+    if path is not None:  # promptfoo reads `file://` relative to its config: none may lead out of its directory
+        for at, name in file_references(config):
+            confined(path.parent, name, f"{where}: {pf.file}: {at}", "the config's")
+    cases = promptfoo_cases(config, pf)
     names = [c.name for c in cases]
     if len(set(names)) != len(names):
         raise WorkloadError(f"{where}: duplicate case names")

@@ -279,7 +279,7 @@ class Fallback(_Model):
 
 
 class Source(_Model):
-    """Text that lives outside the workload: a ConfigMap key in a cluster, a file next to it on a laptop."""
+    """Text that lives outside the workload: a ConfigMap key in a cluster, a file in its directory on a laptop."""
 
     model_config = ConfigDict(
         json_schema_extra=cel(
@@ -291,7 +291,8 @@ class Source(_Model):
     config_map_ref: ConfigMapKeyRef | None = None
     """In a cluster: the ConfigMap key holding the text (its content is covered by the spec digest)."""
     file: str | None = Field(default=None, min_length=1)
-    """Path relative to the workload file (CLI only)."""
+    """Path of a file in the workload file's directory (or below), relative to it; a symlink must not lead out
+    (CLI only)."""
     inline: str | None = None
     """The text itself."""
 
@@ -400,7 +401,8 @@ class PromptfooImport(_Model):
     )
 
     file: str | None = Field(default=None, min_length=1)
-    """Path of the promptfoo config (promptfooconfig.yaml), relative to the workload file (CLI only)."""
+    """Path of the promptfoo config (promptfooconfig.yaml) in the workload file's directory (or below), relative to
+    it; a symlink must not lead out, nor any `file://` in the config out of the config's directory (CLI only)."""
     config_map_ref: ConfigMapKeyRef | None = None
     """In a cluster: the ConfigMap key holding the promptfoo config (its content is covered by the spec digest)."""
     messages: list[Message] | None = None
@@ -442,7 +444,8 @@ class Suite(_Model):
     config_map_ref: ConfigMapKeyRef | None = None
     """In a cluster: the ConfigMap key holding the cases (YAML)."""
     file: str | None = None
-    """Path of a YAML file of cases, relative to the workload file (CLI only)."""
+    """Path of a YAML file of cases in the workload file's directory (or below), relative to it; a symlink must not
+    lead out (CLI only)."""
     import_: SuiteImport | None = Field(default=None, alias="import")
     """Cases imported from another tool's config (promptfoo); they count in the spec digest like any other."""
 

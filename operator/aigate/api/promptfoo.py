@@ -22,6 +22,7 @@ from aigate.api.errors import WorkloadError, format_validation_error
 from aigate.api.models import Case, Message, PromptfooImport
 
 WHERE = "spec.suite.import.promptfoo"
+FILE_URL = "file://"
 _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 _TEMPLATE_SYNTAX = re.compile(r"\{\{|\{%")
 TEXT_TYPES = ("equals", "contains", "icontains", "contains-any", "contains-all", "regex")
@@ -59,7 +60,7 @@ def _prompt_messages(config: dict[str, Any]) -> list[Message]:
     prompt = prompts[0]
     if isinstance(prompt, dict):
         prompt = prompt.get("raw")
-    if not isinstance(prompt, str) or prompt.startswith("file://"):
+    if not isinstance(prompt, str) or prompt.startswith(FILE_URL):
         raise _fail(f"prompt {str(prompts[0])[:60]!r} is not inline text: declare the messages in {WHERE}.messages")
     try:
         chat = json.loads(prompt)
@@ -174,6 +175,26 @@ def _case_name(test: dict[str, Any], i: int, seen: set[str]) -> str:
         name = f"{name}-{i + 1}"
     seen.add(name)
     return name
+
+
+def file_references(config: Any) -> list[tuple[str, str]]:
+    """(field, path) of every `file://` string in a config, keys included, in document order: promptfoo would read
+    each (a prompt, tests, a var's value), so the loader confines every one, whether aigate reads it or not."""
+    found: list[tuple[str, str]] = []
+    stack: list[tuple[str, Any]] = [("", config)]
+    while stack:
+        at, node = stack.pop()
+        if isinstance(node, str) and node.startswith(FILE_URL):
+            found.append((at or "(top level)", node.removeprefix(FILE_URL)))
+        children = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+        below = []
+        for key, child in children:
+            field = f"{at}[{key}]" if isinstance(node, list) else f"{at}.{key}" if at else str(key)
+            if isinstance(node, dict):
+                below.append((f"a key of {at or 'the config'}", key))
+            below.append((field, child))
+        stack.extend(reversed(below))
+    return found
 
 
 def promptfoo_cases(config: Any, spec: PromptfooImport) -> list[Case]:
