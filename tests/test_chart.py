@@ -711,6 +711,24 @@ def test_the_platform_default_is_the_operators_and_the_webhooks_setting(helm: Pa
 
 
 @pytest.mark.parametrize(
+    ("enforcement", "warning"),
+    [
+        ("warn", "a failing workload's rollouts are admitted with a warning."),
+        ("audit", "a failing workload's rollouts are admitted whenever the workload asks for audit."),
+    ],
+)
+def test_notes_warn_when_the_platform_default_is_softened(helm: Path, enforcement: str, warning: str) -> None:
+    sets = ("--set", f"defaultPolicy.enforcement={enforcement}")
+    r = run_helm(helm, "install", "aigate", str(CHART), "-n", NS, "--dry-run=client", *sets)
+    assert r.returncode == 0, r.stderr
+    notes = r.stdout.split("NOTES:", 1)[1]
+    assert f"WARNING: defaultPolicy.enforcement is {enforcement}: where no AIGatePolicy sets a floor" in notes
+    assert warning in notes, notes
+    default = run_helm(helm, "install", "aigate", str(CHART), "-n", NS, "--dry-run=client")
+    assert "WARNING: defaultPolicy" not in default.stdout
+
+
+@pytest.mark.parametrize(
     ("values", "says"),
     [
         (

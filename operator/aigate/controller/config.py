@@ -211,7 +211,7 @@ class OperatorConfig(BaseModel):
         Security(
             "loopback: nothing off the host reads /metrics",
             "0.0.0.0 (the chart's, for probes and Prometheus): workload names, namespaces and decisions, "
-            "unauthenticated, to whoever reaches the port (networkPolicy narrows who)",
+            "unauthenticated, to whoever reaches the pod's port",
         ),
     ] = Field(default="127.0.0.1", description="the address of /metrics, /healthz and /readyz")
     metrics_port: Annotated[int, Env("AIGATE_METRICS_PORT", unit="port")] = Field(
