@@ -5,6 +5,7 @@ decides."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
@@ -139,15 +140,17 @@ def effective(
             max_error, limits["maxErrorRate"] = s.slo.max_error_rate, name
         if s.slo.max_p95_latency_ms is not None and (max_p95 is None or s.slo.max_p95_latency_ms < max_p95):
             max_p95, limits["maxP95LatencyMs"] = s.slo.max_p95_latency_ms, name
-    in_force = list(governing)
-    if enforcement is None or max_valid_for is None:
-        in_force.append(default.as_policy())
+    defaulted = enforcement is None or max_valid_for is None
+    if not governing:
+        digest = _digest_alone(default)
+    else:
+        digest = policy_digest([*governing, default.as_policy()] if defaulted else governing)
     if enforcement is None:
         enforcement, limits["enforcement"] = default.enforcement, PLATFORM_DEFAULT
     if max_valid_for is None:
         max_valid_for, limits["maxValidFor"] = parse_duration(default.max_valid_for), PLATFORM_DEFAULT
     return EffectivePolicy(
-        names=tuple(_name(p) for p in in_force),
+        names=tuple(_name(p) for p in governing) + ((PLATFORM_DEFAULT,) if defaulted else ()),
         enforcement=enforcement,
         max_valid_for=max_valid_for,
         acceptor_groups=frozenset(g for p in governing for g in p.spec.acceptor_groups),
@@ -156,9 +159,15 @@ def effective(
         min_pass_rate=min_pass,
         max_error_rate=max_error,
         max_p95_latency_ms=max_p95,
-        digest=policy_digest(in_force),
+        digest=digest,
         limits=limits,
     )
+
+
+@functools.cache
+def _digest_alone(default: PlatformDefault) -> str:
+    """The digest where no policy selects the namespace (most reviews, in clusters with few policies): once."""
+    return policy_digest([default.as_policy()])
 
 
 def _name(p: AIGatePolicy) -> str:
