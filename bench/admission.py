@@ -60,9 +60,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from aigate.controller import names  # noqa: E402
-from aigate.controller.admission import rollout_decision  # noqa: E402
-from aigate.controller.webhooks import ROLLOUTS_WEBHOOK  # noqa: E402
+from aigate.kube import names  # noqa: E402
+from aigate.webhook.admission import rollout_decision  # noqa: E402
+from aigate.webhook.configurations import ROLLOUTS_WEBHOOK  # noqa: E402
 from test_admission import NAME, NOW, NS, PUB, World  # noqa: E402
 from webhook_tls import Certs, serving_certs  # noqa: E402
 

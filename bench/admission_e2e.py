@@ -66,9 +66,9 @@ sys.path.insert(0, str(ROOT / "tests" / "cluster"))
 
 from test_operator import PROFILE, deployment, setup_namespace, wait_decision, workload  # noqa: E402
 
-from aigate.controller.webhooks import mutating_configuration, validating_configuration  # noqa: E402
 from aigate.simulator.profile import SimProfile  # noqa: E402
 from aigate.simulator.server import SimulatorServer  # noqa: E402
+from aigate.webhook.configurations import mutating_configuration, validating_configuration  # noqa: E402
 from localcluster.aigate_operator import (  # noqa: E402
     OPERATOR_NAMESPACE,
     OperatorProcess,

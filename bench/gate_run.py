@@ -149,8 +149,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from aigate.api.digest import spec_digest
     from aigate.api.load import resolve, workload_from_api
-    from aigate.controller import jobs, names
+    from aigate.controller import jobs
     from aigate.evidence.keys import generate_key, private_key_from_pem
+    from aigate.kube import names
     from aigate.pipeline import judge, sign_predicate
     from aigate.rungates import read_result
     from aigate.simulator.profile import SimProfile

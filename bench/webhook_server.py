@@ -31,9 +31,9 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 
 def build_app() -> Any:
-    from aigate.controller import names
-    from aigate.controller.admission import VerifyCache
-    from aigate.controller.metrics import Metrics
+    from aigate.kube import names
+    from aigate.kube.metrics import Metrics
+    from aigate.webhook.admission import VerifyCache
     from aigate.webhook.index import Index
     from aigate.webhook.review import Reviewer
     from aigate.webhook.server import App
@@ -183,7 +183,7 @@ def index_rss(n: int) -> None:
     import kubernetes  # noqa: F401
 
     import aigate.webhook.server  # noqa: F401
-    from aigate.controller.admission import VerifyCache
+    from aigate.webhook.admission import VerifyCache
     from aigate.webhook.index import Index
     from test_admission import PUB, World
 

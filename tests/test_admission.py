@@ -13,11 +13,11 @@ import yaml
 
 from aigate.api.digest import spec_digest
 from aigate.api.load import load_and_resolve
-from aigate.controller import names
-from aigate.controller.admission import VerifyCache, current_spec_digest, rollout_decision
 from aigate.evidence import build_statement, generate_key, sign_statement
 from aigate.evidence.keys import private_key_from_pem, public_key_from_pem
+from aigate.kube import names
 from aigate.policy.acceptance import acceptance_patch, acceptance_validation
+from aigate.webhook.admission import VerifyCache, current_spec_digest, rollout_decision
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "fraud-review-assistant-remediated.yaml"

@@ -19,9 +19,9 @@ from cryptography import x509
 
 from aigate import chartgen
 from aigate.api.crd import render_crd, render_policy_crd
-from aigate.controller.config import OperatorConfig, env_name
-from aigate.controller.metrics import Metrics
-from aigate.controller.webhooks import mutating_configuration, validating_configuration
+from aigate.kube.config import OperatorConfig, env_name
+from aigate.kube.metrics import Metrics
+from aigate.webhook.configurations import mutating_configuration, validating_configuration
 from helmchart import CHART, CI_VALUES, NS, ROOT, Obj, find_helm, find_promtool, render, run_helm, template_text
 
 

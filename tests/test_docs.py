@@ -10,7 +10,7 @@ import pytest
 
 from aigate import docgen
 from aigate.api.errors import UsageError
-from aigate.controller.config import OperatorConfig, env_name, from_env, settings_table
+from aigate.kube.config import OperatorConfig, env_name, from_env, settings_table
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"

@@ -13,8 +13,9 @@ import pytest
 import yaml
 
 from aigate.api.load import resolve
-from aigate.controller import jobs, names
+from aigate.controller import jobs
 from aigate.gateapi import GateApiConfigError, GateApiError, connect, from_kubeconfig, in_cluster
+from aigate.kube import names
 from aigate.rungates import read_result, run_gates
 from configmap_api import ConfigMapApi, serving
 from test_jobs import CANARY, CASES, DIGEST, workload

@@ -13,7 +13,8 @@ import pytest
 
 from aigate.api.load import configmap_names, resolve
 from aigate.api.models import AIWorkload
-from aigate.controller import jobs, names
+from aigate.controller import jobs
+from aigate.kube import names
 from aigate.measurements import CaseRun, Measurements, ModelMeasurement
 from aigate.rungates import (
     MAX_RESULT_BYTES,
@@ -451,7 +452,7 @@ def test_job_requests_cpu_and_never_limits_it() -> None:
 
 def test_job_resources_from_the_environment() -> None:
     from aigate.api.errors import UsageError
-    from aigate.controller.config import from_env
+    from aigate.kube.config import from_env
 
     key = {"AIGATE_SIGNING_KEY": "/keys/signing.pem"}
     assert from_env(key).job_resources == {

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from aigate.controller.handlers import Regates
-from aigate.controller.lanes import DigestLanes, TooLate
+from aigate.webhook.lanes import DigestLanes, TooLate
 
 
 def test_a_namespace_busy_digesting_does_not_hold_another_back() -> None:

@@ -15,7 +15,7 @@ from aigate.probes.runner import RunOptions, run_workload
 from aigate.redact import register_secret
 from aigate.rungates import PHASE_LIMIT, ProgressReporter, planned_cases, progress_status
 from factories import example_doc, resolved_from
-from test_probes_support import CANARY, model, simulator, workload
+from probes_support import CANARY, model, simulator, workload
 from test_runner import CASES, keys, pricing, sim_model
 
 NOW = datetime(2026, 12, 1, 4, 0, tzinfo=UTC)

@@ -13,7 +13,7 @@ from aigate.api.models import AIWorkloadSpec
 from aigate.gates.reliability import load_text
 from aigate.measurements import FAULT_MODES
 from aigate.probes.runner import RunOptions, arrival_offsets, concurrency_for, effective_timeout_ms, run_workload
-from test_probes_support import CANARY, key_echo_server, model, queue_server, simulator, workload
+from probes_support import CANARY, key_echo_server, model, queue_server, simulator, workload
 
 ANSWER = '{"risk": "low", "summary": "nothing unusual"}'
 SCHEMA = {"type": "object", "required": ["risk"], "properties": {"risk": {"enum": ["low", "high"]}}}

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from aigate.controller.webhooks import (
+from aigate.webhook.configurations import (
     ACCEPTANCES_WEBHOOK,
     AIWORKLOADS_WEBHOOK,
     ROLLOUTS_WEBHOOK,

@@ -168,8 +168,8 @@ def cmd_run_gates(args: argparse.Namespace) -> int:
 
 
 def cmd_operator(args: argparse.Namespace) -> int:
-    from aigate.controller.config import from_env
     from aigate.controller.handlers import run_operator
+    from aigate.kube.config import from_env
 
     return run_operator(from_env())
 

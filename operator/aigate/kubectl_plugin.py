@@ -159,7 +159,7 @@ class StoredEvidence:
 
 
 def stored_evidence(cluster: Cluster, workload: dict[str, Any]) -> StoredEvidence:
-    from aigate.controller.names import EVIDENCE_KEY
+    from aigate.kube.names import EVIDENCE_KEY
 
     name = workload["metadata"]["name"]
     ref = (workload.get("status") or {}).get("evidence") or {}

@@ -37,9 +37,9 @@ from aigate.api.errors import WorkloadError, format_validation_error
 from aigate.api.load import ResolvedWorkload, configmap_lookup, resolve, workload_from_api
 from aigate.api.models import AIWorkload, Credentials
 from aigate.console import parse_count
-from aigate.controller import names
 from aigate.controller.jobs import INPUT_KEY, JOB_NAME_ENV
 from aigate.gateapi import TIMEOUT_S, GateApi, GateApiConfigError, GateApiError, connect
+from aigate.kube import names
 from aigate.measurements import Measurements, required_fault_modes
 from aigate.measuring import CheckOptions, measure
 from aigate.probes.runner import RunOptions

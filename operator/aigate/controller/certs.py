@@ -37,7 +37,7 @@ from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
 from aigate.api.errors import UsageError
-from aigate.controller.config import OperatorConfig
+from aigate.kube.config import OperatorConfig
 
 log = logging.getLogger("aigate.certs")
 

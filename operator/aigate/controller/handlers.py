@@ -17,12 +17,8 @@ from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from aigate.controller import names
 from aigate.controller.certs import start_rotator
-from aigate.controller.config import OperatorConfig
 from aigate.controller.jobs import GATE_RESULT_ROLE
-from aigate.controller.kube import JSON, Kube, load_api_client
-from aigate.controller.metrics import Metrics
 from aigate.controller.reconcile import Reconciler, Signer, job_finished
 from aigate.controller.signingkey import (
     PUBLIC_KEY_CONFIGMAP,
@@ -31,6 +27,10 @@ from aigate.controller.signingkey import (
     publish_public_key,
 )
 from aigate.evidence.keys import key_id, load_private_key, load_public_key
+from aigate.kube import names
+from aigate.kube.client import JSON, Kube, load_api_client
+from aigate.kube.config import OperatorConfig
+from aigate.kube.metrics import Metrics
 from aigate.policy.configmaps import configmaps_read
 
 log = logging.getLogger("aigate.operator")

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aigate.api.models import AIWorkload, Credentials, SecretKeyRef
-from aigate.controller import names
+from aigate.kube import names
 
 GATE_JOB_ROLE = "gate-job"
 GATE_RESULT_ROLE = "gate-result"

@@ -21,13 +21,14 @@ from aigate.api.errors import WorkloadError
 from aigate.api.load import ResolvedWorkload, configmap_refs, resolve, workload_from_api
 from aigate.api.models import AIWorkload, StatusSummary
 from aigate.api.policy import AIGatePolicy
-from aigate.controller import jobs, names
-from aigate.controller.config import OperatorConfig
+from aigate.controller import jobs
 from aigate.controller.jobs import GateRun, owner_reference
-from aigate.controller.kube import JSON, Kube
 from aigate.evidence import EvidenceError, EvidencePredicate, VerifiedEvidence, verify_evidence
 from aigate.evidence.predicate import MeasurementSummary
 from aigate.gates.result import GateResult, decide
+from aigate.kube import names
+from aigate.kube.client import JSON, Kube
+from aigate.kube.config import OperatorConfig
 from aigate.pipeline import judge, sign_predicate
 from aigate.policy.conditions import (
     Reason,

@@ -25,24 +25,24 @@ from aigate.api.digest import acceptance_digest
 from aigate.api.errors import WorkloadError
 from aigate.api.load import configmap_lookup, resolve, workload_from_api
 from aigate.api.models import WORKLOAD_LABEL
-from aigate.controller import names
-from aigate.controller.admission import rollout_decision
-from aigate.controller.lanes import DigestLanes, TooLate
-from aigate.controller.metrics import Metrics
-from aigate.controller.webhooks import (
+from aigate.evidence import PublicKey
+from aigate.kube import names
+from aigate.kube.metrics import Metrics
+from aigate.policy.acceptance import AcceptanceDecision, acceptance_patch
+from aigate.policy.governance import violations
+from aigate.policy.references import added
+from aigate.policy.references import refusal as reference_refusal
+from aigate.policy.rollout import not_judged, shape_problem
+from aigate.webhook.admission import rollout_decision
+from aigate.webhook.configurations import (
     ACCEPTANCES_WEBHOOK,
     AIWORKLOADS_WEBHOOK,
     ROLLOUTS_WEBHOOK,
     TIMEOUT_SECONDS,
     refusal,
 )
-from aigate.evidence import PublicKey
-from aigate.policy.acceptance import AcceptanceDecision, acceptance_patch
-from aigate.policy.governance import violations
-from aigate.policy.references import added
-from aigate.policy.references import refusal as reference_refusal
-from aigate.policy.rollout import not_judged, shape_problem
 from aigate.webhook.index import JSON, Index
+from aigate.webhook.lanes import DigestLanes, TooLate
 
 ROLLOUT_KINDS = {
     ("", "pods"): "Pod",
