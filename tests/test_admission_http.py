@@ -17,7 +17,8 @@ import aiohttp
 import pytest
 
 from aigate.kube.metrics import Metrics
-from aigate.webhook.configurations import ROLLOUTS_WEBHOOK, refusal
+from aigate.webhook.configurations import ROLLOUTS_WEBHOOK
+from aigate.webhook.envelope import refusal
 from aigate.webhook.review import Answer, respond
 from aigate.webhook.server import App
 from webhook_tls import Certs, serving, serving_certs

@@ -265,7 +265,7 @@ def test_webhook_deployment(helm: Path) -> None:
 
 PENDING_SETTINGS: set[str] = set()
 """Set by the chart for the operator the trust work (gate Jobs in the gate namespace) brings; remove each from here
-when controller/config.py declares it (the test below says when)."""
+when kube/config.py declares it (the test below says when)."""
 
 
 def test_every_setting_the_chart_sets_is_one_the_operator_declares(helm: Path) -> None:
@@ -308,7 +308,7 @@ def _webhooks(objs: list[Obj]) -> dict[str, Obj]:
 
 
 def test_webhooks_agree_with_the_operators_own_rendering(helm: Path) -> None:
-    """Names, paths, rules, objectSelector, reinvocation: what hack/ and the tests register (controller/webhooks.py)
+    """Names, paths, rules, objectSelector, reinvocation: what hack/ and the tests register (webhook/configurations.py)
     is what the chart installs; only clientConfig and the excluded namespaces differ."""
     client = {"service": {"name": "aigate-webhook", "namespace": NS, "port": 443}}
     ours = {

@@ -15,16 +15,9 @@ from aigate.api.load import configmap_names, resolve
 from aigate.api.models import AIWorkload
 from aigate.controller import jobs
 from aigate.kube import names
+from aigate.kube.gaterun import MAX_RESULT_BYTES, TEXT_LIMIT, GateRunResult, ResultError, bound_result, read_result
 from aigate.measurements import CaseRun, Measurements, ModelMeasurement
-from aigate.rungates import (
-    MAX_RESULT_BYTES,
-    TEXT_LIMIT,
-    GateRunResult,
-    ResultError,
-    _for_the_job,
-    bound_result,
-    read_result,
-)
+from aigate.rungates import _for_the_job
 
 DIGEST = "sha256:" + "ab12" * 16
 UID = "0b9f6c5e-1111-2222-3333-444455556666"
@@ -165,7 +158,7 @@ def test_input_carries_the_resolved_spec_and_only_referenced_keys() -> None:
     cm = jobs.input_configmap(r, payload)
     assert cm["metadata"]["name"] == names.run_input(r.job) and cm["metadata"]["namespace"] == GATES
     assert cm["immutable"] is True
-    doc = json.loads(cm["data"][jobs.INPUT_KEY])
+    doc = json.loads(cm["data"][names.INPUT_KEY])
     meta = doc["workload"]["metadata"]
     assert (meta["name"], meta["namespace"], meta["uid"]) == ("fraud-review", "fraud", UID)
     assert doc["configMaps"] == {"prompts": {"system.md": "You are careful."}, "suite": {"cases.yaml": CASES}}
@@ -269,7 +262,7 @@ def test_job_env_one_secret_key_ref_per_distinct_secret_and_nothing_else_secret(
         )
     }
     assert len(c["env"]) == len({e["name"] for e in c["env"]})
-    job_name = [e for e in c["env"] if e["name"] == jobs.JOB_NAME_ENV]
+    job_name = [e for e in c["env"] if e["name"] == names.JOB_NAME_ENV]
     assert job_name == [
         {"name": "AIGATE_JOB_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['job-name']"}}}
     ]

@@ -1,4 +1,4 @@
-"""Digest lanes (controller/lanes.py): one namespace's reviews that need a digest queue behind each other, never
+"""Digest lanes (webhook/lanes.py): one namespace's reviews that need a digest queue behind each other, never
 in front of another namespace's; a review whose digest was computed while it waited decides on the event loop."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The documentation generated from the code: the settings table and the AIWorkload resource reference.
 
-Both are rendered from the one declaration of each (controller/config.py, the CRD built from api/models.py), so
+Both are rendered from the one declaration of each (kube/config.py, the CRD built from api/models.py), so
 the docs cannot drift: `make docs` writes them, and a test keeps the committed files equal to what this renders.
 Usage: `python -m aigate.docgen [DOCS_DIR]` (default: docs).
 """

@@ -21,7 +21,7 @@ from aigate.api.load import configmap_refs, resolve
 from aigate.api.models import AIWorkload, ConfigMapKeyRef
 from aigate.controller import jobs
 from aigate.kube import names
-from aigate.rungates import GateRunResult, read_result
+from aigate.kube.gaterun import GateRunResult, read_result
 from localcluster.testing import Cluster, cluster_image
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -18,7 +18,6 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from aigate.api.errors import UsageError
-from aigate.controller.jobs import DEFAULT_RESOURCES
 
 
 @dataclass(frozen=True)
@@ -32,6 +31,13 @@ class Env:
     empty: str | None = None
     """What an empty value means, when it does not mean the default; the value it reads as is None or an empty list."""
 
+
+DEFAULT_RESOURCES: dict[str, dict[str, str]] = {
+    "requests": {"cpu": "500m", "memory": "256Mi"},
+    "limits": {"memory": "1Gi"},
+}
+"""The gate container's resources unless the settings say otherwise (`controller.jobs.gate_job`): a CPU request, no
+CPU limit."""
 
 _QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")
 _SUFFIX = {"": 1, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e18}

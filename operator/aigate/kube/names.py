@@ -14,7 +14,12 @@ GATE_FOR_LABEL = "aigate.dev/gate-for"
 ConfigMaps). Not `aigate.dev/workload`: that label is what the rollout webhook selects, and a gate Job must
 never be held back by the gate it runs."""
 ROLE_LABEL = "aigate.dev/role"
-"""gate-job | gate-result | evidence"""
+"""Which part of a gate run, or of the trusted evidence, an object is: one of the roles below."""
+GATE_JOB_ROLE = "gate-job"
+GATE_RESULT_ROLE = "gate-result"
+GATE_INPUT_ROLE = "gate-input"
+GATE_CREDENTIALS_ROLE = "gate-credentials"
+EVIDENCE_ROLE = "evidence"
 DIGEST_ANNOTATION = "aigate.dev/spec-digest"
 RUN_ANNOTATION = "aigate.dev/run-id"
 RUN_LABEL = "aigate.dev/run-id"
@@ -28,8 +33,15 @@ FOR_NAME_ANNOTATION = "aigate.dev/for-name"
 """Which AIWorkload a gate run or trusted evidence belongs to, for people and for routing a Job event."""
 FINALIZER = "aigate.dev/gate-runs"
 
+INPUT_KEY = "input.json"
+"""The key of the run's input ConfigMap that holds the resolved spec (`controller.jobs.run_input`)."""
 RESULT_KEY = "result.json"
 EVIDENCE_KEY = "evidence.json"
+JOB_NAME_ENV = "AIGATE_JOB_NAME"
+"""Set from the pod's `job-name` label (the Job controller writes it), so the result names its Job."""
+PUBLIC_KEY_CONFIGMAP = "aigate-public-key"
+"""In the operator's namespace: the public key the operator signs evidence with, published for `kubectl aigate
+evidence --verify` (`controller.signingkey`)."""
 
 
 def _short(text: str, n: int) -> str:

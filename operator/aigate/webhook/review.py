@@ -34,13 +34,8 @@ from aigate.policy.references import added
 from aigate.policy.references import refusal as reference_refusal
 from aigate.policy.rollout import not_judged, shape_problem
 from aigate.webhook.admission import rollout_decision
-from aigate.webhook.configurations import (
-    ACCEPTANCES_WEBHOOK,
-    AIWORKLOADS_WEBHOOK,
-    ROLLOUTS_WEBHOOK,
-    TIMEOUT_SECONDS,
-    refusal,
-)
+from aigate.webhook.configurations import ACCEPTANCES_WEBHOOK, AIWORKLOADS_WEBHOOK, ROLLOUTS_WEBHOOK, TIMEOUT_SECONDS
+from aigate.webhook.envelope import refusal
 from aigate.webhook.index import JSON, Index
 from aigate.webhook.lanes import DigestLanes, TooLate
 
@@ -115,7 +110,7 @@ class Reviewer:
         self.lanes = DigestLanes(give_up_after=TIMEOUT_SECONDS)
 
     async def review(self, webhook: str, review: JSON) -> JSON:
-        """The answer to a well-formed review (controller.webhooks.parse_review checked its envelope)."""
+        """The answer to a well-formed review (webhook.envelope.parse_review checked its envelope)."""
         request = review["request"]
         resource = request["resource"]
         group, plural = resource.get("group") or "", resource.get("resource") or ""
@@ -171,7 +166,7 @@ class Reviewer:
         )
 
         # the index warmed the digest when the workload changed; should a review still come first, the parsing and
-        # hashing go to a worker thread, one namespace at a time (controller/lanes.py), and the event loop answers
+        # hashing go to a worker thread, one namespace at a time (webhook/lanes.py), and the event loop answers
         # every other review meanwhile
         def fresh() -> bool:
             return workload is None or self.index.verify_cache.fresh(workload, configmaps)

@@ -29,10 +29,10 @@ from aigate.kube.client import Kube, load_api_client
 from aigate.kube.config import OperatorConfig, from_env
 from aigate.kube.metrics import Metrics
 from aigate.webhook.admission import VerifyCache
-from aigate.webhook.configurations import (
+from aigate.webhook.configurations import WEBHOOK_IDS
+from aigate.webhook.envelope import (
     MAX_BODY_BYTES,
     READ_TIMEOUT_SECONDS,
-    WEBHOOK_IDS,
     BadReview,
     parse_review,
     refusal,
