@@ -19,7 +19,7 @@ from aigate.kube import names
 from aigate.kube.gaterun import read_result
 from aigate.rungates import run_gates
 from configmap_api import ConfigMapApi, serving
-from test_jobs import CANARY, CASES, DIGEST, workload
+from jobs_support import CANARY, CASES, DIGEST, workload
 
 NS = "aigate-gates"
 

@@ -16,8 +16,7 @@ from aigate.probes.runner import RunOptions, run_workload
 from aigate.redact import register_secret
 from aigate.rungates import ProgressReporter, planned_cases
 from factories import example_doc, resolved_from
-from probes_support import CANARY, model, simulator, workload
-from test_runner import CASES, keys, pricing, sim_model
+from probes_support import CANARY, CASES, keys, model, pricing, sim_model, simulator, workload
 
 NOW = datetime(2026, 12, 1, 4, 0, tzinfo=UTC)
 

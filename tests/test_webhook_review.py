@@ -12,13 +12,13 @@ from typing import Any
 
 import pytest
 
+from admission_support import NAME, NS, PUB, World
 from aigate.kube import names
 from aigate.kube.metrics import Metrics
 from aigate.webhook.admission import VerifyCache
 from aigate.webhook.configurations import ACCEPTANCES_WEBHOOK, AIWORKLOADS_WEBHOOK, ROLLOUTS_WEBHOOK
 from aigate.webhook.index import Index, Watch, Watcher
 from aigate.webhook.review import Reviewer
-from test_admission import NAME, NS, PUB, World
 
 OPERATOR_NS = "aigate-system"
 UID = "wl-uid-1"
