@@ -38,6 +38,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from timing import main_or_child
+
 ROOT = Path(__file__).resolve().parents[1]
 GATES = "aigate-gates"
 TOKEN = "bench-gate-token"
@@ -319,7 +321,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) > 1 and sys.argv[1] == "--child":
-        child(sys.argv[2:])
-    else:
-        sys.exit(main())
+    main_or_child(main, child)
