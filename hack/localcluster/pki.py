@@ -25,12 +25,6 @@ def _write_private(path: Path, data: bytes) -> None:
 
 
 @dataclass(frozen=True)
-class CertPair:
-    cert: Path
-    key: Path
-
-
-@dataclass(frozen=True)
 class CA:
     cert: x509.Certificate
     key: ec.EllipticCurvePrivateKey
@@ -76,6 +70,14 @@ class CA:
         pair.cert.write_bytes(cert_pem(cert))
         _write_private(pair.key, key_pem(key))
         return pair
+
+
+@dataclass(frozen=True)
+class CertPair:
+    """Where a certificate (or a public key) and its private key were written."""
+
+    cert: Path
+    key: Path
 
 
 def service_account_keys(directory: Path) -> CertPair:
