@@ -59,8 +59,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from admission_support import NOW, NS, PUB, World  # noqa: E402
-from aigate.webhook.admission import rollout_decision  # noqa: E402
+from admission_support import World  # noqa: E402
 from aigate.webhook.configurations import ROLLOUTS_WEBHOOK  # noqa: E402
 from timing import cpu_seconds, machine_line, open_loop, percentiles_ms, timed  # noqa: E402
 from webhook_app import review_body  # noqa: E402
@@ -169,21 +168,12 @@ async def run_rate(
 
 
 def cold_decisions(iterations: int) -> dict[str, float]:
+    """rollout_decision with no cache: the spec digest and the ECDSA check every time."""
     world = World()
+    world.cache = None
 
     def decide() -> None:
-        d = rollout_decision(
-            kind="Deployment",
-            namespace=NS,
-            labels=world.labels,
-            workload=world.workload,
-            evidence_cm=world.evidence,
-            configmaps=world.configmaps,
-            public_key=PUB,
-            now=NOW,
-            verify_cache=None,
-        )
-        assert d.allowed
+        assert world.decide().allowed
 
     return percentiles_ms(timed(decide, iterations))
 

@@ -10,7 +10,7 @@ from typing import Any
 from aigate.assessment import Assessment, case_summaries, paths_of
 from aigate.evidence.keys import key_id, load_private_key, write_keypair
 from aigate.gates import apply_acceptances, decide, judge_evidence, judge_measured
-from aigate.measurements import Outcome
+from aigate.measurements import Measurements, Outcome
 from aigate.pipeline import judge, sign_predicate
 from factories import T0, all_valid_faults, example_doc, measurements, model, resolved_from, run
 
@@ -24,6 +24,25 @@ FRAUD_CASES = [
     "injection-in-case-text",
     "injection-exfiltrate",
 ]
+
+
+def assessed(resolved: Any, m: Measurements, *, owner: str) -> Assessment:
+    """The assessment `aigate check` makes of M: the five gates judged, the evidence gate on no evidence, the risk
+    acceptances applied at T0."""
+    results = [*judge_measured(resolved, m, assumed_timeout_ms=8000), judge_evidence([], None)]
+    results = apply_acceptances(results, resolved.workload.spec.risk_acceptances, T0)
+    return Assessment(
+        name=resolved.name,
+        namespace="fraud",
+        owner=owner,
+        spec_digest="sha256:" + "ab" * 32,
+        decision=decide(results),
+        gates=results,
+        paths=paths_of(resolved),
+        cases=case_summaries(resolved, m),
+        measurements=m,
+        generated_at=T0,
+    )
 
 
 def failing_assessment() -> Assessment:
@@ -40,20 +59,7 @@ def failing_assessment() -> Assessment:
         },
         all_valid_faults(FRAUD_CASES, served_by="safeStop"),
     )
-    results = [*judge_measured(resolved, m, assumed_timeout_ms=8000), judge_evidence([], None)]
-    results = apply_acceptances(results, resolved.workload.spec.risk_acceptances, T0)
-    return Assessment(
-        name=resolved.name,
-        namespace="fraud",
-        owner="fraud-platform-team",
-        spec_digest="sha256:" + "ab" * 32,
-        decision=decide(results),
-        gates=results,
-        paths=paths_of(resolved),
-        cases=case_summaries(resolved, m),
-        measurements=m,
-        generated_at=T0,
-    )
+    return assessed(resolved, m, owner="fraud-platform-team")
 
 
 EVIL = "<script>window.__pwned=1</script>"
@@ -118,22 +124,7 @@ def hostile_measurements() -> Any:
 
 
 def hostile_assessment() -> Assessment:
-    resolved = hostile_resolved()
-    m = hostile_measurements()
-    results = [*judge_measured(resolved, m, assumed_timeout_ms=8000), judge_evidence([], None)]
-    results = apply_acceptances(results, resolved.workload.spec.risk_acceptances, T0)
-    return Assessment(
-        name=resolved.name,
-        namespace="fraud",
-        owner=EVIL,
-        spec_digest="sha256:" + "ab" * 32,
-        decision=decide(results),
-        gates=results,
-        paths=paths_of(resolved),
-        cases=case_summaries(resolved, m),
-        measurements=m,
-        generated_at=T0,
-    )
+    return assessed(hostile_resolved(), hostile_measurements(), owner=EVIL)
 
 
 def sign(tmp_path: Path, *, mutate: Any = None) -> tuple[Path, Path, Path]:
