@@ -60,7 +60,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from admission_support import World  # noqa: E402
-from aigate.webhook.configurations import ROLLOUTS_WEBHOOK  # noqa: E402
+from aigate.kube.names import ROLLOUTS_WEBHOOK  # noqa: E402
 from timing import cpu_seconds, machine_line, open_loop, percentiles_ms, timed  # noqa: E402
 from webhook_app import review_body  # noqa: E402
 from webhook_tls import Certs, serving_certs  # noqa: E402

@@ -17,7 +17,7 @@ import aiohttp
 import pytest
 
 from aigate.kube.metrics import Metrics
-from aigate.webhook.configurations import ROLLOUTS_WEBHOOK
+from aigate.kube.names import ROLLOUTS_WEBHOOK
 from aigate.webhook.envelope import refusal
 from aigate.webhook.review import Answer, respond
 from aigate.webhook.server import App

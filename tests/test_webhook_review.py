@@ -15,8 +15,8 @@ import pytest
 from admission_support import NAME, NS, PUB, World
 from aigate.kube import names
 from aigate.kube.metrics import Metrics
+from aigate.kube.names import ACCEPTANCES_WEBHOOK, AIWORKLOADS_WEBHOOK, ROLLOUTS_WEBHOOK
 from aigate.webhook.admission import VerifyCache
-from aigate.webhook.configurations import ACCEPTANCES_WEBHOOK, AIWORKLOADS_WEBHOOK, ROLLOUTS_WEBHOOK
 from aigate.webhook.index import Index, Watch, Watcher
 from aigate.webhook.review import Reviewer
 

@@ -33,6 +33,16 @@ FOR_NAME_ANNOTATION = "aigate.dev/for-name"
 """Which AIWorkload a gate run or trusted evidence belongs to, for people and for routing a Job event."""
 FINALIZER = "aigate.dev/gate-runs"
 
+# The admission webhooks, by name; each is served at the path of its name (webhook/configurations.py registers
+# them, the chart installs them, `aigate webhook` serves them, `kubectl aigate` checks them).
+ROLLOUTS_WEBHOOK = "rollouts.aigate.dev"
+"""Validating: Deployments and kin labelled aigate.dev/workload."""
+ACCEPTANCES_WEBHOOK = "acceptances.aigate.dev"
+"""Mutating: records the authenticated user as acceptedBy of new or changed risk acceptances."""
+AIWORKLOADS_WEBHOOK = "aiworkloads.aigate.dev"
+"""Validating: AIWorkloads as they will be stored (acceptedBy as the mutation wrote it)."""
+WEBHOOK_IDS: tuple[str, ...] = (ROLLOUTS_WEBHOOK, ACCEPTANCES_WEBHOOK, AIWORKLOADS_WEBHOOK)
+
 INPUT_KEY = "input.json"
 """The key of the run's input ConfigMap that holds the resolved spec (`controller.jobs.run_input`)."""
 RESULT_KEY = "result.json"

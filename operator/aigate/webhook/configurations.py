@@ -14,16 +14,9 @@ from collections.abc import Collection, Mapping
 from typing import Any
 
 from aigate.api.models import API_GROUP, API_VERSION, PLURAL, WORKLOAD_LABEL
+from aigate.kube.names import ACCEPTANCES_WEBHOOK, AIWORKLOADS_WEBHOOK, ROLLOUTS_WEBHOOK
 
 logger = logging.getLogger(__name__)
-
-ROLLOUTS_WEBHOOK = "rollouts.aigate.dev"
-"""Validating: Deployments and kin labelled aigate.dev/workload."""
-ACCEPTANCES_WEBHOOK = "acceptances.aigate.dev"
-"""Mutating: records the authenticated user as acceptedBy of new or changed risk acceptances."""
-AIWORKLOADS_WEBHOOK = "aiworkloads.aigate.dev"
-"""Validating: AIWorkloads as they will be stored (acceptedBy as the mutation wrote it)."""
-WEBHOOK_IDS: tuple[str, ...] = (ROLLOUTS_WEBHOOK, ACCEPTANCES_WEBHOOK, AIWORKLOADS_WEBHOOK)
 
 ROLLOUT_RULES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("", "v1", ("pods",)),

@@ -28,13 +28,14 @@ from aigate.api.models import WORKLOAD_LABEL
 from aigate.evidence import PublicKey
 from aigate.kube import names
 from aigate.kube.metrics import Metrics
+from aigate.kube.names import ACCEPTANCES_WEBHOOK, AIWORKLOADS_WEBHOOK, ROLLOUTS_WEBHOOK
 from aigate.policy.acceptance import AcceptanceDecision, acceptance_patch
 from aigate.policy.governance import violations
 from aigate.policy.references import added
 from aigate.policy.references import refusal as reference_refusal
 from aigate.policy.rollout import not_judged, shape_problem
 from aigate.webhook.admission import rollout_decision
-from aigate.webhook.configurations import ACCEPTANCES_WEBHOOK, AIWORKLOADS_WEBHOOK, ROLLOUTS_WEBHOOK, TIMEOUT_SECONDS
+from aigate.webhook.configurations import TIMEOUT_SECONDS
 from aigate.webhook.envelope import refusal
 from aigate.webhook.index import JSON, Index
 from aigate.webhook.lanes import DigestLanes, TooLate

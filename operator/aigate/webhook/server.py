@@ -28,8 +28,8 @@ from aigate.evidence.keys import load_private_key, load_public_key
 from aigate.kube.client import Kube, load_api_client
 from aigate.kube.config import OperatorConfig, from_env
 from aigate.kube.metrics import Metrics
+from aigate.kube.names import WEBHOOK_IDS
 from aigate.webhook.admission import VerifyCache
-from aigate.webhook.configurations import WEBHOOK_IDS
 from aigate.webhook.envelope import (
     MAX_BODY_BYTES,
     READ_TIMEOUT_SECONDS,
