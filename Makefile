@@ -26,6 +26,7 @@ lint: venv
 	$(BIN)/ruff check operator tests bench hack
 	$(BIN)/ruff format --check operator tests bench hack
 	$(BIN)/hadolint --failure-threshold style Dockerfile
+	$(BIN)/lint-imports --no-logo
 
 typecheck: venv
 	$(BIN)/mypy
@@ -121,4 +122,4 @@ docs: venv
 	$(BIN)/python -m aigate.docgen docs
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .import_linter_cache

@@ -46,7 +46,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -60,23 +59,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from aigate.controller import names  # noqa: E402
-from aigate.controller.admission import rollout_decision  # noqa: E402
-from aigate.controller.webhooks import ROLLOUTS_WEBHOOK  # noqa: E402
-from test_admission import NAME, NOW, NS, PUB, World  # noqa: E402
+from admission_support import World  # noqa: E402
+from aigate.kube.names import ROLLOUTS_WEBHOOK  # noqa: E402
+from timing import cpu_seconds, machine_line, open_loop, percentiles_ms, timed  # noqa: E402
+from webhook_app import review_body  # noqa: E402
 from webhook_tls import Certs, serving_certs  # noqa: E402
-
-
-def percentiles(xs: list[float]) -> dict[str, float]:
-    if not xs:
-        return {"p50": float("nan"), "p99": float("nan"), "n": 0}
-    s = sorted(xs)
-    return {
-        "p50": s[len(s) // 2] * 1000,
-        "p99": s[min(len(s) - 1, int(len(s) * 0.99))] * 1000,
-        "n": len(s),
-    }
-
 
 # --- server process ---------------------------------------------------------------------------------------------
 
@@ -89,7 +76,7 @@ def server_main(certdir: str, conn: Connection) -> None:
 
 async def _server(certdir: Path, conn: Connection) -> None:
     from aigate.webhook.server import CertificateFiles, tls_server
-    from webhook_server import build_app
+    from webhook_app import build_app
 
     app = build_app()
     cpu = time.process_time()
@@ -138,41 +125,6 @@ async def _server(certdir: Path, conn: Connection) -> None:
 # --- client -----------------------------------------------------------------------------------------------------
 
 
-def review_body(deny: bool = False) -> bytes:
-    labels = {"app": "fraud", names.WORKLOAD_LABEL: "nope" if deny else NAME}
-    container = {"name": "app", "image": "registry.example/fraud-assistant:1.4.2", "ports": [{"containerPort": 8080}]}
-    deployment = {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": "fraud-assistant", "namespace": NS, "labels": labels},
-        "spec": {
-            "replicas": 3,
-            "selector": {"matchLabels": {"app": "fraud"}},
-            "template": {"metadata": {"labels": labels}, "spec": {"containers": [container]}},
-        },
-    }
-    review = {
-        "apiVersion": "admission.k8s.io/v1",
-        "kind": "AdmissionReview",
-        "request": {
-            "uid": str(uuid.uuid4()),
-            "kind": {"group": "apps", "version": "v1", "kind": "Deployment"},
-            "resource": {"group": "apps", "version": "v1", "resource": "deployments"},
-            "requestKind": {"group": "apps", "version": "v1", "kind": "Deployment"},
-            "requestResource": {"group": "apps", "version": "v1", "resource": "deployments"},
-            "name": "fraud-assistant",
-            "namespace": NS,
-            "operation": "CREATE",
-            "userInfo": {"username": "system:serviceaccount:argocd:argocd-application-controller", "groups": []},
-            "object": deployment,
-            "oldObject": None,
-            "dryRun": False,
-            "options": {"apiVersion": "meta.k8s.io/v1", "kind": "CreateOptions"},
-        },
-    }
-    return json.dumps(review).encode()
-
-
 async def run_rate(
     url: str, certs: Certs, rate: float, seconds: float, max_inflight: int, body: bytes
 ) -> dict[str, Any]:
@@ -204,11 +156,7 @@ async def run_rate(
         await asyncio.gather(*(session.post(url, data=body) for _ in range(min(20, max_inflight))))
         tasks = []
         t0 = time.perf_counter() + 0.05
-        for i in range(n):
-            at = t0 + i / rate
-            delay = at - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
+        async for at in open_loop(n, rate, start_in=0.05):
             if inflight >= max_inflight:
                 outcome["dropped"] += 1
                 continue
@@ -220,25 +168,14 @@ async def run_rate(
 
 
 def cold_decisions(iterations: int) -> dict[str, float]:
+    """rollout_decision with no cache: the spec digest and the ECDSA check every time."""
     world = World()
-    now = NOW
-    xs = []
-    for _ in range(iterations):
-        t = time.perf_counter()
-        d = rollout_decision(
-            kind="Deployment",
-            namespace=NS,
-            labels=world.labels,
-            workload=world.workload,
-            evidence_cm=world.evidence,
-            configmaps=world.configmaps,
-            public_key=PUB,
-            now=now,
-            verify_cache=None,
-        )
-        xs.append(time.perf_counter() - t)
-        assert d.allowed
-    return percentiles(xs)
+    world.cache = None
+
+    def decide() -> None:
+        assert world.decide().allowed
+
+    return percentiles_ms(timed(decide, iterations))
 
 
 # --- servers under test: a URL, the process to charge CPU to, and its own timings when it has any -----------------
@@ -251,12 +188,6 @@ class Served:
     h2: bool
     timings: Any = None
     """The aigate server's pipe (reset/collect), else None."""
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU of process PID so far (/proc/PID/stat)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def free_port() -> int:
@@ -363,7 +294,7 @@ def run_h2load(served: Served, rate: float, seconds: float, body: bytes, workdir
         "errors": len(counted) - len(ok),
         "dropped": dropped,
         "achieved": len(ok) / seconds,
-        "client": percentiles(ok),
+        "client": percentiles_ms(ok),
         "server_cpu_ms_per_request": 1000 * cpu / max(1, len(rows)),
         "protocol": proto,
         "connections": conns,
@@ -420,7 +351,7 @@ def main(argv: list[str] | None = None) -> None:
                 else:
                     cpu0 = cpu_seconds(served.pid)
                     r = asyncio.run(run_rate(served.url, certs, rate, args.seconds, args.max_inflight, body))
-                    r["client"] = percentiles(r["client"])
+                    r["client"] = percentiles_ms(r["client"])
                     warm = min(20, args.max_inflight)
                     r["server_cpu_ms_per_request"] = 1000 * (cpu_seconds(served.pid) - cpu0) / max(1, r["sent"] + warm)
                     r["protocol"] = "http/1.1"
@@ -428,8 +359,8 @@ def main(argv: list[str] | None = None) -> None:
                     served.timings.send("collect")
                     timings = served.timings.recv()
                     # the python client's warm-up requests are in the server's timings too; drop them
-                    r["decision"] = percentiles(timings["decision"][warm:])
-                    r["server"] = percentiles(timings["server"][warm:])
+                    r["decision"] = percentiles_ms(timings["decision"][warm:])
+                    r["server"] = percentiles_ms(timings["server"][warm:])
                 r["webhook"] = name
                 results.append(r)
     cold = cold_decisions(200)
@@ -455,7 +386,7 @@ def main(argv: list[str] | None = None) -> None:
             f"{c['p50']:>7.3f}/{c['p99']:<7.3f} {r['server_cpu_ms_per_request']:>7.3f} {ratio:>9}"
         )
     print(f"cold decision (no cache, ECDSA P-256 verify each time): p50 {cold['p50']:.3f} ms, p99 {cold['p99']:.3f} ms")
-    print(f"python {sys.version.split()[0]}, {mp.cpu_count()} CPUs, load {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+    print(machine_line())
 
 
 if __name__ == "__main__":

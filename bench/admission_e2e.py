@@ -66,9 +66,9 @@ sys.path.insert(0, str(ROOT / "tests" / "cluster"))
 
 from test_operator import PROFILE, deployment, setup_namespace, wait_decision, workload  # noqa: E402
 
-from aigate.controller.webhooks import mutating_configuration, validating_configuration  # noqa: E402
 from aigate.simulator.profile import SimProfile  # noqa: E402
 from aigate.simulator.server import SimulatorServer  # noqa: E402
+from aigate.webhook.configurations import mutating_configuration, validating_configuration  # noqa: E402
 from localcluster.aigate_operator import (  # noqa: E402
     OPERATOR_NAMESPACE,
     OperatorProcess,
@@ -79,20 +79,10 @@ from localcluster.aigate_operator import (  # noqa: E402
 )
 from localcluster.controlplane import free_ports  # noqa: E402
 from localcluster.testing import Cluster, cluster_session  # noqa: E402
+from timing import cpu_seconds, percentiles_ms  # noqa: E402
 
 WORKLOAD = "fraud-review"
 MISSING = "no-such-workload"
-
-
-def percentiles(xs: list[float]) -> dict[str, float]:
-    if not xs:
-        return {"p50": float("nan"), "p95": float("nan"), "p99": float("nan"), "n": 0}
-    s = sorted(xs)
-
-    def at(q: float) -> float:
-        return s[min(len(s) - 1, int(len(s) * q))] * 1000
-
-    return {"p50": at(0.50), "p95": at(0.95), "p99": at(0.99), "n": len(s)}
 
 
 def histogram_totals(text: str, metric: str, **labels: str) -> tuple[float, float]:
@@ -232,15 +222,6 @@ class Floor:
             self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             self.proc.kill()
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of PID so far (/proc), s; 0 when it is gone."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def http_versions(text: str) -> dict[str, float]:
@@ -417,7 +398,7 @@ def main(argv: list[str] | None = None) -> int:
             for phase, xs in phases.items():
                 s = summary[phase]
                 row[phase] = {
-                    **percentiles(xs),
+                    **percentiles_ms(xs, (50, 95, 99)),
                     "errors": s["errors"],
                     "throughput": s["ok"] / s["seconds"] if s["seconds"] else 0.0,
                     "apiserver_webhook_mean_ms": 1000 * s["api_sum"] / s["api_n"] if s["api_n"] else None,

@@ -38,6 +38,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from timing import main_or_child
+
 ROOT = Path(__file__).resolve().parents[1]
 GATES = "aigate-gates"
 TOKEN = "bench-gate-token"
@@ -149,10 +151,11 @@ def main(argv: list[str] | None = None) -> int:
 
     from aigate.api.digest import spec_digest
     from aigate.api.load import resolve, workload_from_api
-    from aigate.controller import jobs, names
+    from aigate.controller import jobs
     from aigate.evidence.keys import generate_key, private_key_from_pem
+    from aigate.kube import names
+    from aigate.kube.gaterun import read_result
     from aigate.pipeline import judge, sign_predicate
-    from aigate.rungates import read_result
     from aigate.simulator.profile import SimProfile
     from aigate.simulator.server import SimulatorServer
     from configmap_api import serving
@@ -174,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
             digest = spec_digest(resolved)
             run = jobs.GateRun.of(wl, GATES, digest, "r0")
             input_name, result_name = names.run_input(run.job), names.run_result(run.job)
-            api.put(GATES, input_name, {jobs.INPUT_KEY: jobs.run_input(wl, configmaps)})
+            api.put(GATES, input_name, {names.INPUT_KEY: jobs.run_input(wl, configmaps)})
             api.readable = {input_name, result_name}
             kubeconfig = tmp / "kubeconfig"
             kubeconfig.write_text(
@@ -201,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             env = {k: v for k, v in os.environ.items() if not k.startswith(("AIGATE_", "KUBERNETES_"))}
             env["KUBECONFIG"] = str(kubeconfig)
-            env[jobs.JOB_NAME_ENV] = run.job
+            env[names.JOB_NAME_ENV] = run.job
             for key, value in CANARY.items():
                 env[names.secret_env_name("llm-keys", key)] = value
             if args.tree is not None:
@@ -318,7 +321,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) > 1 and sys.argv[1] == "--child":
-        child(sys.argv[2:])
-    else:
-        sys.exit(main())
+    main_or_child(main, child)

@@ -67,6 +67,7 @@ from aigate.api.load import ResolvedWorkload, resolve
 from aigate.api.models import AIWorkload
 from aigate.probes.providers import build_body
 from aigate.probes.runner import RunOptions, run_workload
+from timing import percentile
 
 ROOT = Path(__file__).resolve().parents[1]
 PROFILE = ROOT / "examples" / "profiles" / "faults.yaml"
@@ -236,7 +237,7 @@ def floor(sim: Simulator, model_id: str, wire: str, n: int) -> tuple[float, floa
     doc = build_body(resolved.workload.spec.models[0], resolved.system_prompt, resolved.cases[0].messages, [])
     body = json.dumps(doc, separators=(",", ":")).encode()  # the bytes ProviderClient.prepare sends
     xs = asyncio.run(_floor(sim.url, body, wire, n))[5:]  # the first few warm the connection and the server
-    return pct(xs, 0.50), pct(xs, 0.99)
+    return percentile(xs, 0.50), percentile(xs, 0.99)
 
 
 # --- one level -------------------------------------------------------------------------------------------------
@@ -269,13 +270,6 @@ class Level:
     sim_cpu_ms: float
     load_before: float
     load_after: float
-
-
-def pct(xs: list[float], q: float) -> float:
-    if not xs:
-        return float("nan")
-    s = sorted(xs)
-    return s[min(len(s) - 1, max(0, math.ceil(q * len(s)) - 1))]
 
 
 async def _loop_lag(samples: list[float], stop: asyncio.Event) -> None:
@@ -326,20 +320,20 @@ def run_level(
         errors=len(runs) - len(ok),
         wall_s=wall,
         rps=len(ok) / wall,
-        err_p50=pct([r.latency_ms - r.queue_ms - CONFIGURED_MS for r in ok], 0.50),
-        err_p99=pct([r.latency_ms - r.queue_ms - CONFIGURED_MS for r in ok], 0.99),
-        attempt_p50=pct([r.attempts[-1].latency_ms - CONFIGURED_MS for r in ok], 0.50),
-        attempt_p99=pct([r.attempts[-1].latency_ms - CONFIGURED_MS for r in ok], 0.99),
-        client_p50=pct([a.latency_ms - (a.server_ms or 0.0) for a in timed], 0.50),
-        client_p99=pct([a.latency_ms - (a.server_ms or 0.0) for a in timed], 0.99),
-        sim_p50=pct([(a.server_ms or 0.0) - CONFIGURED_MS for a in timed], 0.50),
-        sim_p99=pct([(a.server_ms or 0.0) - CONFIGURED_MS for a in timed], 0.99),
-        queue_p50=pct([r.queue_ms for r in runs], 0.50),
-        queue_p99=pct([r.queue_ms for r in runs], 0.99),
-        lag_p50=pct(lag, 0.50),
-        lag_p99=pct(lag, 0.99),
-        judged_p50=pct([r.latency_ms for r in ok], 0.50),
-        judged_p99=pct([r.latency_ms for r in ok], 0.99),
+        err_p50=percentile([r.latency_ms - r.queue_ms - CONFIGURED_MS for r in ok], 0.50),
+        err_p99=percentile([r.latency_ms - r.queue_ms - CONFIGURED_MS for r in ok], 0.99),
+        attempt_p50=percentile([r.attempts[-1].latency_ms - CONFIGURED_MS for r in ok], 0.50),
+        attempt_p99=percentile([r.attempts[-1].latency_ms - CONFIGURED_MS for r in ok], 0.99),
+        client_p50=percentile([a.latency_ms - (a.server_ms or 0.0) for a in timed], 0.50),
+        client_p99=percentile([a.latency_ms - (a.server_ms or 0.0) for a in timed], 0.99),
+        sim_p50=percentile([(a.server_ms or 0.0) - CONFIGURED_MS for a in timed], 0.50),
+        sim_p99=percentile([(a.server_ms or 0.0) - CONFIGURED_MS for a in timed], 0.99),
+        queue_p50=percentile([r.queue_ms for r in runs], 0.50),
+        queue_p99=percentile([r.queue_ms for r in runs], 0.99),
+        lag_p50=percentile(lag, 0.50),
+        lag_p99=percentile(lag, 0.99),
+        judged_p50=percentile([r.latency_ms for r in ok], 0.50),
+        judged_p99=percentile([r.latency_ms for r in ok], 0.99),
         client_cpu_ms=cpu * 1000 / n,
         sim_cpu_ms=sim_cpu * 1000 / n,
         load_before=load_before,

@@ -35,6 +35,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from timing import machine_line, main_or_child, open_loop, percentile
+
 ROOT = Path(__file__).resolve().parents[1]
 PROFILE = ROOT / "examples" / "profiles" / "faults.yaml"
 CONFIGURED_MS = 50.0
@@ -69,14 +71,7 @@ async def _drive(send: Any, n: int, rate: float, concurrency: int) -> tuple[list
             assert doc.get("choices"), doc
             added.append((time.perf_counter() - start) * 1000 - CONFIGURED_MS)
 
-    tasks = []
-    t0 = time.perf_counter() + 0.01
-    for i in range(n):
-        due = t0 + i / rate
-        delay = due - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(one(due)))
+    tasks = [asyncio.create_task(one(due)) async for due in open_loop(n, rate, start_in=0.01)]
     await asyncio.gather(*tasks)
     return added, late
 
@@ -169,11 +164,6 @@ def child(argv: list[str]) -> None:
 # ---- the parent -----------------------------------------------------------------------------------------------------
 
 
-def pct(xs: list[float], q: float) -> float:
-    s = sorted(xs)
-    return s[min(len(s) - 1, int(len(s) * q))] if s else float("nan")
-
-
 def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(ROOT / "bench"))
     from runner_overhead import Simulator
@@ -207,9 +197,9 @@ def main(argv: list[str] | None = None) -> int:
                         "loop": loop,
                         "cpu_ms_per_req": r["cpu_ms_per_req"],
                         "rps": r["rps"],
-                        "added_p50": pct(r["added"], 0.5),
-                        "added_p99": pct(r["added"], 0.99),
-                        "late_p99": pct(r["late"], 0.99),
+                        "added_p50": percentile(r["added"], 0.5),
+                        "added_p99": percentile(r["added"], 0.99),
+                        "late_p99": percentile(r["late"], 0.99),
                         "sim_cpu_ms_per_req": 1000 * (sim.cpu_s() - sim_cpu0) / (args.requests + 200),
                     }
                 )
@@ -231,12 +221,9 @@ def main(argv: list[str] | None = None) -> int:
             f"{r['candidate']:>9} {r['loop']:>7} {r['cpu_ms_per_req']:>8.3f} {r['rps']:>6.0f} {r['added_p50']:>9.2f} "
             f"{r['added_p99']:>7.2f} {r['late_p99']:>8.2f} {r['sim_cpu_ms_per_req']:>6.3f}"
         )
-    print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+    print(machine_line())
     return 0
 
 
 if __name__ == "__main__":
-    if len(sys.argv) > 1 and sys.argv[1] == "--child":
-        child(sys.argv[2:])
-    else:
-        sys.exit(main())
+    main_or_child(main, child)

@@ -25,60 +25,16 @@ import time
 from pathlib import Path
 from typing import Any
 
+from timing import cpu_seconds, percentile
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "bench"))
 
 
-def build_app() -> Any:
-    from aigate.controller import names
-    from aigate.controller.admission import VerifyCache
-    from aigate.controller.metrics import Metrics
-    from aigate.policy.governance import PlatformDefault
-    from aigate.webhook.index import Index
-    from aigate.webhook.review import Reviewer
-    from aigate.webhook.server import App
-    from test_admission import PUB, World
-
-    world = World()
-    world.workload["metadata"].update(uid="u-1", resourceVersion="1")
-    for i, cm in enumerate(world.configmaps.values()):
-        cm["metadata"].update(uid=f"c-{i}", resourceVersion="1", namespace=world.workload["metadata"]["namespace"])
-    index = Index(
-        operator_namespace="aigate-system",
-        public_key=PUB,
-        verify_cache=VerifyCache(),
-        platform_default=PlatformDefault(),
-    )
-    index.apply_workload("ADDED", world.workload)
-    for cm in world.configmaps.values():
-        index.apply_configmap("ADDED", cm)
-    assert world.evidence is not None
-    evidence = {
-        "metadata": {
-            "name": names.trusted_evidence("u-1"),
-            "namespace": "aigate-system",
-            "uid": "e-1",
-            "resourceVersion": "1",
-            "labels": {names.WORKLOAD_UID_LABEL: "u-1"},
-        },
-        "data": world.evidence["data"],
-    }
-    index.apply_evidence("ADDED", evidence)
-    metrics = Metrics()
-    reviewer = Reviewer(
-        index=index,
-        public_key=PUB,
-        metrics=metrics,
-        ready=lambda: True,
-        acceptor_groups=frozenset(),
-        watch_namespaces=frozenset(),
-        may=lambda *_: True,
-    )
-    return App(reviewer, metrics, ready=lambda: True)
-
-
 def serve(kind: str, certdir: str, port: int) -> None:
+    from webhook_app import build_app
+
     app = build_app()
     cert, key = Path(certdir) / "webhook.crt", Path(certdir) / "webhook.key"
     if kind.startswith("hypercorn"):
@@ -122,13 +78,8 @@ def certs(directory: Path) -> None:
     ca.issue(directory, "webhook", "127.0.0.1", dns_names=("localhost",), ips=("127.0.0.1",), server=True)
 
 
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def run(kind: str, rate: int, seconds: int, clients: int, h1: bool, tmp: Path) -> dict[str, Any]:
-    from admission import review_body
+    from webhook_app import review_body
 
     port = 20000 + os.getpid() % 20000
     proc = mp.get_context("spawn").Process(target=serve, args=(kind, str(tmp), port), daemon=True)
@@ -161,8 +112,7 @@ def run(kind: str, rate: int, seconds: int, clients: int, h1: bool, tmp: Path) -
     m = re.search(r"time for request:\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)", out)
     proto = re.search(r"Application protocol: (\S+)", out)
     durations = sorted(int(line.split("\t")[2]) / 1000 for line in log.read_text().splitlines() if line.strip())
-    p50 = durations[len(durations) // 2] if durations else float("nan")
-    p99 = durations[min(len(durations) - 1, int(len(durations) * 0.99))] if durations else float("nan")
+    p50, p99 = percentile(durations, 0.5), percentile(durations, 0.99)
     return {
         "server": kind,
         "p50_ms": round(p50, 2),
@@ -189,10 +139,10 @@ def index_rss(n: int) -> None:
     import kubernetes  # noqa: F401
 
     import aigate.webhook.server  # noqa: F401
-    from aigate.controller.admission import VerifyCache
+    from admission_support import PUB, World
     from aigate.policy.governance import PlatformDefault
+    from aigate.webhook.admission import VerifyCache
     from aigate.webhook.index import Index
-    from test_admission import PUB, World
 
     def rss_mb() -> float:
         return int(Path("/proc/self/status").read_text().split("VmRSS:")[1].split()[0]) / 1024

@@ -16,8 +16,9 @@ from typing import Any
 import aiohttp
 import pytest
 
-from aigate.controller.metrics import Metrics
-from aigate.controller.webhooks import ROLLOUTS_WEBHOOK, refusal
+from aigate.kube.metrics import Metrics
+from aigate.kube.names import ROLLOUTS_WEBHOOK
+from aigate.webhook.envelope import refusal
 from aigate.webhook.review import Answer, respond
 from aigate.webhook.server import App
 from webhook_tls import Certs, serving, serving_certs

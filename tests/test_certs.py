@@ -17,7 +17,7 @@ from cryptography import x509
 
 from aigate.controller import certs
 from aigate.controller.certs import CertRotator, Pair, WebhookTLS, plan, secret_data, tls_from_secret, write_files
-from aigate.controller.metrics import Metrics
+from aigate.kube.metrics import Metrics
 from aigate.webhook.review import Answer, respond
 from aigate.webhook.server import App
 from webhook_tls import free_port, serving

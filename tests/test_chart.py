@@ -19,11 +19,11 @@ from cryptography import x509
 
 from aigate import chartgen
 from aigate.api.crd import render_crd, render_policy_crd
-from aigate.controller.config import OperatorConfig, env_name
-from aigate.controller.metrics import Metrics
-from aigate.controller.webhooks import mutating_configuration, validating_configuration
+from aigate.kube.config import OperatorConfig, env_name
+from aigate.kube.metrics import Metrics
 from aigate.policy.governance import PlatformDefault
 from aigate.policy.rollout import GATED_KINDS
+from aigate.webhook.configurations import mutating_configuration, validating_configuration
 from helmchart import CHART, CI_VALUES, NS, ROOT, Obj, find_helm, find_promtool, render, run_helm, template_text
 
 
@@ -271,7 +271,7 @@ def test_webhook_deployment(helm: Path) -> None:
 
 PENDING_SETTINGS: set[str] = set()
 """Set by the chart for the operator the trust work (gate Jobs in the gate namespace) brings; remove each from here
-when controller/config.py declares it (the test below says when)."""
+when kube/config.py declares it (the test below says when)."""
 
 
 def test_every_setting_the_chart_sets_is_one_the_operator_declares(helm: Path) -> None:
@@ -314,7 +314,7 @@ def _webhooks(objs: list[Obj]) -> dict[str, Obj]:
 
 
 def test_webhooks_agree_with_the_operators_own_rendering(helm: Path) -> None:
-    """Names, paths, rules, objectSelector, reinvocation: what hack/ and the tests register (controller/webhooks.py)
+    """Names, paths, rules, objectSelector, reinvocation: what hack/ and the tests register (webhook/configurations.py)
     is what the chart installs; only clientConfig and the excluded namespaces differ."""
     client = {"service": {"name": "aigate-webhook", "namespace": NS, "port": 443}}
     ours = {

@@ -10,7 +10,7 @@ import pytest
 
 from aigate import chartgen, docgen
 from aigate.api.errors import UsageError
-from aigate.controller.config import OperatorConfig, env_name, from_env, security_of, settings_table
+from aigate.kube.config import OperatorConfig, env_name, from_env, security_of, settings_table
 from aigate.policy.governance import PlatformDefault
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -13,11 +13,13 @@ import pytest
 import yaml
 
 from aigate.api.load import resolve
-from aigate.controller import jobs, names
+from aigate.controller import jobs
 from aigate.gateapi import GateApiConfigError, GateApiError, connect, from_kubeconfig, in_cluster
-from aigate.rungates import read_result, run_gates
+from aigate.kube import names
+from aigate.kube.gaterun import read_result
+from aigate.rungates import run_gates
 from configmap_api import ConfigMapApi, serving
-from test_jobs import CANARY, CASES, DIGEST, workload
+from jobs_support import CANARY, CASES, DIGEST, workload
 
 NS = "aigate-gates"
 
@@ -147,7 +149,7 @@ def test_run_gates_reads_its_input_and_writes_its_result_through_the_loopback_ap
     sa = service_account(tmp_path, api, "gate-token")
     host, port = host_port(api)
     payload = _input()
-    api.put(NS, "in", {jobs.INPUT_KEY: payload})
+    api.put(NS, "in", {names.INPUT_KEY: payload})
     api.put(NS, "out", {})
     api.readable = {"in", "out"}
     environ = {"KUBERNETES_SERVICE_HOST": host, "KUBERNETES_SERVICE_PORT": port, "AIGATE_SECRET_X_1": CANARY}

@@ -42,7 +42,7 @@ def good_runs(name: str, n: int = 10, **kw: object) -> list:  # type: ignore[typ
 def healthy(**kw: object):  # type: ignore[no-untyped-def]
     return measurements(
         {
-            # 60 samples: enough to judge a p95 (59 at least, policy.numbers.PERCENTILE_CONFIDENCE)
+            # 60 samples: enough to judge a p95 (59 at least, gates.numbers.PERCENTILE_CONFIDENCE)
             "primary": model("primary", good_runs("primary", 60), provider="anthropic"),
             "fallback": model("fallback", good_runs("fallback")),
         },

@@ -13,77 +13,14 @@ import pytest
 
 from aigate.api.load import configmap_names, resolve
 from aigate.api.models import AIWorkload
-from aigate.controller import jobs, names
+from aigate.controller import jobs
+from aigate.kube import names
+from aigate.kube.gaterun import MAX_RESULT_BYTES, TEXT_LIMIT, GateRunResult, ResultError, bound_result, read_result
 from aigate.measurements import CaseRun, Measurements, ModelMeasurement
-from aigate.rungates import (
-    MAX_RESULT_BYTES,
-    TEXT_LIMIT,
-    GateRunResult,
-    ResultError,
-    _for_the_job,
-    bound_result,
-    read_result,
-)
+from aigate.rungates import _for_the_job
+from jobs_support import CANARY, CASES, DIGEST, UID, workload
 
-DIGEST = "sha256:" + "ab12" * 16
-UID = "0b9f6c5e-1111-2222-3333-444455556666"
-CANARY = "sk-canary-jobs-5e1d9a7b3c"
 NAME_63 = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-
-
-def workload(name: str = "fraud-review", **spec: Any) -> AIWorkload:
-    doc: dict[str, Any] = {
-        "apiVersion": "aigate.dev/v1alpha1",
-        "kind": "AIWorkload",
-        "metadata": {"name": name, "namespace": "fraud", "uid": UID},
-        "spec": {
-            "owner": "team",
-            "models": [
-                {
-                    "name": "primary",
-                    "provider": "anthropic",
-                    "model": "claude-sonnet-4-5",
-                    "credentials": {"secretRef": {"name": "anthropic", "key": "api-key"}},
-                },
-                {
-                    "name": "backup",
-                    "role": "fallback",
-                    "provider": "openai",
-                    "model": "gpt-4.1-mini",
-                    "credentials": {"secretRef": {"name": "openai", "key": "api-key"}, "env": "OPENAI_API_KEY"},
-                },
-                {
-                    "name": "backup-2",
-                    "role": "fallback",
-                    "provider": "openai",
-                    "model": "gpt-4.1",
-                    "credentials": {"secretRef": {"name": "openai", "key": "api-key"}},  # same key: one env var
-                },
-            ],
-            "traffic": {"requestsPerDay": 1000, "peakRequestsPerSecond": 1},
-            "budget": {"monthlyUSD": 100},
-            "slo": {"p95LatencyMs": 4000, "timeoutMs": 8000},
-            "fallback": {"humanRoute": {"url": "https://queue.internal/x", "credentials": {"env": "QUEUE_TOKEN"}}},
-            "mcpServers": [
-                {
-                    "name": "tools",
-                    "url": "https://mcp.internal/",
-                    "credentials": {"secretRef": {"name": "mcp", "key": "t"}},
-                }
-            ],
-            "tools": [
-                {"name": "lookup", "access": "read", "manifest": {"configMapRef": {"name": "tools", "key": "m"}}}
-            ],
-            "prompts": [
-                {"configMapRef": {"name": "prompts", "key": "system.md"}},
-                {"inline": "Answer in JSON."},
-                {"configMapRef": {"name": "prompts", "key": "style.md"}},
-            ],
-            "suite": {"configMapRef": {"name": "suite", "key": "cases.yaml"}},
-            **spec,
-        },
-    }
-    return AIWorkload.model_validate(doc)
 
 
 GATES = "aigate-gates"
@@ -164,7 +101,7 @@ def test_input_carries_the_resolved_spec_and_only_referenced_keys() -> None:
     cm = jobs.input_configmap(r, payload)
     assert cm["metadata"]["name"] == names.run_input(r.job) and cm["metadata"]["namespace"] == GATES
     assert cm["immutable"] is True
-    doc = json.loads(cm["data"][jobs.INPUT_KEY])
+    doc = json.loads(cm["data"][names.INPUT_KEY])
     meta = doc["workload"]["metadata"]
     assert (meta["name"], meta["namespace"], meta["uid"]) == ("fraud-review", "fraud", UID)
     assert doc["configMaps"] == {"prompts": {"system.md": "You are careful."}, "suite": {"cases.yaml": CASES}}
@@ -268,7 +205,7 @@ def test_job_env_one_secret_key_ref_per_distinct_secret_and_nothing_else_secret(
         )
     }
     assert len(c["env"]) == len({e["name"] for e in c["env"]})
-    job_name = [e for e in c["env"] if e["name"] == jobs.JOB_NAME_ENV]
+    job_name = [e for e in c["env"] if e["name"] == names.JOB_NAME_ENV]
     assert job_name == [
         {"name": "AIGATE_JOB_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['job-name']"}}}
     ]
@@ -291,7 +228,6 @@ def test_job_command_prefix_and_name_limits() -> None:
 
 # ---- result format ------------------------------------------------------------------------------------------------
 
-CASES = "cases: [{name: c, messages: [{role: user, content: x}]}]"
 T0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 
 
@@ -451,7 +387,7 @@ def test_job_requests_cpu_and_never_limits_it() -> None:
 
 def test_job_resources_from_the_environment() -> None:
     from aigate.api.errors import UsageError
-    from aigate.controller.config import from_env
+    from aigate.kube.config import from_env
 
     key = {"AIGATE_SIGNING_KEY": "/keys/signing.pem"}
     assert from_env(key).job_resources == {

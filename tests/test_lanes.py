@@ -1,4 +1,4 @@
-"""Digest lanes (controller/lanes.py): one namespace's reviews that need a digest queue behind each other, never
+"""Digest lanes (webhook/lanes.py): one namespace's reviews that need a digest queue behind each other, never
 in front of another namespace's; a review whose digest was computed while it waited decides on the event loop."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import time
 import pytest
 
 from aigate.controller.handlers import Regates
-from aigate.controller.lanes import DigestLanes, TooLate
+from aigate.webhook.lanes import DigestLanes, TooLate
 
 
 def test_a_namespace_busy_digesting_does_not_hold_another_back() -> None:

@@ -12,7 +12,7 @@ from aigate.measurements import Price, Usage
 from aigate.probes.dialects import dialect_for
 from aigate.probes.pricing import catalog_price, cost_usd
 from aigate.probes.runner import RunOptions, run_workload
-from test_probes_support import CANARY, model, simulator, workload
+from probes_support import CANARY, model, simulator, workload
 
 # genai-prices 0.2.3, per million tokens: (input, cache read, output)
 RATES = {"claude-haiku-4-5": (1.0, 0.10, 5.0), "gpt-4.1": (2.0, 0.50, 8.0), "o4-mini": (1.10, 0.275, 4.40)}

@@ -11,7 +11,7 @@ from aigate.api.load import ResolvedTool
 from aigate.api.models import Message, ModelRef
 from aigate.measurements import FAULT_MODES, FaultMode
 from aigate.probes.providers import ProviderClient
-from test_probes_support import CANARY, simulator
+from probes_support import CANARY, simulator
 
 MESSAGES = [Message(role="user", content="look up policy P-7 and summarize")]
 TOOLS = [

@@ -23,7 +23,7 @@ from aigate.probes.providers import (
     parse_retry_after,
     server_time_ms,
 )
-from test_probes_support import CANARY, key_echo_server
+from probes_support import CANARY, key_echo_server
 
 TOOLS = [
     ResolvedTool(

@@ -11,12 +11,12 @@ from typing import Any
 
 from aigate.api.crd import PRINTER_COLUMNS
 from aigate.api.models import AIWorkloadStatus
+from aigate.kube.gaterun import PHASE_LIMIT, progress_status
 from aigate.probes.runner import RunOptions, run_workload
 from aigate.redact import register_secret
-from aigate.rungates import PHASE_LIMIT, ProgressReporter, planned_cases, progress_status
+from aigate.rungates import ProgressReporter, planned_cases
 from factories import example_doc, resolved_from
-from test_probes_support import CANARY, model, simulator, workload
-from test_runner import CASES, keys, pricing, sim_model
+from probes_support import CANARY, CASES, keys, model, pricing, sim_model, simulator, workload
 
 NOW = datetime(2026, 12, 1, 4, 0, tzinfo=UTC)
 

@@ -8,52 +8,9 @@ import xml.etree.ElementTree as ET
 import jsonschema
 import pytest
 
-from aigate.assessment import Assessment, case_summaries, paths_of
-from aigate.gates import apply_acceptances, decide, judge_evidence, judge_measured
 from aigate.report import render
 from aigate.report.jsondoc import REPORT_SCHEMA_VERSION, report_json_schema
-from factories import T0, all_valid_faults, example_doc, measurements, model, resolved_from, run
-
-CASES = [
-    "card-not-present-burst",
-    "refund-abuse-pattern",
-    "account-takeover",
-    "low-risk-traveller",
-    "chargeback-policy-lookup",
-    "mule-account-transfers",
-    "injection-in-case-text",
-    "injection-exfiltrate",
-]
-
-
-def failing_assessment() -> Assessment:
-    doc = example_doc("fraud-review-assistant.yaml")
-    doc["spec"]["prompts"] = [{"inline": "review"}]
-    resolved = resolved_from(doc)
-    latencies = [4500.0] * 21 + [6480.0] * 3
-    primary = [run(CASES[i % 8], "primary", latency=latencies[i], cost=0.0602) for i in range(24)]
-    fallback = [run(CASES[i % 8], "fallback", passed=i < 14, cost=0.001) for i in range(23)]
-    m = measurements(
-        {
-            "primary": model("primary", primary, requested="claude-sonnet-4-5", provider="anthropic"),
-            "fallback": model("fallback", fallback, requested="gpt-4.1-mini"),
-        },
-        all_valid_faults(CASES, served_by="safeStop"),
-    )
-    results = [*judge_measured(resolved, m, assumed_timeout_ms=8000), judge_evidence([], None)]
-    results = apply_acceptances(results, resolved.workload.spec.risk_acceptances, T0)
-    return Assessment(
-        name=resolved.name,
-        namespace="fraud",
-        owner="fraud-platform-team",
-        spec_digest="sha256:" + "ab" * 32,
-        decision=decide(results),
-        gates=results,
-        paths=paths_of(resolved),
-        cases=case_summaries(resolved, m),
-        measurements=m,
-        generated_at=T0,
-    )
+from report_support import failing_assessment
 
 
 def test_text_report_has_the_design_shape_with_measured_figures() -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from aigate.report import render
-from test_report_html import EVIL, hostile_assessment, sign
+from report_support import EVIL, hostile_assessment, sign
 
 HACK = Path(__file__).resolve().parents[1] / "hack"
 if str(HACK) not in sys.path:

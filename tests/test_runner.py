@@ -13,43 +13,25 @@ from aigate.api.models import AIWorkloadSpec
 from aigate.gates.reliability import load_text
 from aigate.measurements import FAULT_MODES
 from aigate.probes.runner import RunOptions, arrival_offsets, concurrency_for, effective_timeout_ms, run_workload
-from test_probes_support import CANARY, key_echo_server, model, queue_server, simulator, workload
+from probes_support import (
+    ANSWER,
+    CANARY,
+    CASES,
+    key_echo_server,
+    keys,
+    model,
+    pricing,
+    queue_server,
+    sim_model,
+    simulator,
+    workload,
+)
 
-ANSWER = '{"risk": "low", "summary": "nothing unusual"}'
-SCHEMA = {"type": "object", "required": ["risk"], "properties": {"risk": {"enum": ["low", "high"]}}}
-CASES = [
-    {
-        "name": "summarize",
-        "messages": [{"role": "user", "content": "summarize case 1"}],
-        "expect": {"jsonSchema": SCHEMA},
-    },
-    {"name": "risk", "messages": [{"role": "user", "content": "rate case 2"}], "expect": {"contains": ["low"]}},
-]
 FAST = RunOptions(fault_retry_after_s=0.01, progress_every_s=0)
 
 
 def _fast() -> dict[str, Any]:
     return {"fault_retry_after_s": 0.01, "progress_every_s": 0}
-
-
-def sim_model(provider: str, **extra: Any) -> dict[str, Any]:
-    doc: dict[str, Any] = {
-        "provider": provider,
-        "latency": {"fixedMs": 5},
-        "usage": {"inputTokens": 100, "outputTokens": 20},
-        "responses": [{"match": {"regex": ".*"}, "content": ANSWER}],
-    }
-    doc.update(extra)
-    return doc
-
-
-def keys(resolved: Any) -> dict[str, str]:
-    """Every model gets a key, as the simulator, like the providers, refuses requests without one."""
-    return {m.name: CANARY for m in resolved.workload.spec.models}
-
-
-def pricing(inp: float, out: float) -> dict[str, float]:
-    return {"inputPerMTokUSD": inp, "outputPerMTokUSD": out}
 
 
 def spec_of(**traffic: Any) -> AIWorkloadSpec:

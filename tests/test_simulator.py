@@ -21,6 +21,7 @@ from pydantic import ValidationError
 from aigate.simulator import serve
 from aigate.simulator.profile import ProfileError, SimProfile, load_profile, parse_profile
 from aigate.simulator.server import SimulatorServer
+from simulator_support import sse
 
 ROOT = Path(__file__).resolve().parents[1]
 OPENAI_H = {"authorization": "Bearer sk-test-key"}
@@ -111,22 +112,6 @@ def anthropic_body(model: str, text: str, **kw: Any) -> dict[str, Any]:
         "tools": tools,
         **kw,
     }
-
-
-def sse(text: str) -> list[tuple[str | None, str]]:
-    """(event name, data) pairs of an SSE body."""
-    out = []
-    for block in text.split("\n\n"):
-        if not block.strip():
-            continue
-        name, data = None, []
-        for line in block.split("\n"):
-            if line.startswith("event: "):
-                name = line[7:]
-            elif line.startswith("data: "):
-                data.append(line[6:])
-        out.append((name, "\n".join(data)))
-    return out
 
 
 def reassemble_openai(text: str) -> tuple[str, dict[int, list[str]], str | None, dict[str, Any] | None, list[Any]]:

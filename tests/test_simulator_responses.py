@@ -13,7 +13,7 @@ import pytest
 
 from aigate.simulator.profile import ProfileError, SimProfile, parse_profile
 from aigate.simulator.server import SimulatorServer
-from test_simulator import sse
+from simulator_support import sse
 
 BEARER = {"authorization": "Bearer sk-test-key"}
 RULES = [

@@ -14,7 +14,7 @@ from aigate.report import render
 from aigate.report.sarif import sarif_doc
 from aigate.standards import mapping, spec_path, standard_ids
 from factories import ROOT, T0, example_doc, resolved_from, sarif_schema_errors
-from test_report import failing_assessment
+from report_support import failing_assessment
 
 ID_SHAPES = {
     "OWASP-LLM": r"^OWASP-LLM(0[1-9]|10):2025$",

@@ -13,7 +13,7 @@ from aigate.gates.reliability import judge_reliability
 from aigate.pipeline import CheckOptions, run_check
 from aigate.probes.runner import RunOptions, run_workload
 from aigate.report import render
-from test_probes_support import CANARY, model, simulator, workload
+from probes_support import CANARY, model, simulator, workload
 
 ANSWER = '{"risk": "low", "summary": "a purchase abroad that matches the travel notice on file"}'
 PRICE = {"inputPerMTokUSD": 1, "outputPerMTokUSD": 2}

@@ -12,14 +12,14 @@ from typing import Any
 
 import pytest
 
-from aigate.controller import names
-from aigate.controller.admission import VerifyCache
-from aigate.controller.metrics import Metrics
-from aigate.controller.webhooks import ACCEPTANCES_WEBHOOK, AIWORKLOADS_WEBHOOK, ROLLOUTS_WEBHOOK
+from admission_support import NAME, NS, PUB, World
+from aigate.kube import names
+from aigate.kube.metrics import Metrics
+from aigate.kube.names import ACCEPTANCES_WEBHOOK, AIWORKLOADS_WEBHOOK, ROLLOUTS_WEBHOOK
 from aigate.policy.governance import PlatformDefault
+from aigate.webhook.admission import VerifyCache
 from aigate.webhook.index import Index, Watch, Watcher
 from aigate.webhook.review import Reviewer
-from test_admission import NAME, NS, PUB, World
 
 OPERATOR_NS = "aigate-system"
 UID = "wl-uid-1"

@@ -6,14 +6,8 @@ from typing import Any
 
 import pytest
 
-from aigate.controller.webhooks import (
-    ACCEPTANCES_WEBHOOK,
-    AIWORKLOADS_WEBHOOK,
-    ROLLOUTS_WEBHOOK,
-    client_config_for,
-    mutating_configuration,
-    validating_configuration,
-)
+from aigate.kube.names import ACCEPTANCES_WEBHOOK, AIWORKLOADS_WEBHOOK, ROLLOUTS_WEBHOOK
+from aigate.webhook.configurations import client_config_for, mutating_configuration, validating_configuration
 
 LOCAL = {"url": "https://127.0.0.1:9443/", "caBundle": "Q0E="}
 SERVICE = {"service": {"name": "aigate-webhook", "namespace": "aigate-system", "port": 443}, "caBundle": "Q0E="}

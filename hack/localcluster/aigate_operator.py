@@ -252,7 +252,7 @@ def prepare_operator(
 
 
 def webhook_configurations(op: OperatorProcess) -> list[dict[str, Any]]:
-    from aigate.controller.webhooks import mutating_configuration, validating_configuration
+    from aigate.webhook.configurations import mutating_configuration, validating_configuration
 
     client = {
         "url": f"https://127.0.0.1:{op.webhook_port}",

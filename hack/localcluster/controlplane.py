@@ -19,7 +19,6 @@ stop() signals only the processes recorded in state.json and puts the machine ba
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import json
 import os
@@ -33,9 +32,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from localcluster import host
+from localcluster.kubeconfig import write_kubeconfig
 from localcluster.node import NODE_NAME, Node, coredns_manifests, shim_processes
 from localcluster.pki import CA, service_account_keys
 from localcluster.procs import Proc, spawn, tail
@@ -76,32 +74,6 @@ def free_ports(n: int) -> list[int]:
     finally:
         for s in socks:
             s.close()
-
-
-def write_kubeconfig(
-    path: Path, server: str, ca_pem: bytes, user: dict[str, str], *, name: str = "aigate-local", namespace: str = ""
-) -> Path:
-    """A kubeconfig for SERVER; USER is the kubeconfig 'user' stanza (token or client-certificate paths)."""
-    context: dict[str, str] = {"cluster": name, "user": name}
-    if namespace:
-        context["namespace"] = namespace
-    doc = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [
-            {
-                "name": name,
-                "cluster": {"server": server, "certificate-authority-data": base64.b64encode(ca_pem).decode()},
-            }
-        ],
-        "users": [{"name": name, "user": user}],
-        "contexts": [{"name": name, "context": context}],
-        "current-context": name,
-    }
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        yaml.safe_dump(doc, f, sort_keys=False)
-    return path
 
 
 class ControlPlane:

@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from localcluster.host import BRIDGE, CONTAINERD_STATE, GATEWAY, POD_CIDR
+from localcluster.kubeconfig import write_kubeconfig
 from localcluster.pki import CA
 from localcluster.procs import Proc, spawn
 from localcluster.versions import NodeBinaries, aigate_image_archive
@@ -68,8 +69,6 @@ class Node:
 
     def write_config(self, ca: CA, pki: Path, server: str, ports: dict[str, int]) -> None:
         """containerd's config, the CNI network, the kubelet's and kube-proxy's configurations and credentials."""
-        from localcluster.controlplane import write_kubeconfig
-
         d = self.dir
         (d / "cni" / "net.d").mkdir(parents=True, exist_ok=True)
         (d / "pod-logs").mkdir(parents=True, exist_ok=True)

@@ -1,18 +1,19 @@
 """The control plane's certificates: one CA, the API server's serving certificate, client certificates, and the
-service-account signing key pair. Keys are written 0600 and never logged."""
+service-account signing key pair, issued as aigate issues its own (aigate.kube.pki) and written to files. Keys are
+written 0600 and never logged."""
 
 from __future__ import annotations
 
 import datetime
-import ipaddress
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from aigate.kube.pki import ca_certificate, cert_pem, key_pem, leaf_certificate, new_key
 
 _VALIDITY = datetime.timedelta(days=365)
 
@@ -23,18 +24,6 @@ def _write_private(path: Path, data: bytes) -> None:
         f.write(data)
 
 
-def _key_pem(key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey) -> bytes:
-    return key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-
-
-@dataclass(frozen=True)
-class CertPair:
-    cert: Path
-    key: Path
-
-
 @dataclass(frozen=True)
 class CA:
     cert: x509.Certificate
@@ -43,38 +32,11 @@ class CA:
 
     @classmethod
     def create(cls, directory: Path, common_name: str = "aigate-local-ca") -> CA:
-        key = ec.generate_private_key(ec.SECP256R1())
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-        now = datetime.datetime.now(datetime.UTC)
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(name)
-            .issuer_name(name)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + _VALIDITY)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .add_extension(
-                x509.KeyUsage(
-                    digital_signature=True,
-                    key_cert_sign=True,
-                    crl_sign=True,
-                    content_commitment=False,
-                    key_encipherment=False,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
-                critical=True,
-            )
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-            .sign(key, hashes.SHA256())
-        )
+        key = new_key()
+        cert = ca_certificate(key, common_name, datetime.datetime.now(datetime.UTC), _VALIDITY, path_length=None)
         pair = CertPair(directory / "ca.crt", directory / "ca.key")
-        pair.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-        _write_private(pair.key, _key_pem(key))
+        pair.cert.write_bytes(cert_pem(cert))
+        _write_private(pair.key, key_pem(key))
         return cls(cert=cert, key=key, pair=pair)
 
     def issue(
@@ -90,34 +52,32 @@ class CA:
         client: bool = False,
     ) -> CertPair:
         """A leaf certificate signed by this CA, written to DIRECTORY/STEM.crt and STEM.key."""
-        key = ec.generate_private_key(ec.SECP256R1())
-        attrs = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, o) for o in organizations]
-        attrs.append(x509.NameAttribute(NameOID.COMMON_NAME, common_name))
+        key = new_key()
         now = datetime.datetime.now(datetime.UTC)
-        usages = ([ExtendedKeyUsageOID.SERVER_AUTH] if server else []) + (
-            [ExtendedKeyUsageOID.CLIENT_AUTH] if client else []
+        cert = leaf_certificate(
+            self.cert,
+            self.key,
+            key,
+            common_name,
+            now,
+            now + _VALIDITY,
+            organizations=organizations,
+            hosts=(*dns_names, *ips),
+            server=server,
+            client=client,
         )
-        builder = (
-            x509.CertificateBuilder()
-            .subject_name(x509.Name(attrs))
-            .issuer_name(self.cert.subject)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + _VALIDITY)
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
-            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()), critical=False)
-        )
-        sans: list[x509.GeneralName] = [x509.DNSName(d) for d in dns_names]
-        sans += [x509.IPAddress(ipaddress.ip_address(i)) for i in ips]
-        if sans:
-            builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
-        cert = builder.sign(self.key, hashes.SHA256())
         pair = CertPair(directory / f"{stem}.crt", directory / f"{stem}.key")
-        pair.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-        _write_private(pair.key, _key_pem(key))
+        pair.cert.write_bytes(cert_pem(cert))
+        _write_private(pair.key, key_pem(key))
         return pair
+
+
+@dataclass(frozen=True)
+class CertPair:
+    """Where a certificate (or a public key) and its private key were written."""
+
+    cert: Path
+    key: Path
 
 
 def service_account_keys(directory: Path) -> CertPair:
@@ -127,5 +87,5 @@ def service_account_keys(directory: Path) -> CertPair:
     pair.cert.write_bytes(
         key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     )
-    _write_private(pair.key, _key_pem(key))
+    _write_private(pair.key, key_pem(key))
     return pair

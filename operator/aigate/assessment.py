@@ -24,10 +24,10 @@ from aigate.evidence.predicate import (
     Runner,
     WorkloadRef,
 )
+from aigate.gates.numbers import DAYS_PER_MONTH
 from aigate.gates.result import Decision, GateResult
 from aigate.gates.stats import percentile, rate
 from aigate.measurements import Measurements, required_fault_modes
-from aigate.policy.numbers import DAYS_PER_MONTH
 
 
 class PathInfo(BaseModel):

@@ -86,7 +86,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     """Render signed evidence alone; verified first when --key is given (refused, exit 1, when it does not hold)."""
-    from aigate.report.evidencefile import render_evidence_file
+    from aigate.report.html import render_evidence_file
 
     code, text, message = render_evidence_file(
         Path(args.evidence), Path(args.key) if args.key else None, Path(args.workload) if args.workload else None
@@ -166,8 +166,8 @@ def cmd_run_gates(args: argparse.Namespace) -> int:
 
 
 def cmd_operator(args: argparse.Namespace) -> int:
-    from aigate.controller.config import from_env
     from aigate.controller.handlers import run_operator
+    from aigate.kube.config import from_env
 
     return run_operator(from_env())
 

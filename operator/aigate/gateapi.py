@@ -3,7 +3,7 @@
 The gate process reads its input ConfigMap and writes its result ConfigMap, nothing else, so it does not load the
 official `kubernetes` client (its import and configuration were a measurable share of a gate run's CPU, see
 bench/gate_run.py): a synchronous httpx client with the pod's ServiceAccount token and CA is enough. Configuration
-is found as `controller.kube.load_api_client` finds it, in the same order: KUBECONFIG, else the in-cluster
+is found as `kube.client.load_api_client` finds it, in the same order: KUBECONFIG, else the in-cluster
 ServiceAccount, else ~/.kube/config.
 """
 
@@ -107,7 +107,7 @@ class GateApi:
 
 
 def connect(environ: Mapping[str, str], *, service_account_dir: Path = SERVICE_ACCOUNT_DIR) -> tuple[GateApi, str]:
-    """The API client and a phrase saying which configuration it used (as `controller.kube.load_api_client`)."""
+    """The API client and a phrase saying which configuration it used (as `kube.client.load_api_client`)."""
     kubeconfig = environ.get("KUBECONFIG")
     if kubeconfig:
         path = Path(kubeconfig.split(os.pathsep)[0])

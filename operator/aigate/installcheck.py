@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 from aigate.api.models import API_GROUP, API_VERSION, KIND, PLURAL
 from aigate.api.policy import NamespaceSelector
-from aigate.controller.webhooks import ACCEPTANCES_WEBHOOK, AIWORKLOADS_WEBHOOK
+from aigate.kube.names import ACCEPTANCES_WEBHOOK, AIWORKLOADS_WEBHOOK
 from aigate.policy.governance import selects
 
 PROBE_NAME = "aigate-install-check"

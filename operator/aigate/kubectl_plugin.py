@@ -160,7 +160,7 @@ class StoredEvidence:
 
 
 def stored_evidence(cluster: Cluster, workload: dict[str, Any]) -> StoredEvidence:
-    from aigate.controller.names import EVIDENCE_KEY
+    from aigate.kube.names import EVIDENCE_KEY
 
     name = workload["metadata"]["name"]
     ref = (workload.get("status") or {}).get("evidence") or {}
@@ -197,9 +197,9 @@ def public_key(cluster: Cluster, key: str | None, key_secret: str | None) -> tup
 
 def published_key(cluster: Cluster, operator_namespace: str) -> tuple[Any, str]:
     """The public key the operator published in its namespace; PluginError says where it looked when it is not there."""
-    from aigate.controller.signingkey import PUBLIC_KEY_CONFIGMAP
     from aigate.evidence.errors import EvidenceInputError
     from aigate.evidence.keys import PUBLIC_KEY_FILE, public_key_from_pem
+    from aigate.kube.names import PUBLIC_KEY_CONFIGMAP
 
     where = f"ConfigMap {operator_namespace}/{PUBLIC_KEY_CONFIGMAP}"
     elsewhere = (

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from aigate.api.load import ResolvedWorkload
+from aigate.gates.numbers import assumed_timeout_ms
 from aigate.measurements import McpServerProbe, Measurements, RbacProbe
-from aigate.policy.numbers import assumed_timeout_ms
 from aigate.probes.credentials import credential_value, resolve_credentials
 from aigate.probes.rbac import rbac_skipped
 from aigate.probes.runner import RunOptions, run_workload

@@ -22,6 +22,7 @@ from aigate.evidence.predicate import EvidencePredicate, PolicyRecord
 from aigate.evidence.statement import bound_predicate, build_statement, completeness_problems, sign_statement
 from aigate.evidence.verify import verify_evidence
 from aigate.gates import apply_acceptances, decide, judge_evidence, judge_measured
+from aigate.gates.numbers import assumed_timeout_ms
 from aigate.gates.result import GateResult
 from aigate.gates.toolcontrol import ExtraCheck
 from aigate.gates.toolcontrol_mcp import mcp_check
@@ -32,7 +33,6 @@ from aigate.measuring import Progress as Progress
 from aigate.measuring import _utcnow
 from aigate.measuring import measure as measure
 from aigate.policy.governance import EffectivePolicy, PlatformDefault, effective, hours
-from aigate.policy.numbers import assumed_timeout_ms
 from aigate.times import parse_rfc3339
 
 

@@ -32,3 +32,8 @@ def redact(text: str) -> str:
     text = _PATTERNS[0].sub(lambda m: f"{m.group(1)} {MASK}", text)
     text = _PATTERNS[1].sub(MASK, text)
     return _PATTERNS[2].sub(lambda m: m.group(1) + MASK, text)
+
+
+def redacted_line(text: str) -> str:
+    """TEXT on one line (whitespace runs as one space), redacted: what a log line or a status field may hold."""
+    return redact(" ".join(text.split()))

@@ -1,4 +1,4 @@
-"""`aigate run-gates`: the gate Job's entry point, and the result format it hands to the operator.
+"""`aigate run-gates`: the gate Job's entry point.
 
 The Job measures and the operator judges. The Job runs in the gate namespace (see `controller/jobs.py`) and
 reads nothing in the workload's namespace: its input ConfigMap holds the resolved spec the operator put there,
@@ -7,9 +7,10 @@ it for (the digest), runs the measurements, and writes them into the result Conf
 It never sees the evidence signing key and never probes RBAC (the operator holds the SubjectAccessReview
 permission).
 
-The result is one JSON document under `names.RESULT_KEY`, bounded to `MAX_RESULT_BYTES` (a ConfigMap holds
-less than 1 MiB): each CaseRun.text is cut to `TEXT_LIMIT` characters, and if that is still too big every
-text is dropped (`textLimit: 0`); a result that cannot be bounded is written as an error.
+The result is one JSON document under `names.RESULT_KEY`, in the format `aigate.kube.gaterun` defines for both
+sides, bounded to `MAX_RESULT_BYTES` (a ConfigMap holds less than 1 MiB): each CaseRun.text is cut to `TEXT_LIMIT`
+characters, and if that is still too big every text is dropped (`textLimit: 0`); a result that cannot be bounded is
+written as an error.
 
 While it measures, the Job also says how far along it is: the annotation `PROGRESS_ANNOTATION` on the same result
 ConfigMap (the one object its Role lets it write), patched from a thread at most every `PROGRESS_EVERY_S` and only
@@ -26,139 +27,27 @@ import json
 import sys
 import threading
 from collections.abc import Callable, Mapping
-from datetime import datetime
-from typing import Any, Literal
-
-from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
-from pydantic.alias_generators import to_camel
+from typing import Any
 
 from aigate.api.digest import spec_digest as digest_of
-from aigate.api.errors import WorkloadError, format_validation_error
+from aigate.api.errors import WorkloadError
 from aigate.api.load import ResolvedWorkload, configmap_lookup, resolve, workload_from_api
 from aigate.api.models import AIWorkload, Credentials
 from aigate.console import parse_count
-from aigate.controller import names
-from aigate.controller.jobs import INPUT_KEY, JOB_NAME_ENV
 from aigate.gateapi import TIMEOUT_S, GateApi, GateApiConfigError, GateApiError, connect
+from aigate.kube import names
+from aigate.kube.gaterun import PROGRESS_ANNOTATION, GateRunResult, Outcome, bound_result
+from aigate.kube.names import INPUT_KEY, JOB_NAME_ENV
 from aigate.measurements import Measurements, required_fault_modes
 from aigate.measuring import CheckOptions, measure
 from aigate.probes.runner import RunOptions
-from aigate.redact import redact, register_secret
+from aigate.redact import redacted_line, register_secret
 from aigate.times import rfc3339, utcnow
 
 Progress = Callable[[str], None]
-Outcome = Literal["measured", "stale", "error"]
 
-MAX_RESULT_BYTES = 900 * 1024
-"""Below the ConfigMap limit (1 MiB for the whole object), with room for metadata."""
-TEXT_LIMIT = 2000
-"""Characters of each answer kept in the result; the assertions were already evaluated on the full text."""
-PROGRESS_ANNOTATION = "aigate.dev/progress"
-"""On the result ConfigMap, while the run goes: JSON {phase, done, total, at}."""
 PROGRESS_EVERY_S = 2.0
 """The gate pod writes its progress at most this often."""
-PHASE_LIMIT = 80
-
-
-class ResultError(ValueError):
-    """The result ConfigMap does not hold a well-formed gate run result."""
-
-
-class GateRunResult(BaseModel):
-    """What a gate Job writes under `names.RESULT_KEY` (camelCase JSON; `measurements` is Measurements JSON)."""
-
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
-
-    run_id: str
-    spec_digest: str
-    """The digest the Job was started for (--spec-digest)."""
-    observed_digest: str | None = None
-    """The digest the Job computed from the API's current spec; differs from spec_digest when stale."""
-    job: str | None = None
-    started_at: datetime
-    finished_at: datetime
-    outcome: Outcome
-    error: str | None = None
-    """One line, secrets redacted; set exactly when outcome is not 'measured'."""
-    text_limit: int | None = None
-    """Characters kept of each CaseRun.text (0: texts dropped to fit); None when nothing was measured."""
-    measurements: Measurements | None = None
-
-    @model_validator(mode="after")
-    def _consistent(self) -> GateRunResult:
-        if self.outcome == "measured":
-            if self.measurements is None:
-                raise ValueError("outcome 'measured' without measurements")
-            if self.error:
-                raise ValueError("outcome 'measured' with an error")
-        elif not self.error:
-            raise ValueError(f"outcome {self.outcome!r} without an error message")
-        return self
-
-    def to_json(self) -> str:
-        return self.model_dump_json(by_alias=True, exclude_none=True)
-
-
-def read_result(
-    configmap: Mapping[str, Any], *, run_id: str | None = None, spec_digest: str | None = None
-) -> GateRunResult:
-    """Parse the result ConfigMap (a dict as the API returns it); with RUN_ID / SPEC_DIGEST also check it is the
-    result of that run. Raises ResultError saying what is wrong."""
-    meta = configmap.get("metadata") or {}
-    where = f"ConfigMap {meta.get('namespace', '?')}/{meta.get('name', '?')}"
-    data = configmap.get("data") or {}
-    raw = data.get(names.RESULT_KEY)
-    if raw is None:
-        raise ResultError(f"{where} has no {names.RESULT_KEY} (the gate Job has not written its result)")
-    try:
-        doc = json.loads(raw)
-    except (json.JSONDecodeError, TypeError) as e:
-        raise ResultError(f"{where} {names.RESULT_KEY} is not JSON: {e}") from None
-    if not isinstance(doc, dict):
-        raise ResultError(f"{where} {names.RESULT_KEY} must be a JSON object")
-    try:
-        result = GateRunResult.model_validate(doc)
-    except ValidationError as e:
-        raise ResultError(
-            f"{where} {names.RESULT_KEY} is malformed: " + "; ".join(format_validation_error(e))
-        ) from None
-    if run_id is not None and result.run_id != run_id:
-        raise ResultError(f"{where} holds the result of run {result.run_id!r}, not {run_id!r}")
-    if spec_digest is not None and result.spec_digest != spec_digest:
-        raise ResultError(f"{where} holds a result for {result.spec_digest}, not {spec_digest}")
-    return result
-
-
-class ReportedProgress(BaseModel):
-    """What a gate pod writes under `PROGRESS_ANNOTATION`."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    phase: str
-    done: int | None = None
-    total: int | None = None
-    at: datetime | None = None
-
-
-def progress_status(raw: str | None, now: datetime) -> dict[str, Any] | None:
-    """`status.progress` (RunProgress JSON) from a progress annotation; None when there is none or it does not
-    parse (progress is informational: a bad one is dropped, never an error). Figures are checked, the phase is cut
-    and redacted: the annotation is written by the gate pod, not by the operator."""
-    if not raw:
-        return None
-    try:
-        reported = ReportedProgress.model_validate_json(raw)
-    except ValidationError:
-        return None
-    phase = _one_line(reported.phase)[:PHASE_LIMIT] or "running"
-    done = reported.done if reported.done is not None and reported.done >= 0 else None
-    total = reported.total if reported.total is not None and reported.total > 0 else None
-    if done is not None and total is not None:
-        done = min(done, total)
-        message = f"{done}/{total} cases ({phase})"
-    else:
-        message = phase
-    return {"phase": phase, "done": done, "total": total, "message": message, "updatedAt": rfc3339(now)}
 
 
 def planned_cases(resolved: ResolvedWorkload, options: RunOptions | None = None) -> int:
@@ -234,7 +123,7 @@ class ProgressReporter:
         except Exception as e:  # informational: a refused or failed write never stops the run
             if not self._failed:
                 self._failed = True
-                _err(f"aigate run-gates: progress not reported: {_one_line(str(e))}")
+                _err(f"aigate run-gates: progress not reported: {redacted_line(str(e))}")
 
     def _loop(self) -> None:
         self.flush()  # 'starting': the pod is up
@@ -252,10 +141,6 @@ class _Abort(Exception):
 def _err(line: str) -> None:
     """Errors go to stderr even with --quiet: the pod log is where a person looks first."""
     print(line, file=sys.stderr, flush=True)
-
-
-def _one_line(text: str) -> str:
-    return redact(" ".join(text.split()))
 
 
 def _api_error(what: str, e: GateApiError) -> str:
@@ -323,33 +208,6 @@ def _credential_fields(wl: AIWorkload) -> list[tuple[str, Credentials]]:
     return [(where, c) for where, c in out if c is not None]
 
 
-def bound_result(result: GateRunResult, limit: int = MAX_RESULT_BYTES) -> tuple[GateRunResult, str]:
-    """The result and its JSON within LIMIT bytes: answer texts cut to TEXT_LIMIT, then dropped; else an error."""
-    m = result.measurements
-    if m is None:
-        return result, result.to_json()
-    size = 0
-    for keep in (TEXT_LIMIT, 0):
-        trimmed = m.model_copy(deep=True)
-        for mm in trimmed.models.values():
-            for run in mm.runs:
-                run.text = run.text[:keep]
-        bounded = result.model_copy(update={"measurements": trimmed, "text_limit": keep})
-        text = bounded.to_json()
-        size = len(text.encode())
-        if size <= limit:
-            return bounded, text
-    failed = result.model_copy(
-        update={
-            "outcome": "error",
-            "measurements": None,
-            "text_limit": None,
-            "error": f"the measurements do not fit in a ConfigMap ({size} bytes without answer texts, limit {limit})",
-        }
-    )
-    return failed, failed.to_json()
-
-
 def _write_progress(api: GateApi, namespace: str, name: str, doc: str) -> None:
     try:
         api.patch_configmap(namespace, name, {"metadata": {"annotations": {PROGRESS_ANNOTATION: doc}}})
@@ -396,7 +254,7 @@ def run_gates(
             api, how = connect(environ)
             say(f"Kubernetes API: {how}")
     except GateApiConfigError as e:
-        _err(f"aigate run-gates: error: no Kubernetes API configuration: {_one_line(str(e))}")
+        _err(f"aigate run-gates: error: no Kubernetes API configuration: {redacted_line(str(e))}")
         return 1
     gate_api: GateApi = api
 
@@ -411,14 +269,14 @@ def run_gates(
             started_at=started,
             finished_at=utcnow(),
             outcome=outcome,
-            error=_one_line(error) if error else None,
+            error=redacted_line(error) if error else None,
             measurements=m,
         )
         bounded, payload = bound_result(result)
         try:
             _write_result(gate_api, namespace, result_name, payload)
         except _Abort as e:
-            _err(f"aigate run-gates: error: {_one_line(str(e))}")
+            _err(f"aigate run-gates: error: {redacted_line(str(e))}")
             return 1
         say(f"result ({bounded.outcome}, {len(payload.encode())} bytes) written to {result_name}")
         if bounded.outcome == "measured":

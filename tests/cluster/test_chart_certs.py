@@ -22,8 +22,8 @@ from kubernetes.client import CoreV1Api
 
 from aigate.controller.certs import CA_CERT, TLS_CERT, CertRotator, RotatorSettings, hosts_for, next_renewal
 from aigate.controller.signingkey import SigningKeyError, ensure_signing_key
-from aigate.controller.webhooks import mutating_configuration, validating_configuration
 from aigate.evidence.keys import load_private_key
+from aigate.webhook.configurations import mutating_configuration, validating_configuration
 from localcluster.aigate_operator import OperatorProcess, install_crd, prepare_operator
 from localcluster.testing import Cluster
 

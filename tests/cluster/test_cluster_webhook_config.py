@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from aigate.controller.webhooks import mutating_configuration, validating_configuration
+from aigate.webhook.configurations import mutating_configuration, validating_configuration
 from localcluster.testing import Cluster
 
 CLIENT_CONFIGS: dict[str, dict[str, Any]] = {

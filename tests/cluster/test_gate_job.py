@@ -19,8 +19,9 @@ from aigate.api.digest import spec_digest
 from aigate.api.errors import WorkloadError
 from aigate.api.load import configmap_refs, resolve
 from aigate.api.models import AIWorkload, ConfigMapKeyRef
-from aigate.controller import jobs, names
-from aigate.rungates import GateRunResult, read_result
+from aigate.controller import jobs
+from aigate.kube import names
+from aigate.kube.gaterun import GateRunResult, read_result
 from localcluster.testing import Cluster, cluster_image
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from aigate.controller import names
-from aigate.controller.config import OperatorConfig
-from aigate.controller.kube import JSON, Kube
 from aigate.controller.reconcile import Reconciler, Signer
 from aigate.evidence.keys import key_id
+from aigate.kube import names
+from aigate.kube.client import JSON, Kube
+from aigate.kube.config import OperatorConfig
 from localcluster.aigate_operator import install_crd
 from localcluster.testing import Cluster, cluster_image
 

@@ -22,10 +22,10 @@ from clusterkit import EDITOR, bind, bind_editor, editor, governed
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
-from aigate.controller.webhooks import TIMEOUT_SECONDS as WEBHOOK_TIMEOUT_SECONDS
 from aigate.simulator.profile import SimProfile
 from aigate.simulator.server import SimulatorServer
 from aigate.times import rfc3339
+from aigate.webhook.configurations import TIMEOUT_SECONDS as WEBHOOK_TIMEOUT_SECONDS
 from localcluster.aigate_operator import (
     OPERATOR_NAMESPACE,
     OperatorProcess,

@@ -19,7 +19,6 @@ import asyncio
 import base64
 import binascii
 import datetime
-import ipaddress
 import logging
 import os
 import tempfile
@@ -30,14 +29,14 @@ from typing import Any
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
 from aigate.api.errors import UsageError
-from aigate.controller.config import OperatorConfig
+from aigate.kube import pki
+from aigate.kube.config import OperatorConfig
 
 log = logging.getLogger("aigate.certs")
 
@@ -45,8 +44,6 @@ CA_VALIDITY = datetime.timedelta(days=3650)
 """The CA's lifetime: long, since a new CA must reach every API server's copy of the configurations."""
 CERT_VALIDITY = datetime.timedelta(days=365)
 """The serving certificate's lifetime; renewed when a third of it is left (cert-manager's default)."""
-BACKDATE = datetime.timedelta(minutes=5)
-"""notBefore is set this far in the past: an API server whose clock is a little behind still accepts it."""
 MAX_CHECK_INTERVAL = datetime.timedelta(hours=1)
 
 CA_CERT, CA_KEY, TLS_CERT, TLS_KEY = "ca.crt", "ca.key", "tls.crt", "tls.key"
@@ -76,52 +73,10 @@ class WebhookTLS:
     """PEM of every CA the API server should trust: the current CA, then the previous one until it expires."""
 
 
-def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
-    pkcs8, plain = serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    return key.private_bytes(serialization.Encoding.PEM, pkcs8, plain)
-
-
-def _name(common_name: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-
-
 def issue_ca(now: datetime.datetime, validity: datetime.timedelta = CA_VALIDITY) -> Pair:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = _name("aigate-webhook-ca")
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - BACKDATE)
-        .not_valid_after(now + validity)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                key_cert_sign=True,
-                crl_sign=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    return Pair(cert.public_bytes(serialization.Encoding.PEM), _key_pem(key))
-
-
-def _san(host: str) -> x509.GeneralName:
-    try:
-        return x509.IPAddress(ipaddress.ip_address(host))
-    except ValueError:
-        return x509.DNSName(host)
+    key = pki.new_key()
+    cert = pki.ca_certificate(key, "aigate-webhook-ca", now, validity, path_length=0)
+    return Pair(pki.cert_pem(cert), pki.key_pem(key))
 
 
 def issue_serving(
@@ -134,33 +89,17 @@ def issue_serving(
     ca_key = serialization.load_pem_private_key(ca.key, password=None)
     if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
         raise CertError("the webhook CA key is not an ECDSA key")
-    key = ec.generate_private_key(ec.SECP256R1())
+    key = pki.new_key()
     not_after = min(now + validity, ca_cert.not_valid_after_utc)  # never outlive the CA that vouches for it
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(_name(hosts[0]))
-        .issuer_name(ca_cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - BACKDATE)
-        .not_valid_after(not_after)
-        .add_extension(x509.SubjectAlternativeName([_san(h) for h in hosts]), critical=False)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
-            critical=False,
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    return Pair(cert.public_bytes(serialization.Encoding.PEM), _key_pem(key))
+    cert = pki.leaf_certificate(ca_cert, ca_key, key, hosts[0], now, not_after, hosts=hosts, server=True)
+    return Pair(pki.cert_pem(cert), pki.key_pem(key))
 
 
 def _renewal_due(cert: x509.Certificate, now: datetime.datetime) -> datetime.datetime:
     """When a certificate is renewed: with a third of its lifetime left (counted from issue, not from the backdated
     notBefore)."""
     start, end = cert.not_valid_before_utc, cert.not_valid_after_utc
-    issued = min(start + BACKDATE, end)
+    issued = min(start + pki.BACKDATE, end)
     return end - (end - issued) / 3
 
 

@@ -17,20 +17,14 @@ from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from aigate.controller import names
 from aigate.controller.certs import start_rotator
-from aigate.controller.config import OperatorConfig
-from aigate.controller.jobs import GATE_RESULT_ROLE
-from aigate.controller.kube import JSON, Kube, load_api_client
-from aigate.controller.metrics import Metrics
 from aigate.controller.reconcile import Reconciler, Signer, job_finished
-from aigate.controller.signingkey import (
-    PUBLIC_KEY_CONFIGMAP,
-    SigningKeyError,
-    ensure_signing_key,
-    publish_public_key,
-)
+from aigate.controller.signingkey import SigningKeyError, ensure_signing_key, publish_public_key
 from aigate.evidence.keys import key_id, load_private_key, load_public_key
+from aigate.kube import names
+from aigate.kube.client import JSON, Kube, load_api_client
+from aigate.kube.config import OperatorConfig
+from aigate.kube.metrics import Metrics
 from aigate.policy.configmaps import configmaps_read
 
 log = logging.getLogger("aigate.operator")
@@ -185,7 +179,7 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
     ) -> None:
         state: State = memo["state"]
         mark_indexed(state)
-        if type in ("ADDED", "MODIFIED") and labels.get(names.ROLE_LABEL) == GATE_RESULT_ROLE:
+        if type in ("ADDED", "MODIFIED") and labels.get(names.ROLE_LABEL) == names.GATE_RESULT_ROLE:
             outcome = await asyncio.to_thread(state.reconciler.run_progress, plain(body))
             log.debug("gate result %s/%s: %s", namespace, name, outcome)
             return
@@ -302,7 +296,11 @@ def run_operator(config: OperatorConfig) -> int:
     try:  # for `kubectl aigate evidence --verify`; the operator gates without it, so a refusal is only a warning
         done = publish_public_key(api, config.namespace, public)
         log.info(
-            "public key %s in ConfigMap %s/%s: %s", signer.key_id[:16], config.namespace, PUBLIC_KEY_CONFIGMAP, done
+            "public key %s in ConfigMap %s/%s: %s",
+            signer.key_id[:16],
+            config.namespace,
+            names.PUBLIC_KEY_CONFIGMAP,
+            done,
         )
     except SigningKeyError as e:
         log.warning("public key not published: %s", e)

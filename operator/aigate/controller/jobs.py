@@ -26,19 +26,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from aigate.api.models import AIWorkload, Credentials, SecretKeyRef
-from aigate.controller import names
+from aigate.kube import names
+from aigate.kube.config import DEFAULT_RESOURCES
 
-GATE_JOB_ROLE = "gate-job"
-GATE_RESULT_ROLE = "gate-result"
-GATE_INPUT_ROLE = "gate-input"
-GATE_CREDENTIALS_ROLE = "gate-credentials"
-EVIDENCE_ROLE = "evidence"
 CONTAINER_NAME = "gate"
 DEFAULT_COMMAND = ("aigate",)
 TMP_VOLUME = "tmp"
-JOB_NAME_ENV = "AIGATE_JOB_NAME"
-"""Set from the pod's `job-name` label (the Job controller writes it), so the result names its Job."""
-INPUT_KEY = "input.json"
 
 _DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
@@ -190,8 +183,8 @@ def input_configmap(run: GateRun, payload: str) -> Obj:
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
-        "metadata": run.meta(names.run_input(run.job), GATE_INPUT_ROLE),
-        "data": {INPUT_KEY: payload},
+        "metadata": run.meta(names.run_input(run.job), names.GATE_INPUT_ROLE),
+        "data": {names.INPUT_KEY: payload},
         "immutable": True,
     }
 
@@ -201,7 +194,7 @@ def result_configmap(run: GateRun) -> Obj:
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
-        "metadata": run.meta(names.run_result(run.job), GATE_RESULT_ROLE),
+        "metadata": run.meta(names.run_result(run.job), names.GATE_RESULT_ROLE),
         "data": {},
     }
 
@@ -217,15 +210,9 @@ def credentials_secret(run: GateRun, values: Mapping[tuple[str, str], str]) -> O
         "apiVersion": "v1",
         "kind": "Secret",
         "type": "Opaque",
-        "metadata": run.meta(names.run_credentials(run.job), GATE_CREDENTIALS_ROLE),
+        "metadata": run.meta(names.run_credentials(run.job), names.GATE_CREDENTIALS_ROLE),
         "data": data,
     }
-
-
-DEFAULT_RESOURCES: dict[str, dict[str, str]] = {
-    "requests": {"cpu": "500m", "memory": "256Mi"},
-    "limits": {"memory": "1Gi"},
-}
 
 
 def gate_job(
@@ -260,7 +247,7 @@ def gate_job(
         run.run_id,
     ]
     env: list[Obj] = [
-        {"name": JOB_NAME_ENV, "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['job-name']"}}},
+        {"name": names.JOB_NAME_ENV, "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['job-name']"}}},
         # a read-only root filesystem: no .pyc files
         {"name": "PYTHONDONTWRITEBYTECODE", "value": "1"},
     ]
@@ -294,11 +281,11 @@ def gate_job(
         # the root filesystem is read-only: /tmp is the one writable place (the pod's own, size-capped)
         "volumeMounts": [{"name": TMP_VOLUME, "mountPath": "/tmp"}],
     }
-    labels = run.labels(GATE_JOB_ROLE)
+    labels = run.labels(names.GATE_JOB_ROLE)
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
-        "metadata": run.meta(job_name, GATE_JOB_ROLE),
+        "metadata": run.meta(job_name, names.GATE_JOB_ROLE),
         "spec": {
             "backoffLimit": backoff_limit,
             "activeDeadlineSeconds": active_deadline_s,

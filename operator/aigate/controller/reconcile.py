@@ -21,13 +21,15 @@ from aigate.api.errors import WorkloadError
 from aigate.api.load import ResolvedWorkload, configmap_refs, resolve, workload_from_api
 from aigate.api.models import AIWorkload, StatusSummary
 from aigate.api.policy import AIGatePolicy
-from aigate.controller import jobs, names
-from aigate.controller.config import OperatorConfig
+from aigate.controller import jobs
 from aigate.controller.jobs import GateRun, owner_reference
-from aigate.controller.kube import JSON, Kube
 from aigate.evidence import EvidenceError, EvidencePredicate, VerifiedEvidence, verify_evidence
 from aigate.evidence.predicate import MeasurementSummary
 from aigate.gates.result import GateResult, decide
+from aigate.kube import names
+from aigate.kube.client import JSON, Kube
+from aigate.kube.config import OperatorConfig
+from aigate.kube.gaterun import PROGRESS_ANNOTATION, progress_status, read_result
 from aigate.pipeline import judge, sign_predicate
 from aigate.policy.conditions import (
     Reason,
@@ -56,7 +58,6 @@ from aigate.policy.lifecycle import (
 )
 from aigate.probes.rbac import probe_service_account
 from aigate.redact import redact
-from aigate.rungates import PROGRESS_ANNOTATION, progress_status, read_result
 from aigate.times import parse_rfc3339, rfc3339, utcnow
 
 log = logging.getLogger("aigate.operator")
@@ -171,7 +172,7 @@ class Reconciler:
             self._sync_status_from_evidence(body, digest, verified, now)
             return "evidence valid"
         gate_ns = self.config.gate_namespace
-        found = self.kube.list_jobs(gate_ns, f"{jobs.workload_selector(uid)},{names.ROLE_LABEL}={jobs.GATE_JOB_ROLE}")
+        found = self.kube.list_jobs(gate_ns, f"{jobs.workload_selector(uid)},{names.ROLE_LABEL}={names.GATE_JOB_ROLE}")
         action = next_action(digest, state, [run_of(j) for j in found], last, force=force)
         for stale in action.stop:
             self.kube.delete_job(gate_ns, stale)
@@ -537,7 +538,7 @@ class Reconciler:
         return jobs.evidence_configmap(
             self.config.namespace,
             names.trusted_evidence(uid),
-            {names.WORKLOAD_UID_LABEL: uid, names.ROLE_LABEL: jobs.EVIDENCE_ROLE},
+            {names.WORKLOAD_UID_LABEL: uid, names.ROLE_LABEL: names.EVIDENCE_ROLE},
             {
                 names.FOR_NAMESPACE_ANNOTATION: workload.metadata.namespace,
                 names.FOR_NAME_ANNOTATION: workload.metadata.name,
@@ -551,7 +552,7 @@ class Reconciler:
         cm = jobs.evidence_configmap(
             workload.metadata.namespace,
             names.evidence_configmap(workload.metadata.name),
-            {names.GATE_FOR_LABEL: workload.metadata.name, names.ROLE_LABEL: jobs.EVIDENCE_ROLE},
+            {names.GATE_FOR_LABEL: workload.metadata.name, names.ROLE_LABEL: names.EVIDENCE_ROLE},
             {names.DIGEST_ANNOTATION: digest},
             envelope,
         )

@@ -35,9 +35,9 @@ from aigate.evidence.keys import (
     private_key_from_pem,
     public_key_pem,
 )
+from aigate.kube.names import PUBLIC_KEY_CONFIGMAP
 
 LABELS = {"app.kubernetes.io/managed-by": "aigate-operator", "app.kubernetes.io/component": "signing-key"}
-PUBLIC_KEY_CONFIGMAP = "aigate-public-key"
 PUBLIC_KEY_LABELS = {"app.kubernetes.io/managed-by": "aigate-operator", "app.kubernetes.io/component": "public-key"}
 KEY_ID_KEY = "keyId"
 READERS_GROUP = "system:authenticated"

@@ -6,11 +6,11 @@ import math
 import statistics
 
 from aigate.api.models import AIWorkloadSpec
+from aigate.gates.numbers import DAYS_PER_MONTH, PERCENTILE_CONFIDENCE
 from aigate.gates.reliability import insufficient_message, judged
 from aigate.gates.result import Finding, GateResult
 from aigate.gates.stats import percentile, rate, usd
 from aigate.measurements import Measurements, ModelMeasurement
-from aigate.policy.numbers import DAYS_PER_MONTH, PERCENTILE_CONFIDENCE
 
 
 def _mean_cost(m: ModelMeasurement) -> float | None:

@@ -10,10 +10,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from aigate.api.models import AIWorkloadSpec
+from aigate.gates.numbers import fault_deadline_ms
 from aigate.gates.result import Finding, FindingCode, GateResult
 from aigate.gates.stats import ms, pct, percentile, rate
 from aigate.measurements import CaseRun, Measurements, ModelMeasurement
-from aigate.policy.numbers import fault_deadline_ms
 
 ASSERTION_LABELS = {
     "jsonSchema": "JSON schema broken",

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from aigate.api.models import AIWorkloadSpec
+from aigate.gates.numbers import MAX_REPEATS, PERCENTILE_CONFIDENCE, PERCENTILE_METHOD
 from aigate.gates.result import Finding, FindingCode, GateResult
 from aigate.gates.stats import PercentileJudgement, judge_percentile, ms, pct, percentile, rate
 from aigate.measurements import CaseRun, Measurements
-from aigate.policy.numbers import MAX_REPEATS, PERCENTILE_CONFIDENCE, PERCENTILE_METHOD
 
 TIMEOUT_UNDEFINED = "Provider timeout behavior: undefined"
 

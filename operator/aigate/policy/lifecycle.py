@@ -160,7 +160,7 @@ ALWAYS_EXCLUDED = ("kube-system",)
 def excluded_because(namespace: str, operator_namespace: str, gate_namespace: str) -> str | None:
     """Why AIWorkloads in `namespace` are not gated, or None. The operator's namespace holds the signing key and the
     trusted evidence, the gate namespace the runs' credentials: a workload there could reach what no team may.
-    The webhooks exclude the same namespaces (`controller/webhooks.py`)."""
+    The webhooks exclude the same namespaces (`webhook/configurations.py`)."""
     if namespace == operator_namespace:
         what = "aigate's own namespace (the signing key, the trusted evidence)"
     elif namespace == gate_namespace:

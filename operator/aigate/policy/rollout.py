@@ -1,6 +1,6 @@
 """Admit, warn or deny a rollout labelled `aigate.dev/workload`: the decision, from facts gathered elsewhere.
 
-`controller/admission.py` gathers (the workload and its ConfigMaps from the operator's indexes, the spec digest,
+`webhook/admission.py` gathers (the workload and its ConfigMaps from the operator's indexes, the spec digest,
 the signature check, both cached); this module decides. Nothing the workload's status says is trusted on its own:
 a rollout is allowed only when signed evidence verifies and is bound to the spec digest as it is now. Status only
 words the refusal when there is no signed answer to quote.

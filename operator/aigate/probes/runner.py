@@ -33,6 +33,7 @@ from typing import Literal
 from aigate import __version__
 from aigate.api.load import ResolvedWorkload
 from aigate.api.models import AIWorkloadSpec, Case, ModelRef
+from aigate.gates.numbers import ASSUMED_TIMEOUT_X_P95, STOP_MIN_REQUESTS, fault_deadline_ms
 from aigate.measurements import (
     Attempt,
     CaseRun,
@@ -48,7 +49,6 @@ from aigate.measurements import (
     Usage,
     required_fault_modes,
 )
-from aigate.policy.numbers import ASSUMED_TIMEOUT_X_P95, STOP_MIN_REQUESTS, fault_deadline_ms
 from aigate.probes.assertions import evaluate
 from aigate.probes.credentials import HUMAN_ROUTE_KEY, Scrubber
 from aigate.probes.humanroute import probe_human_route

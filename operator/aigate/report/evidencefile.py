@@ -12,12 +12,11 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from aigate.evidence.dsse import b64decode_any
-from aigate.evidence.errors import EvidenceError, EvidenceInputError, EvidenceMalformed
-from aigate.evidence.keys import PublicKey, load_public_key
+from aigate.evidence.errors import EvidenceInputError, EvidenceMalformed
+from aigate.evidence.keys import PublicKey
 from aigate.evidence.predicate import EvidencePredicate, parse_predicate
 from aigate.evidence.statement import PREDICATE_TYPE, SUBJECT_PREFIX
 from aigate.evidence.verify import parse_envelope, verify_evidence
@@ -96,31 +95,3 @@ def _unverified_statement(envelope: Mapping[str, Any]) -> dict[str, Any]:
     if not isinstance(statement, dict) or statement.get("predicateType") != PREDICATE_TYPE:
         raise EvidenceMalformed(f"evidence is not an aigate statement (predicateType {PREDICATE_TYPE})")
     return statement
-
-
-def render_evidence_file(
-    evidence: Path, key: Path | None, workload: Path | None, *, now: datetime | None = None
-) -> tuple[int, str, str]:
-    """`aigate report`: (exit code, the HTML, one line for stderr). 1 when the evidence does not verify, 2 when a
-    file cannot be read."""
-    from aigate.api.digest import spec_digest
-    from aigate.api.load import load_and_resolve
-    from aigate.report.html import render_html_from_evidence
-
-    if workload is not None and key is None:
-        return 2, "", "aigate: error: --workload needs --key: a spec digest is only checked on verified evidence"
-    try:
-        public = load_public_key(key) if key else None
-        try:
-            raw = evidence.read_bytes()
-        except OSError as e:
-            return 2, "", f"aigate: error: {evidence}: cannot read: {e.strerror or e}"
-        expected = spec_digest(load_and_resolve(workload)) if workload else None
-        ev = read_evidence(raw, public, key_name=key.name if key else None, expected_digest=expected)
-    except EvidenceInputError as e:
-        return 2, "", f"aigate: error: {e}"
-    except EvidenceError as e:
-        return 1, "", f"evidence rejected: {e}"
-    page = render_html_from_evidence(ev, source=evidence.name, now=now, evidence_name=evidence.name)
-    said = "verified" if ev.verified else "NOT verified (no --key)"
-    return 0, page, f"report of {ev.subject} from {evidence.name}: {said}"

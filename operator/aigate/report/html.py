@@ -15,16 +15,19 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
 from aigate.assessment import Assessment
+from aigate.evidence.errors import EvidenceError, EvidenceInputError
+from aigate.evidence.keys import load_public_key
 from aigate.evidence.predicate import AcceptanceRecord, CaseRecord, ModelIdentityRecord, MonitoringCondition
 from aigate.gates.result import GateResult
 from aigate.gates.stats import percentile
 from aigate.measurements import FAULT_MODES
-from aigate.report.evidencefile import EvidenceForReport
+from aigate.report.evidencefile import EvidenceForReport, read_evidence
 from aigate.report.text import GATE_TITLES, decision_text
 from aigate.times import rfc3339, utcnow
 
@@ -898,3 +901,30 @@ def render_html_from_evidence(
 ) -> str:
     """`aigate report EVIDENCE.json --format html` and `kubectl aigate report`."""
     return render_view(view_of_evidence(ev, source=source, now=now, evidence_name=evidence_name))
+
+
+def render_evidence_file(
+    evidence: Path, key: Path | None, workload: Path | None, *, now: datetime | None = None
+) -> tuple[int, str, str]:
+    """`aigate report`: (exit code, the HTML, one line for stderr). 1 when the evidence does not verify, 2 when a
+    file cannot be read."""
+    from aigate.api.digest import spec_digest
+    from aigate.api.load import load_and_resolve
+
+    if workload is not None and key is None:
+        return 2, "", "aigate: error: --workload needs --key: a spec digest is only checked on verified evidence"
+    try:
+        public = load_public_key(key) if key else None
+        try:
+            raw = evidence.read_bytes()
+        except OSError as e:
+            return 2, "", f"aigate: error: {evidence}: cannot read: {e.strerror or e}"
+        expected = spec_digest(load_and_resolve(workload)) if workload else None
+        ev = read_evidence(raw, public, key_name=key.name if key else None, expected_digest=expected)
+    except EvidenceInputError as e:
+        return 2, "", f"aigate: error: {e}"
+    except EvidenceError as e:
+        return 1, "", f"evidence rejected: {e}"
+    page = render_html_from_evidence(ev, source=evidence.name, now=now, evidence_name=evidence.name)
+    said = "verified" if ev.verified else "NOT verified (no --key)"
+    return 0, page, f"report of {ev.subject} from {evidence.name}: {said}"

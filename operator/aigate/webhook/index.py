@@ -33,12 +33,12 @@ from pydantic import ValidationError
 from aigate.api.errors import format_validation_error
 from aigate.api.models import API_GROUP, API_VERSION, PLURAL, WORKLOAD_LABEL
 from aigate.api.policy import POLICY_PLURAL, AIGatePolicy
-from aigate.controller import names
-from aigate.controller.admission import VerifyCache, rollout_decision
-from aigate.controller.jobs import EVIDENCE_ROLE
 from aigate.evidence import PublicKey
+from aigate.kube import names
+from aigate.kube.names import EVIDENCE_ROLE
 from aigate.policy.configmaps import configmap_entry, configmaps_read
 from aigate.policy.governance import EffectivePolicy, PlatformDefault, effective
+from aigate.webhook.admission import VerifyCache, rollout_decision
 
 log = logging.getLogger("aigate.webhook")
 

@@ -25,24 +25,20 @@ from aigate.api.digest import acceptance_digest
 from aigate.api.errors import WorkloadError
 from aigate.api.load import configmap_lookup, resolve, workload_from_api
 from aigate.api.models import WORKLOAD_LABEL
-from aigate.controller import names
-from aigate.controller.admission import rollout_decision
-from aigate.controller.lanes import DigestLanes, TooLate
-from aigate.controller.metrics import Metrics
-from aigate.controller.webhooks import (
-    ACCEPTANCES_WEBHOOK,
-    AIWORKLOADS_WEBHOOK,
-    ROLLOUTS_WEBHOOK,
-    TIMEOUT_SECONDS,
-    refusal,
-)
 from aigate.evidence import PublicKey
+from aigate.kube import names
+from aigate.kube.metrics import Metrics
+from aigate.kube.names import ACCEPTANCES_WEBHOOK, AIWORKLOADS_WEBHOOK, ROLLOUTS_WEBHOOK
 from aigate.policy.acceptance import AcceptanceDecision, acceptance_patch
 from aigate.policy.governance import governed_by, raised, violations
 from aigate.policy.references import added
 from aigate.policy.references import refusal as reference_refusal
 from aigate.policy.rollout import GATED_KINDS, enforcement_of, not_judged, shape_problem
+from aigate.webhook.admission import rollout_decision
+from aigate.webhook.configurations import TIMEOUT_SECONDS
+from aigate.webhook.envelope import refusal
 from aigate.webhook.index import JSON, Index
+from aigate.webhook.lanes import DigestLanes, TooLate
 
 ROLLOUT_KINDS = {(k.group, k.resource): k.kind for k in GATED_KINDS}
 """(group, resource) the rollout webhook judges, and the kind it names them by when the object does not say."""
@@ -107,7 +103,7 @@ class Reviewer:
         self.lanes = DigestLanes(give_up_after=TIMEOUT_SECONDS)
 
     async def review(self, webhook: str, review: JSON) -> JSON:
-        """The answer to a well-formed review (controller.webhooks.parse_review checked its envelope)."""
+        """The answer to a well-formed review (webhook.envelope.parse_review checked its envelope)."""
         request = review["request"]
         resource = request["resource"]
         group, plural = resource.get("group") or "", resource.get("resource") or ""
@@ -163,7 +159,7 @@ class Reviewer:
         )
 
         # the index warmed the digest when the workload changed; should a review still come first, the parsing and
-        # hashing go to a worker thread, one namespace at a time (controller/lanes.py), and the event loop answers
+        # hashing go to a worker thread, one namespace at a time (webhook/lanes.py), and the event loop answers
         # every other review meanwhile
         def fresh() -> bool:
             return workload is None or self.index.verify_cache.fresh(workload, configmaps)

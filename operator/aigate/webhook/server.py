@@ -23,21 +23,21 @@ from typing import Any
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
 
 from aigate.api.errors import UsageError
-from aigate.controller.admission import VerifyCache
-from aigate.controller.config import OperatorConfig, from_env
-from aigate.controller.kube import Kube, load_api_client
-from aigate.controller.metrics import Metrics
-from aigate.controller.webhooks import (
+from aigate.evidence.errors import EvidenceInputError
+from aigate.evidence.keys import load_private_key, load_public_key
+from aigate.kube.client import Kube, load_api_client
+from aigate.kube.config import OperatorConfig, from_env
+from aigate.kube.metrics import Metrics
+from aigate.kube.names import WEBHOOK_IDS
+from aigate.webhook.admission import VerifyCache
+from aigate.webhook.envelope import (
     MAX_BODY_BYTES,
     READ_TIMEOUT_SECONDS,
-    WEBHOOK_IDS,
     BadReview,
     parse_review,
     refusal,
     review_problem,
 )
-from aigate.evidence.errors import EvidenceInputError
-from aigate.evidence.keys import load_private_key, load_public_key
 from aigate.webhook.index import Index, Watcher, api_fetcher, watches
 from aigate.webhook.review import Reviewer
 

@@ -23,7 +23,6 @@ from aigate.api.digest import spec_digest
 from aigate.api.errors import WorkloadError
 from aigate.api.load import configmap_lookup, resolve, workload_from_api
 from aigate.api.models import WORKLOAD_LABEL
-from aigate.controller import names
 from aigate.evidence import (
     EvidenceError,
     EvidenceExpired,
@@ -35,6 +34,7 @@ from aigate.evidence import (
     verify_envelope,
     verify_evidence,
 )
+from aigate.kube import names
 from aigate.policy.governance import Floor
 from aigate.policy.rollout import EvidenceCheck, RolloutDecision, decide_rollout, label_decision
 from aigate.policy.text import MAX_REASON, one_line

@@ -1,5 +1,5 @@
-"""Shared helpers of the probe and runner tests (no tests here): workloads, a simulator profile builder,
-and two tiny loopback servers the simulator does not play: a human-route queue and a provider that echoes
+"""Shared helpers of the probe and runner tests (no tests here): workloads, simulator profiles and the suite they
+answer, and two tiny loopback servers the simulator does not play: a human-route queue and a provider that echoes
 the API key back in its error, as real providers do with a wrong key."""
 
 from __future__ import annotations
@@ -22,6 +22,16 @@ from aigate.api.models import AIWorkload
 
 CANARY = "sk-canary-7f3a9c1e5b2d4e6f8a0b"
 """An API key that must never appear in anything aigate writes."""
+ANSWER = '{"risk": "low", "summary": "nothing unusual"}'
+SCHEMA = {"type": "object", "required": ["risk"], "properties": {"risk": {"enum": ["low", "high"]}}}
+CASES = [
+    {
+        "name": "summarize",
+        "messages": [{"role": "user", "content": "summarize case 1"}],
+        "expect": {"jsonSchema": SCHEMA},
+    },
+    {"name": "risk", "messages": [{"role": "user", "content": "rate case 2"}], "expect": {"contains": ["low"]}},
+]
 
 
 def workload(
@@ -131,3 +141,23 @@ def simulator(models: dict[str, dict[str, Any]], **top: Any) -> Iterator[str]:
     profile = SimProfile.model_validate({"seed": 7, "models": models, **top})
     with SimulatorServer(profile) as sim:
         yield str(sim.url)
+
+
+def sim_model(provider: str, **extra: Any) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "provider": provider,
+        "latency": {"fixedMs": 5},
+        "usage": {"inputTokens": 100, "outputTokens": 20},
+        "responses": [{"match": {"regex": ".*"}, "content": ANSWER}],
+    }
+    doc.update(extra)
+    return doc
+
+
+def keys(resolved: Any) -> dict[str, str]:
+    """Every model gets a key, as the simulator, like the providers, refuses requests without one."""
+    return {m.name: CANARY for m in resolved.workload.spec.models}
+
+
+def pricing(inp: float, out: float) -> dict[str, float]:
+    return {"inputPerMTokUSD": inp, "outputPerMTokUSD": out}

@@ -1,30 +1,23 @@
-"""The admission webhook configurations aigate installs, and the envelope checks of the reviews they send.
+"""The admission webhook configurations aigate installs: which requests the API server sends to `aigate webhook`.
 
 The rollout webhook selects Deployments and kin by the `aigate.dev/workload` label, excludes kube-system and the
 operator's own namespace (a broken operator must not block its own repair), and fails closed. Each webhook's path is
-its name. `aigate webhook` (aigate.webhook.server) serves them: it answers every malformed request with an
-AdmissionReview refusal or a plain 4xx (`parse_review`, `review_problem`), never a 500 or a hang.
+its name. The chart installs the same webhooks (tests/test_chart.py compares all but clientConfig and the
+namespaces); hack/ and the benches install these. `aigate webhook` (aigate.webhook.server) serves them, and
+webhook/envelope.py checks what they send.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Collection, Mapping
 from typing import Any
 
 from aigate.api.models import API_GROUP, API_VERSION, PLURAL, WORKLOAD_LABEL
+from aigate.kube.names import ACCEPTANCES_WEBHOOK, AIWORKLOADS_WEBHOOK, ROLLOUTS_WEBHOOK
 from aigate.policy.rollout import GATED_KINDS
 
 logger = logging.getLogger(__name__)
-
-ROLLOUTS_WEBHOOK = "rollouts.aigate.dev"
-"""Validating: Deployments and kin labelled aigate.dev/workload."""
-ACCEPTANCES_WEBHOOK = "acceptances.aigate.dev"
-"""Mutating: records the authenticated user as acceptedBy of new or changed risk acceptances."""
-AIWORKLOADS_WEBHOOK = "aiworkloads.aigate.dev"
-"""Validating: AIWorkloads as they will be stored (acceptedBy as the mutation wrote it)."""
-WEBHOOK_IDS: tuple[str, ...] = (ROLLOUTS_WEBHOOK, ACCEPTANCES_WEBHOOK, AIWORKLOADS_WEBHOOK)
 
 ROLLOUT_RULES: tuple[tuple[str, str, tuple[str, ...]], ...] = tuple(
     (group, version, tuple(k.resource for k in GATED_KINDS if (k.group, k.version) == (group, version)))
@@ -34,9 +27,6 @@ ROLLOUT_RULES: tuple[tuple[str, str, tuple[str, ...]], ...] = tuple(
 (scale, status) are not rollouts."""
 
 TIMEOUT_SECONDS = 5
-MAX_BODY_BYTES = 8 * 1024 * 1024
-"""An UPDATE review carries the object and the old object, each up to etcd's 1.5 MiB: 8 MiB is ample."""
-READ_TIMEOUT_SECONDS = 10.0
 
 
 def client_config_for(client_config: Mapping[str, Any], webhook_id: str) -> dict[str, Any]:
@@ -144,63 +134,4 @@ def mutating_configuration(
         "kind": "MutatingWebhookConfiguration",
         "metadata": {"name": name, "labels": {"app.kubernetes.io/name": "aigate"}},
         "webhooks": [acceptances],
-    }
-
-
-# --- the server ------------------------------------------------------------------------------------------------
-
-
-class BadReview(Exception):
-    """The request body is not an AdmissionReview; answered with an HTTP 4xx (there is no uid to answer to)."""
-
-    def __init__(self, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-def parse_review(body: bytes) -> dict[str, Any]:
-    """The AdmissionReview in `body`, checked for what the server indexes without looking (BadReview otherwise)."""
-    if not body:
-        raise BadReview("empty request body; expected an AdmissionReview")
-    try:
-        doc = json.loads(body)
-    except (ValueError, RecursionError) as e:
-        raise BadReview(f"request body is not JSON: {str(e)[:200]}") from None
-    if not isinstance(doc, dict):
-        raise BadReview("request body is not an AdmissionReview (a JSON object)")
-    if doc.get("kind") != "AdmissionReview" or not str(doc.get("apiVersion", "")).startswith("admission.k8s.io/"):
-        raise BadReview(f"not an AdmissionReview (kind {doc.get('kind')!r}, apiVersion {doc.get('apiVersion')!r})")
-    request = doc.get("request")
-    if not isinstance(request, dict):
-        raise BadReview("AdmissionReview has no request")
-    if not isinstance(request.get("uid"), str) or not request["uid"]:
-        raise BadReview("AdmissionReview request has no uid")
-    return doc
-
-
-def review_problem(review: Mapping[str, Any]) -> str | None:
-    """What a decision needs in a request with a uid; answered as a refusal, since the API server can read one."""
-    request = review["request"]
-    resource = request.get("resource")
-    if not isinstance(resource, dict) or not all(isinstance(resource.get(k), str) for k in ("group", "version")):
-        return "AdmissionReview request has no resource (group, version, resource)"
-    if not isinstance(resource.get("resource"), str):
-        return "AdmissionReview request has no resource (group, version, resource)"
-    if not isinstance(request.get("userInfo"), dict):
-        return "AdmissionReview request has no userInfo"
-    if not isinstance(request.get("object"), dict) and not isinstance(request.get("oldObject"), dict):
-        return "AdmissionReview request has neither object nor oldObject"
-    return None
-
-
-def refusal(review: Mapping[str, Any], message: str, code: int) -> dict[str, Any]:
-    """A well-formed AdmissionReview answer that refuses the request with `message`."""
-    return {
-        "apiVersion": review.get("apiVersion", "admission.k8s.io/v1"),
-        "kind": "AdmissionReview",
-        "response": {
-            "uid": review["request"]["uid"],
-            "allowed": False,
-            "status": {"code": code, "message": message},
-        },
     }

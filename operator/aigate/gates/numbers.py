@@ -1,4 +1,4 @@
-"""The policy numbers, each defined once, with why."""
+"""The policy numbers the runner measures with and the gates judge by, each defined once, with why."""
 
 from __future__ import annotations
 

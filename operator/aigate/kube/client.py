@@ -16,7 +16,7 @@ from kubernetes.client.exceptions import ApiException
 from aigate.api.load import ConfigMapLookup, configmap_lookup
 from aigate.api.models import API_GROUP, API_VERSION, PLURAL
 from aigate.api.policy import POLICY_PLURAL
-from aigate.controller.names import RUN_LABEL
+from aigate.kube.names import RUN_LABEL
 from aigate.times import rfc3339, utcnow
 
 JSON = dict[str, Any]

@@ -14,7 +14,12 @@ GATE_FOR_LABEL = "aigate.dev/gate-for"
 ConfigMaps). Not `aigate.dev/workload`: that label is what the rollout webhook selects, and a gate Job must
 never be held back by the gate it runs."""
 ROLE_LABEL = "aigate.dev/role"
-"""gate-job | gate-result | evidence"""
+"""Which part of a gate run, or of the trusted evidence, an object is: one of the roles below."""
+GATE_JOB_ROLE = "gate-job"
+GATE_RESULT_ROLE = "gate-result"
+GATE_INPUT_ROLE = "gate-input"
+GATE_CREDENTIALS_ROLE = "gate-credentials"
+EVIDENCE_ROLE = "evidence"
 DIGEST_ANNOTATION = "aigate.dev/spec-digest"
 RUN_ANNOTATION = "aigate.dev/run-id"
 RUN_LABEL = "aigate.dev/run-id"
@@ -28,8 +33,25 @@ FOR_NAME_ANNOTATION = "aigate.dev/for-name"
 """Which AIWorkload a gate run or trusted evidence belongs to, for people and for routing a Job event."""
 FINALIZER = "aigate.dev/gate-runs"
 
+# The admission webhooks, by name; each is served at the path of its name (webhook/configurations.py registers
+# them, the chart installs them, `aigate webhook` serves them, `kubectl aigate` checks them).
+ROLLOUTS_WEBHOOK = "rollouts.aigate.dev"
+"""Validating: Deployments and kin labelled aigate.dev/workload."""
+ACCEPTANCES_WEBHOOK = "acceptances.aigate.dev"
+"""Mutating: records the authenticated user as acceptedBy of new or changed risk acceptances."""
+AIWORKLOADS_WEBHOOK = "aiworkloads.aigate.dev"
+"""Validating: AIWorkloads as they will be stored (acceptedBy as the mutation wrote it)."""
+WEBHOOK_IDS: tuple[str, ...] = (ROLLOUTS_WEBHOOK, ACCEPTANCES_WEBHOOK, AIWORKLOADS_WEBHOOK)
+
+INPUT_KEY = "input.json"
+"""The key of the run's input ConfigMap that holds the resolved spec (`controller.jobs.run_input`)."""
 RESULT_KEY = "result.json"
 EVIDENCE_KEY = "evidence.json"
+JOB_NAME_ENV = "AIGATE_JOB_NAME"
+"""Set from the pod's `job-name` label (the Job controller writes it), so the result names its Job."""
+PUBLIC_KEY_CONFIGMAP = "aigate-public-key"
+"""In the operator's namespace: the public key the operator signs evidence with, published for `kubectl aigate
+evidence --verify` (`controller.signingkey`)."""
 
 
 def _short(text: str, n: int) -> str:

@@ -20,7 +20,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from aigate.api.errors import UsageError
 from aigate.api.models import parse_duration
-from aigate.controller.jobs import DEFAULT_RESOURCES
 from aigate.policy.governance import Enforcement, PlatformDefault
 
 
@@ -44,6 +43,13 @@ class Security:
     protects: str
     exposes: str
 
+
+DEFAULT_RESOURCES: dict[str, dict[str, str]] = {
+    "requests": {"cpu": "500m", "memory": "256Mi"},
+    "limits": {"memory": "1Gi"},
+}
+"""The gate container's resources unless the settings say otherwise (`controller.jobs.gate_job`): a CPU request, no
+CPU limit."""
 
 _QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")
 _SUFFIX = {"": 1, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e18}
