@@ -10,7 +10,7 @@ short validity here) is renewed and served by every webhook pod without a restar
 webhook configuration, gate Job or per-run Secret, and keeps the CRDs and AIWorkloads (`crds.keep`).
 
 One install for the module (the tests run in order and share it). The workloads and the simulator are those of
-test_operator.py, where the operator runs as a process on this machine."""
+test_operator.py (flows.py, conftest.py), where the operator runs as a process on this machine."""
 
 from __future__ import annotations
 
@@ -34,13 +34,10 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from localcluster.testing import Cluster, cluster_image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import test_operator as flows
+import flows
 from clusterkit import bind_editor, editor, kubectl_aigate
 
 from helmchart import CHART, find_helm, run_helm
-
-simulator = flows.simulator
-"""The simulator on the pod bridge's gateway (test_operator's module fixture), for the gate Jobs' pods."""
 
 RELEASE, NS, GATES = "aigate", "aigate-system", "aigate-gates"
 KINDS = ("validatingwebhookconfiguration", "mutatingwebhookconfiguration")

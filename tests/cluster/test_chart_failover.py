@@ -32,9 +32,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import flows
 import pytest
 import test_chart_e2e as e2e
-import test_operator as flows
 import yaml
 from clusterkit import governed, kubectl_aigate
 
