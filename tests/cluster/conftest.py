@@ -51,6 +51,7 @@ def namespace(cluster: Cluster) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def simulator(cluster: Cluster) -> Iterator[SimulatorServer]:
-    """The LLM API simulator serving flows.PROFILE, for a module's gate Jobs' pods (on the pod bridge's gateway)."""
+    """The LLM API simulator serving flows.PROFILE, for a module's gate Jobs' pods (on the pod bridge's gateway).
+    test_trust.py serves its own, faster profile under the same name."""
     with flows.pods_simulator(cluster, flows.PROFILE) as sim:
         yield sim

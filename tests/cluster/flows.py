@@ -67,13 +67,15 @@ def running_operator(cluster: Cluster, state_dir: Path, **options: Any) -> Itera
 def workload(
     ns: str,
     name: str,
-    sim: SimulatorServer,
+    sim: SimulatorServer | str,
     *,
     approval: bool = True,
     enforcement: str = "enforce",
     valid_for: str = "720h",
     regate_before: str = "1h",
 ) -> dict[str, Any]:
+    """The AIWorkload the flows gate, its models on `sim` (the simulator, or its URL)."""
+    url = sim if isinstance(sim, str) else sim.url
     write_tool: dict[str, Any] = {"name": "create_case_note", "access": "write"}
     if approval:
         write_tool["approval"] = "required"
@@ -91,7 +93,7 @@ def workload(
                     "role": "primary",
                     "provider": "anthropic",
                     "model": "sim-claude",
-                    "endpoint": sim.url,
+                    "endpoint": url,
                     "credentials": {"secretRef": {"name": "llm-keys", "key": "anthropic"}},
                     "pricing": price,
                 },
@@ -100,7 +102,7 @@ def workload(
                     "role": "fallback",
                     "provider": "openai",
                     "model": "sim-gpt",
-                    "endpoint": sim.url + "/v1",
+                    "endpoint": url + "/v1",
                     "credentials": {"secretRef": {"name": "llm-keys", "key": "openai"}},
                     "pricing": price,
                 },
@@ -132,13 +134,18 @@ def workload(
     }
 
 
-def setup_namespace(cluster: Cluster, ns: str, name: str, prompt: str = "You review fraud cases.") -> None:
-    secret = {
+def llm_keys(ns: str, keys: dict[str, str]) -> dict[str, Any]:
+    """The Secret `llm-keys` the workload's models name, one key a provider."""
+    return {
         "apiVersion": "v1",
         "kind": "Secret",
         "metadata": {"name": "llm-keys", "namespace": ns},
-        "data": {k: base64.b64encode(v.encode()).decode() for k, v in CANARY.items()},
+        "data": {k: base64.b64encode(v.encode()).decode() for k, v in keys.items()},
     }
+
+
+def setup_namespace(cluster: Cluster, ns: str, name: str, prompt: str = "You review fraud cases.") -> None:
+    secret = llm_keys(ns, CANARY)
     cm = {
         "apiVersion": "v1",
         "kind": "ConfigMap",
@@ -157,9 +164,18 @@ def get_workload(cluster: Cluster, ns: str, name: str) -> dict[str, Any]:
 
 
 def wait_decision(
-    cluster: Cluster, ns: str, name: str, decision: str, *, after_job: str | None = None
+    cluster: Cluster,
+    ns: str,
+    name: str,
+    decision: str,
+    *,
+    after_job: str | None = None,
+    after_run: str | None = None,
+    fail_on_error: bool = True,
 ) -> dict[str, Any]:
-    """Until the workload's run (a different one from `after_job`, if given) has finished with `decision`."""
+    """Until the workload's run has finished with `decision`: a different run from the one of `after_job` (its
+    Job's name) or `after_run` (its runId), if given. A run that errored fails the wait at once, unless
+    `fail_on_error` is False: then only the timeout ends it."""
 
     def probe() -> dict[str, Any] | None:
         wl = get_workload(cluster, ns, name)
@@ -167,7 +183,9 @@ def wait_decision(
         last = st.get("lastRun") or {}
         if after_job is not None and last.get("job") == after_job:
             return None
-        if st.get("phase") == "Error":
+        if after_run is not None and last.get("runId") == after_run:
+            return None
+        if fail_on_error and st.get("phase") == "Error":
             raise AssertionError(f"gate run errored: {json.dumps(st)[:2000]}")
         if st.get("decision") == decision and st.get("phase") in ("Passed", "Failed") and last.get("finishedAt"):
             return wl
@@ -180,7 +198,7 @@ def conditions(wl: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {c["type"]: c for c in wl["status"]["conditions"]}
 
 
-def deployment(ns: str, name: str, wl: str) -> dict[str, Any]:
+def deployment(ns: str, name: str, wl: str, image: str = "registry.example/fraud-app:1.0") -> dict[str, Any]:
     labels = {"app": name, "aigate.dev/workload": wl}
     return {
         "apiVersion": "apps/v1",
@@ -191,7 +209,7 @@ def deployment(ns: str, name: str, wl: str) -> dict[str, Any]:
             "selector": {"matchLabels": {"app": name}},
             "template": {
                 "metadata": {"labels": labels},
-                "spec": {"containers": [{"name": "app", "image": "registry.example/fraud-app:1.0"}]},
+                "spec": {"containers": [{"name": "app", "image": image}]},
             },
         },
     }
