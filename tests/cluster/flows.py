@@ -64,6 +64,16 @@ def running_operator(cluster: Cluster, state_dir: Path, **options: Any) -> Itera
         op.stop()
 
 
+def aiworkload(ns: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
+    """An AIWorkload document."""
+    return {
+        "apiVersion": "aigate.dev/v1alpha1",
+        "kind": "AIWorkload",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": spec,
+    }
+
+
 def workload(
     ns: str,
     name: str,
@@ -80,11 +90,10 @@ def workload(
     if approval:
         write_tool["approval"] = "required"
     price = {"inputPerMTokUSD": 1, "outputPerMTokUSD": 2}
-    return {
-        "apiVersion": "aigate.dev/v1alpha1",
-        "kind": "AIWorkload",
-        "metadata": {"name": name, "namespace": ns},
-        "spec": {
+    return aiworkload(
+        ns,
+        name,
+        {
             "owner": "fraud-platform-team",
             "enforcement": enforcement,
             "models": [
@@ -131,7 +140,7 @@ def workload(
             },
             "evidence": {"validFor": valid_for, "regateBefore": regate_before},
         },
-    }
+    )
 
 
 def llm_keys(ns: str, keys: dict[str, str]) -> dict[str, Any]:
