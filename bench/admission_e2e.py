@@ -64,7 +64,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "hack"))
 sys.path.insert(0, str(ROOT / "tests" / "cluster"))
 
-from test_operator import PROFILE, deployment, setup_namespace, wait_decision, workload  # noqa: E402
+from flows import PROFILE, deployment, setup_namespace, wait_decision, workload  # noqa: E402
 
 from aigate.simulator.profile import SimProfile  # noqa: E402
 from aigate.simulator.server import SimulatorServer  # noqa: E402

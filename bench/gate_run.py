@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(ROOT / "tests"))
     sys.path.insert(0, str(ROOT / "tests" / "cluster"))
     sys.path.insert(0, str(ROOT / "hack"))
-    from test_operator import CANARY, PROFILE, workload
+    from flows import CANARY, profile, workload
 
     from aigate.api.digest import spec_digest
     from aigate.api.load import resolve, workload_from_api
@@ -160,13 +160,11 @@ def main(argv: list[str] | None = None) -> int:
     from aigate.simulator.server import SimulatorServer
     from configmap_api import serving
 
-    profile = json.loads(json.dumps(PROFILE))
-    for m in profile["models"].values():
-        m["latency"] = {"fixedMs": 5}
+    fast = profile(5)
     with tempfile.TemporaryDirectory(prefix="aigate-bench-gate-") as d, serving(Path(d)) as api:
         tmp = Path(d)
         api.tokens.add(TOKEN)
-        sim = SimulatorServer(SimProfile.model_validate(profile)).start()
+        sim = SimulatorServer(SimProfile.model_validate(fast)).start()
         try:
             ns, name = "bench", "fraud-review"
             doc = workload(ns, name, sim)

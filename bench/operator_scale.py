@@ -51,8 +51,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "hack"))
 sys.path.insert(0, str(ROOT / "tests" / "cluster"))
 
+from flows import CANARY, profile, workload  # noqa: E402
 from kubernetes import client as k8s  # noqa: E402
-from test_operator import ANSWER, CANARY, workload  # noqa: E402
 
 from aigate.simulator.profile import SimProfile  # noqa: E402
 from aigate.simulator.server import SimulatorServer  # noqa: E402
@@ -60,13 +60,7 @@ from localcluster.aigate_operator import OperatorProcess, install_crd, prepare_o
 from localcluster.testing import Cluster, cluster_session  # noqa: E402
 
 PER_NAMESPACE = 100
-PROFILE = {
-    "seed": 1,
-    "models": {
-        "sim-claude": {"provider": "anthropic", "latency": {"fixedMs": 5}, "responses": [{"content": ANSWER}]},
-        "sim-gpt": {"provider": "openai", "latency": {"fixedMs": 5}, "responses": [{"content": ANSWER}]},
-    },
-}
+PROFILE = profile(5)
 WORKLOADS = ("aigate.dev", "v1alpha1", "aiworkloads")
 
 

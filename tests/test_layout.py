@@ -1,6 +1,7 @@
 """What import-linter (`make lint`, the contracts in pyproject.toml) cannot see, since these are not the package:
-hack/localcluster's modules and the benches import no circle, and no test module outside tests/cluster imports
-another test module (shared helpers live in helper modules: tests/*_support.py, factories.py, ...)."""
+hack/localcluster's modules and the benches import no circle, and no module of tests/, tests/cluster/ or bench/
+imports a test module (shared fixtures live in conftest.py, shared helpers in helper modules: tests/*_support.py,
+factories.py, tests/cluster/flows.py, release.py, clusterkit.py, ...)."""
 
 from __future__ import annotations
 
@@ -71,7 +72,21 @@ def test_no_import_circle(where: str) -> None:
     assert cycle(graph) is None, f"{where}: import circle {' -> '.join(cycle(graph) or [])}"
 
 
-def test_test_modules_import_helpers_not_tests() -> None:
-    tests = sorted((ROOT / "tests").glob("test_*.py"))
-    wrong = {t.name: sorted(m for m in imported(t) if m.split(".")[0].startswith("test_")) for t in tests}
+def imported_test_modules(path: Path) -> list[str]:
+    """The test modules (`test_*`, at any level of a dotted name) PATH imports."""
+    return sorted(m for m in imported(path) if any(part.startswith("test_") for part in m.split(".")))
+
+
+def test_an_imported_test_module_is_found(tmp_path: Path) -> None:
+    src = tmp_path / "flows.py"
+    src.write_text("import flows\nimport test_operator as ops\nfrom test_chart_e2e import NS\nfrom tests import x\n")
+    assert imported_test_modules(src) == ["test_chart_e2e", "test_operator"]
+
+
+@pytest.mark.parametrize("where", ["tests", "tests/cluster", "bench"])
+def test_modules_import_helpers_not_tests(where: str) -> None:
+    """Every module there, test modules, conftest.py and helper modules alike."""
+    files = sorted((ROOT / where).glob("*.py"))
+    assert len(files) > 5
+    wrong = {f.name: imported_test_modules(f) for f in files}
     assert {name: mods for name, mods in wrong.items() if mods} == {}

@@ -15,6 +15,9 @@ HACK = Path(__file__).resolve().parents[2] / "hack"
 if str(HACK) not in sys.path:
     sys.path.insert(0, str(HACK))
 
+import flows  # noqa: E402
+
+from aigate.simulator.server import SimulatorServer  # noqa: E402
 from localcluster.testing import Cluster, ClusterUnavailable, cluster_required, cluster_session  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -44,3 +47,11 @@ def namespace(cluster: Cluster) -> Iterator[str]:
     name = cluster.create_namespace("t")
     yield name
     cluster.delete_namespace(name)
+
+
+@pytest.fixture(scope="module")
+def simulator(cluster: Cluster) -> Iterator[SimulatorServer]:
+    """The LLM API simulator serving flows.PROFILE, for a module's gate Jobs' pods (on the pod bridge's gateway).
+    test_trust.py serves its own, faster profile under the same name."""
+    with flows.pods_simulator(cluster, flows.PROFILE) as sim:
+        yield sim

@@ -10,7 +10,7 @@ short validity here) is renewed and served by every webhook pod without a restar
 webhook configuration, gate Job or per-run Secret, and keeps the CRDs and AIWorkloads (`crds.keep`).
 
 One install for the module (the tests run in order and share it). The workloads and the simulator are those of
-test_operator.py, where the operator runs as a process on this machine."""
+test_operator.py (flows.py, conftest.py), where the operator runs as a process on this machine."""
 
 from __future__ import annotations
 
@@ -18,7 +18,6 @@ import base64
 import json
 import socket
 import ssl
-import sys
 import threading
 import uuid
 from collections.abc import Iterator
@@ -26,25 +25,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import flows
 import pytest
+import release
 import yaml
+from clusterkit import bind_editor, editor, kubectl_aigate
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
+from release import CRDS, GATES, KINDS, NS, RELEASE, helm, helm_args, pods
 
 from localcluster.testing import Cluster, cluster_image
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import test_operator as flows
-from clusterkit import bind_editor, editor, kubectl_aigate
-
-from helmchart import CHART, find_helm, run_helm
-
-simulator = flows.simulator
-"""The simulator on the pod bridge's gateway (test_operator's module fixture), for the gate Jobs' pods."""
-
-RELEASE, NS, GATES = "aigate", "aigate-system", "aigate-gates"
-KINDS = ("validatingwebhookconfiguration", "mutatingwebhookconfiguration")
-CRDS = ("aiworkloads.aigate.dev", "aigatepolicies.aigate.dev")
 CERT_VALIDITY_S = 120
 """Renewed with a third left (80 s in): the old one stays valid 40 s more, ample for the kubelet (syncFrequency
 10 s on the local node) to bring the webhook pods' Secret volume up to date."""
@@ -72,25 +63,6 @@ class Install:
     helm: Path
     first_cert: bytes
     """The serving certificate (DER) in the webhook's Secret right after the install."""
-
-
-def helm_args(*values: Path) -> list[str]:
-    args = ["upgrade", "--install", RELEASE, str(CHART), "--namespace", NS, "--create-namespace"]
-    for v in (CHART / "ci" / "local-values.yaml", *values):
-        args += ["--values", str(v)]
-    return [*args, "--wait", "--timeout", "5m"]
-
-
-def helm(tool: Path, cluster: Cluster, *args: str) -> str:
-    done = run_helm(tool, *args, kubeconfig=cluster.kubeconfig, timeout=360)
-    assert done.returncode == 0, f"helm {' '.join(args[:2])}: {done.stderr}"
-    return done.stdout
-
-
-def pods(cluster: Cluster, component: str) -> list[dict[str, Any]]:
-    """The release's running pods of one component (operator, webhook), terminating ones left out."""
-    found = cluster.get_json("pods", "-n", NS, "-l", f"app.kubernetes.io/component={component}")["items"]
-    return [p for p in found if not p["metadata"].get("deletionTimestamp")]
 
 
 def operator_pod(cluster: Cluster) -> dict[str, Any]:
@@ -130,45 +102,14 @@ def secret_cert(cluster: Cluster) -> bytes:
     return x509.load_pem_x509_certificate(base64.b64decode(data["tls.crt"])).public_bytes(Encoding.DER)
 
 
-def adopt_existing_crds(cluster: Cluster) -> list[str]:
-    """CRDs another suite applied from crds/ before this one: `--take-ownership` lets the release adopt them, as an
-    admin who applied crds/ by hand does when moving to the chart."""
-    names = {n.rsplit("/", 1)[-1] for n in cluster.kubectl("get", "crd", "-o", "name").stdout.split()}
-    return ["--take-ownership"] if names & set(CRDS) else []
-
-
-def release_namespace_gone(cluster: Cluster) -> None:
-    """An earlier module's release namespace may still be terminating: Helm cannot write its release into it."""
-    cluster.wait_for(
-        lambda: cluster.kubectl("get", "namespace", NS, check=False).returncode != 0,
-        timeout=180,
-        what=f"namespace {NS} of an earlier install deleted",
-    )
-
-
 @pytest.fixture(scope="module")
 def installed(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Install]:
-    tool = find_helm()
     values = tmp_path_factory.mktemp("values") / "e2e-values.yaml"
     values.write_text(yaml.safe_dump(VALUES))
-    release_namespace_gone(cluster)
-    helm(tool, cluster, *helm_args(values), *adopt_existing_crds(cluster))
-    try:
+    with release.installed(cluster, values) as tool:
         # the Secret's certificate, not the served one: reaching the webhook here would hide an install that
         # returns before admission works (test_right_after_the_install_...)
         yield Install(tool, secret_cert(cluster))
-    finally:
-        run_helm(tool, "uninstall", RELEASE, "-n", NS, "--wait", kubeconfig=cluster.kubeconfig, timeout=300)
-        cluster.delete_namespace(NS)
-
-
-def release(cluster: Cluster, ns: str) -> None:
-    """Delete a namespace whose AIWorkloads outlived the uninstall: should the post-delete hook not have run (a test
-    failed before the uninstall), the operator's finalizer would hold them (and the namespace) for ever."""
-    for wl in cluster.get_json("aiworkloads", "-n", ns)["items"]:
-        patch = json.dumps({"metadata": {"finalizers": None}})
-        cluster.kubectl("patch", "aiworkload", wl["metadata"]["name"], "-n", ns, "--type=merge", "-p", patch)
-    cluster.delete_namespace(ns)
 
 
 @pytest.fixture(scope="module")
@@ -176,7 +117,7 @@ def team(cluster: Cluster) -> Iterator[str]:
     """The team's namespace, for the whole module (its AIWorkloads outlive the uninstall)."""
     ns = cluster.create_namespace("team")
     yield ns
-    release(cluster, ns)
+    release.delete_team_namespace(cluster, ns)
 
 
 EDITED = "edited-by-the-team"
@@ -195,7 +136,7 @@ def editors(cluster: Cluster, installed: Install, simulator: Any) -> Iterator[st
     assert made.returncode == 0, made.stderr
     flows.wait_decision(cluster, ns, EDITED, "FAIL")
     yield ns
-    release(cluster, ns)
+    release.delete_team_namespace(cluster, ns)
 
 
 def as_editor(cluster: Cluster, doc: dict[str, Any]) -> Any:

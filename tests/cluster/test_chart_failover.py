@@ -32,17 +32,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import flows
 import pytest
-import test_chart_e2e as e2e
-import test_operator as flows
+import release
 import yaml
 from clusterkit import governed, kubectl_aigate
+from release import NS, RELEASE
 
-from helmchart import find_helm, run_helm
 from localcluster.testing import Cluster, kubectl_path
 
-RELEASE, NS = e2e.RELEASE, e2e.NS
-WEBHOOK_SELECTOR = "app.kubernetes.io/component=webhook"
 VALUES = {"crds": {"install": True, "keep": True}, "webhook": {"replicas": 2}}
 CLIENTS = 4
 """Concurrent kubectl clients (two per answer)."""
@@ -61,16 +59,10 @@ NO_SIMULATOR: Any = _Nowhere()
 
 @pytest.fixture(scope="module")
 def installed(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    tool = find_helm()
     values = tmp_path_factory.mktemp("values") / "failover-values.yaml"
     values.write_text(yaml.safe_dump(VALUES))
-    e2e.release_namespace_gone(cluster)
-    e2e.helm(tool, cluster, *e2e.helm_args(values), *e2e.adopt_existing_crds(cluster))
-    try:
+    with release.installed(cluster, values) as tool:
         yield tool
-    finally:
-        run_helm(tool, "uninstall", RELEASE, "-n", NS, "--wait", kubeconfig=cluster.kubeconfig, timeout=300)
-        cluster.delete_namespace(NS)
 
 
 @pytest.fixture(scope="module")
@@ -89,15 +81,8 @@ def team(cluster: Cluster, installed: Path) -> Iterator[str]:
             what="the webhook admitting the warned workload's rollouts under the AIGatePolicy",
         )
         yield ns
-        for wl in cluster.get_json("aiworkloads", "-n", ns)["items"]:
-            patch = json.dumps({"metadata": {"finalizers": None}})
-            cluster.kubectl("patch", "aiworkload", wl["metadata"]["name"], "-n", ns, "--type=merge", "-p", patch)
+        release.free_workloads(cluster, ns)
     cluster.delete_namespace(ns)
-
-
-def webhook_pods(cluster: Cluster) -> list[dict[str, Any]]:
-    pods = cluster.get_json("pods", "-n", NS, "-l", WEBHOOK_SELECTOR)["items"]
-    return [p for p in pods if not p["metadata"].get("deletionTimestamp")]
 
 
 def ready(pod: dict[str, Any]) -> bool:
@@ -106,7 +91,7 @@ def ready(pod: dict[str, Any]) -> bool:
 
 def two_ready(cluster: Cluster, besides: set[str]) -> list[dict[str, Any]] | None:
     """Two ready webhook pods, none of them in `besides`, and the Deployment saying so."""
-    pods = [p for p in webhook_pods(cluster) if ready(p)]
+    pods = [p for p in release.pods(cluster, "webhook") if ready(p)]
     dep = cluster.get_json("deployment", f"{RELEASE}-webhook", "-n", NS)
     fresh = not {p["metadata"]["name"] for p in pods} & besides
     if len(pods) == 2 and fresh and (dep.get("status") or {}).get("readyReplicas") == 2:
@@ -331,7 +316,7 @@ def test_with_both_replicas_gone_check_install_says_why_and_waits_for_their_retu
     deployment = f"{RELEASE}-webhook"
     cluster.kubectl("scale", "deployment", deployment, "-n", NS, "--replicas=0")
     try:
-        cluster.wait_for(lambda: not webhook_pods(cluster), timeout=120, what="no webhook pod left")
+        cluster.wait_for(lambda: not release.pods(cluster, "webhook"), timeout=120, what="no webhook pod left")
         down = kubectl_aigate(cluster, "check-install", "--operator-namespace", NS, "--wait", "3s")
         assert down.returncode == 1, down.stdout + down.stderr
         last = down.stderr.strip().splitlines()[-1]

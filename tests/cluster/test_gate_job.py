@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from flows import aiworkload
 
 from aigate.api.digest import spec_digest
 from aigate.api.errors import WorkloadError
@@ -66,11 +67,10 @@ def sim_url(cluster: Cluster) -> Iterator[str]:
 
 
 def workload_doc(name: str, namespace: str, url: str, *, prompt_cm: str = "prompts") -> dict[str, Any]:
-    return {
-        "apiVersion": "aigate.dev/v1alpha1",
-        "kind": "AIWorkload",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {
+    return aiworkload(
+        namespace,
+        name,
+        {
             "owner": "fraud-platform-team",
             "models": [
                 {
@@ -107,7 +107,7 @@ def workload_doc(name: str, namespace: str, url: str, *, prompt_cm: str = "promp
                 ]
             },
         },
-    }
+    )
 
 
 def apply(cluster: Cluster, namespace: str, *objs: dict[str, Any]) -> None:

@@ -6,7 +6,6 @@ judged it."""
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import threading
@@ -16,9 +15,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import flows
 import kopf
 import pytest
 from clusterkit import EDITOR, bind, bind_editor, editor, governed
+from flows import ANSWER, GATES, get_workload
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
@@ -26,26 +27,11 @@ from aigate.simulator.profile import SimProfile
 from aigate.simulator.server import SimulatorServer
 from aigate.times import rfc3339
 from aigate.webhook.configurations import TIMEOUT_SECONDS as WEBHOOK_TIMEOUT_SECONDS
-from localcluster.aigate_operator import (
-    OPERATOR_NAMESPACE,
-    OperatorProcess,
-    install_crd,
-    install_policy_crd,
-    prepare_operator,
-    register_webhooks,
-    unregister_webhooks,
-)
+from localcluster.aigate_operator import OPERATOR_NAMESPACE, OperatorProcess, install_crd, install_policy_crd
 from localcluster.testing import Cluster, cluster_image
 
-GATES = "aigate-gates"
-ANSWER = '{"risk": "low", "summary": "nothing unusual in this case", "actions": []}'
-PROFILE = {
-    "seed": 1,
-    "models": {
-        "sim-claude": {"provider": "anthropic", "latency": {"fixedMs": 10}, "responses": [{"content": ANSWER}]},
-        "sim-gpt": {"provider": "openai", "latency": {"fixedMs": 10}, "responses": [{"content": ANSWER}]},
-    },
-}
+PROFILE = flows.profile(10)
+"""This module's simulator answers in 10 ms (conftest's, flows.PROFILE, in 15)."""
 
 AIWORKLOAD_EDIT_ROLE = {
     "apiVersion": "rbac.authorization.k8s.io/v1",
@@ -71,10 +57,8 @@ AIWORKLOAD_EDIT_ROLE = {
 
 @pytest.fixture(scope="module")
 def simulator(cluster: Cluster) -> Iterator[SimulatorServer]:
-    """On the pod bridge's gateway address: the gate Jobs' pods call it there."""
-    if cluster.host_address is None:
-        pytest.skip("serves the simulator from this machine to the cluster's pods")
-    with SimulatorServer(SimProfile.model_validate(PROFILE), host=cluster.host_address) as sim:
+    """In place of conftest's: this module's PROFILE, on the pod bridge's gateway (the gate Jobs' pods call it)."""
+    with flows.pods_simulator(cluster, PROFILE) as sim:
         yield sim
 
 
@@ -85,15 +69,9 @@ def operator(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iter
         cluster.kubectl("create", "namespace", ns, check=False)
     cluster.kubectl("apply", "-f", "-", input=json.dumps(AIWORKLOAD_EDIT_ROLE))
     install_policy_crd(cluster.kubectl)  # before the operator starts: it applies AIGatePolicies only if it is there
-    op = prepare_operator(tmp_path_factory.mktemp("aigate-operator"), cluster.kubeconfig)
-    op.start()
-    try:
-        op.wait_ready()
-        register_webhooks(cluster.kubectl, op)
+    # prepare_operator's defaults: its acceptor group, the gate image aigate:dev
+    with flows.running_operator(cluster, tmp_path_factory.mktemp("aigate-operator")) as op:
         yield op
-    finally:
-        unregister_webhooks(cluster.kubectl)
-        op.stop()
 
 
 @pytest.fixture
@@ -104,97 +82,38 @@ def team(cluster: Cluster, namespace: str) -> str:
 
 
 def workload(ns: str, name: str, url: str, *, approval: bool) -> dict[str, Any]:
-    write_tool: dict[str, Any] = {"name": "create_case_note", "access": "write"}
-    if approval:
-        write_tool["approval"] = "required"
-    price = {"inputPerMTokUSD": 1, "outputPerMTokUSD": 2}
-    return {
-        "apiVersion": "aigate.dev/v1alpha1",
-        "kind": "AIWorkload",
-        "metadata": {"name": name, "namespace": ns},
-        "spec": {
-            "owner": "fraud-platform-team",
-            "models": [
-                {
-                    "name": "primary",
-                    "provider": "anthropic",
-                    "model": "sim-claude",
-                    "endpoint": url,
-                    "credentials": {"secretRef": {"name": "llm-keys", "key": "anthropic"}},
-                    "pricing": price,
-                },
-                {
-                    "name": "backup",
-                    "role": "fallback",
-                    "provider": "openai",
-                    "model": "sim-gpt",
-                    "endpoint": url + "/v1",
-                    "credentials": {"secretRef": {"name": "llm-keys", "key": "openai"}},
-                    "pricing": price,
-                },
-            ],
-            "traffic": {"requestsPerDay": 1000, "peakRequestsPerSecond": 20, "maxTestConcurrency": 4},
-            "budget": {"monthlyUSD": 1000, "gateRunMaxUSD": 1},
-            "slo": {"p95LatencyMs": 4000, "timeoutMs": 2000, "maxErrorRate": 0.01, "minPassRate": 0.9},
-            "fallback": {"safeStop": {"message": "Routed to an analyst."}},
-            "tools": [{"name": "lookup_policy", "access": "read"}, write_tool],
-            "suite": {
-                "repeats": 60,  # 60 samples: enough to judge a p95
-                "cases": [
-                    {
-                        "name": "summarize",
-                        "messages": [{"role": "user", "content": "summarize case 1"}],
-                        "expect": {"contains": ["risk"]},
-                    }
-                ],
-            },
-        },
+    """flows.workload as these tests have it: enforcement, prompts and evidence left to the defaults, the fallback
+    model named `backup`, a looser latency SLO but a stricter error rate, and one case 60 times."""
+    doc = flows.workload(ns, name, url, approval=approval)
+    spec = doc["spec"]
+    del spec["enforcement"], spec["prompts"], spec["evidence"], spec["models"][0]["role"]
+    spec["models"][1]["name"] = "backup"
+    spec["slo"].update(p95LatencyMs=4000, timeoutMs=2000, maxErrorRate=0.01)
+    spec["suite"] = {
+        "repeats": 60,  # 60 samples: enough to judge a p95
+        "cases": [
+            {
+                "name": "summarize",
+                "messages": [{"role": "user", "content": "summarize case 1"}],
+                "expect": {"contains": ["risk"]},
+            }
+        ],
     }
+    return doc
 
 
 def setup(cluster: Cluster, ns: str) -> None:
     keys = {"anthropic": "sk-ant-trust-1", "openai": "sk-trust-2"}
-    secret = {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {"name": "llm-keys", "namespace": ns},
-        "data": {k: base64.b64encode(v.encode()).decode() for k, v in keys.items()},
-    }
-    cluster.kubectl("apply", "-f", "-", input=json.dumps(secret))
-
-
-def get_workload(cluster: Cluster, ns: str, name: str) -> dict[str, Any]:
-    return cluster.get_json("aiworkload", name, "-n", ns)  # type: ignore[no-any-return]
+    cluster.kubectl("apply", "-f", "-", input=json.dumps(flows.llm_keys(ns, keys)))
 
 
 def wait_decision(cluster: Cluster, ns: str, name: str, decision: str, *, after_run: str | None = None) -> Any:
-    def probe() -> dict[str, Any] | None:
-        wl = get_workload(cluster, ns, name)
-        st = wl.get("status") or {}
-        last = st.get("lastRun") or {}
-        if after_run is not None and last.get("runId") == after_run:
-            return None
-        done = st.get("phase") in ("Passed", "Failed") and last.get("finishedAt")
-        return wl if done and st.get("decision") == decision else None
-
-    return cluster.wait_for(probe, timeout=240, what=f"{ns}/{name} decision {decision}")
+    """flows.wait_decision, waiting past an errored run (until the timeout) instead of failing at once."""
+    return flows.wait_decision(cluster, ns, name, decision, after_run=after_run, fail_on_error=False)
 
 
 def labelled_deployment(ns: str, wl: str, name: str) -> dict[str, Any]:
-    labels = {"app": name, "aigate.dev/workload": wl}
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name, "namespace": ns, "labels": labels},
-        "spec": {
-            "replicas": 0,
-            "selector": {"matchLabels": {"app": name}},
-            "template": {
-                "metadata": {"labels": labels},
-                "spec": {"containers": [{"name": "app", "image": "registry.example/app:1"}]},
-            },
-        },
-    }
+    return flows.deployment(ns, name, wl, image="registry.example/app:1")
 
 
 def rollout(cluster: Cluster, ns: str, wl: str, name: str) -> Any:
