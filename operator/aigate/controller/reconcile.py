@@ -317,7 +317,7 @@ class Reconciler:
         """The workload is being deleted (its finalizer): its runs in the gate namespace and its trusted evidence
         go with it, since no owner reference reaches across namespaces."""
         self.kube.delete_labelled(self.config.gate_namespace, jobs.workload_selector(uid))
-        self.kube.delete_labelled(self.config.namespace, jobs.workload_selector(uid))
+        self.kube.delete_labelled_configmaps(self.config.namespace, jobs.workload_selector(uid))
         self.forget(ns, name)
         return "runs and trusted evidence deleted"
 

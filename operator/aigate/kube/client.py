@@ -182,7 +182,6 @@ class Kube:
         """Delete every object aigate makes in another namespace matching `selector`: the Secrets first (the
         credentials must not outlive the run), then ConfigMaps, the run's RBAC and (with `jobs`) the Jobs with
         their pods. Without `jobs` a finished Job stays for people to read until its ttlSecondsAfterFinished."""
-        background = k8s.V1DeleteOptions(propagation_policy="Background")
         deletes = [
             self.core.delete_collection_namespaced_secret,
             self.core.delete_collection_namespaced_config_map,
@@ -192,6 +191,15 @@ class Kube:
         ]
         if jobs:
             deletes.append(self.batch.delete_collection_namespaced_job)
+        self._delete_collections(namespace, selector, deletes)
+
+    def delete_labelled_configmaps(self, namespace: str, selector: str) -> None:
+        """The trusted evidence copies in the operator's own namespace, where ConfigMaps are all aigate writes (and
+        all the chart lets it delete: its Secrets there are the signing key and the serving certificate)."""
+        self._delete_collections(namespace, selector, [self.core.delete_collection_namespaced_config_map])
+
+    def _delete_collections(self, namespace: str, selector: str, deletes: list[Any]) -> None:
+        background = k8s.V1DeleteOptions(propagation_policy="Background")
         for delete in deletes:
             try:
                 delete(namespace, label_selector=selector, body=background)
