@@ -118,6 +118,20 @@ class Cluster:
         )
         return name
 
+    def ensure_namespace(self, name: str, timeout: float = 180.0) -> None:
+        """An Active namespace NAME, created if missing. One an earlier test module is still deleting (its
+        `delete_namespace` does not wait) is waited out first: creating it meanwhile fails as AlreadyExists, and the
+        deletion then takes with it everything this module puts there."""
+
+        def active() -> bool:
+            phase = self.kubectl("get", "namespace", name, "-o", "jsonpath={.status.phase}", check=False)
+            if phase.returncode != 0:
+                self.kubectl("create", "namespace", name, check=False)
+                return False
+            return phase.stdout.strip() == "Active"
+
+        self.wait_for(active, timeout=timeout, what=f"namespace {name} Active (not an earlier one terminating)")
+
     def delete_namespace(self, name: str) -> None:
         self.kubectl("delete", "namespace", name, "--wait=false", "--ignore-not-found", check=False)
 

@@ -60,7 +60,7 @@ def test_every_rendered_object_is_accepted_by_the_api_server(
     gates = f"{release_namespace}-gates"
     text = template_text(helm, values, sets=(f"gates.namespace={gates}",), namespace=release_namespace)
     objs = [o for o in yaml.safe_load_all(text) if o]
-    cluster.kubectl("create", "namespace", gates, check=False)
+    cluster.ensure_namespace(gates)
     # a Pod's ServiceAccount must exist for admission to accept it, and a dry run creates nothing
     accounts = [o for o in objs if o["kind"] == "ServiceAccount"]
     cluster.kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": accounts}))

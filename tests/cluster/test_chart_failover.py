@@ -316,7 +316,14 @@ def test_with_both_replicas_gone_check_install_says_why_and_waits_for_their_retu
     deployment = f"{RELEASE}-webhook"
     cluster.kubectl("scale", "deployment", deployment, "-n", NS, "--replicas=0")
     try:
-        cluster.wait_for(lambda: not release.pods(cluster, "webhook"), timeout=120, what="no webhook pod left")
+        # gone from the API, not only terminating: kube-proxy keeps sending to terminating endpoints while no ready
+        # one is left, and they still answer during their preStop sleep and shutdown
+        selector = f"app.kubernetes.io/instance={RELEASE},app.kubernetes.io/component=webhook"
+        cluster.wait_for(
+            lambda: not cluster.get_json("pods", "-n", NS, "-l", selector)["items"],
+            timeout=120,
+            what="no webhook pod left, terminating ones included",
+        )
         down = kubectl_aigate(cluster, "check-install", "--operator-namespace", NS, "--wait", "3s")
         assert down.returncode == 1, down.stdout + down.stderr
         last = down.stderr.strip().splitlines()[-1]

@@ -108,7 +108,7 @@ def gated(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     write_keypair(keys, "ecdsa-p256")
     g = Gated(cluster, ns, keys)
     # what the operator does at start-up (the operator's own test checks it does), and the chart's RBAC for it
-    cluster.kubectl("create", "namespace", OPERATOR_NAMESPACE, check=False)
+    cluster.ensure_namespace(OPERATOR_NAMESPACE)
     grant_public_key_readers(cluster.kubectl)
     with cluster.api_client() as api:
         publish_public_key(api, OPERATOR_NAMESPACE, g.key.public_key())

@@ -46,9 +46,9 @@ from localcluster.testing import Cluster, cluster_image
 def operator(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
     install_crd(cluster.kubectl)
     install_policy_crd(cluster.kubectl)  # test_warn_admits_with_a_warning_and_audit_admits_silently writes one
-    cluster.kubectl("create", "namespace", "aigate-system", check=False)
+    cluster.ensure_namespace("aigate-system")
     grant_public_key_readers(cluster.kubectl)
-    cluster.kubectl("create", "namespace", GATES, check=False)
+    cluster.ensure_namespace(GATES)
     # who may accept risks (the group) and who may only edit workloads
     rbac = {
         "apiVersion": "v1",

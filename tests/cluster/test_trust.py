@@ -66,7 +66,7 @@ def simulator(cluster: Cluster) -> Iterator[SimulatorServer]:
 def operator(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
     install_crd(cluster.kubectl)
     for ns in (OPERATOR_NAMESPACE, GATES):
-        cluster.kubectl("create", "namespace", ns, check=False)
+        cluster.ensure_namespace(ns)
     cluster.kubectl("apply", "-f", "-", input=json.dumps(AIWORKLOAD_EDIT_ROLE))
     install_policy_crd(cluster.kubectl)  # before the operator starts: it applies AIGatePolicies only if it is there
     # prepare_operator's defaults: its acceptor group, the gate image aigate:dev
