@@ -33,6 +33,9 @@ WORKLOADS = ("aigate.dev", "v1alpha1", "aiworkloads")
 # kopf logs "Handler '<id>' succeeded." for every event these see (every ConfigMap in the cluster): not logged
 WORKLOAD_EVENTS_ID, JOB_EVENTS_ID, CONFIGMAP_EVENTS_ID = "workload-events", "gate-job-events", "configmap-events"
 EVIDENCE_TIMER_ID = "evidence-timer"  # and "Timer '<id>' succeeded." per workload per interval
+TIMER_EXIT_WAIT_S = 10.0
+"""How long a deletion waits in memory for a running evidence tick to end before kopf polls for it."""
+TIMER_EXIT_POLL_S = 2.0
 
 
 def plain(body: Any) -> JSON:
@@ -118,6 +121,11 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
         )
         settings.posting.enabled = False  # aigate posts its own Events, in its own words
         settings.watching.server_timeout = 300
+        # A workload deleted while its evidence timer's tick runs (a thread: not cancellable) keeps kopf's finalizer
+        # until the timer has exited. kopf's defaults look again only after 60 s; wait for the tick instead, and
+        # look again every few seconds if it takes longer.
+        settings.background.instant_exit_timeout = TIMER_EXIT_WAIT_S
+        settings.background.cancellation_polling = TIMER_EXIT_POLL_S
         await _serve_probes(state)
         if memo.get("rotator") is not None:  # renewals, and a caBundle Helm re-applied without repaired
             memo["rotator_task"] = asyncio.create_task(memo["rotator"].run())
