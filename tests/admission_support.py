@@ -19,7 +19,9 @@ from aigate.webhook.admission import VerifyCache, current_spec_digest, rollout_d
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "fraud-review-assistant-remediated.yaml"
-NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+NOW = datetime.now(UTC).replace(microsecond=0)
+"""The evidence's issue time: the webhook tests check it against the real clock, so it moves with it (a fixed date
+would expire the signed evidence 30 days later and fail the suite from then on)."""
 NS = "fraud"
 NAME = "fraud-review-assistant"
 GATES = ("cost", "reliability", "fallback", "toolControl", "providerDependency", "evidence")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -144,20 +144,24 @@ def test_evidence_not_json(world: World) -> None:
     assert not d.allowed and "does not hold: evidence is not JSON" in d.message
 
 
+def stamp(t: datetime) -> str:
+    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def test_expired_evidence(world: World) -> None:
     later = NOW + timedelta(days=31)
     d = world.decide(later)
     assert not d.allowed
     assert d.message == DENIED + (
         f"evidence in ConfigMap {names.evidence_configmap(NAME)} does not hold: evidence expired at "
-        "2026-12-27T12:00:00Z (now 2026-12-28T12:00:00Z)"
+        f"{stamp(NOW + timedelta(days=30))} (now {stamp(later)})"
     )
 
 
 def test_expiry_is_rejudged_on_a_cache_hit(world: World) -> None:
     assert world.decide().allowed
     d = world.decide(NOW + timedelta(days=31))
-    assert not d.allowed and "evidence expired at 2026-12-27T12:00:00Z" in d.message
+    assert not d.allowed and f"evidence expired at {stamp(NOW + timedelta(days=30))}" in d.message
     assert world.cache is not None and world.cache.hits == 1
 
 
