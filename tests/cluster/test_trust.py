@@ -755,8 +755,10 @@ def test_one_namespace_loading_the_webhook_leaves_anothers_rollouts_answered(
         )
         assert b_latencies, "namespace B got no answer at all"
         assert b_wrong == [], f"{len(b_wrong)} of B's rollouts got a wrong or no decision: {b_wrong[:3]}"
-        # the load went where it should: A's reviews digested the big suite (fetched, then from the index)
-        assert refused_for_the_suite, f"no A review read the suite: {a_answers[:3]}"
+        # the load went where it should: A's reviews digested the big suite (fetched, then from the index) and were
+        # refused for it, or, on a busy machine, outlasted the API server's webhook timeout; never admitted
+        other = [x for x in a_answers if x not in refused_for_the_suite and x not in timeouts]
+        assert a_answers and not other, f"A's reviews were not all about the suite: {other[:3]}"
         assert writes[0] > 1
     finally:
         cluster.delete_namespace(b)
