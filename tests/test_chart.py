@@ -22,7 +22,7 @@ from aigate.api.crd import render_crd, render_policy_crd
 from aigate.kube.config import OperatorConfig, env_name
 from aigate.kube.metrics import Metrics
 from aigate.policy.governance import PlatformDefault
-from aigate.policy.rollout import GATED_KINDS
+from aigate.policy.kinds import GATED_KINDS
 from aigate.webhook.configurations import mutating_configuration, validating_configuration
 from helmchart import CHART, CI_VALUES, NS, ROOT, Obj, find_helm, find_promtool, render, run_helm, template_text
 

@@ -23,8 +23,8 @@ from aigate.policy.lifecycle import (
     tick_action,
     tick_needs_job,
 )
+from aigate.policy.kinds import BY_KIND, GATED_KINDS
 from aigate.policy.rollout import (
-    GATED_KINDS,
     EvidenceCheck,
     decide_rollout,
     enforcement_of,
@@ -330,13 +330,13 @@ def cronjob(template_labels: dict[str, str] | None) -> dict[str, object]:
     ],
 )
 def test_a_cronjob_carries_its_label_to_its_jobs(template_labels: dict[str, str] | None, problem: str | None) -> None:
-    found = shape_problem("CronJob", cronjob(template_labels), {"aigate.dev/workload": "w"})
+    found = shape_problem(BY_KIND[("batch", "CronJob")], cronjob(template_labels), {"aigate.dev/workload": "w"})
     if problem is None:
         assert found is None
     else:
         assert found is not None and found.startswith("CronJob spec.jobTemplate.metadata.labels must carry")
         assert problem in found
-    assert shape_problem("Deployment", cronjob(None), {"aigate.dev/workload": "w"}) is None
+    assert shape_problem(BY_KIND[("apps", "Deployment")], cronjob(None), {"aigate.dev/workload": "w"}) is None
 
 
 @pytest.mark.parametrize(
