@@ -10,6 +10,7 @@ import pytest
 
 from aigate.policy.conditions import Reason, expired_condition, merge_conditions, ready_condition
 from aigate.policy.governance import PLATFORM_DEFAULT, Floor
+from aigate.policy.kinds import BY_KIND, GATED_KINDS
 from aigate.policy.lifecycle import (
     Action,
     LastRun,
@@ -23,7 +24,6 @@ from aigate.policy.lifecycle import (
     tick_action,
     tick_needs_job,
 )
-from aigate.policy.kinds import BY_KIND, GATED_KINDS
 from aigate.policy.rollout import (
     EvidenceCheck,
     decide_rollout,

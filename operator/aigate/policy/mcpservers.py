@@ -44,7 +44,8 @@ def mcp_problem(gated: GatedKind, obj: Mapping[str, Any], namespace: str, worklo
         if isinstance(want, str) and want:
             if want == image:
                 return None
-            return f"{this} runs image {image or 'none'}, not {want}, the image it declares for MCP server {server.get('name')}"
+            declared_as = f"the image it declares for MCP server {server.get('name')}"
+            return f"{this} runs image {image or 'none'}, not {want}, {declared_as}"
         if reaches:
             return None
         return (

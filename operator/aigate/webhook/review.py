@@ -31,10 +31,10 @@ from aigate.kube.metrics import Metrics
 from aigate.kube.names import ACCEPTANCES_WEBHOOK, AIWORKLOADS_WEBHOOK, ROLLOUTS_WEBHOOK
 from aigate.policy.acceptance import AcceptanceDecision, acceptance_patch
 from aigate.policy.governance import governed_by, raised, violations
-from aigate.policy.references import added
-from aigate.policy.references import refusal as reference_refusal
 from aigate.policy.kinds import BY_RESOURCE, GatedKind
 from aigate.policy.mcpservers import mcp_problem
+from aigate.policy.references import added
+from aigate.policy.references import refusal as reference_refusal
 from aigate.policy.rollout import enforcement_of, not_judged, shape_problem
 from aigate.webhook.admission import rollout_decision
 from aigate.webhook.configurations import TIMEOUT_SECONDS
