@@ -79,8 +79,8 @@ def not_judged(kind: str, obj: Mapping[str, Any]) -> bool:
     collector, a finalizer being removed), and an object a gated owner made (an ownerReference to a Deployment for a
     ReplicaSet, to a ReplicaSet for a Pod, ...: policy/kinds.py::GATED_KINDS): its owner was judged, and scaling an
     admitted workload must never wait on evidence. A bare object, or one owned by anything else (a ConfigMap, a
-    custom resource, a gated kind that does not make it), is judged. The owner is not looked up: trust-model.md says what a forged
-    reference gets."""
+    custom resource, a gated kind that does not make it), is judged. The owner is not looked up: trust-model.md says
+    what a forged reference gets."""
     meta = obj.get("metadata")
     meta = meta if isinstance(meta, Mapping) else {}
     if meta.get("deletionTimestamp"):
