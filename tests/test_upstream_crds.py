@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from aigate.policy.kinds import GatedKind
+from gatedexamples import gated_object
 from upstreamcrds import CUSTOM, crd_dir, crd_file, load_crd
 
 
@@ -72,3 +73,40 @@ def test_the_mcp_server_kind_reads_the_image_and_port_upstream_declares(crds: Pa
     # the pod template is kept as written (unknown fields preserved): the registry's path below it is not described
     template = schema_at(schema, "spec.podTemplateSpec")
     assert template is not None and template.get("x-kubernetes-preserve-unknown-fields") is True
+
+
+def schema_problems(schema: dict[str, Any], value: Any, where: str) -> list[str]:
+    """What the API server's structural checks would refuse in `value`: an unknown field (kubectl validates
+    strictly), a missing required one, a wrong scalar type or a value outside an enum."""
+    kinds = {"object": dict, "array": list, "string": str, "boolean": bool}
+    expected = schema.get("type")
+    if expected == "integer":
+        if not isinstance(value, int) or isinstance(value, bool):
+            return [f"{where}: not an integer"]
+    elif expected in kinds and not isinstance(value, kinds[expected]):
+        return [f"{where}: not {expected}"]
+    if "enum" in schema and value not in schema["enum"]:
+        return [f"{where}: {value!r} not in {schema['enum']}"]
+    problems: list[str] = []
+    more = schema.get("additionalProperties")
+    if isinstance(value, dict) and isinstance(more, dict):
+        problems += [p for k, v in value.items() for p in schema_problems(more, v, f"{where}.{k}")]
+    elif isinstance(value, dict) and not schema.get("x-kubernetes-preserve-unknown-fields") and more is None:
+        props = schema.get("properties") or {}
+        problems += [f"{where}.{k}: unknown field" for k in value if k not in props and k not in ("apiVersion", "kind")]
+        problems += [f"{where}.{k}: required" for k in schema.get("required") or [] if k not in value]
+        problems += [p for k, v in value.items() if k in props for p in schema_problems(props[k], v, f"{where}.{k}")]
+    if isinstance(value, list) and isinstance(schema.get("items"), dict):
+        problems += [p for i, v in enumerate(value) for p in schema_problems(schema["items"], v, f"{where}[{i}]")]
+    return problems
+
+
+@pytest.mark.parametrize("kind", CUSTOM, ids=lambda k: k.kind)
+def test_the_examples_the_tests_and_docs_use_fit_the_upstream_schema(crds: Path, kind: GatedKind) -> None:
+    """tests/gatedexamples.py's objects: what the cluster tests send through the API server. The metadata is the
+    API server's (the schema does not describe it)."""
+    schema = version_schema(load_crd(crds, kind), kind)
+    obj = gated_object(kind, "team", "casetools", "fraud-review")
+    assert schema_problems(schema["properties"]["spec"], obj["spec"], "spec") == []
+    broken = {**obj["spec"], "podTemplate": {}}
+    assert schema_problems(schema["properties"]["spec"], broken, "spec") == ["spec.podTemplate: unknown field"]

@@ -44,18 +44,18 @@ def mcp_problem(gated: GatedKind, obj: Mapping[str, Any], namespace: str, worklo
         if isinstance(want, str) and want:
             if want == image:
                 return None
-            declared_as = f"the image it declares for MCP server {server.get('name')}"
+            declared_as = f"the image the workload declares for MCP server {server.get('name')}"
             return f"{this} runs image {image or 'none'}, not {want}, {declared_as}"
         if reaches:
             return None
         return (
-            f"{this} is not what it declares as MCP server {server.get('name')} ({url}): the toolControl gate judged "
-            f"the tools at {url}; declare url http://{host}:{port}/mcp or the server's image"
+            f"{this} is not what the workload declares as MCP server {server.get('name')} ({url}): the toolControl "
+            f"gate judged the tools at {url}; declare url http://{host}:{port}/mcp or the server's image"
         )
     listed = ", ".join(f"{s.get('name')} ({s.get('url')})" for s in declared) or "none"
     return (
-        f"{this} is not one of the MCP servers it declares in spec.mcpServers ({listed}): declare it there, so that "
-        "the toolControl gate judges its tools"
+        f"{this} is not one of the MCP servers the workload declares in spec.mcpServers ({listed}): declare it "
+        "there, so that the toolControl gate judges its tools"
     )
 
 
