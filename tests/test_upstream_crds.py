@@ -6,10 +6,12 @@ fails here, not silently in a cluster."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from aigate.policy.kinds import GatedKind
 from gatedexamples import gated_object
@@ -110,3 +112,20 @@ def test_the_examples_the_tests_and_docs_use_fit_the_upstream_schema(crds: Path,
     assert schema_problems(schema["properties"]["spec"], obj["spec"], "spec") == []
     broken = {**obj["spec"], "podTemplate": {}}
     assert schema_problems(schema["properties"]["spec"], broken, "spec") == ["spec.podTemplate: unknown field"]
+
+
+def documented_examples() -> list[dict[str, Any]]:
+    """The objects in docs/gated-kinds.md's YAML blocks that have a kind."""
+    text = (Path(__file__).resolve().parents[1] / "docs" / "gated-kinds.md").read_text()
+    blocks = re.findall(r"```yaml\n(.*?)```", text, re.S)
+    return [d for b in blocks for d in yaml.safe_load_all(b) if isinstance(d, dict) and "kind" in d]
+
+
+def test_the_docs_show_one_labelled_example_of_each_custom_kind_that_fits_its_crd(crds: Path) -> None:
+    found = {(d["apiVersion"], d["kind"]): d for d in documented_examples()}
+    assert sorted(found) == sorted((f"{k.group}/{k.version}", k.kind) for k in CUSTOM)
+    for kind in CUSTOM:
+        doc = found[(f"{kind.group}/{kind.version}", kind.kind)]
+        assert doc["metadata"]["labels"] == {"aigate.dev/workload": "fraud-review"}
+        schema = version_schema(load_crd(crds, kind), kind)
+        assert schema_problems(schema["properties"]["spec"], doc["spec"], "spec") == [], kind.kind
