@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: floor-webhook argocd-lua screenshots helm promtool chart install uninstall venv demo test lint typecheck unit control-plane node image lock cosign cluster cluster-down cluster-demo crd docs bench clean
+.PHONY: upstream-crds floor-webhook argocd-lua screenshots helm promtool chart install uninstall venv demo test lint typecheck unit control-plane node image lock cosign cluster cluster-down cluster-demo crd docs bench clean
 
 venv: $(STAMP)
 
@@ -19,7 +19,7 @@ demo: venv
 	$(BIN)/aigate demo
 
 ## test: lint and type-check (seconds), then build or reuse the cluster's parts, the image and the tools, then every test
-test: venv lint typecheck control-plane node image cosign argocd-lua helm promtool
+test: venv lint typecheck control-plane node image cosign argocd-lua helm promtool upstream-crds
 	$(BIN)/pytest
 
 lint: venv
@@ -107,6 +107,10 @@ bench: venv floor-webhook
 	$(BIN)/python bench/evidence_sign_verify.py -n 50
 	$(BIN)/python bench/gate_run.py
 	$(BIN)/python bench/runner_overhead.py --levels 50
+
+## upstream-crds: fetch (or reuse from the cache) the CRDs of the custom gated kinds, pinned in hack/build-upstream-crds.sh
+upstream-crds:
+	bash hack/build-upstream-crds.sh
 
 ## argocd-lua: build (or reuse from the cache) the runner of Argo CD's Lua VM for the Argo CD health check tests
 argocd-lua:

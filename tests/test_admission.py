@@ -424,3 +424,29 @@ def test_validation_refuses_what_the_mutation_would_have_changed() -> None:
     assert acceptance_validation(new_spec=spec(acc(acceptedBy="alice@example.com")), userinfo=ALICE, **kw).allowed
     d = acceptance_validation(new_spec=spec(acc(acceptedBy="mallory")), userinfo=ALICE, **kw)
     assert not d.allowed and "spec.riskAcceptances.0.acceptedBy" in d.message
+
+
+@pytest.mark.parametrize(
+    ("enforcement", "allowed", "result"), [("enforce", False, "denied"), ("audit", True, "audited")]
+)
+def test_an_object_that_does_not_fit_the_workload_is_refused_under_its_enforcement(
+    world: World, enforcement: str, allowed: bool, result: str
+) -> None:
+    """An MCPServer the workload does not declare (policy/mcpservers.py) is refused even with passing evidence, in
+    the usual words and under the workload's enforcement; an absent workload is still said first."""
+    world.workload["spec"]["enforcement"] = enforcement
+    common = {
+        "kind": "MCPServer",
+        "namespace": NS,
+        "labels": world.labels,
+        "evidence_cm": world.evidence,
+        "configmaps": world.configmaps,
+        "public_key": PUB,
+        "now": NOW,
+        "object_problem": "MCPServer fraud/x is not one of the MCP servers the workload declares",
+    }
+    d = rollout_decision(workload=world.workload, **common)
+    assert (d.allowed, d.result) == (allowed, result)
+    assert d.message == DENIED + "MCPServer fraud/x is not one of the MCP servers the workload declares"
+    missing = rollout_decision(workload=None, **common)
+    assert missing.message.startswith(f"AIWorkload {NS}/{NAME} not found")

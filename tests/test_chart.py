@@ -22,7 +22,7 @@ from aigate.api.crd import render_crd, render_policy_crd
 from aigate.kube.config import OperatorConfig, env_name
 from aigate.kube.metrics import Metrics
 from aigate.policy.governance import PlatformDefault
-from aigate.policy.rollout import GATED_KINDS
+from aigate.policy.kinds import GATED_KINDS
 from aigate.webhook.configurations import mutating_configuration, validating_configuration
 from helmchart import CHART, CI_VALUES, NS, ROOT, Obj, find_helm, find_promtool, render, run_helm, template_text
 
@@ -339,6 +339,34 @@ def test_the_rollout_webhook_sees_every_kind_that_makes_pods(helm: Path) -> None
     seen = {(g, r) for rule in rules for g in rule["apiGroups"] for r in rule["resources"]}
     assert {("apps", "replicasets"), ("", "replicationcontrollers")} <= seen
     assert seen == {(k.group, k.resource) for k in GATED_KINDS}
+
+
+def test_each_custom_gated_kind_can_be_turned_off_and_none_is_read(helm: Path) -> None:
+    """webhook.gatedKinds.<value> drops that kind's rule and nothing else; the webhook reads nothing of these kinds
+    from the API (the object comes in the review), so no Role or ClusterRole of the chart names their groups."""
+    custom = [k for k in GATED_KINDS if k.value is not None]
+    assert len(custom) == 6
+    all_of_them = {(k.group, k.resource) for k in GATED_KINDS}
+    for kind in custom:
+        rules = _webhooks(render(helm, sets=(f"webhook.gatedKinds.{kind.value}=false",)))["rollouts.aigate.dev"][
+            "rules"
+        ]
+        seen = {(g, r) for rule in rules for g in rule["apiGroups"] for r in rule["resources"]}
+        assert seen == all_of_them - {(kind.group, kind.resource)}, kind.kind
+    off = tuple(f"webhook.gatedKinds.{k.value}=false" for k in custom)
+    rules = _webhooks(render(helm, sets=off))["rollouts.aigate.dev"]["rules"]
+    assert {g for rule in rules for g in rule["apiGroups"]} == {"", "apps", "batch"}
+    groups = {k.group for k in custom}
+    for o in render(helm):
+        if o["kind"] in ("ClusterRole", "Role"):
+            named = {g for rule in o.get("rules") or [] for g in rule.get("apiGroups") or []}
+            assert not named & groups, f"{o['kind']} {o['metadata']['name']} reads {sorted(named & groups)}"
+
+
+def test_a_gated_kind_value_that_is_not_a_boolean_is_refused_naming_it(helm: Path) -> None:
+    done = run_helm(helm, "template", "aigate", str(CHART), "--set-string", "webhook.gatedKinds.mcpServers=no")
+    assert done.returncode != 0
+    assert "gatedKinds" in done.stderr and "mcpServers" in done.stderr, done.stderr
 
 
 def test_namespace_selector_excludes_system_release_gate_and_ignored_namespaces(helm: Path) -> None:

@@ -8,10 +8,13 @@ from pathlib import Path
 from typing import Any, get_args
 
 import pytest
+import yaml
 
 from aigate.gates.result import Finding, FindingCode, GateResult
 from aigate.kubectl_plugin import Cluster, build_parser, cmd_why, main
+from aigate.policy.kinds import GatedKind
 from aigate.report.remedies import GATE_ADVICE, REMEDIES, remedies
+from gatedexamples import CUSTOM, gated_object
 
 NOT_FAILING: set[str] = {
     "cost.usageEstimated",
@@ -119,3 +122,89 @@ def test_why_says_which_policy_the_workload_was_judged_under(
     lines = capsys.readouterr().out.splitlines()
     assert line in lines and lines[-1] == "Evidence: none"
     assert lines.index(line) == len(lines) - 3  # then a blank line, then the evidence
+
+
+class DeclaringWorkload(OneWorkload):
+    """A passing AIWorkload declaring `servers` in spec.mcpServers."""
+
+    def __init__(self, servers: list[dict[str, str]]) -> None:
+        super().__init__(PASSED)
+        self.servers = servers
+
+    def get_workload(self, name: str) -> dict[str, Any]:
+        return {**super().get_workload(name), "spec": {"mcpServers": self.servers}}
+
+
+PASSED: dict[str, Any] = {"decision": "PASS", "phase": "Passed", "observedGeneration": 1}
+
+
+def manifest(tmp_path: Path, *docs: dict[str, Any]) -> str:
+    path = tmp_path / "manifest.yaml"
+    path.write_text(yaml.safe_dump_all(docs))
+    return str(path)
+
+
+@pytest.mark.parametrize("kind", CUSTOM, ids=lambda k: k.kind)
+def test_why_f_answers_for_a_refused_object_of_each_custom_kind(
+    kind: GatedKind, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The object the API server refused is not stored: `why -f` reads the manifest the team applied, finds the
+    AIWorkload its label names (in the object's namespace) and explains that workload."""
+    obj = gated_object(kind, "team", "casetools", "fraud-review")
+    unrelated = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}}
+    status = {"decision": "FAIL", "phase": "Failed", "observedGeneration": 1}
+    cluster = OneWorkload(status)
+    assert cmd_why(argparse.Namespace(name=None, filename=manifest(tmp_path, unrelated, obj)), cluster) == 1
+    out = capsys.readouterr().out.splitlines()
+    image = obj["spec"].get("image") or "registry.example/fraud-model:1.0"
+    runs = "" if kind.kind == "Rollout" else f" (runs {image})"  # a workloadRef: the Deployment's template runs
+    assert out[0] == f"{kind.kind} team/casetools{runs} is labelled for AIWorkload team/fraud-review"
+    assert "AIWorkload team/fraud-review: decision FAIL (phase Failed)" in out
+    assert cluster.namespace == "team"
+
+
+def test_why_f_says_an_unlabelled_object_is_not_gated(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    kind = CUSTOM[1]
+    obj = gated_object(kind, "team", "isvc", None)
+    assert cmd_why(argparse.Namespace(name=None, filename=manifest(tmp_path, obj)), OneWorkload(PASSED)) == 0
+    assert (
+        capsys.readouterr().out == f"{kind.kind} team/isvc has no aigate.dev/workload label: aigate does not gate it\n"
+    )
+
+
+def test_why_f_names_an_mcpserver_the_workload_does_not_declare(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    [kind] = [k for k in CUSTOM if k.mcp is not None]
+    path = manifest(tmp_path, gated_object(kind, "team", "shell-tools", "fraud-review"))
+    declared = [{"name": "casetools", "url": "http://mcp-casetools-proxy.team.svc.cluster.local:8080/mcp"}]
+    assert cmd_why(argparse.Namespace(name=None, filename=path), DeclaringWorkload(declared)) == 1
+    out = capsys.readouterr().out
+    assert "  refused: MCPServer team/shell-tools (image ghcr.io/example/casetools-mcp:1.2.0, served at " in out
+    assert "is not one of the MCP servers the workload declares in spec.mcpServers (casetools (http://" in out
+    ok = manifest(tmp_path, gated_object(kind, "team", "casetools", "fraud-review"))
+    assert cmd_why(argparse.Namespace(name=None, filename=ok), DeclaringWorkload(declared)) == 0
+    assert "refused" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("content", "error"),
+    [
+        (None, "error: -f {path}: No such file or directory"),
+        ("a: [", "error: -f {path}: not YAML: "),
+        ("kind: ConfigMap\napiVersion: v1\n", "error: -f {path}: no object of a kind aigate gates (CronJob, DaemonSet"),
+    ],
+    ids=["missing", "not-yaml", "no-gated-kind"],
+)
+def test_why_f_bad_input_is_one_line(
+    content: str | None, error: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "m.yaml"
+    if content is not None:
+        path.write_text(content)
+    monkeypatch.setattr("aigate.kubectl_plugin.connect", lambda *a: OneWorkload(PASSED))
+    assert main(["why", "-f", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(error.format(path=path)) and err.count("\n") == 1, err
+    assert main(["why", "w", "-f", str(path)]) == 2
+    assert capsys.readouterr().err == "error: give the AIWorkload's NAME or -f FILE, not both\n"

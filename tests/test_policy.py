@@ -10,6 +10,7 @@ import pytest
 
 from aigate.policy.conditions import Reason, expired_condition, merge_conditions, ready_condition
 from aigate.policy.governance import PLATFORM_DEFAULT, Floor
+from aigate.policy.kinds import BY_KIND, GATED_KINDS, images
 from aigate.policy.lifecycle import (
     Action,
     LastRun,
@@ -23,8 +24,8 @@ from aigate.policy.lifecycle import (
     tick_action,
     tick_needs_job,
 )
+from aigate.policy.mcpservers import mcp_problem
 from aigate.policy.rollout import (
-    GATED_KINDS,
     EvidenceCheck,
     decide_rollout,
     enforcement_of,
@@ -330,13 +331,13 @@ def cronjob(template_labels: dict[str, str] | None) -> dict[str, object]:
     ],
 )
 def test_a_cronjob_carries_its_label_to_its_jobs(template_labels: dict[str, str] | None, problem: str | None) -> None:
-    found = shape_problem("CronJob", cronjob(template_labels), {"aigate.dev/workload": "w"})
+    found = shape_problem(BY_KIND[("batch", "CronJob")], cronjob(template_labels), {"aigate.dev/workload": "w"})
     if problem is None:
         assert found is None
     else:
         assert found is not None and found.startswith("CronJob spec.jobTemplate.metadata.labels must carry")
         assert problem in found
-    assert shape_problem("Deployment", cronjob(None), {"aigate.dev/workload": "w"}) is None
+    assert shape_problem(BY_KIND[("apps", "Deployment")], cronjob(None), {"aigate.dev/workload": "w"}) is None
 
 
 @pytest.mark.parametrize(
@@ -391,3 +392,54 @@ def test_only_added_references_need_the_right_to_read_them() -> None:
         "may only reference what its author may read, since aigate reads it for the gate run"
     )
     assert refusal("mallory", "team", []) is None
+
+
+MCP_KIND = next(k for k in GATED_KINDS if k.mcp is not None)
+
+
+def mcp_server(name: str = "casetools", image: str = "img:1", port: object = 8080) -> dict[str, object]:
+    return {"metadata": {"name": name}, "spec": {"image": image, "proxyPort": port}}
+
+
+@pytest.mark.parametrize(
+    ("url", "obj", "fits"),
+    [
+        ("http://mcp-casetools-proxy.team.svc.cluster.local:8080/mcp", mcp_server(), True),
+        ("http://MCP-casetools-proxy.team.svc:8080/mcp", mcp_server(), True),
+        ("http://mcp-casetools-proxy:8080", mcp_server(), True),
+        ("http://mcp-casetools-proxy.other.svc:8080/mcp", mcp_server(), False),  # another namespace's
+        ("http://mcp-casetools-proxy.team.svc/mcp", mcp_server(), False),  # port 80, it serves on 8080
+        ("http://mcp-casetools-proxy.team.svc:9090/mcp", mcp_server(port=9090), True),
+        ("http://mcp-casetools-proxy.team.svc:8080/mcp", mcp_server(port=True), True),  # not a port: the default
+        ("http://mcp-casetools-proxy:99999/mcp", mcp_server(), False),  # no such port: no match, no traceback
+        ("not a url", mcp_server(), False),
+    ],
+)
+def test_an_mcp_server_declared_by_url_must_reach_it(url: str, obj: dict[str, object], fits: bool) -> None:
+    """Declared under another name, by URL alone: only its in-cluster address (any shorter form of the host) on its
+    proxy port fits."""
+    workload = {"spec": {"mcpServers": [{"name": "other-name", "url": url}]}}
+    problem = mcp_problem(MCP_KIND, obj, "team", workload)
+    assert (problem is None) is fits, problem
+    if not fits:
+        assert problem is not None and "is not one of the MCP servers the workload declares" in problem
+
+
+def test_only_a_kind_that_serves_mcp_is_matched_and_a_broken_spec_says_none_declared() -> None:
+    deployment = BY_KIND[("apps", "Deployment")]
+    assert mcp_problem(deployment, mcp_server(), "team", {"spec": {}}) is None
+    for spec in ({}, {"mcpServers": "nope"}, {"mcpServers": [1, None]}):
+        problem = mcp_problem(MCP_KIND, mcp_server(), "team", {"spec": spec})
+        assert problem is not None and problem.endswith(
+            "declares in spec.mcpServers (none): declare it there, so that the toolControl gate judges its tools"
+        )
+
+
+def test_images_are_read_from_every_declared_pod_spec_once() -> None:
+    lws = next(k for k in GATED_KINDS if k.kind == "LeaderWorkerSet")
+    template = {"spec": {"initContainers": [{"image": "init:1"}], "containers": [{"image": "a:1"}, {"name": "x"}]}}
+    obj = {"spec": {"leaderWorkerTemplate": {"leaderTemplate": template, "workerTemplate": {"spec": {
+        "containers": [{"image": "a:1"}, {"image": "b:2"}]}}}}}  # fmt: skip
+    assert images(lws, obj) == ["init:1", "a:1", "b:2"]
+    assert images(lws, {"spec": "broken"}) == []
+    assert images(MCP_KIND, mcp_server(image="mcp:3")) == ["mcp:3"]

@@ -12,14 +12,16 @@ from typing import Any
 
 import pytest
 
-from admission_support import NAME, NS, PUB, World
+from admission_support import NAME, NS, PUB, World, evidence_cm, sign
 from aigate.kube import names
 from aigate.kube.metrics import Metrics
 from aigate.kube.names import ACCEPTANCES_WEBHOOK, AIWORKLOADS_WEBHOOK, ROLLOUTS_WEBHOOK
 from aigate.policy.governance import PlatformDefault
-from aigate.webhook.admission import VerifyCache
+from aigate.policy.kinds import GATED_KINDS, GatedKind
+from aigate.webhook.admission import VerifyCache, current_spec_digest
 from aigate.webhook.index import Index, Watch, Watcher
 from aigate.webhook.review import Reviewer
+from gatedexamples import CUSTOM, MCP_IMAGE, gated_object
 
 OPERATOR_NS = "aigate-system"
 UID = "wl-uid-1"
@@ -443,3 +445,123 @@ def test_the_warmer_hashes_a_rewritten_configmap_once_per_turn_and_never_holds_u
         deadline.wait(0.05)
     assert idx.verify_cache.fresh(idx.workload(NS, NAME) or {}, idx.configmaps_of(NS)), "the latest version warmed"
     assert len(calls) == 2, f"51 versions, {len(calls)} digests: one for the first, one for the latest"
+
+
+# ---- the custom gated kinds (policy/kinds.py), each judged at its top-level object like a Deployment ---------------
+
+
+def kind_review(kind: GatedKind, obj: dict[str, Any]) -> dict[str, Any]:
+    r = review(kind.group, kind.resource, obj)
+    r["request"]["resource"]["version"] = kind.version
+    r["request"]["kind"] = {"group": kind.group, "version": kind.version, "kind": kind.kind}
+    return r
+
+
+def declare_mcp(setup: Setup, *servers: dict[str, Any]) -> None:
+    """The workload declares `servers` in spec.mcpServers, with evidence signed for that spec (so it passes)."""
+    world = setup.world
+    world.workload["spec"]["mcpServers"] = list(servers)
+    world.digest = current_spec_digest(world.workload, world.configmaps)
+    world.evidence = evidence_cm(sign(world.digest))
+    world.workload["metadata"]["resourceVersion"] = "12"
+    setup.index.apply_workload("MODIFIED", world.workload)
+    setup.index.apply_evidence("MODIFIED", {**trusted_evidence(world), "metadata": {
+        **trusted_evidence(world)["metadata"], "resourceVersion": "31"}})  # fmt: skip
+
+
+MCP = next(k for k in CUSTOM if k.mcp is not None)
+SERVED = f"http://mcp-casetools-proxy.{NS}.svc.cluster.local:8080"
+
+
+@pytest.mark.parametrize("kind", CUSTOM, ids=lambda k: k.kind)
+async def test_each_custom_kind_is_judged_like_a_deployment(setup: Setup, kind: GatedKind) -> None:
+    """Labelled for a passing workload: admitted; for a workload whose spec changed since its evidence: refused in
+    the usual words, and counted under its kind; unlabelled: let through, not even looked at while indexing."""
+    if kind.mcp is not None:
+        declare_mcp(setup, {"name": "casetools", "url": f"{SERVED}/mcp", "image": MCP_IMAGE})
+    admitted = await setup.reviewer.review(
+        ROLLOUTS_WEBHOOK, kind_review(kind, gated_object(kind, NS, "casetools", NAME))
+    )
+    assert admitted["response"]["allowed"] is True, admitted["response"]
+    assert "warnings" not in admitted["response"]
+
+    stale(setup, "enforce")
+    r = kind_review(kind, gated_object(kind, NS, "casetools", NAME))
+    response = (await setup.reviewer.review(ROLLOUTS_WEBHOOK, r))["response"]
+    assert response["allowed"] is False and response["status"]["code"] == 403
+    assert response["status"]["message"].startswith(f"AIWorkload {NS}/{NAME} is not cleared for rollout: ")
+    counted = {"result": "denied", "kind": kind.kind, "enforcement": "enforce"}
+    assert setup.metrics.registry.get_sample_value("aigate_admission_decisions_total", counted) == 1
+
+    setup.is_ready = False
+    unlabelled = kind_review(kind, gated_object(kind, NS, "casetools", None))
+    assert (await setup.reviewer.review(ROLLOUTS_WEBHOOK, unlabelled))["response"]["allowed"] is True
+    missing = await setup.reviewer.review(ROLLOUTS_WEBHOOK, kind_review(kind, gated_object(kind, NS, "x", "nope")))
+    assert missing["response"]["status"]["code"] == 503, "labelled: judged, so it waits for the index"
+
+
+@pytest.mark.parametrize(
+    ("made", "owner_kind"),
+    [(made, k) for k in CUSTOM for made in sorted(k.makes)],
+    ids=lambda v: v if isinstance(v, str) else v.kind,
+)
+async def test_what_a_custom_kind_makes_is_let_through_on_its_owner(
+    setup: Setup, made: str, owner_kind: GatedKind
+) -> None:
+    """A labelled Deployment a KServe InferenceService made, a StatefulSet of a LeaderWorkerSet...: its owner was
+    judged. The same object owned by a kind that does not make it is judged (and refused: no such workload)."""
+    [target] = [k for k in GATED_KINDS if k.kind == made and k.value is None] or [
+        k for k in GATED_KINDS if k.kind == made
+    ]
+    owner = {"apiVersion": f"{owner_kind.group}/{owner_kind.version}", "kind": owner_kind.kind, "name": "o", "uid": "u"}
+    body = {"apiVersion": f"{target.group}/{target.version}".lstrip("/"), "kind": made,
+            "metadata": {"name": "m", "namespace": NS, "labels": {names.WORKLOAD_LABEL: "nope"},
+                         "ownerReferences": [owner]}}  # fmt: skip
+    assert (await setup.reviewer.review(ROLLOUTS_WEBHOOK, kind_review(target, body)))["response"]["allowed"] is True
+    body["metadata"]["ownerReferences"] = [{**owner, "kind": "ConfigMap", "apiVersion": "v1"}]
+    assert (await setup.reviewer.review(ROLLOUTS_WEBHOOK, kind_review(target, body)))["response"]["allowed"] is False
+
+
+async def test_an_mcpserver_the_workload_does_not_declare_is_refused_naming_both(setup: Setup) -> None:
+    declare_mcp(setup, {"name": "casetools", "url": f"{SERVED}/mcp", "image": MCP_IMAGE})
+
+    async def message(obj: dict[str, Any]) -> str:
+        response = (await setup.reviewer.review(ROLLOUTS_WEBHOOK, kind_review(MCP, obj)))["response"]
+        assert response["allowed"] is False
+        text: str = response["status"]["message"]
+        assert text.startswith(f"AIWorkload {NS}/{NAME} is not cleared for rollout: MCPServer {NS}/")
+        return text
+
+    other = await message(gated_object(MCP, NS, "shell-tools", NAME, image="ghcr.io/example/shell:6"))
+    assert f"MCPServer {NS}/shell-tools (image ghcr.io/example/shell:6, served at " in other
+    assert f"is not one of the MCP servers the workload declares in spec.mcpServers (casetools ({SERVED}/mcp))" in other
+    swapped = await message(gated_object(MCP, NS, "casetools", NAME, image="ghcr.io/example/casetools-mcp:6.6.6"))
+    assert (
+        f"runs image ghcr.io/example/casetools-mcp:6.6.6, not {MCP_IMAGE}, the image the workload declares" in swapped
+    )
+    # declared by URL alone: the URL must reach this server (its Service, on its proxy port)
+    declare_mcp(setup, {"name": "casetools", "url": "https://tools.example.com/mcp"})
+    elsewhere = await message(gated_object(MCP, NS, "casetools", NAME))
+    assert "is not what the workload declares as MCP server casetools (https://tools.example.com/mcp)" in elsewhere
+    assert f"declare url {SERVED}/mcp or the server's image" in elsewhere
+    # under enforcement warn (a policy allowing it), the mismatch is a warning like any refusal
+    govern(setup, enforcement="warn")
+    wl = copy.deepcopy(setup.world.workload)
+    wl["spec"]["enforcement"], wl["metadata"]["resourceVersion"] = "warn", "13"
+    setup.index.apply_workload("MODIFIED", wl)
+    warned = await setup.reviewer.review(ROLLOUTS_WEBHOOK, kind_review(MCP, gated_object(MCP, NS, "casetools", NAME)))
+    assert warned["response"]["allowed"] is True
+    assert "is not what the workload declares as MCP server casetools" in warned["response"]["warnings"][0]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [f"{SERVED}/mcp", f"http://mcp-casetools-proxy.{NS}:8080/mcp", "http://mcp-casetools-proxy:8080/sse"],
+)
+async def test_an_mcpserver_declared_by_its_url_is_admitted(setup: Setup, url: str) -> None:
+    declare_mcp(setup, {"name": "tools-by-url", "url": url})
+    r = kind_review(MCP, gated_object(MCP, NS, "casetools", NAME, image="anything:1"))
+    assert (await setup.reviewer.review(ROLLOUTS_WEBHOOK, r))["response"]["allowed"] is True
+    moved = gated_object(MCP, NS, "casetools", NAME)
+    moved["spec"]["proxyPort"] = 9090  # another port: the declared URL does not reach it
+    assert (await setup.reviewer.review(ROLLOUTS_WEBHOOK, kind_review(MCP, moved)))["response"]["allowed"] is False

@@ -33,6 +33,11 @@ def test_rollout_webhook() -> None:
         ("batch", "v1", "jobs"),
         ("batch", "v1", "cronjobs"),
         ("argoproj.io", "v1alpha1", "rollouts"),
+        ("serving.kserve.io", "v1beta1", "inferenceservices"),
+        ("serving.kserve.io", "v1alpha1", "llminferenceservices"),
+        ("leaderworkerset.x-k8s.io", "v1", "leaderworkersets"),
+        ("serving.knative.dev", "v1", "services"),
+        ("toolhive.stacklok.dev", "v1beta1", "mcpservers"),
     }  # fmt: skip
     assert all(rule["operations"] == ["CREATE", "UPDATE"] for rule in hook["rules"])
     assert hook["objectSelector"] == {"matchExpressions": [{"key": "aigate.dev/workload", "operator": "Exists"}]}

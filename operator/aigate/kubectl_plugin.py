@@ -1,6 +1,7 @@
 """`kubectl aigate`: answers "why was this refused?" from the cluster, as kubectl users expect to ask it.
 
     kubectl aigate why NAME                          decision, failed gates, what to change, policy, evidence expiry
+    kubectl aigate why -f FILE                       the same for the AIWorkload a labelled object's label names
     kubectl aigate evidence NAME [--verify]          the signed evidence the status points to; verified offline
     kubectl aigate report NAME -o report.html        the HTML readiness report from the cluster's evidence
     kubectl aigate check-install [--wait 2m]         whether admission works end to end after an install
@@ -25,7 +26,10 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn, cast
+from typing import TYPE_CHECKING, Any, NoReturn, cast
+
+if TYPE_CHECKING:
+    from aigate.policy.kinds import GatedKind
 
 EXIT_OK, EXIT_REFUSED, EXIT_ERROR = 0, 1, 2
 PROG = "kubectl aigate"
@@ -241,7 +245,24 @@ def cmd_why(args: argparse.Namespace, cluster: Cluster) -> int:
     from aigate.report.text import GATE_TITLES
     from aigate.times import parse_rfc3339, utcnow
 
-    w = cluster.get_workload(args.name)
+    name, mismatch = args.name, None
+    if getattr(args, "filename", None):
+        from aigate.policy.mcpservers import mcp_problem
+
+        if name:
+            raise PluginError("give the AIWorkload's NAME or -f FILE, not both")
+        found = _labelled_object(args.filename, cluster)
+        if found is None:
+            return EXIT_OK
+        name, obj, gated = found
+        w = cluster.get_workload(name)
+        mismatch = mcp_problem(gated, obj, cluster.namespace, w)
+        if mismatch is not None:
+            print(f"  refused: {mismatch}\n")
+    elif not name:
+        raise PluginError("give the AIWorkload's NAME, or -f FILE with the labelled object")
+    else:
+        w = cluster.get_workload(name)
     status = w.get("status") or {}
     meta = w["metadata"]
     decision = status.get("decision") or "none yet"
@@ -294,7 +315,41 @@ def cmd_why(args: argparse.Namespace, cluster: Cluster) -> int:
         when = f"in {_span(left.total_seconds())}" if left.total_seconds() > 0 else "EXPIRED"
         where = f"{ev.get('namespace') or meta['namespace']}/{ev.get('configMap')}"
         print(f"\nEvidence: {where}, expires {ev['expiresAt']} ({when}), key {str(ev.get('keyId', ''))[:16]}")
-    return EXIT_OK if decision == "PASS" and not failed and not stale else EXIT_REFUSED
+    return EXIT_OK if decision == "PASS" and not failed and not stale and mismatch is None else EXIT_REFUSED
+
+
+def _labelled_object(path: str, cluster: Cluster) -> tuple[str, dict[str, Any], GatedKind] | None:
+    """The AIWorkload a manifest's object names (the first object of a gated kind in it, a labelled one first), with
+    the object and its registry entry; None, said, when it carries no label. Moves `cluster` to its namespace."""
+    import yaml
+
+    from aigate.api.models import WORKLOAD_LABEL
+    from aigate.policy.kinds import GATED_KINDS, at, gated_kind_of, images
+
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+        docs = [d for d in yaml.safe_load_all(text) if isinstance(d, dict)]
+    except OSError as e:
+        raise PluginError(f"-f {path}: {e.strerror or e}") from None
+    except yaml.YAMLError as e:
+        raise PluginError(f"-f {path}: not YAML: {_first_line(str(e))}") from None
+    gated = [(d, k) for d in docs if (k := gated_kind_of(d)) is not None]
+    if not gated:
+        kinds = ", ".join(sorted({k.kind for k in GATED_KINDS}))
+        raise PluginError(f"-f {path}: no object of a kind aigate gates ({kinds})")
+    labelled = [(d, k) for d, k in gated if isinstance(at(d, "metadata.labels"), dict)]
+    obj, kind = next(((d, k) for d, k in labelled if WORKLOAD_LABEL in at(d, "metadata.labels")), gated[0])
+    namespace = str(at(obj, "metadata.namespace") or cluster.namespace)
+    cluster.namespace = namespace
+    what = f"{kind.kind} {namespace}/{at(obj, 'metadata.name') or '(no name)'}"
+    labels = at(obj, "metadata.labels")
+    name = labels.get(WORKLOAD_LABEL) if isinstance(labels, dict) else None
+    if not name:
+        print(f"{what} has no {WORKLOAD_LABEL} label: aigate does not gate it")
+        return None
+    runs = ", ".join(images(kind, obj))
+    print(f"{what}{f' (runs {runs})' if runs else ''} is labelled for AIWorkload {namespace}/{name}")
+    return str(name), obj, kind
 
 
 def _policy(recorded: Any) -> str:
@@ -432,7 +487,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     w = sub.add_parser("why", parents=[common], help="decision, failed gates, what to change, evidence expiry")
-    w.add_argument("name", help="the AIWorkload")
+    w.add_argument("name", nargs="?", help="the AIWorkload")
+    w.add_argument(
+        "-f",
+        "--filename",
+        metavar="FILE",
+        help="a manifest (- for stdin) of a labelled object of a gated kind: why the AIWorkload its label names "
+        "refuses it",
+    )
     w.set_defaults(func=cmd_why)
     e = sub.add_parser("evidence", parents=[common, keys], help="the signed evidence; --verify checks it offline")
     e.add_argument("name")

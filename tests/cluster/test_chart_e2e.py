@@ -4,7 +4,10 @@ harness around them. Against that install: a failing workload's labelled Deploym
 naming the failed gate; after the fix a gate Job runs as a container from the same image in the gate namespace and
 the same Deployment is admitted; a namespace editor (the built-in `edit` role, no AIGatePolicy installed) who
 patches their failing workload to `enforcement: audit`, or writes a labelled ReplicaSet, ReplicationController or a
-Pod "owned" by a ConfigMap instead of a Deployment, is refused all the same; a `helm upgrade` to changed values
+Pod "owned" by a ConfigMap instead of a Deployment, is refused all the same; with the upstream CRDs of the custom
+gated kinds installed (KServe, LeaderWorkerSet, Knative, ToolHive, Argo Rollouts; no controller), an object of each
+labelled for the failing workload is refused, for the passing one admitted, unlabelled untouched, as the admin and
+as the editor, and `kubectl aigate why -f` explains each refusal; a `helm upgrade` to changed values
 (the webhook pods roll) keeps refusing and admitting throughout; the serving certificate the operator issues (a
 short validity here) is renewed and served by every webhook pod without a restart; `helm uninstall` leaves no
 webhook configuration, gate Job or per-run Secret, and keeps the CRDs and AIWorkloads (`crds.keep`).
@@ -15,6 +18,7 @@ test_operator.py (flows.py, conftest.py), where the operator runs as a process o
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import socket
 import ssl
@@ -34,6 +38,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from release import CRDS, GATES, KINDS, NS, RELEASE, helm, helm_args, pods
 
+import upstreamcrds
+from aigate.policy.kinds import GatedKind
+from gatedexamples import CUSTOM, gated_object
 from localcluster.testing import Cluster, cluster_image
 
 CERT_VALIDITY_S = 120
@@ -315,6 +322,102 @@ def test_a_pod_owned_by_a_configmap_is_judged_like_a_bare_one(
     forged = [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "nowhere", "uid": str(uuid.uuid4())}]
     let_through = as_editor(cluster, labelled("Pod", ns, "owned-by-a-forged-replicaset", forged))
     assert let_through.returncode == 0, let_through.stderr
+
+
+GATED_EDIT = "aigate-test-gated-kinds-edit"
+
+
+@pytest.fixture(scope="module")
+def upstream_crds(cluster: Cluster, installed: Install, team: str, editors: str) -> Iterator[Path]:
+    """The custom gated kinds' own CRDs at their pinned releases (hack/build-upstream-crds.sh), no controller: the
+    install's webhook already has their rules. Server-side applied (some are a megabyte, too big for kubectl's
+    last-applied annotation); the ones this module added are deleted after it, with every object of theirs. The
+    namespace editor is bound in the team's namespace too, where the passing workload is."""
+    directory = upstreamcrds.crd_dir()
+    names = [f"{k.resource}.{k.group}" for k in CUSTOM]
+    had = {n for n in names if cluster.kubectl("get", "crd", n, check=False).returncode == 0}
+    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(directory))
+    cluster.kubectl("wait", "--for=condition=Established", "--timeout=120s", *[f"crd/{n}" for n in names])
+    # what each project's own install aggregates into `edit`: its kinds, for the namespace editor
+    editing = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRole",
+        "metadata": {"name": GATED_EDIT, "labels": {"rbac.authorization.k8s.io/aggregate-to-edit": "true"}},
+        "rules": [
+            {"apiGroups": [k.group], "resources": [k.resource], "verbs": ["get", "list", "create", "update", "patch"]}
+            for k in CUSTOM
+        ],
+    }
+    cluster.kubectl("apply", "-f", "-", input=json.dumps(editing))
+    bind_editor(cluster, team)
+
+    def may_edit_them() -> bool:
+        return all(
+            editor(cluster, "auth", "can-i", "create", f"{k.resource}.{k.group}", "-n", ns).returncode == 0
+            for k in CUSTOM
+            for ns in (team, editors)
+        )
+
+    cluster.wait_for(may_edit_them, timeout=60, what="the edit ClusterRole aggregating the gated kinds")
+    yield directory
+    cluster.kubectl("delete", "clusterrole", GATED_EDIT, "--ignore-not-found", check=False)
+    for name in names:
+        if name not in had:
+            cluster.kubectl("delete", "crd", name, "--ignore-not-found", "--wait=false", check=False)
+
+
+DENIED = 'admission webhook "rollouts.aigate.dev" denied the request'
+
+
+def as_admin(cluster: Cluster, doc: dict[str, Any]) -> Any:
+    """The admin's `kubectl create --dry-run=server`: through the webhook, nothing persisted."""
+    return cluster.kubectl("create", "--dry-run=server", "-f", "-", input=json.dumps(doc), check=False)
+
+
+@pytest.mark.parametrize("kind", CUSTOM, ids=lambda k: k.kind)
+def test_each_custom_kind_is_judged_at_its_top_level_object(
+    cluster: Cluster, installed: Install, team: str, editors: str, upstream_crds: Path, kind: GatedKind
+) -> None:
+    """Through the API server, as the admin and as the namespace editor (server-side dry-runs: no controller runs,
+    nothing is kept): labelled for a failing workload, refused in aigate's usual words; unlabelled, admitted
+    untouched; labelled for the passing one, admitted (an MCPServer only when the workload declares it: refused,
+    naming both, here, where fraud-review declares none)."""
+    for create in (functools.partial(as_admin, cluster), functools.partial(as_editor, cluster)):
+        refused = create(gated_object(kind, editors, "gk-failing", EDITED))
+        assert refused.returncode != 0, f"a labelled {kind.kind} of a failing workload was admitted"
+        assert DENIED in refused.stderr and NOT_CLEARED.format(ns=editors) in refused.stderr, refused.stderr
+
+        plain = create(gated_object(kind, editors, "gk-unlabelled", None))
+        assert plain.returncode == 0, plain.stderr
+
+    for create in (functools.partial(as_admin, cluster), functools.partial(as_editor, cluster)):
+        passing = create(gated_object(kind, team, "casetools", "fraud-review"))
+        if kind.mcp is None:
+            assert passing.returncode == 0, passing.stderr
+            continue
+        assert passing.returncode != 0, "an MCPServer the workload does not declare was admitted"
+        said = passing.stderr
+        assert f"AIWorkload {team}/fraud-review is not cleared for rollout: MCPServer {team}/casetools" in said, said
+        assert "is not one of the MCP servers the workload declares in spec.mcpServers (none)" in said, said
+
+
+@pytest.mark.parametrize("kind", CUSTOM, ids=lambda k: k.kind)
+def test_kubectl_aigate_why_explains_a_refused_object_of_each_custom_kind(
+    cluster: Cluster, installed: Install, editors: str, upstream_crds: Path, kind: GatedKind, tmp_path: Path
+) -> None:
+    """The refused object is not stored: `why -f` reads the manifest the team tried, and explains the workload its
+    label names, failed gates and all."""
+    doc = gated_object(kind, editors, "gk-failing", EDITED)
+    manifest = tmp_path / "refused.yaml"
+    manifest.write_text(yaml.safe_dump(doc))
+    assert as_editor(cluster, doc).returncode != 0
+    why = kubectl_aigate(cluster, "why", "-f", str(manifest))
+    assert why.returncode == 1, why.stderr
+    lines = why.stdout.splitlines()
+    assert lines[0].startswith(f"{kind.kind} {editors}/gk-failing")
+    assert lines[0].endswith(f"is labelled for AIWorkload {editors}/{EDITED}"), lines[0]
+    assert f"AIWorkload {editors}/{EDITED}: decision FAIL (phase Failed)" in lines, why.stdout
+    assert "Failed gates:" in lines and any("Tool control" in line or "toolControl" in line for line in lines)
 
 
 def test_helm_upgrade_keeps_refusing_and_admitting_throughout(

@@ -330,6 +330,9 @@ class McpServer(_Model):
     """The server's streamable HTTP endpoint."""
     credentials: Credentials | None = None
     """Where the server's bearer token comes from, if it needs one."""
+    image: str | None = Field(default=None, min_length=1)
+    """The image the server runs, when it runs in the cluster: an MCPServer labelled for this workload must run
+    exactly it (else its URL must be this one)."""
 
 
 class ToolCallExpect(_Model):

@@ -16,6 +16,7 @@ from aigate.api.models import GATE_NAMES, WORKLOAD_LABEL
 from aigate.evidence import EvidenceError, EvidenceExpired, EvidencePredicate, EvidenceStale, VerifiedEvidence
 from aigate.policy.conditions import GATE_CONDITIONS
 from aigate.policy.governance import Enforcement, Floor, raised, strictest
+from aigate.policy.kinds import GATED_KINDS, GatedKind, at
 from aigate.policy.text import MAX_MESSAGE, MAX_REASON, one_line
 
 ENFORCEMENTS: tuple[Enforcement, ...] = ("enforce", "warn", "audit")
@@ -63,34 +64,6 @@ def enforcement_of(workload: Mapping[str, Any]) -> Enforcement:
     return value if value in ENFORCEMENTS else "enforce"
 
 
-@dataclass(frozen=True)
-class GatedKind:
-    """A kind the rollout webhook judges when it carries the `aigate.dev/workload` label."""
-
-    group: str
-    version: str
-    resource: str
-    kind: str
-    makes: frozenset[str] = frozenset()
-    """The kinds it creates from the template it was judged with, at once: an object of one of them owned by an
-    object of this kind is let through (its owner was judged; scaling never waits on aigate). A CronJob makes Jobs
-    later, on a schedule: each is judged when it is made, so it lets nothing through."""
-
-
-GATED_KINDS: tuple[GatedKind, ...] = (
-    GatedKind("", "v1", "pods", "Pod"),
-    GatedKind("", "v1", "replicationcontrollers", "ReplicationController", frozenset({"Pod"})),
-    GatedKind("apps", "v1", "deployments", "Deployment", frozenset({"ReplicaSet"})),
-    GatedKind("apps", "v1", "replicasets", "ReplicaSet", frozenset({"Pod"})),
-    GatedKind("apps", "v1", "statefulsets", "StatefulSet", frozenset({"Pod"})),
-    GatedKind("apps", "v1", "daemonsets", "DaemonSet", frozenset({"Pod"})),
-    GatedKind("batch", "v1", "jobs", "Job", frozenset({"Pod"})),
-    GatedKind("batch", "v1", "cronjobs", "CronJob"),
-    GatedKind("argoproj.io", "v1alpha1", "rollouts", "Rollout", frozenset({"ReplicaSet"})),
-)
-"""Every kind that makes pods, and what each makes: the one table the webhook's rules, the review's resource
-names and the owner check below are read from."""
-
 _MAKERS: dict[tuple[str, str], frozenset[str]] = {(k.group, k.kind): k.makes for k in GATED_KINDS}
 
 
@@ -104,10 +77,10 @@ def made_by_a_gated_owner(kind: str, owner: Mapping[str, Any]) -> bool:
 def not_judged(kind: str, obj: Mapping[str, Any]) -> bool:
     """Objects the rollout webhook lets through unjudged: anything on its way out (a deletionTimestamp: the garbage
     collector, a finalizer being removed), and an object a gated owner made (an ownerReference to a Deployment for a
-    ReplicaSet, to a ReplicaSet for a Pod, ...: GATED_KINDS): its owner was judged, and scaling an admitted workload
-    must never wait on evidence. A bare object, or one owned by anything else (a ConfigMap, a custom resource, a
-    gated kind that does not make it), is judged. The owner is not looked up: trust-model.md says what a forged
-    reference gets."""
+    ReplicaSet, to a ReplicaSet for a Pod, ...: policy/kinds.py::GATED_KINDS): its owner was judged, and scaling an
+    admitted workload must never wait on evidence. A bare object, or one owned by anything else (a ConfigMap, a
+    custom resource, a gated kind that does not make it), is judged. The owner is not looked up: trust-model.md says
+    what a forged reference gets."""
     meta = obj.get("metadata")
     meta = meta if isinstance(meta, Mapping) else {}
     if meta.get("deletionTimestamp"):
@@ -117,24 +90,20 @@ def not_judged(kind: str, obj: Mapping[str, Any]) -> bool:
     return any(isinstance(o, Mapping) and made_by_a_gated_owner(kind, o) for o in found)
 
 
-def shape_problem(kind: str, obj: Mapping[str, Any], labels: Mapping[str, str]) -> str | None:
+def shape_problem(gated: GatedKind, obj: Mapping[str, Any], labels: Mapping[str, str]) -> str | None:
     """A labelled object whose shape lets AI work slip past: a CronJob whose jobTemplate does not carry the same
-    `aigate.dev/workload` label would spawn Jobs nobody judges once its own admission is past."""
-    if kind != "CronJob" or WORKLOAD_LABEL not in labels:
+    `aigate.dev/workload` label would spawn Jobs nobody judges once its own admission is past (GatedKind.same_label)."""
+    if WORKLOAD_LABEL not in labels:
         return None
-    spec = obj.get("spec") if isinstance(obj.get("spec"), Mapping) else {}
-    template = spec.get("jobTemplate") if isinstance(spec, Mapping) else None
-    meta = template.get("metadata") if isinstance(template, Mapping) else None
-    template_labels = meta.get("labels") if isinstance(meta, Mapping) else None
-    found = template_labels.get(WORKLOAD_LABEL) if isinstance(template_labels, Mapping) else None
     want = labels[WORKLOAD_LABEL]
-    if found == want:
-        return None
-    has = f"it has {found!r}" if found is not None else "it has none"
-    return (
-        f"CronJob spec.jobTemplate.metadata.labels must carry {WORKLOAD_LABEL}: {want} like the CronJob "
-        f"({has}), so that each Job it creates is judged when it is created"
-    )
+    for need in gated.same_label:
+        inner = at(obj, need.path)
+        found = inner.get(WORKLOAD_LABEL) if isinstance(inner, Mapping) else None
+        if found == want:
+            continue
+        has = f"it has {found!r}" if found is not None else "it has none"
+        return f"{gated.kind} {need.path} must carry {WORKLOAD_LABEL}: {want} like the {gated.kind} ({has}), {need.why}"
+    return None
 
 
 def label_decision(kind: str, namespace: str, labels: Mapping[str, str], found: bool) -> RolloutDecision | None:

@@ -250,8 +250,12 @@ def rollout_decision(
     verify_cache: VerifyCache | None = None,
     evidence_name: str | None = None,
     enforcement_floor: Floor | None = None,
+    object_problem: str | None = None,
 ) -> RolloutDecision:
     """Whether a Deployment (or kin) labelled `aigate.dev/workload` may be created or updated.
+
+    `object_problem`: why the object itself does not fit the workload (an MCPServer it does not declare:
+    policy/mcpservers.py); judged, like an unreadable spec, under the workload's enforcement.
 
     `workload` is the AIWorkload the label names (None when it does not exist), `evidence_cm` its trusted evidence
     ConfigMap (`evidence_name` names it in messages), `configmaps` every ConfigMap of the namespace by name.
@@ -261,6 +265,8 @@ def rollout_decision(
         assert settled is not None
         return settled
     ref = f"{namespace}/{labels[WORKLOAD_LABEL]}"
+    if object_problem is not None:
+        return decide_rollout(ref, workload, object_problem, None, enforcement_floor)
     cache = verify_cache
     try:
         digest = cache.digest(workload, configmaps) if cache is not None else current_spec_digest(workload, configmaps)

@@ -15,7 +15,7 @@ from typing import Any
 
 from aigate.api.models import API_GROUP, API_VERSION, PLURAL, WORKLOAD_LABEL
 from aigate.kube.names import ACCEPTANCES_WEBHOOK, AIWORKLOADS_WEBHOOK, ROLLOUTS_WEBHOOK
-from aigate.policy.rollout import GATED_KINDS
+from aigate.policy.kinds import GATED_KINDS
 
 logger = logging.getLogger(__name__)
 
@@ -23,7 +23,7 @@ ROLLOUT_RULES: tuple[tuple[str, str, tuple[str, ...]], ...] = tuple(
     (group, version, tuple(k.resource for k in GATED_KINDS if (k.group, k.version) == (group, version)))
     for group, version in dict.fromkeys((k.group, k.version) for k in GATED_KINDS)
 )
-"""(group, version, plural resources) the rollout webhook sees, from policy.rollout.GATED_KINDS; subresources
+"""(group, version, plural resources) the rollout webhook sees, from policy.kinds.GATED_KINDS; subresources
 (scale, status) are not rollouts."""
 
 TIMEOUT_SECONDS = 5

@@ -31,17 +31,19 @@ from aigate.kube.metrics import Metrics
 from aigate.kube.names import ACCEPTANCES_WEBHOOK, AIWORKLOADS_WEBHOOK, ROLLOUTS_WEBHOOK
 from aigate.policy.acceptance import AcceptanceDecision, acceptance_patch
 from aigate.policy.governance import governed_by, raised, violations
+from aigate.policy.kinds import BY_RESOURCE, GatedKind
+from aigate.policy.mcpservers import mcp_problem
 from aigate.policy.references import added
 from aigate.policy.references import refusal as reference_refusal
-from aigate.policy.rollout import GATED_KINDS, enforcement_of, not_judged, shape_problem
+from aigate.policy.rollout import enforcement_of, not_judged, shape_problem
 from aigate.webhook.admission import rollout_decision
 from aigate.webhook.configurations import TIMEOUT_SECONDS
 from aigate.webhook.envelope import refusal
 from aigate.webhook.index import JSON, Index
 from aigate.webhook.lanes import DigestLanes, TooLate
 
-ROLLOUT_KINDS = {(k.group, k.resource): k.kind for k in GATED_KINDS}
-"""(group, resource) the rollout webhook judges, and the kind it names them by when the object does not say."""
+ROLLOUT_KINDS = BY_RESOURCE
+"""(group, resource) the rollout webhook judges, and its registry entry (policy/kinds.py)."""
 AIWORKLOAD_RESOURCE = ("aigate.dev", "aiworkloads")
 
 MayRead = Callable[[Mapping[str, Any], str, str, str, str], bool]
@@ -117,14 +119,14 @@ class Reviewer:
 
     # ---- rollouts -------------------------------------------------------------------------------------------------
 
-    async def rollout(self, request: Mapping[str, Any], resource_kind: str) -> Answer:
+    async def rollout(self, request: Mapping[str, Any], gated: GatedKind) -> Answer:
         started = time.perf_counter()
         body = _body(request)
         meta = body.get("metadata") if isinstance(body.get("metadata"), Mapping) else {}
         labels = dict((meta or {}).get("labels") or {})
         if WORKLOAD_LABEL not in labels:
             return ALLOW  # what kopf's label filter let through without calling the handler
-        kind = str(body.get("kind") or (request.get("kind") or {}).get("kind") or resource_kind)
+        kind = str(body.get("kind") or (request.get("kind") or {}).get("kind") or gated.kind)
         # before readiness: removing a finalizer, or a ReplicaSet scaling an admitted Deployment, never waits
         if not_judged(kind, body):
             return ALLOW
@@ -134,7 +136,7 @@ class Reviewer:
         ns = str((meta or {}).get("namespace") or request.get("namespace") or "")
         if self.watch_namespaces and ns not in self.watch_namespaces:
             return ALLOW  # not a namespace this operator gates: its webhook configuration should not send it here
-        shape = shape_problem(kind, body, labels)
+        shape = shape_problem(gated, body, labels)
         floor = self.index.governing(ns).floor
         if shape is not None:
             self.metrics.admitted("denied", kind, "", time.perf_counter() - started, ROLLOUTS_WEBHOOK)
@@ -156,6 +158,7 @@ class Reviewer:
             verify_cache=self.index.verify_cache,
             evidence_name=f"{self.index.operator_namespace}/{names.trusted_evidence(uid)}",
             enforcement_floor=floor,
+            object_problem=mcp_problem(gated, body, ns, workload) if workload is not None else None,
         )
 
         # the index warmed the digest when the workload changed; should a review still come first, the parsing and
