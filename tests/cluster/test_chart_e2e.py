@@ -337,7 +337,9 @@ def upstream_crds(cluster: Cluster, installed: Install, team: str, editors: str)
     names = [f"{k.resource}.{k.group}" for k in CUSTOM]
     had = {n for n in names if cluster.kubectl("get", "crd", n, check=False).returncode == 0}
     cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(directory))
-    cluster.kubectl("wait", "--for=condition=Established", "--timeout=120s", *[f"crd/{n}" for n in names])
+    # polled: `kubectl wait` errors on a CRD whose status has no conditions yet, as right after the apply
+    for n in names:
+        cluster.wait_for(lambda n=n: established(cluster, n), timeout=120, what=f"CRD {n} Established")
     # what each project's own install aggregates into `edit`: its kinds, for the namespace editor
     editing = {
         "apiVersion": "rbac.authorization.k8s.io/v1",
@@ -364,6 +366,11 @@ def upstream_crds(cluster: Cluster, installed: Install, team: str, editors: str)
     for name in names:
         if name not in had:
             cluster.kubectl("delete", "crd", name, "--ignore-not-found", "--wait=false", check=False)
+
+
+def established(cluster: Cluster, crd: str) -> bool:
+    conditions = cluster.get_json("crd", crd).get("status", {}).get("conditions") or []
+    return any(c["type"] == "Established" and c["status"] == "True" for c in conditions)
 
 
 DENIED = 'admission webhook "rollouts.aigate.dev" denied the request'
