@@ -247,3 +247,20 @@ def test_on_drift_is_refuse_unless_every_policy_that_says_asks_warn() -> None:
     assert effective([policy("soft", onDrift="warn")], {}, PlatformDefault()).on_drift == "warn"
     strict = effective([policy("soft", onDrift="warn"), policy("hard", onDrift="refuse")], {}, PlatformDefault())
     assert (strict.on_drift, strict.limits["onDrift"]) == ("refuse", "hard")
+
+
+def test_the_drift_record_binds_to_the_envelope_it_was_found_against() -> None:
+    from aigate.policy.canary import drift_record, standing_drift
+
+    changed = judge_canary(
+        measurements({"primary": answered("primary", "claude-x-new", [run("a", "primary")])}), evidence(), NOW
+    )
+    record = drift_record(changed, '{"payload":"old"}', NOW).to_json()
+    standing = standing_drift(record, '{"payload":"old"}')
+    assert standing is not None and (standing.reason, standing.since) == ("ModelChanged", "2026-12-06T12:00:00Z")
+    assert standing.message == changed.message
+    assert standing_drift(record, '{"payload":"re-gated"}') is None  # a new envelope leaves the record behind
+    assert standing_drift(None, '{"payload":"old"}') is None
+    assert standing_drift("{not json", '{"payload":"old"}') is None
+    error = drift_record(canary_error("unreachable", NOW), '{"payload":"old"}', NOW).to_json()
+    assert standing_drift(error, '{"payload":"old"}') is None  # a canary that could not run refuses nothing

@@ -761,8 +761,10 @@ class CanaryStatus(_Model):
     """The canaries after launch: the one running, where the rotation through the suite stands, the day's spend and
     the last few outcomes."""
 
+    every: str | None = None
+    """The interval in force: `spec.monitoring.canary.every` under the policy of the last judgement ("0": off)."""
     run: LastRun | None = None
-    """The canary Job in flight (none: no canary running)."""
+    """The canary Job in flight, or the last one (finishedAt set)."""
     cases: list[str] = Field(default_factory=list)
     """The suite cases of the canary in flight."""
     next_case: int = Field(default=0, ge=0)

@@ -32,6 +32,7 @@ log = logging.getLogger("aigate.operator")
 WORKLOADS = ("aigate.dev", "v1alpha1", "aiworkloads")
 # kopf logs "Handler '<id>' succeeded." for every event these see (every ConfigMap in the cluster): not logged
 WORKLOAD_EVENTS_ID, JOB_EVENTS_ID, CONFIGMAP_EVENTS_ID = "workload-events", "gate-job-events", "configmap-events"
+CANARY_EVENTS_ID = "canary-job-events"
 EVIDENCE_TIMER_ID = "evidence-timer"  # and "Timer '<id>' succeeded." per workload per interval
 
 
@@ -165,6 +166,18 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
             return
         outcome = await asyncio.to_thread(state.reconciler.job_done, plain(body))
         log.info("gate Job %s/%s: %s", body["metadata"]["namespace"], body["metadata"]["name"], outcome)
+
+    @kopf.on.event(
+        "batch", "v1", "jobs", id=CANARY_EVENTS_ID, labels={names.ROLE_LABEL: names.CANARY_JOB_ROLE}, registry=registry
+    )
+    async def canary_job_event(*, body: kopf.Body, type: str, memo: Any, **_: Any) -> None:
+        """A canary's Job finished: judge it against the evidence (`Reconciler.canary_job_done`)."""
+        state: State = memo["state"]
+        mark_indexed(state)
+        if type == "DELETED" or not job_finished(dict(body)):
+            return
+        outcome = await asyncio.to_thread(state.reconciler.canary_job_done, plain(body))
+        log.info("canary Job %s/%s: %s", body["metadata"]["namespace"], body["metadata"]["name"], outcome)
 
     @kopf.on.event("", "v1", "configmaps", id=CONFIGMAP_EVENTS_ID, registry=registry)
     async def configmap_event(
@@ -310,7 +323,7 @@ def run_operator(config: OperatorConfig) -> int:
     registry = build_registry(config)
     kopf.configure(verbose=False)
     logging.getLogger("kopf.objects").addFilter(
-        HandlerLogFilter((WORKLOAD_EVENTS_ID, JOB_EVENTS_ID, CONFIGMAP_EVENTS_ID, EVIDENCE_TIMER_ID))
+        HandlerLogFilter((WORKLOAD_EVENTS_ID, JOB_EVENTS_ID, CANARY_EVENTS_ID, CONFIGMAP_EVENTS_ID, EVIDENCE_TIMER_ID))
     )
     ensure_namespace(reconciler.kube, config.gate_namespace)
     # with a namespace list, the operator's own (trusted evidence) and the gate namespace (gate Jobs) are watched too

@@ -10,6 +10,8 @@ cannot decide them (docs/gates.md, "Few samples"); a case's own `expect.maxLaten
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -233,3 +235,47 @@ class Spend:
 def add_spend(day: str | None, spent: float, run_usd: float, cap_usd: float, now: datetime) -> Spend:
     total = round(spent_today(day, spent, now) + max(0.0, run_usd), 6)
     return Spend(day_of(now), total, total >= cap_usd)
+
+
+# ---- the record admission reads -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DriftRecord:
+    """A drift as the operator records it on the trusted evidence ConfigMap (the operator's namespace, where no
+    tenant writes), bound to the envelope it was found against: a new envelope (a re-gate's) leaves it behind."""
+
+    reason: str
+    message: str
+    since: str
+    envelope: str
+    """sha256 of the envelope as stored."""
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {"reason": self.reason, "message": self.message, "since": self.since, "envelope": self.envelope},
+            separators=(",", ":"),
+            sort_keys=True,
+        )
+
+
+def envelope_sha(envelope: str) -> str:
+    return "sha256:" + hashlib.sha256(envelope.encode()).hexdigest()
+
+
+def drift_record(drift: Drift, envelope: str, at: datetime) -> DriftRecord:
+    return DriftRecord(drift.reason, drift.message, rfc3339(at), envelope_sha(envelope))
+
+
+def standing_drift(annotation: str | None, envelope: str | None) -> DriftRecord | None:
+    """The drift that stands against this envelope: recorded, a drifting reason, and for this very envelope.
+    Anything else (none, malformed, another envelope's) is no drift: the record only ever refuses more."""
+    if not annotation or envelope is None:
+        return None
+    try:
+        doc = json.loads(annotation)
+    except json.JSONDecodeError:
+        return None
+    if not isinstance(doc, dict) or doc.get("reason") not in DRIFTING or doc.get("envelope") != envelope_sha(envelope):
+        return None
+    return DriftRecord(str(doc["reason"]), str(doc.get("message", "")), str(doc.get("since", "")), doc["envelope"])
