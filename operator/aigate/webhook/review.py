@@ -135,7 +135,8 @@ class Reviewer:
         if self.watch_namespaces and ns not in self.watch_namespaces:
             return ALLOW  # not a namespace this operator gates: its webhook configuration should not send it here
         shape = shape_problem(kind, body, labels)
-        floor = self.index.governing(ns).floor
+        governing = self.index.governing(ns)
+        floor = governing.floor
         if shape is not None:
             self.metrics.admitted("denied", kind, "", time.perf_counter() - started, ROLLOUTS_WEBHOOK)
             return Answer(False, shape, 403)
@@ -156,6 +157,7 @@ class Reviewer:
             verify_cache=self.index.verify_cache,
             evidence_name=f"{self.index.operator_namespace}/{names.trusted_evidence(uid)}",
             enforcement_floor=floor,
+            on_drift=governing.on_drift,
         )
 
         # the index warmed the digest when the workload changed; should a review still come first, the parsing and
