@@ -264,3 +264,45 @@ def test_the_drift_record_binds_to_the_envelope_it_was_found_against() -> None:
     assert standing_drift("{not json", '{"payload":"old"}') is None
     error = drift_record(canary_error("unreachable", NOW), '{"payload":"old"}', NOW).to_json()
     assert standing_drift(error, '{"payload":"old"}') is None  # a canary that could not run refuses nothing
+
+
+def test_a_canary_the_budget_stopped_judges_what_it_measured_and_one_that_sent_nothing_says_so() -> None:
+    nothing = measurements({"primary": model("primary", []), "fallback": model("fallback", [])}, budget_exhausted=True)
+    d = judge_canary(nothing, evidence(), NOW, cap_usd=0.001)
+    assert (d.status, d.reason, d.drifting) == (None, "CanaryBudgetSpent", False)
+    assert d.message == (
+        "canary at 2026-12-06T12:00:00Z stopped before its first request: what is left of "
+        "budget.canaryMaxUSDPerDay $0.001 today covers no request"
+    )
+    partly = measurements(
+        {
+            "primary": answered("primary", "claude-x-20250929", [run("a", "primary")]),
+            "fallback": model("fallback", []),
+        },
+        budget_exhausted=True,
+    )
+    assert judge_canary(partly, evidence(), NOW, cap_usd=1).reason == "NoDrift"
+    unmeasured = measurements(
+        {"primary": answered("primary", "claude-x-20250929", [run("a", "primary")]), "fallback": model("fallback", [])}
+    )
+    assert judge_canary(unmeasured, evidence(), NOW).reason == "CanaryError"  # no budget stop: a path gave nothing
+
+
+def test_the_evidence_names_the_canary_its_interval_under_the_policy_and_the_identities_compared() -> None:
+    from aigate.evidence.predicate import CanaryCondition
+    from aigate.pipeline import judge
+    from factories import resolved_from
+
+    doc = example_doc()
+    doc["spec"]["monitoring"] = {"canary": {"every": "24h", "cases": 2}}
+    doc["spec"]["budget"]["canaryMaxUSDPerDay"] = 0.5
+    resolved = resolved_from(doc)
+    paths = [m.name for m in resolved.workload.spec.models]
+    m = measurements({p: answered(p, f"{p}-2026", [run(c.name, p) for c in resolved.cases]) for p in paths})
+    ceiling = effective([policy("watch", canary={"maxEvery": "12h"})], {}, PlatformDefault())
+    _, predicate, _ = judge(resolved, m, now=NOW, key_id=None, policy=ceiling)
+    [canary] = [c for c in predicate.monitoring if isinstance(c, CanaryCondition)]
+    assert (canary.every, canary.cases, canary.max_usd_per_day) == ("12h", 2, 0.5)
+    assert canary.identities == {p: [f"{p}-2026"] for p in paths}
+    signed = EvidencePredicate.model_validate(predicate.to_json())  # read back as the verifier reads it
+    assert [c for c in signed.monitoring if isinstance(c, CanaryCondition)] == [canary]

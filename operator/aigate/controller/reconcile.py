@@ -682,7 +682,7 @@ class Reconciler:
             since = parse_rfc3339((drift or {}).get("lastTransitionTime"))
             if since is not None and (started is None or started < since):
                 return self.start_run(body, resolved, digest, now, regate=True)
-        canary = CanaryStatus.model_validate(status.get("canary") or {})
+        canary = _canary_status(status)
         spec = resolved.workload.spec
         interval = _every(canary.every) if canary.every is not None else spec.canary.every_delta()
         facts = CanaryFacts(
@@ -814,7 +814,7 @@ class Reconciler:
                 return self._canary_judged(
                     body, canary_error("the evidence changed while the canary ran; nothing compared", now), spent, now
                 )
-            return self._canary_judged(body, judge_canary(m, verified.signed, now), spent, now)
+            return self._canary_judged(body, judge_canary(m, verified.signed, now, _cap_of(body)), spent, now)
         finally:
             self.cleanup_run(run)
 
@@ -824,7 +824,7 @@ class Reconciler:
         meta = body["metadata"]
         ns, name = meta["namespace"], meta["name"]
         status = body.get("status") or {}
-        canary = CanaryStatus.model_validate(status.get("canary") or {})
+        canary = _canary_status(status)
         cap = _cap_of(body)
         spend = add_spend(canary.day, canary.spent_usd, spent, cap, now)
         entry = CanaryRecord(
@@ -886,6 +886,14 @@ class Reconciler:
         if last is not None and last.outcome == "CanaryBudgetSpent" and day_of(last.at) == day_of(now):
             return "canary budget spent today"
         return self._canary_judged(body, budget_spent(cap, now), 0.0, now)
+
+
+def _canary_status(status: JSON) -> CanaryStatus:
+    """status.canary as the operator wrote it; anything it cannot read (a hand-written status) starts over."""
+    try:
+        return CanaryStatus.model_validate(status.get("canary") or {})
+    except ValidationError:
+        return CanaryStatus()
 
 
 def _condition(status: JSON, type_: str) -> JSON | None:

@@ -152,15 +152,21 @@ def passed_in_evidence(evidence: EvidencePredicate) -> set[tuple[str, str]]:
     return {(c.model, c.case) for c in _typed(evidence.cases, CaseRecord) if c.runs > 0 and c.passed == c.runs}
 
 
-def judge_canary(measured: Measurements, evidence: EvidencePredicate, at: datetime) -> Drift:
+def judge_canary(measured: Measurements, evidence: EvidencePredicate, at: datetime, cap_usd: float = 0.0) -> Drift:
     """The canary's measurements against the evidence. ModelChanged before CanaryFailing (a new model explains
-    failing cases); CanaryError when a path gave no answer at all (nothing to compare: not a drift)."""
+    failing cases); CanaryError when a path gave no answer at all (nothing to compare: not a drift). A canary the
+    day's budget stopped judges what it measured; one it stopped before any request is CanaryBudgetSpent."""
     identities = recorded_identities(evidence)
     passed = passed_in_evidence(evidence)
     changed: list[tuple[str, str, str]] = []
     failing: list[tuple[str, str]] = []
     unreachable: list[str] = []
+    if measured.budget_exhausted and not any(mm.runs for mm in measured.models.values()):
+        why = f"what is left of budget.canaryMaxUSDPerDay ${cap_usd:g} today covers no request"
+        return Drift(None, "CanaryBudgetSpent", f"canary at {rfc3339(at)} stopped before its first request: {why}")
     for path, mm in sorted(measured.models.items()):
+        if not mm.runs and measured.budget_exhausted:
+            continue  # the budget stopped the canary before this path: nothing to say of it
         answered = [r for r in mm.runs if r.ok]
         if not answered:
             errors = sorted({f"{r.error}: {r.error_detail}".rstrip(": ") for r in mm.runs if r.error})

@@ -23,7 +23,13 @@ from pydantic import BaseModel, ValidationError
 from aigate.assessment import Assessment
 from aigate.evidence.errors import EvidenceError, EvidenceInputError
 from aigate.evidence.keys import load_public_key
-from aigate.evidence.predicate import AcceptanceRecord, CaseRecord, ModelIdentityRecord, MonitoringCondition
+from aigate.evidence.predicate import (
+    AcceptanceRecord,
+    CanaryCondition,
+    CaseRecord,
+    ModelIdentityRecord,
+    MonitoringCondition,
+)
 from aigate.gates.result import GateResult
 from aigate.gates.stats import percentile
 from aigate.measurements import FAULT_MODES
@@ -349,6 +355,12 @@ def view_of_evidence(
         for a in _typed(p.risk_acceptances, AcceptanceRecord)
     ]
     monitoring = [f"{c.metric} {c.comparison} {c.threshold:g}" for c in _typed(p.monitoring, MonitoringCondition)]
+    monitoring += [
+        f"canary every {c.every} ({'off' if c.every == '0' else f'{c.cases} cases per model path'}, at most "
+        f"${c.max_usd_per_day:g} a day), comparing the answered model identities: "
+        + "; ".join(f"{path} {', '.join(ids) or '(none recorded)'}" for path, ids in sorted(c.identities.items()))
+        for c in _typed(p.monitoring, CanaryCondition)
+    ]
     fb = _gate(gates, "fallback")
     modes = fb.metrics.get("faultModes", {}) if fb else {}
     cells = {
