@@ -772,7 +772,8 @@ class CanaryStatus(_Model):
     day: str | None = None
     """The UTC day `spentUSD` counts (YYYY-MM-DD)."""
     spent_usd: float = Field(default=0.0, alias="spentUSD", ge=0)
-    """What the canaries of that day spent, in USD."""
+    """What the canaries of that day spent, in USD; the cap itself once a canary found too little left to send a
+    request (the day is closed: no further canary starts until the next UTC day)."""
     history: list[CanaryRecord] = Field(default_factory=list, max_length=20)
     """The last canaries, newest last."""
 

@@ -4,6 +4,7 @@ Synchronous (the kopf handlers run it in a worker thread) and free of kopf, so t
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import threading
@@ -827,6 +828,8 @@ class Reconciler:
         canary = _canary_status(status)
         cap = _cap_of(body)
         spend = add_spend(canary.day, canary.spent_usd, spent, cap, now)
+        if drift.reason == "CanaryBudgetSpent":  # nothing left today covers a request: the day is closed
+            spend = dataclasses.replace(spend, spent_usd=max(spend.spent_usd, cap), over=True)
         entry = CanaryRecord(
             at=now, outcome=drift.reason, cases=list(canary.cases), spent_usd=round(spent, 6), message=drift.message
         )
@@ -842,6 +845,8 @@ class Reconciler:
             "canary": {"run": run, "day": spend.day, "spentUSD": spend.spent_usd, "history": history},
             "conditions": merge_conditions(status.get("conditions") or [], [cond]),
         }
+        if drift.drifting:  # the record admission reads first: once status says Drift, rollouts are refused
+            self._record_drift(body, drift, now)
         self.kube.patch_status(ns, name, update)
         kind = "Warning" if drift.drifting or drift.reason == "CanaryError" else "Normal"
         self.kube.event(body, kind, drift.reason, redact(drift.message))
@@ -849,7 +854,6 @@ class Reconciler:
             self.metrics.record_drift(ns, name, cond["reason"])
         if not drift.drifting:
             return f"canary: {drift.reason}"
-        self._record_drift(body, drift, now)
         fresh = self.kube.get_workload(ns, name) or body
         try:
             resolved = load_resolved(self.kube, fresh)
