@@ -819,9 +819,11 @@ class Reconciler:
         finally:
             self.cleanup_run(run)
 
-    def _canary_judged(self, body: JSON, drift: Drift, spent: float, now: datetime) -> str:
+    def _canary_judged(self, body: JSON, drift: Drift, spent: float, now: datetime, *, ran: bool = True) -> str:
         """Apply what a canary found: the day's spend, the history, the Drift condition, an Event, the metric; on
-        drift, the record admission reads and a re-gate at once."""
+        drift, the record admission reads and a re-gate at once. `ran`: a canary Job was started (else: one was due
+        and not started), whose record in status.canary.run ends now."""
+        drift = dataclasses.replace(drift, message=redact(drift.message))
         meta = body["metadata"]
         ns, name = meta["namespace"], meta["name"]
         status = body.get("status") or {}
@@ -831,10 +833,12 @@ class Reconciler:
         if drift.reason == "CanaryBudgetSpent":  # nothing left today covers a request: the day is closed
             spend = dataclasses.replace(spend, spent_usd=max(spend.spent_usd, cap), over=True)
         entry = CanaryRecord(
-            at=now, outcome=drift.reason, cases=list(canary.cases), spent_usd=round(spent, 6), message=drift.message
+            at=now.replace(microsecond=0),
+            outcome=drift.reason,
+            cases=list(canary.cases) if ran else [],
+            spent_usd=round(spent, 6),
+            message=drift.message[:512],
         )
-        run = canary.run.model_dump(mode="json", by_alias=True) if canary.run else {}
-        run.update(finishedAt=rfc3339(now), spentUSD=round(spent, 6))
         history = [
             *(h.model_dump(mode="json", by_alias=True) for h in canary.history),
             entry.model_dump(mode="json", by_alias=True),
@@ -842,14 +846,17 @@ class Reconciler:
         previous = _condition(status, DRIFT)
         cond = drift_condition(drift, previous, meta.get("generation"), now)
         update: JSON = {
-            "canary": {"run": run, "day": spend.day, "spentUSD": spend.spent_usd, "history": history},
+            "canary": {"day": spend.day, "spentUSD": spend.spent_usd, "history": history},
             "conditions": merge_conditions(status.get("conditions") or [], [cond]),
         }
+        if ran and canary.run is not None:
+            run = canary.run.model_dump(mode="json", by_alias=True)
+            update["canary"]["run"] = {**run, "finishedAt": rfc3339(now), "spentUSD": round(spent, 6)}
         if drift.drifting:  # the record admission reads first: once status says Drift, rollouts are refused
             self._record_drift(body, drift, now)
         self.kube.patch_status(ns, name, update)
         kind = "Warning" if drift.drifting or drift.reason == "CanaryError" else "Normal"
-        self.kube.event(body, kind, drift.reason, redact(drift.message))
+        self.kube.event(body, kind, drift.reason, drift.message)
         if self.metrics:
             self.metrics.record_drift(ns, name, cond["reason"])
         if not drift.drifting:
@@ -889,7 +896,7 @@ class Reconciler:
         last = canary.history[-1] if canary.history else None
         if last is not None and last.outcome == "CanaryBudgetSpent" and day_of(last.at) == day_of(now):
             return "canary budget spent today"
-        return self._canary_judged(body, budget_spent(cap, now), 0.0, now)
+        return self._canary_judged(body, budget_spent(cap, now), 0.0, now, ran=False)
 
 
 def _canary_status(status: JSON) -> CanaryStatus:

@@ -206,7 +206,7 @@ def budget_spent(cap_usd: float, at: datetime) -> Drift:
     return Drift(
         None,
         "CanaryBudgetSpent",
-        f"no canary since {rfc3339(at)}: budget.canaryMaxUSDPerDay ${cap_usd:g} spent today",
+        f"canary due at {rfc3339(at)} not started: budget.canaryMaxUSDPerDay ${cap_usd:g} spent today",
     )
 
 
