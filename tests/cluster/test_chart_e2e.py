@@ -23,6 +23,7 @@ import ssl
 import threading
 import uuid
 from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -339,7 +340,6 @@ class Canaried:
 def canaried(cluster: Cluster, installed: Install, team: str) -> Iterator[Canaried]:
     """Three workloads with a canary every flows.CANARY_EVERY, applied together so their gate runs overlap: one whose
     primary's model changes, one whose answers change, one with a tiny canary cap."""
-    from contextlib import ExitStack
 
     with ExitStack() as stack:
         sims = {
@@ -397,10 +397,16 @@ def operator_metric(cluster: Cluster, name: str, **labels: str) -> float:
     return total
 
 
-def forget(cluster: Cluster, ns: str, name: str) -> None:
-    """Delete a canaried workload once its flow is played: no canary runs for the rest of the module, and the
-    uninstall test finds the team's namespace as the other tests left it."""
-    cluster.kubectl("delete", "aiworkload", name, "-n", ns, "--wait", "--timeout=120s", check=False)
+@contextmanager
+def played(cluster: Cluster, canaried: Canaried, name: str) -> Iterator[tuple[str, str, Any]]:
+    """One canaried workload's flow (namespace, name, simulator); the workload is deleted once it is played, pass or
+    fail: no canary runs for the rest of the module, and the uninstall test finds the team's namespace as the other
+    tests left it."""
+    try:
+        yield canaried.ns, name, canaried.sims[name]
+    finally:
+        cluster.kubectl("delete", "deployment", "-l", f"aigate.dev/workload={name}", "-n", canaried.ns, check=False)
+        cluster.kubectl("delete", "aiworkload", name, "-n", canaried.ns, "--wait", "--timeout=120s", check=False)
 
 
 def events(cluster: Cluster, ns: str, name: str, reason: str) -> list[dict[str, Any]]:
@@ -415,8 +421,7 @@ def test_a_changed_model_is_drift_rollouts_wait_for_the_regate_and_the_running_p
     Drift=True ModelChanged names both identities, a re-gate runs, the Deployment's new ReplicaSet is refused
     meanwhile and the running pod keeps running; after the re-gate passes, Drift=False and the rollout is admitted.
     Then the endpoint goes away: CanaryError, neither a drift nor a refusal."""
-    ns, name, sim = canaried.ns, MODEL_CHANGED, canaried.sims[MODEL_CHANGED]
-    try:
+    with played(cluster, canaried, MODEL_CHANGED) as (ns, name, sim):
         passed = flows.wait_decision(cluster, ns, name, "PASS")["status"]["lastRun"]["runId"]
         calm = flows.wait_drift(cluster, ns, name, "False", "NoDrift")
         assert calm["status"]["canary"]["every"] == "15s" and calm["status"]["canary"]["history"]
@@ -473,9 +478,6 @@ def test_a_changed_model_is_drift_rollouts_wait_for_the_regate_and_the_running_p
         assert wl["status"]["lastRun"]["runId"] == regated, "a canary error started a re-gate"
         newer = flows.running_deployment(ns, "canary-app", name, cluster_image(), "3")
         assert judged(cluster, newer).returncode == 0, "a canary error refused a rollout"
-    finally:
-        cluster.kubectl("delete", "deployment", "canary-app", "-n", ns, "--wait=false", check=False)
-        forget(cluster, ns, name)
 
 
 def test_answers_that_fail_a_case_are_drift_the_regate_fails_and_rollouts_stay_refused(
@@ -483,11 +485,8 @@ def test_answers_that_fail_a_case_are_drift_the_regate_fails_and_rollouts_stay_r
 ) -> None:
     """Done when, second point: the primary's answers change so the suite's `review` case fails; Drift=True
     CanaryFailing names the case; the re-gate FAILs; rollouts stay refused."""
-    ns, name, sim = canaried.ns, ANSWERS_CHANGED, canaried.sims[ANSWERS_CHANGED]
-    try:
+    with played(cluster, canaried, ANSWERS_CHANGED) as (ns, name, sim):
         answers_change_and_the_regate_fails(cluster, ns, name, sim)
-    finally:
-        forget(cluster, ns, name)
 
 
 def answers_change_and_the_regate_fails(cluster: Cluster, ns: str, name: str, sim: Any) -> None:
@@ -512,11 +511,8 @@ def answers_change_and_the_regate_fails(cluster: Cluster, ns: str, name: str, si
 def test_the_canary_stops_at_its_daily_cap_and_says_so(cluster: Cluster, canaried: Canaried) -> None:
     """Done when, third point: with budget.canaryMaxUSDPerDay below one request, the canary sends nothing, says so
     (Drift=False CanaryBudgetSpent), closes the day, and refuses nothing."""
-    ns, name, sim = canaried.ns, CAPPED, canaried.sims[CAPPED]
-    try:
+    with played(cluster, canaried, CAPPED) as (ns, name, sim):
         the_cap_stops_the_canary(cluster, ns, name, sim)
-    finally:
-        forget(cluster, ns, name)
 
 
 def the_cap_stops_the_canary(cluster: Cluster, ns: str, name: str, sim: Any) -> None:

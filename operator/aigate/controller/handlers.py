@@ -161,11 +161,7 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
     @kopf.on.event("batch", "v1", "jobs", id=JOB_EVENTS_ID, labels={names.ROLE_LABEL: "gate-job"}, registry=registry)
     async def gate_job_event(*, body: kopf.Body, type: str, memo: Any, **_: Any) -> None:
         state: State = memo["state"]
-        mark_indexed(state)
-        if type == "DELETED" or not job_finished(dict(body)):
-            return
-        outcome = await asyncio.to_thread(state.reconciler.job_done, plain(body))
-        log.info("gate Job %s/%s: %s", body["metadata"]["namespace"], body["metadata"]["name"], outcome)
+        await job_finished_event(state, body, type, state.reconciler.job_done, "gate Job")
 
     @kopf.on.event(
         "batch", "v1", "jobs", id=CANARY_EVENTS_ID, labels={names.ROLE_LABEL: names.CANARY_JOB_ROLE}, registry=registry
@@ -173,11 +169,7 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
     async def canary_job_event(*, body: kopf.Body, type: str, memo: Any, **_: Any) -> None:
         """A canary's Job finished: judge it against the evidence (`Reconciler.canary_job_done`)."""
         state: State = memo["state"]
-        mark_indexed(state)
-        if type == "DELETED" or not job_finished(dict(body)):
-            return
-        outcome = await asyncio.to_thread(state.reconciler.canary_job_done, plain(body))
-        log.info("canary Job %s/%s: %s", body["metadata"]["namespace"], body["metadata"]["name"], outcome)
+        await job_finished_event(state, body, type, state.reconciler.canary_job_done, "canary Job")
 
     @kopf.on.event("", "v1", "configmaps", id=CONFIGMAP_EVENTS_ID, registry=registry)
     async def configmap_event(
@@ -237,6 +229,15 @@ class HandlerLogFilter(logging.Filter):
         if record.args or not isinstance(record.msg, str):
             return True
         return not (record.levelno == logging.INFO and record.msg in self.quiet)
+
+
+async def job_finished_event(state: State, body: kopf.Body, type: str, take: Callable[[JSON], str], what: str) -> None:
+    """A Job event: once the Job has finished, `take` its result in a worker thread (a gate run's or a canary's)."""
+    mark_indexed(state)
+    if type == "DELETED" or not job_finished(dict(body)):
+        return
+    outcome = await asyncio.to_thread(take, plain(body))
+    log.info("%s %s/%s: %s", what, body["metadata"]["namespace"], body["metadata"]["name"], outcome)
 
 
 def mark_indexed(state: State) -> None:
