@@ -390,7 +390,12 @@ def cmd_report(args: argparse.Namespace, cluster: Cluster) -> int:
     except EvidenceError as e:
         print(f"evidence in {stored.where} rejected: {e}", file=sys.stderr)
         return EXIT_REFUSED
-    page = render_html_from_evidence(ev, source=f"ConfigMap {stored.where}", evidence_name="evidence.json")
+    page = render_html_from_evidence(
+        ev,
+        source=f"ConfigMap {stored.where}",
+        evidence_name="evidence.json",
+        canary=(w.get("status") or {}).get("canary"),
+    )
     _write(args.output, page)
     said = "verified" if ev.verified else "NOT verified (pass --key or --key-secret)"
     _err(f"report of {ev.subject} written to {args.output}: evidence {said}")
