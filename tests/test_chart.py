@@ -656,7 +656,7 @@ def test_prometheus_rules_pass_promtool_check_and_unit_tests(helm: Path, promtoo
         [str(promtool), "check", "rules", "rules.yaml"], cwd=tmp_path, capture_output=True, text=True
     )
     assert check.returncode == 0, check.stdout + check.stderr
-    assert "SUCCESS: 7 rules found" in check.stdout + check.stderr
+    assert "SUCCESS: 8 rules found" in check.stdout + check.stderr
     run = subprocess.run([str(promtool), "test", "rules", tests.name], cwd=tmp_path, capture_output=True, text=True)
     assert run.returncode == 0, run.stdout + run.stderr
     assert "SUCCESS" in run.stdout + run.stderr
