@@ -862,6 +862,9 @@ class Reconciler:
         if not drift.drifting:
             return f"canary: {drift.reason}"
         fresh = self.kube.get_workload(ns, name) or body
+        last = (fresh.get("status") or {}).get("lastRun") or {}
+        if last.get("job") and not last.get("finishedAt"):  # a gate run is under way: its result decides
+            return f"canary: {drift.reason}; gate run {last['job']} under way decides"
         try:
             resolved = load_resolved(self.kube, fresh)
         except WorkloadError as e:
