@@ -114,7 +114,7 @@ class World:
         self.labels = {"app": "fraud", names.WORKLOAD_LABEL: NAME}
         self.cache: VerifyCache | None = VerifyCache()
 
-    def decide(self, now: datetime = NOW) -> Any:
+    def decide(self, now: datetime = NOW, **kw: Any) -> Any:
         return rollout_decision(
             kind="Deployment",
             namespace=NS,
@@ -125,4 +125,5 @@ class World:
             public_key=PUB,
             now=now,
             verify_cache=self.cache,
+            **kw,
         )

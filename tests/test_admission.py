@@ -14,6 +14,7 @@ from aigate.api.digest import spec_digest
 from aigate.api.load import load_and_resolve
 from aigate.kube import names
 from aigate.policy.acceptance import acceptance_patch, acceptance_validation
+from aigate.times import rfc3339
 from aigate.webhook.admission import VerifyCache, current_spec_digest, rollout_decision
 
 
@@ -450,3 +451,59 @@ def test_an_object_that_does_not_fit_the_workload_is_refused_under_its_enforceme
     assert d.message == DENIED + "MCPServer fraud/x is not one of the MCP servers the workload declares"
     missing = rollout_decision(workload=None, **common)
     assert missing.message.startswith(f"AIWorkload {NS}/{NAME} not found")
+
+
+# ---- drift: what a canary found after launch ---------------------------------------------------------------------
+
+DRIFT_MESSAGE = "path primary answered as claude-x-20260301, the evidence records claude-x-20250929"
+
+
+def drifted(world: World, envelope: str | None = None, reason: str = "ModelChanged") -> None:
+    """The operator's record beside the envelope in the trusted evidence ConfigMap (`Reconciler._record_drift`)."""
+    from aigate.policy.canary import Drift, drift_record
+
+    assert world.evidence is not None
+    text = envelope if envelope is not None else world.evidence["data"][names.EVIDENCE_KEY]
+    record = drift_record(Drift(True, reason, DRIFT_MESSAGE), text, NOW - timedelta(minutes=5))  # type: ignore[arg-type]
+    world.evidence["data"][names.DRIFT_KEY] = record.to_json()
+
+
+def test_a_standing_drift_refuses_a_rollout_of_passing_evidence_naming_it(world: World) -> None:
+    drifted(world)
+    d = world.decide()
+    assert (d.allowed, d.result, d.enforcement) == (False, "denied", "enforce")
+    since = rfc3339(NOW - timedelta(minutes=5))
+    assert d.message == (
+        DENIED + f"drift ModelChanged since {since}: {DRIFT_MESSAGE}; the evidence no longer describes "
+        "what answers until a re-gate passes"
+    )
+
+
+def test_on_drift_warn_admits_with_the_drift_as_warning(world: World) -> None:
+    drifted(world, reason="CanaryFailing")
+    d = world.decide(on_drift="warn")
+    assert (d.allowed, d.result) == (True, "warned")
+    assert d.warnings == [d.message] and "admitted despite drift (onDrift warn): drift CanaryFailing" in d.message
+
+
+def test_a_drift_follows_the_enforcement_in_force(world: World) -> None:
+    world.workload["spec"]["enforcement"] = "audit"
+    world.evidence = evidence_cm(sign(current_spec_digest(world.workload, world.configmaps)))
+    assert world.decide().result == "allowed"
+    drifted(world)
+    d = world.decide()
+    assert (d.allowed, d.result) == (True, "audited") and "drift ModelChanged" in d.message
+
+
+def test_a_drift_recorded_against_another_envelope_refuses_nothing(world: World) -> None:
+    """A passing re-gate writes a new envelope: the old record no longer stands, whether or not it was cleared."""
+    drifted(world, envelope='{"payload": "the envelope before the re-gate"}')
+    assert world.decide().allowed
+
+
+def test_a_drift_condition_in_status_alone_refuses_nothing(world: World) -> None:
+    """Decisions read the operator's record in its own namespace, never status (trust-model.md)."""
+    world.workload["status"]["conditions"].append(
+        {"type": "Drift", "status": "True", "reason": "ModelChanged", "message": "hand-written"}
+    )
+    assert world.decide().allowed

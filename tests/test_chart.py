@@ -19,6 +19,7 @@ from cryptography import x509
 
 from aigate import chartgen
 from aigate.api.crd import render_crd, render_policy_crd
+from aigate.kube import names
 from aigate.kube.config import OperatorConfig, env_name
 from aigate.kube.metrics import Metrics
 from aigate.policy.governance import PlatformDefault
@@ -683,7 +684,7 @@ def test_prometheus_rules_pass_promtool_check_and_unit_tests(helm: Path, promtoo
         [str(promtool), "check", "rules", "rules.yaml"], cwd=tmp_path, capture_output=True, text=True
     )
     assert check.returncode == 0, check.stdout + check.stderr
-    assert "SUCCESS: 7 rules found" in check.stdout + check.stderr
+    assert "SUCCESS: 8 rules found" in check.stdout + check.stderr
     run = subprocess.run([str(promtool), "test", "rules", tests.name], cwd=tmp_path, capture_output=True, text=True)
     assert run.returncode == 0, run.stdout + run.stderr
     assert "SUCCESS" in run.stdout + run.stderr
@@ -714,6 +715,11 @@ def test_network_policies_when_on(helm: Path) -> None:
     gates = one(objs, "NetworkPolicy", "aigate-gates")
     assert gates["metadata"]["namespace"] == "aigate-gates"
     assert gates["spec"]["policyTypes"] == ["Ingress", "Egress"] and "ingress" not in gates["spec"]
+    # a canary's pods are gate pods like any run's (their Jobs' role differs: the reconciler tells them apart)
+    roles = [names.GATE_JOB_ROLE, names.CANARY_JOB_ROLE]
+    assert gates["spec"]["podSelector"] == {
+        "matchExpressions": [{"key": names.ROLE_LABEL, "operator": "In", "values": roles}]
+    }
     ports = [p for rule in gates["spec"]["egress"] for p in rule["ports"]]
     assert {(p["port"], p["protocol"]) for p in ports} == {(53, "UDP"), (53, "TCP"), (443, "TCP"), (8443, "TCP")}
     op = one(objs, "NetworkPolicy", "aigate-operator")

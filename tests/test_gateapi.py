@@ -171,3 +171,48 @@ def test_run_gates_reads_its_input_and_writes_its_result_through_the_loopback_ap
         "(the gate Job's Role does not allow it)"
     )
     assert json.loads(api.configmaps[(NS, "out")]["data"][names.RESULT_KEY])["runId"] == "r1"
+
+
+def test_a_canary_run_sends_its_cases_once_per_path_with_no_faults(tmp_path: Path, api: ConfigMapApi) -> None:
+    """`run-gates --canary` against the real simulator: only the cases the operator named, once each, no fault
+    injection, the answered identity recorded; a canary input naming a case the suite lacks is one line."""
+    from aigate.api.digest import spec_digest
+    from aigate.api.models import AIWorkload
+    from aigate.simulator.profile import SimProfile
+    from aigate.simulator.server import SimulatorServer
+    from factories import one_path_workload
+
+    profile = {"models": {"sim-gpt": {"provider": "openai", "servedModel": "sim-gpt-2026-01-01"}}}
+    with SimulatorServer(SimProfile.model_validate(profile)) as sim:
+        cases = [{"name": n, "messages": [{"role": "user", "content": n}]} for n in ("a", "b", "c", "d")]
+        doc = one_path_workload(sim.url + "/v1", suite={"cases": cases, "repeats": 3})
+        doc["metadata"]["uid"] = "u-1"
+        doc["spec"]["models"][0]["credentials"] = {"secretRef": {"name": "sim", "key": "k"}}
+        wl = AIWorkload.model_validate(doc)
+        digest = spec_digest(resolve(wl, lambda ref: ""))
+        sa = service_account(tmp_path, api, "gate-token")
+        host, port = host_port(api)
+        canary = json.dumps({"cases": ["d", "a"], "maxUSD": 0.5})
+        api.put(NS, "in", {names.INPUT_KEY: jobs.run_input(wl, {}), names.CANARY_KEY: canary})
+        api.put(NS, "out", {})
+        api.readable = {"in", "out"}
+        environ = {
+            "KUBERNETES_SERVICE_HOST": host,
+            "KUBERNETES_SERVICE_PORT": port,
+            names.secret_env_name("sim", "k"): "sk-sim",
+        }
+        gate, _ = connect(environ, service_account_dir=sa)
+        assert run_gates(NS, "in", "out", digest, "c1", environ=environ, api=gate, canary=True) == 0
+        result = read_result(api.configmaps[(NS, "out")], run_id="c1", spec_digest=digest)
+        m = result.measurements
+        assert m is not None and m.faults == [] and m.mcp == []
+        runs = m.models["primary"].runs
+        assert sorted((r.case, r.repeat) for r in runs) == [("a", 0), ("d", 0)]
+        assert {i.model for i in m.models["primary"].identities} == {"sim-gpt-2026-01-01"}
+        assert sim.stats()["models"]["sim-gpt"]["requests"] == 2
+
+        api.put(NS, "in", {names.INPUT_KEY: jobs.run_input(wl, {}), names.CANARY_KEY: '{"cases": ["z"], "maxUSD": 1}'})
+        assert run_gates(NS, "in", "out", digest, "c2", environ=environ, api=gate, canary=True) == 1
+        result = read_result(api.configmaps[(NS, "out")], run_id="c2", spec_digest=digest)
+        assert result.outcome == "error"
+        assert result.error == f"input ConfigMap {NS}/in {names.CANARY_KEY}: the suite has no case z"

@@ -226,6 +226,20 @@ def test_job_command_prefix_and_name_limits() -> None:
         job(run_id="Run_1")
 
 
+def test_a_canary_is_a_gate_job_of_its_own_role_in_canary_mode_with_its_cases_in_the_input() -> None:
+    gate, canary = job(), job(canary=True)
+    assert canary["metadata"]["labels"][names.ROLE_LABEL] == names.CANARY_JOB_ROLE
+    assert canary["spec"]["template"]["metadata"]["labels"][names.ROLE_LABEL] == names.CANARY_JOB_ROLE
+    [g], [c] = gate["spec"]["template"]["spec"]["containers"], canary["spec"]["template"]["spec"]["containers"]
+    assert c["command"] == [*g["command"], "--canary"] and "--canary" not in g["command"]
+    # the same image, ServiceAccount, credentials path and security context as any run
+    assert (c["image"], c["env"], c["securityContext"]) == (g["image"], g["env"], g["securityContext"])
+    assert not jobs.same_template(canary, gate)  # a gate run's template is not a canary's, nor the other way
+    cm = jobs.input_configmap(run(), "{}", jobs.canary_input(("b", "c"), 0.25))
+    assert json.loads(cm["data"][names.CANARY_KEY]) == {"cases": ["b", "c"], "maxUSD": 0.25}
+    assert names.CANARY_KEY not in jobs.input_configmap(run(), "{}")["data"]
+
+
 # ---- result format ------------------------------------------------------------------------------------------------
 
 T0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)

@@ -208,3 +208,31 @@ def test_why_f_bad_input_is_one_line(
     assert err.startswith(error.format(path=path)) and err.count("\n") == 1, err
     assert main(["why", "w", "-f", str(path)]) == 2
     assert capsys.readouterr().err == "error: give the AIWorkload's NAME or -f FILE, not both\n"
+
+
+def test_why_explains_a_drift_refusal_and_refuses(capsys: pytest.CaptureFixture[str]) -> None:
+    drift = {
+        "type": "Drift",
+        "status": "True",
+        "reason": "ModelChanged",
+        "message": "path primary answered as sim-claude-v2, the evidence records sim-claude (canary at T); re-gating",
+        "lastTransitionTime": "2026-12-06T12:00:00Z",
+    }
+    status: dict[str, Any] = {
+        "decision": "PASS",
+        "phase": "Testing",
+        "observedGeneration": 1,
+        "conditions": [{"type": "Ready", "status": "True", "reason": "EvidencePassed"}, drift],
+        "lastRun": {"job": "aigate-x-1", "namespace": "aigate-gates", "finishedAt": None},
+    }
+    assert cmd_why(argparse.Namespace(name="w"), OneWorkload(status)) == 1
+    lines = capsys.readouterr().out.splitlines()
+    i = lines.index(f"Drift: ModelChanged since 2026-12-06T12:00:00Z: {drift['message']}")
+    assert lines[i + 1].startswith("  the evidence no longer describes what answers: new rollouts are refused")
+    assert lines[i + 2] == "  re-gate running: Job aigate-gates/aigate-x-1"
+    calm = {**drift, "status": "False", "reason": "NoDrift", "message": "last canary at T: same model identities"}
+    status["conditions"] = [status["conditions"][0], calm]
+    status["lastRun"]["finishedAt"] = "2026-12-06T12:05:00Z"
+    status["phase"] = "Passed"
+    assert cmd_why(argparse.Namespace(name="w"), OneWorkload(status)) == 0
+    assert "Canary: NoDrift: last canary at T: same model identities" in capsys.readouterr().out.splitlines()

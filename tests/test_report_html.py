@@ -167,3 +167,28 @@ def test_tool_table_shows_what_an_mcp_server_exposed_and_annotated() -> None:
         "<td><code>&lt;b&gt;wipe_cases&lt;/b&gt;</code></td><td>not declared</td><td>\u2013</td><td>casetools</td>"
         "<td>destructiveHint: true</td>"
     ) in page
+
+
+def test_a_report_from_the_cluster_lists_the_canaries_newest_first_escaped(tmp_path: Path) -> None:
+    evidence, _, pub = sign(tmp_path)
+    from aigate.evidence.keys import load_public_key
+
+    ev = read_evidence(evidence.read_bytes(), load_public_key(pub), key_name="aigate.pub")
+    canary = {
+        "history": [
+            {"at": "2026-12-06T06:00:00Z", "outcome": "NoDrift", "cases": ["a"], "spentUSD": 0.0012, "message": "ok"},
+            {
+                "at": "2026-12-06T12:00:00Z",
+                "outcome": "ModelChanged",
+                "cases": ["b"],
+                "spentUSD": 0.001,
+                "message": EVIL,
+            },
+            "not an entry",
+        ]
+    }
+    page = render_html_from_evidence(ev, source="ConfigMap ns/x", canary=canary)
+    assert "<h3>Canaries since</h3>" in page and "not part of the signed evidence" in page
+    assert page.index("2026-12-06T12:00:00Z") < page.index("2026-12-06T06:00:00Z")
+    assert "<td>ModelChanged</td><td>b</td><td>$0.0010</td>" in page and EVIL not in page
+    assert "Canaries since" not in render_html_from_evidence(ev, source="evidence.json")

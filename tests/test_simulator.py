@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 from pydantic import ValidationError
 
 from aigate.simulator import serve
@@ -699,3 +700,50 @@ def test_serve_port_taken(capsys: pytest.CaptureFixture[str]) -> None:
     with SimulatorServer(SimProfile.model_validate(PROFILE)) as running:
         assert serve(profile, "127.0.0.1", running.port, True) == 2
     assert "cannot listen on" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- reload: a provider's silent update
+
+
+async def test_profile_reload_changes_served_model_answers_and_latency_without_restart() -> None:
+    before = {"models": {"m": _model("anthropic", servedModel="m-20250101", responses=[{"content": "old answer"}])}}
+    after = {
+        "models": {
+            "m": {
+                "provider": "anthropic",
+                "servedModel": "m-20260601",
+                "latency": {"fixedMs": 300},
+                "responses": [{"content": "new answer"}],
+            }
+        }
+    }
+    with SimulatorServer(SimProfile.model_validate(before)) as server:
+        port = server.port
+        async with httpx.AsyncClient(base_url=server.url, timeout=10) as c:
+            first = (await c.post("/v1/messages", headers=ANTHROPIC_H, json=anthropic_body("m", "hi"))).json()
+            assert (first["model"], first["content"][0]["text"]) == ("m-20250101", "old answer")
+            r = await c.put("/_sim/profile", content=yaml.safe_dump(after))
+            assert r.status_code == 200 and r.json()["models"] == {"m": dict.fromkeys(r.json()["models"]["m"], 0)}
+            start = time.perf_counter()
+            second = (await c.post("/v1/messages", headers=ANTHROPIC_H, json=anthropic_body("m", "hi"))).json()
+            assert time.perf_counter() - start >= 0.29  # the new profile's latency, not the old 2 ms
+            assert (second["model"], second["content"][0]["text"]) == ("m-20260601", "new answer")
+            assert server.port == port and server.stats()["models"]["m"]["requests"] == 1
+
+
+async def test_profile_reload_in_process_and_a_bad_profile_changes_nothing() -> None:
+    base = {"models": {"m": _model("openai", servedModel="m-1", responses=[{"content": "a"}])}}
+    with SimulatorServer(SimProfile.model_validate(base)) as server:
+        async with httpx.AsyncClient(base_url=server.url, timeout=10) as c:
+            bad = await c.put("/_sim/profile", content="models:\n  m: {provider: openai, hangrate: 0.5}\n")
+            assert bad.status_code == 400
+            assert bad.json()["error"] == "profile: models.m.hangrate: Extra inputs are not permitted"
+            broken = await c.put("/_sim/profile", content="models: [unclosed")
+            assert broken.status_code == 400 and broken.json()["error"].startswith("profile: not valid YAML:")
+            doc = (await c.post("/v1/chat/completions", headers=OPENAI_H, json=openai_body("m", "hi"))).json()
+            assert doc["model"] == "m-1"
+            server.reload(SimProfile.model_validate({"models": {"n": _model("openai", servedModel="n-2")}}))
+            gone = await c.post("/v1/chat/completions", headers=OPENAI_H, json=openai_body("m", "hi"))
+            assert gone.status_code == 404
+            doc = (await c.post("/v1/chat/completions", headers=OPENAI_H, json=openai_body("n", "hi"))).json()
+            assert doc["model"] == "n-2" and server.profile.models["n"].served_model == "n-2"

@@ -162,6 +162,7 @@ def cmd_run_gates(args: argparse.Namespace) -> int:
         args.run_id,
         environ=dict(os.environ),
         progress=None if args.quiet else _stderr,
+        canary=args.canary,
     )
 
 
@@ -260,6 +261,9 @@ def build_parser() -> argparse.ArgumentParser:
     j.add_argument("--spec-digest", required=True, help="the digest the operator started this run for")
     j.add_argument("--run-id", required=True)
     j.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
+    j.add_argument(
+        "--canary", action="store_true", help="a canary after launch: the input's canary cases once per model path"
+    )
     j.set_defaults(func=cmd_run_gates)
     o = sub.add_parser(
         "operator",

@@ -88,6 +88,13 @@ def render_resource() -> str:
         "Lists marked *keyed by* hold at most one item per key; `kubectl apply --server-side` merges them "
         "item by item.",
         "",
+        "After launch, `spec.monitoring.canary` (every 6h with 3 cases per model path when `monitoring` is absent; "
+        '`every: "0"` turns it off) runs a small gate run within `budget.canaryMaxUSDPerDay` and compares it with '
+        "the evidence; `status.canary` keeps its history and the `Drift` condition says what it found: `False` "
+        "(`NoDrift`, `CanaryError`, `CanaryBudgetSpent`) or `True` (`ModelChanged`, `CanaryFailing`: a re-gate "
+        "starts, and new rollouts are refused until it passes, or warned where an AIGatePolicy says `onDrift: "
+        "warn`). [gates.md](gates.md) says how a canary judges.",
+        "",
         "`kubectl get aiworkloads` shows:",
         "",
         "| column | from | meaning |",

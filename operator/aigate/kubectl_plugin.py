@@ -305,6 +305,7 @@ def cmd_why(args: argparse.Namespace, cluster: Cluster) -> int:
     for gate, cond in accepted:
         if cond.get("reason") == "RiskAccepted":
             print(f"  {GATE_TITLES[gate]}: risk accepted: {cond.get('message', '')}")
+    drifting = _drift(conditions.get("Drift"), status)
     print(f"\nPolicy: {_policy(status.get('policy'))}")
     ev = status.get("evidence") or {}
     expires = parse_rfc3339(ev.get("expiresAt"))
@@ -315,7 +316,8 @@ def cmd_why(args: argparse.Namespace, cluster: Cluster) -> int:
         when = f"in {_span(left.total_seconds())}" if left.total_seconds() > 0 else "EXPIRED"
         where = f"{ev.get('namespace') or meta['namespace']}/{ev.get('configMap')}"
         print(f"\nEvidence: {where}, expires {ev['expiresAt']} ({when}), key {str(ev.get('keyId', ''))[:16]}")
-    return EXIT_OK if decision == "PASS" and not failed and not stale and mismatch is None else EXIT_REFUSED
+    cleared = decision == "PASS" and not failed and not stale and mismatch is None and not drifting
+    return EXIT_OK if cleared else EXIT_REFUSED
 
 
 def _labelled_object(path: str, cluster: Cluster) -> tuple[str, dict[str, Any], GatedKind] | None:
@@ -350,6 +352,27 @@ def _labelled_object(path: str, cluster: Cluster) -> tuple[str, dict[str, Any], 
     runs = ", ".join(images(kind, obj))
     print(f"{what}{f' (runs {runs})' if runs else ''} is labelled for AIWorkload {namespace}/{name}")
     return str(name), obj, kind
+
+
+def _drift(cond: Any, status: dict[str, Any]) -> bool:
+    """What the canaries after launch found, and what a drift does to rollouts; True while a drift stands."""
+    if not isinstance(cond, dict):
+        return False
+    reason, message = cond.get("reason", ""), cond.get("message", "")
+    if cond.get("status") != "True":
+        print(f"\nCanary: {reason}: {message}".rstrip(": "))
+        return False
+    print(f"\nDrift: {reason} since {cond.get('lastTransitionTime', '?')}: {message}")
+    print(
+        "  the evidence no longer describes what answers: new rollouts are refused until a re-gate passes "
+        "(admitted with a warning where an AIGatePolicy says onDrift: warn); running pods are not touched"
+    )
+    last = status.get("lastRun") or {}
+    if last.get("job") and not last.get("finishedAt"):
+        print(f"  re-gate running: Job {last.get('namespace', '')}/{last['job']}".replace(" /", " "))
+    elif status.get("decision") == "FAIL":
+        print("  the re-gate failed: rollouts stay refused until the workload passes again")
+    return True
 
 
 def _policy(recorded: Any) -> str:
@@ -423,7 +446,12 @@ def cmd_report(args: argparse.Namespace, cluster: Cluster) -> int:
     except EvidenceError as e:
         print(f"evidence in {stored.where} rejected: {e}", file=sys.stderr)
         return EXIT_REFUSED
-    page = render_html_from_evidence(ev, source=f"ConfigMap {stored.where}", evidence_name="evidence.json")
+    page = render_html_from_evidence(
+        ev,
+        source=f"ConfigMap {stored.where}",
+        evidence_name="evidence.json",
+        canary=(w.get("status") or {}).get("canary"),
+    )
     _write(args.output, page)
     said = "verified" if ev.verified else "NOT verified (pass --key or --key-secret)"
     _err(f"report of {ev.subject} written to {args.output}: evidence {said}")

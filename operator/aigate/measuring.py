@@ -41,6 +41,8 @@ class CheckOptions:
     """An RBAC probe done by the caller (in a cluster); None means skipped: no cluster here."""
     time_scale: float = 1.0
     """The providers answer this many times as slow as real time (the demo's simulator: 0.2); see RunOptions."""
+    canary: bool = False
+    """A canary after launch: the cases against each model path only (no fault injection, no MCP servers)."""
     policy: EffectivePolicy | None = None
     """The policy the workload is judged under (`aigate check`: the built-in platform default, and any `--policy`);
     None: the built-in platform default."""
@@ -56,9 +58,10 @@ async def measure(resolved: ResolvedWorkload, opts: CheckOptions) -> Measurement
         default_timeout_ms=assumed_timeout_ms(resolved.workload.spec),
         endpoint_overrides=dict(opts.endpoint_overrides),
         time_scale=opts.time_scale,
+        run_faults=not opts.canary,
     )
     m = await run_workload(resolved, credentials, options=run_opts, progress=opts.progress)
-    m.mcp = await _probe_mcp(resolved, opts)
+    m.mcp = [] if opts.canary else await _probe_mcp(resolved, opts)
     m.rbac = opts.rbac or _rbac_skipped(resolved)
     return m
 

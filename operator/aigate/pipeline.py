@@ -18,7 +18,7 @@ from aigate.assessment import Assessment, EvidenceInfo, build_predicate, case_su
 from aigate.evidence.errors import EvidenceError, EvidenceInputError
 from aigate.evidence.keys import key_id as key_id_of
 from aigate.evidence.keys import load_private_key, load_public_key
-from aigate.evidence.predicate import EvidencePredicate, PolicyRecord
+from aigate.evidence.predicate import CanaryCondition, EvidencePredicate, ModelIdentityRecord, PolicyRecord
 from aigate.evidence.statement import bound_predicate, build_statement, completeness_problems, sign_statement
 from aigate.evidence.verify import verify_evidence
 from aigate.gates import apply_acceptances, decide, judge_evidence, judge_measured
@@ -32,7 +32,7 @@ from aigate.measuring import CheckOptions as CheckOptions  # the measuring half,
 from aigate.measuring import Progress as Progress
 from aigate.measuring import _utcnow
 from aigate.measuring import measure as measure
-from aigate.policy.governance import EffectivePolicy, PlatformDefault, effective, hours
+from aigate.policy.governance import EffectivePolicy, PlatformDefault, canary_interval, effective, hours
 from aigate.times import parse_rfc3339
 
 
@@ -66,6 +66,7 @@ def judge(
     results = [*measured, *evidence]
     expires = evidence_expiry(now, spec.evidence.valid_for_delta(), policy, results)
     predicate = build_predicate(resolved, digest, results, decide(results), m, now, expires)
+    predicate.monitoring.append(canary_condition(resolved, predicate, policy))
     if policy.names:
         predicate.policy = PolicyRecord(
             names=list(policy.names),
@@ -74,6 +75,26 @@ def judge(
             max_valid_for=hours(policy.max_valid_for) if policy.max_valid_for is not None else None,
         )
     return results, predicate, digest
+
+
+def canary_condition(
+    resolved: ResolvedWorkload, predicate: EvidencePredicate, policy: EffectivePolicy
+) -> CanaryCondition:
+    """What is watched after launch by the canary: the interval under the policy, the cases per path, the day's cap,
+    and the identities a canary compares with (docs/gates.md, "After launch")."""
+    spec = resolved.workload.spec
+    every = canary_interval(resolved.workload, policy)
+    identities = {
+        r.path: sorted({a.model for a in r.answered if a.model})
+        for r in predicate.model_identities
+        if isinstance(r, ModelIdentityRecord)
+    }
+    return CanaryCondition(
+        every="0" if every is None else hours(every),
+        cases=spec.canary.cases,
+        max_usd_per_day=spec.budget.canary_cap_usd,
+        identities=identities,
+    )
 
 
 def evidence_expiry(

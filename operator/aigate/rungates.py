@@ -150,8 +150,8 @@ def _api_error(what: str, e: GateApiError) -> str:
     return f"{what}: {reason}"
 
 
-def _read_input(api: GateApi, namespace: str, name: str) -> ResolvedWorkload:
-    """The resolved spec from the input ConfigMap (`controller.jobs.run_input`)."""
+def _read_input(api: GateApi, namespace: str, name: str) -> tuple[ResolvedWorkload, dict[str, str]]:
+    """The resolved spec from the input ConfigMap (`controller.jobs.run_input`), and the ConfigMap's data."""
     where = f"input ConfigMap {namespace}/{name}"
     try:
         cm = api.read_configmap(namespace, name)
@@ -170,7 +170,32 @@ def _read_input(api: GateApi, namespace: str, name: str) -> ResolvedWorkload:
     configmaps = doc.get("configMaps") if isinstance(doc.get("configMaps"), dict) else {}
     assert isinstance(configmaps, dict)
     lookup = configmap_lookup(workload.metadata.namespace, lambda n: configmaps.get(n))
-    return resolve(workload, lookup)
+    return resolve(workload, lookup), dict(cm.get("data") or {})
+
+
+def canary_input(resolved: ResolvedWorkload, data: Mapping[str, str], where: str) -> ResolvedWorkload:
+    """A canary's run: the cases its input names (`names.CANARY_KEY`), once each against every model path, within
+    the spend the operator left it for the day. The Job only measures: the operator compares with the evidence."""
+    raw = data.get(names.CANARY_KEY)
+    try:
+        doc = json.loads(raw) if raw is not None else None
+    except json.JSONDecodeError as e:
+        raise _Abort(f"{where} {names.CANARY_KEY} is not JSON: {e}") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("cases"), list) or not doc["cases"]:
+        raise _Abort(f"{where} has no {names.CANARY_KEY} naming the canary's cases")
+    max_usd = doc.get("maxUSD")
+    if not isinstance(max_usd, int | float) or isinstance(max_usd, bool) or max_usd <= 0:
+        raise _Abort(f"{where} {names.CANARY_KEY}: maxUSD must be a number above 0, got {max_usd!r}")
+    wanted = [str(c) for c in doc["cases"]]
+    by_name = {c.name: c for c in resolved.cases}
+    missing = [c for c in wanted if c not in by_name]
+    if missing:
+        raise _Abort(f"{where} {names.CANARY_KEY}: the suite has no case {', '.join(missing)}")
+    wl = resolved.workload.model_copy(deep=True)
+    wl.spec.suite.repeats = 1
+    wl.spec.suite.stop_on_error_rate = None
+    wl.spec.budget.gate_run_max_usd = float(max_usd)
+    return dataclasses.replace(resolved, workload=wl, cases=[by_name[c] for c in wanted])
 
 
 def _for_the_job(resolved: ResolvedWorkload, environ: Mapping[str, str]) -> tuple[ResolvedWorkload, dict[str, str]]:
@@ -236,12 +261,14 @@ def run_gates(
     environ: Mapping[str, str],
     api: GateApi | None = None,
     progress: Progress | None = None,
+    canary: bool = False,
 ) -> int:
     """Measure the resolved spec in ConfigMap NAMESPACE/INPUT_NAME for SPEC_DIGEST; write NAMESPACE/RESULT_NAME.
 
     0 when measured; 1 when the input does not match SPEC_DIGEST or the run failed (the result says why, when it
-    could be written). PROGRESS gets progress lines; the one error line always goes to stderr. Never raises, never
-    prints a traceback or a secret.
+    could be written). `canary`: a canary after launch (`canary_input`): a few cases, no faults, no MCP servers.
+    PROGRESS gets progress lines; the one error line always goes to stderr. Never raises, never prints a traceback
+    or a secret.
     """
     say = progress or (lambda _msg: None)
     started = utcnow()
@@ -287,7 +314,7 @@ def run_gates(
     observed: str | None = None
     try:
         say(f"reading input ConfigMap {namespace}/{input_name}")
-        resolved = _read_input(gate_api, namespace, input_name)
+        resolved, data = _read_input(gate_api, namespace, input_name)
         observed = digest_of(resolved)
         if observed != spec_digest:
             return finish(
@@ -295,8 +322,10 @@ def run_gates(
                 error=f"the input is not the spec this run was started for (stale): {observed}, not {spec_digest}",
                 observed=observed,
             )
+        if canary:
+            resolved = canary_input(resolved, data, f"input ConfigMap {namespace}/{input_name}")
         runnable, job_env = _for_the_job(resolved, environ)
-        planned = planned_cases(resolved)
+        planned = planned_cases(resolved, RunOptions(run_faults=not canary))
         models = len(resolved.workload.spec.models)
         say(f"measuring {models} model(s), {len(resolved.cases)} case(s): {planned} requests planned")
         reporter = ProgressReporter(lambda doc: _write_progress(gate_api, namespace, result_name, doc), planned)
@@ -307,7 +336,7 @@ def run_gates(
 
         reporter.start()
         try:
-            m = asyncio.run(measure(runnable, CheckOptions(environ=job_env, progress=both)))
+            m = asyncio.run(measure(runnable, CheckOptions(environ=job_env, progress=both, canary=canary)))
         finally:
             reporter.close()
         m.rbac = None  # probed by the operator, with its own permissions

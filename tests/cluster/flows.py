@@ -255,3 +255,55 @@ def run_secrets(cluster: Cluster, uid: str) -> list[str]:
     """Per-run credential Secrets of a workload still in the gate namespace."""
     found = cluster.get_json("secrets", "-n", GATES, "-l", f"aigate.dev/workload-uid={uid}")["items"]
     return [s["metadata"]["name"] for s in found]
+
+
+# ---- after launch: the canary ---------------------------------------------------------------------------------------
+
+CANARY_EVERY = "15s"
+"""Short, so a canary follows the evidence within one or two operator timer ticks (5 s in the CI values)."""
+
+
+def served_profile(primary_model: str, answer: str = ANSWER, fixed_ms: int = 15) -> dict[str, Any]:
+    """flows.profile, with the identity the primary (sim-claude) answers under and the answer it gives."""
+    doc = profile(fixed_ms)
+    doc["models"]["sim-claude"]["servedModel"] = primary_model
+    doc["models"]["sim-claude"]["responses"] = [{"content": answer}]
+    return doc
+
+
+def canaried(
+    ns: str, name: str, sim: SimulatorServer, *, cases: int = 1, cap_usd: float | None = None
+) -> dict[str, Any]:
+    """The flows' passing workload with a canary every CANARY_EVERY sending `cases` cases per path (`cap_usd`:
+    budget.canaryMaxUSDPerDay)."""
+    doc = workload(ns, name, sim)
+    doc["spec"]["monitoring"] = {"canary": {"every": CANARY_EVERY, "cases": cases}}
+    if cap_usd is not None:
+        doc["spec"]["budget"]["canaryMaxUSDPerDay"] = cap_usd
+    return doc
+
+
+def drift(wl: dict[str, Any]) -> dict[str, Any] | None:
+    return next((c for c in (wl.get("status") or {}).get("conditions") or [] if c["type"] == "Drift"), None)
+
+
+def wait_drift(cluster: Cluster, ns: str, name: str, status: str, reason: str, timeout: float = 240) -> dict[str, Any]:
+    """Until the workload's Drift condition reads `status`/`reason`; the workload then."""
+
+    def probe() -> dict[str, Any] | None:
+        wl = get_workload(cluster, ns, name)
+        found = drift(wl)
+        return wl if found is not None and (found["status"], found["reason"]) == (status, reason) else None
+
+    return cluster.wait_for(probe, timeout=timeout, what=f"{ns}/{name} Drift {status} {reason}")
+
+
+def running_deployment(ns: str, name: str, wl: str, image: str, version: str) -> dict[str, Any]:
+    """A labelled Deployment with one pod that runs (`sleep` in `image`, the node has it); `version` in the pod
+    template: changing it makes a new ReplicaSet."""
+    doc = deployment(ns, name, wl, image)
+    doc["spec"]["replicas"] = 1
+    template = doc["spec"]["template"]
+    template["metadata"]["annotations"] = {"fraud.example/version": version}
+    template["spec"]["containers"][0]["command"] = ["sleep", "3600"]
+    return doc

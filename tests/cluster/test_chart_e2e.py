@@ -9,8 +9,10 @@ gated kinds installed (KServe, LeaderWorkerSet, Knative, ToolHive, Argo Rollouts
 labelled for the failing workload is refused, for the passing one admitted, unlabelled untouched, as the admin and
 as the editor, and `kubectl aigate why -f` explains each refusal; a `helm upgrade` to changed values
 (the webhook pods roll) keeps refusing and admitting throughout; the serving certificate the operator issues (a
-short validity here) is renewed and served by every webhook pod without a restart; `helm uninstall` leaves no
-webhook configuration, gate Job or per-run Secret, and keeps the CRDs and AIWorkloads (`crds.keep`).
+short validity here) is renewed and served by every webhook pod without a restart; after launch, canaries (every
+15 s here) notice a primary answering under a new model identity or failing a case that passed, refuse rollouts
+until the re-gate passes, stop at their daily cap and tell an unreachable endpoint from a drift; `helm uninstall`
+leaves no webhook configuration, gate Job or per-run Secret, and keeps the CRDs and AIWorkloads (`crds.keep`).
 
 One install for the module (the tests run in order and share it). The workloads and the simulator are those of
 test_operator.py (flows.py, conftest.py), where the operator runs as a process on this machine."""
@@ -25,6 +27,7 @@ import ssl
 import threading
 import uuid
 from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -425,6 +428,214 @@ def test_kubectl_aigate_why_explains_a_refused_object_of_each_custom_kind(
     assert lines[0].endswith(f"is labelled for AIWorkload {editors}/{EDITED}"), lines[0]
     assert f"AIWorkload {editors}/{EDITED}: decision FAIL (phase Failed)" in lines, why.stdout
     assert "Failed gates:" in lines and any("Tool control" in line or "toolControl" in line for line in lines)
+
+
+# ---- after launch: the canary (issue 23) ----------------------------------------------------------------------------
+
+ORIGINAL, UPDATED = "sim-claude-20250929", "sim-claude-20260301"
+"""The identity the primary answers under at the gate run, and after the provider's silent update."""
+MODEL_CHANGED, ANSWERS_CHANGED, CAPPED = "canary-model", "canary-answers", "canary-cap"
+TINY_CAP = 0.0001
+"""budget.canaryMaxUSDPerDay below one request's worst case (prompt and maxTokens at $2/M output tokens)."""
+
+
+@dataclass
+class Canaried:
+    ns: str
+    sims: dict[str, Any]
+    """Each workload's own simulator (the module's shared one is left as the other tests expect it)."""
+
+
+@pytest.fixture(scope="module")
+def canaried(cluster: Cluster, installed: Install, team: str) -> Iterator[Canaried]:
+    """Three workloads with a canary every flows.CANARY_EVERY, applied together so their gate runs overlap: one whose
+    primary's model changes, one whose answers change, one with a tiny canary cap."""
+
+    with ExitStack() as stack:
+        sims = {
+            name: stack.enter_context(flows.pods_simulator(cluster, flows.served_profile(ORIGINAL)))
+            for name in (MODEL_CHANGED, ANSWERS_CHANGED, CAPPED)
+        }
+        for name, sim in sims.items():
+            flows.setup_namespace(cluster, team, name)
+            cases = 2 if name == ANSWERS_CHANGED else 1  # every canary sends both cases: the failing one is seen
+            cap = TINY_CAP if name == CAPPED else None
+            flows.apply(cluster, flows.canaried(team, name, sim, cases=cases, cap_usd=cap))
+        yield Canaried(team, sims)
+
+
+def reload(sim: Any, profile: dict[str, Any]) -> None:
+    from aigate.simulator.profile import SimProfile
+
+    sim.reload(SimProfile.model_validate(profile))
+
+
+def judged(cluster: Cluster, doc: dict[str, Any]) -> Any:
+    """The rollout webhook's answer for `doc`, through the API server, nothing stored."""
+    return cluster.kubectl("apply", "--dry-run=server", "-f", "-", input=json.dumps(doc), check=False)
+
+
+def until_judged(cluster: Cluster, doc: dict[str, Any], *, admitted: bool) -> Any:
+    """Until the webhook (its index follows the operator's writes by a watch) admits or refuses `doc`."""
+
+    def probe() -> Any:
+        done = judged(cluster, doc)
+        return done if (done.returncode == 0) == admitted else None
+
+    return cluster.wait_for(
+        probe, timeout=60, what=f"{doc['metadata']['name']} {'admitted' if admitted else 'refused'}"
+    )
+
+
+def app_pods(cluster: Cluster, ns: str, app: str) -> list[dict[str, Any]]:
+    found = cluster.get_json("pods", "-n", ns, "-l", f"app={app}")["items"]
+    return [p for p in found if not p["metadata"].get("deletionTimestamp")]
+
+
+def operator_metric(cluster: Cluster, name: str, **labels: str) -> float:
+    """A metric of the chart's operator, read from its pod as Prometheus would."""
+    import urllib.request
+
+    pod = operator_pod(cluster)
+    [port] = [p["containerPort"] for c in pod["spec"]["containers"] for p in c["ports"] if p["name"] == "metrics"]
+    with urllib.request.urlopen(f"http://{pod['status']['podIP']}:{port}/metrics", timeout=10) as r:
+        text = r.read().decode()
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+@contextmanager
+def played(cluster: Cluster, canaried: Canaried, name: str) -> Iterator[tuple[str, str, Any]]:
+    """One canaried workload's flow (namespace, name, simulator); the workload is deleted once it is played, pass or
+    fail: no canary runs for the rest of the module, and the uninstall test finds the team's namespace as the other
+    tests left it."""
+    try:
+        yield canaried.ns, name, canaried.sims[name]
+    finally:
+        cluster.kubectl("delete", "deployment", "-l", f"aigate.dev/workload={name}", "-n", canaried.ns, check=False)
+        cluster.kubectl("delete", "aiworkload", name, "-n", canaried.ns, "--wait", "--timeout=120s", check=False)
+
+
+def events(cluster: Cluster, ns: str, name: str, reason: str) -> list[dict[str, Any]]:
+    selector = f"involvedObject.name={name},reason={reason}"
+    return cluster.get_json("events", "-n", ns, "--field-selector", selector)["items"]  # type: ignore[no-any-return]
+
+
+def test_a_changed_model_is_drift_rollouts_wait_for_the_regate_and_the_running_pod_keeps_running(
+    cluster: Cluster, canaried: Canaried
+) -> None:
+    """Done when, first point: the primary's servedModel changes under a passing workload; within a canary interval
+    Drift=True ModelChanged names both identities, a re-gate runs, the Deployment's new ReplicaSet is refused
+    meanwhile and the running pod keeps running; after the re-gate passes, Drift=False and the rollout is admitted.
+    Then the endpoint goes away: CanaryError, neither a drift nor a refusal."""
+    with played(cluster, canaried, MODEL_CHANGED) as (ns, name, sim):
+        passed = flows.wait_decision(cluster, ns, name, "PASS")["status"]["lastRun"]["runId"]
+        calm = flows.wait_drift(cluster, ns, name, "False", "NoDrift")
+        assert calm["status"]["canary"]["every"] == "15s" and calm["status"]["canary"]["history"]
+        uid = flows.uid_of(cluster, ns, name)
+        canary_jobs = cluster.get_json(
+            "jobs", "-n", GATES, "-l", f"aigate.dev/workload-uid={uid},aigate.dev/role=canary-job"
+        )["items"]
+        assert canary_jobs, "the canary ran as a gate Job in the gate namespace"
+        [container] = canary_jobs[0]["spec"]["template"]["spec"]["containers"]
+        assert container["image"] == cluster_image() and "--canary" in container["command"]
+
+        app = flows.running_deployment(ns, "canary-app", name, cluster_image(), "1")
+        assert flows.apply(cluster, app, check=False).returncode == 0
+        cluster.kubectl("rollout", "status", "deployment/canary-app", "-n", ns, "--timeout=180s")
+        [running] = app_pods(cluster, ns, "canary-app")
+
+        reload(sim, flows.served_profile(UPDATED))  # the provider moves the alias to a new snapshot
+        wl = flows.wait_drift(cluster, ns, name, "True", "ModelChanged")
+        drift = flows.drift(wl)
+        assert drift is not None
+        assert f"path primary answered as {UPDATED}, the evidence records {ORIGINAL}" in drift["message"]
+        # the re-gate the drift started takes a pod start and a full run: what follows checks the refusal meanwhile
+        new_version = flows.running_deployment(ns, "canary-app", name, cluster_image(), "2")
+        said = until_judged(cluster, new_version, admitted=False).stderr
+        assert f"AIWorkload {ns}/{name} is not cleared for rollout: drift ModelChanged since" in said, said
+        assert UPDATED in said and ORIGINAL in said
+        refused = flows.apply(cluster, new_version, check=False)  # for real: no new ReplicaSet
+        assert refused.returncode != 0, "a rollout was admitted while the drift stood"
+        sets = cluster.get_json("replicasets", "-n", ns, "-l", "app=canary-app")["items"]
+        assert len(sets) == 1
+        assert events(cluster, ns, name, "ModelChanged"), "an Event goes with the drift"
+        assert operator_metric(cluster, "aigate_drift", namespace=ns, workload=name, reason="ModelChanged") == 1.0
+
+        wl = flows.wait_decision(cluster, ns, name, "PASS", after_run=passed)  # the re-gate the drift started
+        # kubectl aigate why explains a drift (tests/test_kubectl_plugin_cli.py); here it says the drift is over
+        why = kubectl_aigate(cluster, "why", name, "-n", ns)
+        assert why.returncode == 0 and "Canary: NoDrift: gate run passed at" in why.stdout, why.stdout
+        drift = flows.drift(wl)
+        assert drift is not None and (drift["status"], drift["reason"]) == ("False", "NoDrift")
+        copy = cluster.get_json("configmap", f"{name}-aigate-evidence", "-n", ns)
+        statement = json.loads(base64.b64decode(json.loads(copy["data"]["evidence.json"])["payload"]))
+        [primary] = [r for r in statement["predicate"]["modelIdentities"] if r["path"] == "primary"]
+        assert {a["model"] for a in primary["answered"]} == {UPDATED}
+        [still] = app_pods(cluster, ns, "canary-app")  # never touched, drift or not
+        assert still["metadata"]["uid"] == running["metadata"]["uid"] and still["status"]["phase"] == "Running"
+        assert sum(c["restartCount"] for c in still["status"]["containerStatuses"]) == 0
+        until_judged(cluster, new_version, admitted=True)
+        assert flows.apply(cluster, new_version, check=False).returncode == 0
+
+        regated = wl["status"]["lastRun"]["runId"]
+        sim.stop()  # the endpoint goes away: the canary cannot measure, which says nothing of the model
+        wl = flows.wait_drift(cluster, ns, name, "False", "CanaryError")
+        drift = flows.drift(wl)
+        assert drift is not None and "could not measure" in drift["message"]
+        assert wl["status"]["lastRun"]["runId"] == regated, "a canary error started a re-gate"
+        newer = flows.running_deployment(ns, "canary-app", name, cluster_image(), "3")
+        assert judged(cluster, newer).returncode == 0, "a canary error refused a rollout"
+
+
+def test_answers_that_fail_a_case_are_drift_the_regate_fails_and_rollouts_stay_refused(
+    cluster: Cluster, canaried: Canaried
+) -> None:
+    """Done when, second point: the primary's answers change so the suite's `review` case fails; Drift=True
+    CanaryFailing names the case; the re-gate FAILs; rollouts stay refused."""
+    with played(cluster, canaried, ANSWERS_CHANGED) as (ns, name, sim):
+        answers_change_and_the_regate_fails(cluster, ns, name, sim)
+
+
+def answers_change_and_the_regate_fails(cluster: Cluster, ns: str, name: str, sim: Any) -> None:
+    passed = flows.wait_decision(cluster, ns, name, "PASS")["status"]["lastRun"]["runId"]
+    flows.wait_drift(cluster, ns, name, "False", "NoDrift")
+    reload(sim, flows.served_profile(ORIGINAL, answer="I cannot help with that."))  # same model, other answers
+    wl = flows.wait_drift(cluster, ns, name, "True", "CanaryFailing")
+    drift = flows.drift(wl)
+    assert drift is not None and "now fail: review on primary" in drift["message"], drift
+    app = flows.deployment(ns, "answers-app", name)
+    said = until_judged(cluster, app, admitted=False).stderr
+    assert "drift CanaryFailing since" in said or "decision FAIL" in said, said
+
+    wl = flows.wait_decision(cluster, ns, name, "FAIL", after_run=passed)
+    drift = flows.drift(wl)
+    assert drift is not None and (drift["status"], drift["reason"]) == ("True", "CanaryFailing")
+    refused = flows.apply(cluster, app, check=False)
+    assert refused.returncode != 0 and f"AIWorkload {ns}/{name} is not cleared for rollout" in refused.stderr
+    assert "reliability" in refused.stderr, refused.stderr
+
+
+def test_the_canary_stops_at_its_daily_cap_and_says_so(cluster: Cluster, canaried: Canaried) -> None:
+    """Done when, third point: with budget.canaryMaxUSDPerDay below one request, the canary sends nothing, says so
+    (Drift=False CanaryBudgetSpent), closes the day, and refuses nothing."""
+    with played(cluster, canaried, CAPPED) as (ns, name, sim):
+        the_cap_stops_the_canary(cluster, ns, name, sim)
+
+
+def the_cap_stops_the_canary(cluster: Cluster, ns: str, name: str, sim: Any) -> None:
+    flows.wait_decision(cluster, ns, name, "PASS")
+    before = sim.stats()["models"]["sim-claude"]["requests"]
+    wl = flows.wait_drift(cluster, ns, name, "False", "CanaryBudgetSpent")
+    drift = flows.drift(wl)
+    assert drift is not None and f"budget.canaryMaxUSDPerDay ${TINY_CAP:g} today covers no request" in drift["message"]
+    assert sim.stats()["models"]["sim-claude"]["requests"] == before, "the capped canary sent a request"
+    canary = wl["status"]["canary"]
+    assert canary["spentUSD"] == TINY_CAP and canary["history"][-1]["outcome"] == "CanaryBudgetSpent"
+    assert judged(cluster, flows.deployment(ns, "capped-app", name)).returncode == 0
 
 
 def test_helm_upgrade_keeps_refusing_and_admitting_throughout(

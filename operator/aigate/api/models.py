@@ -49,6 +49,11 @@ _DURATION_UNITS = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
 DURATION_PATTERN = _DURATION.pattern
 
 
+CANARY_EVERY_PATTERN = r"^(0|" + _DURATION.pattern[1:-1] + r")$"
+DEFAULT_CANARY_MAX_USD = 1.0
+"""`budget.canaryMaxUSDPerDay` when not given."""
+
+
 MAX_DURATION = timedelta(days=3650)
 """Ten years: longer than any evidence should live, and far from what a datetime can hold."""
 
@@ -220,6 +225,13 @@ class Budget(_Model):
     """Cap on the p95 cost of one request."""
     gate_run_max_usd: float = Field(alias="gateRunMaxUSD", default=5.0, gt=0)
     """The gate run stops before spending more."""
+    canary_max_usd_per_day: float | None = Field(alias="canaryMaxUSDPerDay", default=None, gt=0)
+    """What the canaries after launch may spend in one UTC day together (default 1): a canary that would pass it
+    does not start, and says so."""
+
+    @property
+    def canary_cap_usd(self) -> float:
+        return self.canary_max_usd_per_day if self.canary_max_usd_per_day is not None else DEFAULT_CANARY_MAX_USD
 
 
 class Slo(_Model):
@@ -484,6 +496,37 @@ class EvidencePolicy(_Model):
         return parse_duration(self.regate_before)
 
 
+class Canary(_Model):
+    """A small gate run on a schedule after launch: a few suite cases per model path (rotating through the suite),
+    compared with the evidence (the model identity answering, the cases' verdicts)."""
+
+    every: str = Field(default="6h", pattern=CANARY_EVERY_PATTERN, max_length=64)
+    """How often (a duration: 6h, 30m; "0" turns the canary off). An AIGatePolicy may set a floor and a ceiling."""
+    cases: int = Field(default=3, ge=1, le=50)
+    """Suite cases per model path in each canary."""
+
+    @field_validator("every", mode="before")
+    @classmethod
+    def _duration(cls, v: Any) -> Any:
+        if isinstance(v, str) and v != "0":
+            parse_duration(v)
+        return v
+
+    def every_delta(self) -> timedelta | None:
+        """The interval; None when the canary is off ("0" or a zero duration)."""
+        if self.every == "0":
+            return None
+        d = parse_duration(self.every)
+        return d if d > timedelta(0) else None
+
+
+class Monitoring(_Model):
+    """What aigate watches after launch."""
+
+    canary: Canary = Field(default_factory=Canary)
+    """The canary: every 6h, 3 cases per model path, unless set otherwise."""
+
+
 class RiskAcceptance(_Model):
     """A failing gate accepted by someone allowed to, until a date: the gate then counts as ACCEPTED."""
 
@@ -546,6 +589,12 @@ class AIWorkloadSpec(_Model):
     """How long evidence holds."""
     risk_acceptances: list[RiskAcceptance] = Field(default_factory=list)
     """Failing gates accepted, by whom and until when."""
+    monitoring: Monitoring | None = None
+    """What is watched after launch; absent: a canary every 6h with 3 cases per model path."""
+
+    @property
+    def canary(self) -> Canary:
+        return self.monitoring.canary if self.monitoring is not None else Canary()
 
     @model_validator(mode="after")
     def _consistent(self) -> AIWorkloadSpec:
@@ -590,7 +639,8 @@ class Condition(_Model):
     """One aspect of the workload's state, in the Kubernetes condition shape: one per gate, and Ready."""
 
     type: str
-    """CostGate, ReliabilityGate, FallbackGate, ToolControlGate, ProviderDependencyGate, EvidenceGate or Ready."""
+    """CostGate, ReliabilityGate, FallbackGate, ToolControlGate, ProviderDependencyGate, EvidenceGate, Ready or
+    Drift."""
     status: Literal["True", "False", "Unknown"]
     """True, False or Unknown."""
     reason: str = Field(pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$")
@@ -692,6 +742,45 @@ class RunProgress(_Model):
     """When the operator last took a report from the gate pod."""
 
 
+CanaryOutcome = Literal["NoDrift", "ModelChanged", "CanaryFailing", "CanaryError", "CanaryBudgetSpent"]
+
+
+class CanaryRecord(_Model):
+    """One canary, as the history keeps it."""
+
+    at: datetime
+    """When it was judged (or refused to start)."""
+    outcome: CanaryOutcome
+    """NoDrift, ModelChanged, CanaryFailing, CanaryError, or CanaryBudgetSpent (not started: the day's cap)."""
+    cases: list[str] = Field(default_factory=list)
+    """The suite cases it sent each model path."""
+    spent_usd: float = Field(default=0.0, alias="spentUSD", ge=0)
+    """What its calls cost, in USD."""
+    message: str = Field(default="", max_length=512)
+    """What it found, for people."""
+
+
+class CanaryStatus(_Model):
+    """The canaries after launch: the one running, where the rotation through the suite stands, the day's spend and
+    the last few outcomes."""
+
+    every: str | None = None
+    """The interval in force: `spec.monitoring.canary.every` under the policy of the last judgement ("0": off)."""
+    run: LastRun | None = None
+    """The canary Job in flight, or the last one (finishedAt set)."""
+    cases: list[str] = Field(default_factory=list)
+    """The suite cases of the canary in flight."""
+    next_case: int = Field(default=0, ge=0)
+    """Where the next canary starts in the suite (the rotation)."""
+    day: str | None = None
+    """The UTC day `spentUSD` counts (YYYY-MM-DD)."""
+    spent_usd: float = Field(default=0.0, alias="spentUSD", ge=0)
+    """What the canaries of that day spent, in USD; the cap itself once a canary found too little left to send a
+    request (the day is closed: no further canary starts until the next UTC day)."""
+    history: list[CanaryRecord] = Field(default_factory=list, max_length=20)
+    """The last canaries, newest last."""
+
+
 class AIWorkloadStatus(_Model):
     """The last gate run: decision, conditions per gate, evidence."""
 
@@ -704,7 +793,7 @@ class AIWorkloadStatus(_Model):
     decision: Literal["PASS", "FAIL"] | None = None
     """PASS when every gate passed or is accepted."""
     conditions: list[Condition] = Field(default_factory=list, json_schema_extra=list_map("type"))
-    """One condition per gate, and Ready."""
+    """One condition per gate, Ready, and Drift (what the canaries after launch found)."""
     evidence: EvidenceRef | None = None
     """The signed evidence of the last run."""
     last_run: LastRun | None = None
@@ -715,6 +804,8 @@ class AIWorkloadStatus(_Model):
     """The figures `kubectl get` shows."""
     policy: PolicyRef | None = None
     """The policy in force at the last judgement: AIGatePolicies and the platform default."""
+    canary: CanaryStatus | None = None
+    """The canaries after launch (`spec.monitoring.canary`); the Drift condition says what they found."""
 
 
 class AIWorkload(_Model):

@@ -56,6 +56,23 @@ class SloLimits(_Model):
     """The highest `slo.p95LatencyMs` a workload may declare."""
 
 
+class CanaryLimits(_Model):
+    """Bounds on `spec.monitoring.canary.every`: the workload's interval is raised to the floor and lowered to the
+    ceiling (a canary turned off is run at the ceiling)."""
+
+    min_every: str | None = Field(default=None, pattern=DURATION_PATTERN, max_length=64)
+    """The shortest interval (a duration, e.g. 1h): canaries no more often, whatever a workload asks."""
+    max_every: str | None = Field(default=None, pattern=DURATION_PATTERN, max_length=64)
+    """The longest interval (e.g. 24h): canaries at least this often, and never off."""
+
+    @field_validator("min_every", "max_every", mode="before")
+    @classmethod
+    def _duration(cls, v: object) -> object:
+        if isinstance(v, str):
+            parse_duration(v)
+        return v
+
+
 class AIGatePolicySpec(_Model):
     """What the policy governs in the namespaces it selects."""
 
@@ -74,6 +91,11 @@ class AIGatePolicySpec(_Model):
     """URL prefixes a model's endpoint must start with; empty: any endpoint."""
     slo: SloLimits = Field(default_factory=SloLimits)
     """Limits on the SLOs a workload declares."""
+    canary: CanaryLimits = Field(default_factory=CanaryLimits)
+    """Bounds on the canary interval after launch."""
+    on_drift: Literal["refuse", "warn"] | None = None
+    """What a rollout gets while a canary found drift (ModelChanged, CanaryFailing) and no re-gate has passed since:
+    refuse (the default) or warn (admitted with a warning)."""
 
     @field_validator("max_valid_for", mode="before")
     @classmethod

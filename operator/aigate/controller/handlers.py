@@ -32,6 +32,7 @@ log = logging.getLogger("aigate.operator")
 WORKLOADS = ("aigate.dev", "v1alpha1", "aiworkloads")
 # kopf logs "Handler '<id>' succeeded." for every event these see (every ConfigMap in the cluster): not logged
 WORKLOAD_EVENTS_ID, JOB_EVENTS_ID, CONFIGMAP_EVENTS_ID = "workload-events", "gate-job-events", "configmap-events"
+CANARY_EVENTS_ID = "canary-job-events"
 EVIDENCE_TIMER_ID = "evidence-timer"  # and "Timer '<id>' succeeded." per workload per interval
 TIMER_EXIT_WAIT_S = 10.0
 """How long a deletion waits in memory for a running evidence tick to end before kopf polls for it."""
@@ -168,11 +169,15 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
     @kopf.on.event("batch", "v1", "jobs", id=JOB_EVENTS_ID, labels={names.ROLE_LABEL: "gate-job"}, registry=registry)
     async def gate_job_event(*, body: kopf.Body, type: str, memo: Any, **_: Any) -> None:
         state: State = memo["state"]
-        mark_indexed(state)
-        if type == "DELETED" or not job_finished(dict(body)):
-            return
-        outcome = await asyncio.to_thread(state.reconciler.job_done, plain(body))
-        log.info("gate Job %s/%s: %s", body["metadata"]["namespace"], body["metadata"]["name"], outcome)
+        await job_finished_event(state, body, type, state.reconciler.job_done, "gate Job")
+
+    @kopf.on.event(
+        "batch", "v1", "jobs", id=CANARY_EVENTS_ID, labels={names.ROLE_LABEL: names.CANARY_JOB_ROLE}, registry=registry
+    )
+    async def canary_job_event(*, body: kopf.Body, type: str, memo: Any, **_: Any) -> None:
+        """A canary's Job finished: judge it against the evidence (`Reconciler.canary_job_done`)."""
+        state: State = memo["state"]
+        await job_finished_event(state, body, type, state.reconciler.canary_job_done, "canary Job")
 
     @kopf.on.event("", "v1", "configmaps", id=CONFIGMAP_EVENTS_ID, registry=registry)
     async def configmap_event(
@@ -232,6 +237,15 @@ class HandlerLogFilter(logging.Filter):
         if record.args or not isinstance(record.msg, str):
             return True
         return not (record.levelno == logging.INFO and record.msg in self.quiet)
+
+
+async def job_finished_event(state: State, body: kopf.Body, type: str, take: Callable[[JSON], str], what: str) -> None:
+    """A Job event: once the Job has finished, `take` its result in a worker thread (a gate run's or a canary's)."""
+    mark_indexed(state)
+    if type == "DELETED" or not job_finished(dict(body)):
+        return
+    outcome = await asyncio.to_thread(take, plain(body))
+    log.info("%s %s/%s: %s", what, body["metadata"]["namespace"], body["metadata"]["name"], outcome)
 
 
 def mark_indexed(state: State) -> None:
@@ -318,7 +332,7 @@ def run_operator(config: OperatorConfig) -> int:
     registry = build_registry(config)
     kopf.configure(verbose=False)
     logging.getLogger("kopf.objects").addFilter(
-        HandlerLogFilter((WORKLOAD_EVENTS_ID, JOB_EVENTS_ID, CONFIGMAP_EVENTS_ID, EVIDENCE_TIMER_ID))
+        HandlerLogFilter((WORKLOAD_EVENTS_ID, JOB_EVENTS_ID, CANARY_EVENTS_ID, CONFIGMAP_EVENTS_ID, EVIDENCE_TIMER_ID))
     )
     ensure_namespace(reconciler.kube, config.gate_namespace)
     # with a namespace list, the operator's own (trusted evidence) and the gate namespace (gate Jobs) are watched too

@@ -21,7 +21,7 @@ import base64
 import copy
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -179,14 +179,24 @@ def run_input(workload: AIWorkload, configmaps: Mapping[str, Mapping[str, str]])
     return json.dumps(doc, separators=(",", ":"), sort_keys=True)
 
 
-def input_configmap(run: GateRun, payload: str) -> Obj:
+def input_configmap(run: GateRun, payload: str, canary: str | None = None) -> Obj:
+    """`canary`: a canary's cases and spend (`canary_input`), beside the resolved spec."""
+    data = {names.INPUT_KEY: payload}
+    if canary is not None:
+        data[names.CANARY_KEY] = canary
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": run.meta(names.run_input(run.job), names.GATE_INPUT_ROLE),
-        "data": {names.INPUT_KEY: payload},
+        "data": data,
         "immutable": True,
     }
+
+
+def canary_input(cases: Sequence[str], max_usd: float) -> str:
+    """What a canary sends (these suite cases, once per model path) and may spend (the day's cap less what the
+    day's canaries spent): the gate process's `--canary` mode reads it."""
+    return json.dumps({"cases": list(cases), "maxUSD": max_usd}, separators=(",", ":"))
 
 
 def result_configmap(run: GateRun) -> Obj:
@@ -225,8 +235,10 @@ def gate_job(
     backoff_limit: int,
     command: list[str] | None = None,
     resources: Obj | None = None,
+    canary: bool = False,
 ) -> Obj:
-    """The batch/v1 Job that runs `aigate run-gates` for one run, in the gate namespace.
+    """The batch/v1 Job that runs `aigate run-gates` for one run, in the gate namespace. `canary`: a canary after
+    launch (`--canary`, a Job of its own role), the same image, trust and credentials path as any run.
 
     `resources` defaults to DEFAULT_RESOURCES: a CPU request (a gate run measures latency, and a starved client
     reads as a slow provider) and no CPU limit (CFS throttling would add latency of its own to what is measured).
@@ -245,6 +257,7 @@ def gate_job(
         run.digest,
         "--run-id",
         run.run_id,
+        *(["--canary"] if canary else []),
     ]
     env: list[Obj] = [
         {"name": names.JOB_NAME_ENV, "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['job-name']"}}},
@@ -281,11 +294,12 @@ def gate_job(
         # the root filesystem is read-only: /tmp is the one writable place (the pod's own, size-capped)
         "volumeMounts": [{"name": TMP_VOLUME, "mountPath": "/tmp"}],
     }
-    labels = run.labels(names.GATE_JOB_ROLE)
+    role = names.CANARY_JOB_ROLE if canary else names.GATE_JOB_ROLE
+    labels = run.labels(role)
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
-        "metadata": run.meta(job_name, names.GATE_JOB_ROLE),
+        "metadata": run.meta(job_name, role),
         "spec": {
             "backoffLimit": backoff_limit,
             "activeDeadlineSeconds": active_deadline_s,
@@ -348,11 +362,20 @@ def same_template(job: Obj, expected: Obj) -> bool:
 
 
 def evidence_configmap(
-    namespace: str, name: str, labels: Mapping[str, str], annotations: Mapping[str, str], envelope: str
+    namespace: str,
+    name: str,
+    labels: Mapping[str, str],
+    annotations: Mapping[str, str],
+    envelope: str,
+    drift: str | None = None,
 ) -> Obj:
+    """`drift`: the record of a drift found against this envelope (trusted copy only)."""
+    data = {names.EVIDENCE_KEY: envelope}
+    if drift is not None:
+        data[names.DRIFT_KEY] = drift
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": {"name": name, "namespace": namespace, "labels": dict(labels), "annotations": dict(annotations)},
-        "data": {names.EVIDENCE_KEY: envelope},
+        "data": data,
     }

@@ -75,6 +75,18 @@ class MonitoringCondition(_P):
     comparison: Literal["<=", ">="]
 
 
+class CanaryCondition(_P):
+    """The canary after launch, as the workload was judged: how often, how many cases per model path, what it may
+    spend a day, and the model identities each path answered with, which a canary that sees another calls drift."""
+
+    metric: Literal["canary"] = "canary"
+    every: str
+    """The interval under the policy in force (`6h`), "0" when off."""
+    cases: int
+    max_usd_per_day: float = Field(alias="maxUSDPerDay")
+    identities: dict[str, list[str]] = Field(default_factory=dict)
+
+
 class MeasurementSummary(_P):
     started_at: datetime
     finished_at: datetime
@@ -120,7 +132,7 @@ class EvidencePredicate(_P):
     model_identities: list[ModelIdentityRecord | dict[str, Any]] = Field(default_factory=list)
     fault_modes: FaultModes | list[Any] | None = None
     risk_acceptances: list[AcceptanceRecord | dict[str, Any]] = Field(default_factory=list)
-    monitoring: list[MonitoringCondition | dict[str, Any]] = Field(default_factory=list)
+    monitoring: list[MonitoringCondition | CanaryCondition | dict[str, Any]] = Field(default_factory=list)
     measurement: MeasurementSummary | dict[str, Any] | None = None
     runner: Runner | dict[str, Any] | None = None
     issued_at: datetime | None = None

@@ -12,6 +12,7 @@ from prometheus_client.registry import Collector
 
 from aigate.gates.result import GateResult
 
+DRIFT_REASONS = ("NoDrift", "ModelChanged", "CanaryFailing", "CanaryError", "CanaryBudgetSpent")
 _RESULT_VALUE = {"PASS": 1.0, "ACCEPTED": 1.0, "FAIL": 0.0, "ERROR": -1.0}
 
 
@@ -48,6 +49,14 @@ class Metrics:
         )
         self.runs = Counter("aigate_gate_runs_started_total", "Gate runs started", wl, registry=r)
         self.errors = Counter("aigate_reconcile_errors_total", "Reconcile errors", wl, registry=r)
+        self.drift = Gauge(
+            "aigate_drift",
+            "1 for the reason the last canary gave (NoDrift, ModelChanged, CanaryFailing, CanaryError, "
+            "CanaryBudgetSpent), 0 for the others",
+            [*wl, "reason"],
+            registry=r,
+        )
+        self.canaries = Counter("aigate_canaries_started_total", "Canaries started", wl, registry=r)
 
     def watch_verify_cache(self, cache: Any) -> None:
         """Hits and misses of the webhook's VerifyCache, read when scraped (a miss costs an ECDSA check)."""
@@ -79,6 +88,13 @@ class Metrics:
             self.p95.labels(ns, name).set(float(summary["p95LatencyMs"]))
         if expires is not None:
             self.expiry.labels(ns, name).set(expires.timestamp())
+
+    def record_drift(self, ns: str, name: str, reason: str) -> None:
+        for r in DRIFT_REASONS:
+            self.drift.labels(ns, name, r).set(1.0 if r == reason else 0.0)
+
+    def canary_started(self, ns: str, name: str) -> None:
+        self.canaries.labels(ns, name).inc()
 
     def admitted(self, result: str, kind: str, enforcement: str, seconds: float, webhook: str) -> None:
         self.admission.labels(result, kind, enforcement).inc()

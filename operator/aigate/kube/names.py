@@ -46,6 +46,14 @@ WEBHOOK_IDS: tuple[str, ...] = (ROLLOUTS_WEBHOOK, ACCEPTANCES_WEBHOOK, AIWORKLOA
 INPUT_KEY = "input.json"
 """The key of the run's input ConfigMap that holds the resolved spec (`controller.jobs.run_input`)."""
 RESULT_KEY = "result.json"
+CANARY_KEY = "canary.json"
+"""In a canary's input ConfigMap: the suite cases it sends each model path and what it may spend."""
+CANARY_JOB_ROLE = "canary-job"
+"""A canary's Job (its input, result and Secret carry the gate run roles): a Job of its own role, so that the
+reconciler's gate run decisions never see a canary as a gate run."""
+DRIFT_KEY = "drift.json"
+"""In the trusted evidence ConfigMap (the operator's namespace), beside the envelope: the drift a canary found
+against that envelope (`aigate.policy.canary.DriftRecord`), which the rollout webhook reads."""
 EVIDENCE_KEY = "evidence.json"
 JOB_NAME_ENV = "AIGATE_JOB_NAME"
 """Set from the pod's `job-name` label (the Job controller writes it), so the result names its Job."""

@@ -21,7 +21,9 @@ GATE_CONDITIONS = {
     "providerDependency": "ProviderDependencyGate",
     "evidence": "EvidenceGate",
 }
-CONDITION_TYPES = [*GATE_CONDITIONS.values(), "Ready"]
+CONDITION_TYPES = [*GATE_CONDITIONS.values(), "Ready", "Drift"]
+"""Drift: what the canaries after launch found (`aigate.policy.canary`); written only once a canary or a re-gate
+after a drift has something to say."""
 MAX_MESSAGE = 1024
 
 

@@ -17,6 +17,7 @@ from aigate.api.models import AIWorkload, parse_duration
 from aigate.api.policy import AIGatePolicy, AIGatePolicySpec, NamespaceSelector, PolicyMeta
 
 Enforcement = Literal["enforce", "warn", "audit"]
+OnDrift = Literal["refuse", "warn"]
 STRICTNESS: dict[str, int] = {"audit": 0, "warn": 1, "enforce": 2}
 
 PLATFORM_DEFAULT = "platform-default"
@@ -61,6 +62,10 @@ class EffectivePolicy:
     min_pass_rate: float | None = None
     max_error_rate: float | None = None
     max_p95_latency_ms: float | None = None
+    canary_min_every: timedelta | None = None
+    canary_max_every: timedelta | None = None
+    on_drift: OnDrift = "refuse"
+    """What a rollout gets while drift stands: refuse unless every policy that says asks warn."""
     digest: str | None = None
     """sha256 of the governing policies (name and spec, canonical JSON): what the evidence records."""
     limits: dict[str, str] = field(default_factory=dict)
@@ -126,8 +131,21 @@ def effective(
     max_valid_for: timedelta | None = None
     min_pass = max_error = max_p95 = None
     limits: dict[str, str] = {}
+    min_every: timedelta | None = None
+    max_every: timedelta | None = None
+    on_drift: OnDrift | None = None
     for p in governing:
         s, name = p.spec, p.metadata.name
+        if s.canary.min_every is not None:
+            floor = parse_duration(s.canary.min_every)
+            if min_every is None or floor > min_every:  # the highest floor: the fewest canaries any policy allows
+                min_every, limits["canaryMinEvery"] = floor, name
+        if s.canary.max_every is not None:
+            ceiling = parse_duration(s.canary.max_every)
+            if max_every is None or ceiling < max_every:
+                max_every, limits["canaryMaxEvery"] = ceiling, name
+        if s.on_drift is not None and on_drift != "refuse":
+            on_drift, limits["onDrift"] = s.on_drift, name
         if s.enforcement is not None and (enforcement is None or STRICTNESS[s.enforcement] > STRICTNESS[enforcement]):
             enforcement, limits["enforcement"] = s.enforcement, name
         if s.max_valid_for is not None:
@@ -159,6 +177,9 @@ def effective(
         min_pass_rate=min_pass,
         max_error_rate=max_error,
         max_p95_latency_ms=max_p95,
+        canary_min_every=min_every,
+        canary_max_every=max_every,
+        on_drift=on_drift or "refuse",
         digest=digest,
         limits=limits,
     )
@@ -217,6 +238,20 @@ def violations(workload: AIWorkload, policy: EffectivePolicy) -> list[str]:
         if a.gate in policy.unacceptable_gates:
             out.append(f"spec.riskAcceptances[{i}]: a FAIL of gate {a.gate} may not be risk-accepted here")
     return out
+
+
+def canary_interval(workload: AIWorkload, policy: EffectivePolicy) -> timedelta | None:
+    """How often the workload's canary runs under the policy: its own `every` raised to the policy's floor and
+    lowered to its ceiling (the ceiling wins where the two cross: watching is what the policy is for); off ("0")
+    only where no policy sets a ceiling (one that does runs it at the ceiling)."""
+    own = workload.spec.canary.every_delta()
+    if own is None:
+        return policy.canary_max_every
+    if policy.canary_min_every is not None and own < policy.canary_min_every:
+        own = policy.canary_min_every
+    if policy.canary_max_every is not None and own > policy.canary_max_every:
+        own = policy.canary_max_every
+    return own
 
 
 def hours(d: timedelta) -> str:

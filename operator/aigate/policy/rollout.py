@@ -14,8 +14,9 @@ from typing import Any, Literal
 
 from aigate.api.models import GATE_NAMES, WORKLOAD_LABEL
 from aigate.evidence import EvidenceError, EvidenceExpired, EvidencePredicate, EvidenceStale, VerifiedEvidence
+from aigate.policy.canary import DriftRecord
 from aigate.policy.conditions import GATE_CONDITIONS
-from aigate.policy.governance import Enforcement, Floor, raised, strictest
+from aigate.policy.governance import Enforcement, Floor, OnDrift, raised, strictest
 from aigate.policy.kinds import GATED_KINDS, GatedKind, at
 from aigate.policy.text import MAX_MESSAGE, MAX_REASON, one_line
 
@@ -130,14 +131,26 @@ def decide_rollout(
     spec_problem: str | None,
     evidence: EvidenceCheck | None,
     floor: Floor | None = None,
+    drift: DriftRecord | None = None,
+    on_drift: OnDrift = "refuse",
 ) -> RolloutDecision:
     """`spec_problem`: why the spec cannot be digested now (None when it can); `evidence`: the check of the
     stored evidence against that digest (None when the spec could not be digested); `floor`: the enforcement the
     policy in force requires, an AIGatePolicy's or the platform default's (the workload may ask for stricter,
-    never looser). A refusal says when the floor, not the workload, decided it."""
+    never looser). A refusal says when the floor, not the workload, decided it. `drift`: what a canary found against
+    that very evidence (the operator's record, `canary.standing_drift`): evidence that holds no longer describes
+    what answers, so under `on_drift` refuse it is a problem like any other (judged under the enforcement in force),
+    under warn the rollout goes ahead with a warning."""
     own = enforcement_of(workload)
     enforcement = strictest(own, floor.enforcement if floor is not None else None)
     problem = spec_problem if spec_problem is not None else _evidence_problem(workload, evidence)
+    if problem is None and drift is not None:
+        said = drift_problem(drift)
+        if on_drift == "refuse":
+            problem = said
+        else:
+            message = one_line(f"AIWorkload {ref} is admitted despite drift (onDrift warn): {said}", MAX_MESSAGE)
+            return RolloutDecision(True, message, [message], "warned", enforcement, ref)
     if problem is None:
         return RolloutDecision(True, f"AIWorkload {ref} is cleared for rollout", [], "allowed", enforcement, ref)
     note = raised(own, floor)
@@ -148,6 +161,14 @@ def decide_rollout(
     if enforcement == "audit":
         return RolloutDecision(True, message, [], "audited", enforcement, ref)
     return RolloutDecision(False, message, [], "denied", enforcement, ref)
+
+
+def drift_problem(drift: DriftRecord) -> str:
+    """A drift, in the words of a refusal: what changed, since when, and that a re-gate decides."""
+    return (
+        f"drift {drift.reason} since {drift.since}: {drift.message}; the evidence no longer describes what answers "
+        "until a re-gate passes"
+    )
 
 
 def _evidence_problem(workload: Mapping[str, Any], evidence: EvidenceCheck | None) -> str | None:

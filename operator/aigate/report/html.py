@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import html
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -23,7 +23,13 @@ from pydantic import BaseModel, ValidationError
 from aigate.assessment import Assessment
 from aigate.evidence.errors import EvidenceError, EvidenceInputError
 from aigate.evidence.keys import load_public_key
-from aigate.evidence.predicate import AcceptanceRecord, CaseRecord, ModelIdentityRecord, MonitoringCondition
+from aigate.evidence.predicate import (
+    AcceptanceRecord,
+    CanaryCondition,
+    CaseRecord,
+    ModelIdentityRecord,
+    MonitoringCondition,
+)
 from aigate.gates.result import GateResult
 from aigate.gates.stats import percentile
 from aigate.measurements import FAULT_MODES
@@ -158,6 +164,9 @@ class View:
     monitoring: list[str]
     verify_command: str
     runner: str
+    canary_history: list[tuple[str, str, str, str, str]] = field(default_factory=list)
+    """Rendered from the cluster (`kubectl aigate report`): status.canary.history (time, outcome, cases, spend,
+    message), newest first. Status, not signed: the page says so."""
 
 
 def _gate(gates: Sequence[GateResult], name: str) -> GateResult | None:
@@ -349,6 +358,12 @@ def view_of_evidence(
         for a in _typed(p.risk_acceptances, AcceptanceRecord)
     ]
     monitoring = [f"{c.metric} {c.comparison} {c.threshold:g}" for c in _typed(p.monitoring, MonitoringCondition)]
+    monitoring += [
+        f"canary every {c.every} ({'off' if c.every == '0' else f'{c.cases} cases per model path'}, at most "
+        f"${c.max_usd_per_day:g} a day), comparing the answered model identities: "
+        + "; ".join(f"{path} {', '.join(ids) or '(none recorded)'}" for path, ids in sorted(c.identities.items()))
+        for c in _typed(p.monitoring, CanaryCondition)
+    ]
     fb = _gate(gates, "fallback")
     modes = fb.metrics.get("faultModes", {}) if fb else {}
     cells = {
@@ -845,6 +860,14 @@ def _evidence(v: View) -> str:
         body += "<p class='mute'>None.</p>"
     if v.monitoring:
         body += "<h3>To monitor after launch</h3><ul>" + "".join(f"<li>{_e(m)}</li>" for m in v.monitoring) + "</ul>"
+    if v.canary_history:
+        body += (
+            "<h3>Canaries since</h3><p class='mute'>From the AIWorkload's status.canary.history (the operator's "
+            "record, not part of the signed evidence).</p>"
+            + _table(
+                ["when", "outcome", "cases", "spent", "what it found"], [[_e(c) for c in r] for r in v.canary_history]
+            )
+        )
     if v.key_id:
         body += f"<h3>Verify it yourself, offline</h3><p><code>{_e(v.verify_command)}</code></p>"
     if g is None:
@@ -897,10 +920,41 @@ def render_html(a: Assessment) -> str:
 
 
 def render_html_from_evidence(
-    ev: EvidenceForReport, *, source: str, now: datetime | None = None, evidence_name: str = "EVIDENCE.json"
+    ev: EvidenceForReport,
+    *,
+    source: str,
+    now: datetime | None = None,
+    evidence_name: str = "EVIDENCE.json",
+    canary: Mapping[str, Any] | None = None,
 ) -> str:
-    """`aigate report EVIDENCE.json --format html` and `kubectl aigate report`."""
-    return render_view(view_of_evidence(ev, source=source, now=now, evidence_name=evidence_name))
+    """`aigate report EVIDENCE.json --format html` and `kubectl aigate report` (`canary`: the workload's
+    status.canary, whose history the page lists)."""
+    view = view_of_evidence(ev, source=source, now=now, evidence_name=evidence_name)
+    view.canary_history = canary_rows(canary)
+    return render_view(view)
+
+
+def canary_rows(canary: Mapping[str, Any] | None) -> list[tuple[str, str, str, str, str]]:
+    """status.canary.history as table rows, newest first; entries that are not what the operator writes are left
+    out (status is read, not trusted, here)."""
+    history = (canary or {}).get("history")
+    rows = []
+    for h in history if isinstance(history, list) else []:
+        if not isinstance(h, Mapping):
+            continue
+        listed = h.get("cases")
+        cases: list[Any] = listed if isinstance(listed, list) else []
+        spent = h.get("spentUSD")
+        rows.append(
+            (
+                str(h.get("at", "")),
+                str(h.get("outcome", "")),
+                ", ".join(str(c) for c in cases) or NONE,
+                f"${spent:.4f}" if isinstance(spent, int | float) else "",
+                str(h.get("message", "")),
+            )
+        )
+    return rows[::-1]
 
 
 def render_evidence_file(

@@ -164,12 +164,24 @@ class Simulator:
 
     def __init__(self, profile: SimProfile) -> None:
         self.profile = profile
-        self.models = {
-            name: ModelRuntime(name, spec, profile.seed, profile.time_scale) for name, spec in profile.models.items()
-        }
+        self.models = self._runtimes(profile)
         self.other: dict[str, int] = {}
         self.apis: dict[str, int] = {}
         """Requests that reached a model, per API: chatCompletions, responses, messages."""
+        self.reset()
+
+    @staticmethod
+    def _runtimes(profile: SimProfile) -> dict[str, ModelRuntime]:
+        return {
+            name: ModelRuntime(name, spec, profile.seed, profile.time_scale) for name, spec in profile.models.items()
+        }
+
+    def reload(self, profile: SimProfile) -> None:
+        """Serve `profile` from the next request on, without a restart: a provider's silent update (a new
+        `servedModel`, other answers, other latency) under a workload that passed. Requests in flight finish as
+        planned; counters and random streams start again, as after a reset."""
+        self.profile = profile
+        self.models = self._runtimes(profile)
         self.reset()
 
     def find(self, name: str, wire: str) -> ModelRuntime | None:

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 import uvicorn
+import yaml
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -30,7 +31,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from aigate.simulator import wire
 from aigate.simulator.engine import ModelRuntime, Plan, Simulator
-from aigate.simulator.profile import SimProfile
+from aigate.simulator.profile import ProfileError, SimProfile, parse_profile
 from aigate.simulator.wire import BadRequest, ChatRequest, Wire
 
 JSON = "application/json"
@@ -338,6 +339,20 @@ def build_app(profile: SimProfile) -> Starlette:
         sim.reset()
         return Response(json.dumps(sim.stats()), media_type=JSON)
 
+    async def load(request: Request) -> Response:
+        """PUT /_sim/profile: a new profile (YAML or JSON) served from the next request on. A bad one changes
+        nothing and is a 400 whose message names the field."""
+        try:
+            doc = yaml.safe_load(await request.body())
+        except yaml.YAMLError as e:
+            return _admin_error(f"profile: not valid YAML: {' '.join(str(e).split())}")
+        try:
+            new = parse_profile(doc)
+        except ProfileError as e:
+            return _admin_error(str(e))
+        sim.reload(new)
+        return Response(json.dumps(sim.stats()), media_type=JSON)
+
     async def not_found(request: Request, exc: Exception) -> Response:
         status = exc.status_code if isinstance(exc, HTTPException) else 404
         msg = f"Invalid URL ({request.method} {request.url.path})"
@@ -354,6 +369,7 @@ def build_app(profile: SimProfile) -> Starlette:
             Route("/healthz", healthz, methods=["GET"]),
             Route("/_sim/stats", stats, methods=["GET"]),
             Route("/_sim/reset", reset, methods=["POST"]),
+            Route("/_sim/profile", load, methods=["PUT"]),
         ],
         exception_handlers={404: not_found, 405: not_found},
         middleware=[Middleware(ServerTiming)],
@@ -361,6 +377,10 @@ def build_app(profile: SimProfile) -> Starlette:
     app.state.simulator = sim
     app.state.hanging = hanging
     return app
+
+
+def _admin_error(message: str) -> Response:
+    return Response(json.dumps({"error": message}), 400, media_type=JSON)
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -476,6 +496,15 @@ class SimulatorServer:
             asyncio.run_coroutine_threadsafe(_call(self.simulator.reset), self._loop).result(timeout=5)
         else:
             self.simulator.reset()
+
+    def reload(self, profile: SimProfile) -> None:
+        """Serve `profile` from the next request on (what PUT /_sim/profile does), on the server's own loop so no
+        request sees half of it."""
+        self.profile = profile
+        if self._loop is not None and self._thread is not None:
+            asyncio.run_coroutine_threadsafe(_call(lambda: self.simulator.reload(profile)), self._loop).result(5)
+        else:
+            self.simulator.reload(profile)
 
     def __enter__(self) -> SimulatorServer:
         return self.start()

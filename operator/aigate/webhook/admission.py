@@ -35,7 +35,8 @@ from aigate.evidence import (
     verify_evidence,
 )
 from aigate.kube import names
-from aigate.policy.governance import Floor
+from aigate.policy.canary import standing_drift
+from aigate.policy.governance import Floor, OnDrift
 from aigate.policy.rollout import EvidenceCheck, RolloutDecision, decide_rollout, label_decision
 from aigate.policy.text import MAX_REASON, one_line
 from aigate.times import rfc3339
@@ -251,6 +252,7 @@ def rollout_decision(
     evidence_name: str | None = None,
     enforcement_floor: Floor | None = None,
     object_problem: str | None = None,
+    on_drift: OnDrift = "refuse",
 ) -> RolloutDecision:
     """Whether a Deployment (or kin) labelled `aigate.dev/workload` may be created or updated.
 
@@ -284,4 +286,6 @@ def rollout_decision(
     else:
         o = _verify(str(text), public_key, digest, now, cache)
         check = EvidenceCheck(cm_name, names.EVIDENCE_KEY, "ok", o.verified, o.failure, o.signed)
-    return decide_rollout(ref, workload, None, check, enforcement_floor)
+    # the drift the operator recorded beside this very envelope, in its own namespace (never status: trust-model.md)
+    drift = standing_drift(((evidence_cm or {}).get("data") or {}).get(names.DRIFT_KEY), text)
+    return decide_rollout(ref, workload, None, check, enforcement_floor, drift, on_drift)

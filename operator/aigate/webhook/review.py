@@ -137,7 +137,8 @@ class Reviewer:
         if self.watch_namespaces and ns not in self.watch_namespaces:
             return ALLOW  # not a namespace this operator gates: its webhook configuration should not send it here
         shape = shape_problem(gated, body, labels)
-        floor = self.index.governing(ns).floor
+        governing = self.index.governing(ns)
+        floor = governing.floor
         if shape is not None:
             self.metrics.admitted("denied", kind, "", time.perf_counter() - started, ROLLOUTS_WEBHOOK)
             return Answer(False, shape, 403)
@@ -159,6 +160,7 @@ class Reviewer:
             evidence_name=f"{self.index.operator_namespace}/{names.trusted_evidence(uid)}",
             enforcement_floor=floor,
             object_problem=mcp_problem(gated, body, ns, workload) if workload is not None else None,
+            on_drift=governing.on_drift,
         )
 
         # the index warmed the digest when the workload changed; should a review still come first, the parsing and
