@@ -40,7 +40,7 @@ PROMPTFOO: dict[str, Any] = {
                 {"type": "contains-all", "value": ["risk", "summary"]},
                 {"type": "regex", "value": '"risk":\\s*"(low|medium)"'},
                 {"type": "not-contains", "value": "freeze"},
-                {"type": "not-regex", "value": "(?i)high"},
+                {"type": "not-regex", "value": "[Hh][Ii][Gg][Hh]"},
                 {"type": "not-equals", "value": "{{case_id}}"},
                 {"type": "latency", "threshold": 5000},
             ],
@@ -69,16 +69,19 @@ def test_tests_become_cases_with_vars_substituted_and_assertions_mapped(tmp_path
         "Review fraud case 1044: purchase abroad, travel notice on file. Answer in JSON."
     ]
     e = first.expect
-    assert e.json_schema == {"type": "object", "required": ["risk", "summary"]}
-    assert e.contains == ["travel", "risk", "summary"] and e.not_contains == ["freeze"]
-    assert e.max_latency_ms == 5000
+    assert e.promptfoo is not None
+    assert [(a.type, a.where) for a in e.promptfoo.asserts][:2] == [
+        ("not-icontains", "defaultTest.assert[0]"),
+        ("is-json", "tests[0].assert[0]"),
+    ]
+    assert e.promptfoo.asserts[-2].value == "1044"  # {{case_id}} rendered
 
     def holds(expect: Any, text: str) -> bool:
         return all(a.passed for a in evaluate(expect, text, [], 100.0))
 
     assert holds(e, ANSWER)
     for broken in (
-        ANSWER.replace("low", "high"),  # not-regex (?i)high, contains-any, regex
+        ANSWER.replace("low", "high"),  # not-regex, contains-any, regex
         ANSWER.replace("Card", "Account"),  # icontains CARD
         ANSWER.replace("abroad", "abroad. As an AI"),  # defaultTest's not-icontains
         ANSWER + " freeze",  # not-contains
@@ -105,8 +108,7 @@ def test_tests_become_cases_with_vars_substituted_and_assertions_mapped(tmp_path
     [
         ({"type": "javascript", "value": "output.length < 100"}, "'javascript'"),
         ({"type": "llm-rubric", "value": "is polite"}, "'llm-rubric'"),
-        ({"type": "not-is-json"}, "'not-is-json'"),
-        ({"type": "contains", "value": "x", "transform": "output.trim()"}, "contains with transform"),
+        ({"type": "contains", "value": "x", "provider": "openai:gpt-4"}, "contains with provider"),
     ],
 )
 def test_an_assertion_aigate_cannot_judge_is_an_input_error_naming_it(
@@ -116,7 +118,7 @@ def test_an_assertion_aigate_cannot_judge_is_an_input_error_naming_it(
     config["tests"][1]["assert"].append(assertion)
     with pytest.raises(WorkloadError) as err:
         load_and_resolve(write_workload(tmp_path, config))
-    assert "spec.suite.import.promptfoo: tests[1].assert[3]: " in str(err.value) and named in str(err.value)
+    assert "spec.suite.import.promptfoo: tests[1].assert[2]: " in str(err.value) and named in str(err.value)
 
 
 def test_cli_exits_2_naming_the_unsupported_assertion(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -127,7 +129,7 @@ def test_cli_exits_2_naming_the_unsupported_assertion(tmp_path: Path, capsys: py
         main(["check", str(path), "--quiet"])
     assert done.value.code == 2
     err = capsys.readouterr().err
-    assert "tests[0].assert[1]: assertion type 'javascript' cannot be judged by aigate" in err
+    assert "tests[0].assert[0]: assertion type 'javascript' cannot be judged by aigate" in err
     assert "Traceback" not in err
 
 
@@ -160,7 +162,8 @@ async def test_a_promptfoo_suite_runs_against_the_simulator(tmp_path: Path) -> N
     by_case = {c.case: c for c in a.cases}
     assert by_case["traveller-abroad"].runs == 30 and by_case["traveller-abroad"].passed == 30
     assert by_case["test-2"].runs == 30 and by_case["test-2"].passed == 0
-    assert all("regex" in f for f in by_case["test-2"].failures)
+    # promptfoo reports the last failed assertion of a test: its not-contains-all (equals failed too)
+    assert all("tests[1].assert[1] not-contains-all" in f for f in by_case["test-2"].failures)
     assert a.gate("reliability").metrics["passRate"] == 0.5
 
 

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from aigate.api.errors import WorkloadError, format_validation_error
 from aigate.api.models import AIWorkload, Case, ConfigMapKeyRef, PromptfooImport, Source
-from aigate.api.promptfoo import file_references, promptfoo_cases
+from aigate.api.promptfoo import file_references, load_config, promptfoo_cases
 
 MAX_REFERENCED_BYTES = 256 * 1024
 """A referenced prompt, suite or tool manifest larger than this is refused before it is parsed: a gate run needs no
@@ -356,8 +356,19 @@ def _import_promptfoo(
         path = _file_path(pf.file or "", where, base_dir)
         text = _read_path(path, pf.file or "", where)
     referenced[where] = text
-    docs = _yaml_documents(text, where)
+    _bounded(text, where)
+    try:
+        docs = load_config(text)
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark
+        at = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"
+        raise WorkloadError(f"YAML syntax error at {at}: {e.problem or e}", source=where) from None
+    except yaml.YAMLError as e:
+        raise WorkloadError(f"YAML syntax error: {e}", source=where) from None
+    except RecursionError:
+        raise WorkloadError(f"nested deeper than {MAX_DEPTH} levels", source=where) from None
     config = docs[0] if len(docs) == 1 else docs
+    check_depth(config, where)
     if path is not None:  # promptfoo reads `file://` relative to its config: none may lead out of its directory
         for at, name in file_references(config):
             confined(path.parent, name, f"{where}: {pf.file}: {at}", "the config's")

@@ -1,33 +1,96 @@
-"""A promptfoo config's `tests` as aigate cases: suites teams already have, judged by aigate's gates.
+"""A promptfoo config's `tests` as aigate cases: suites teams already have, judged as promptfoo judges them.
 
-Each test becomes one case: its `vars` substituted into the messages (`{{ name }}` placeholders), its assertions
-(and `defaultTest`'s) mapped to aigate's `expect`. An assertion aigate cannot judge (`javascript`, `llm-rubric`,
-...) is an input error naming it and where, never skipped: a suite that silently lost an assertion would pass what
-it was written to catch.
+Each test becomes one case: its `vars` rendered into the messages (`{{ name }}` placeholders), its assertions (after
+`defaultTest`'s) kept as promptfoo keeps them (type, value, threshold, weight, metric, transform) and judged by
+aigate.probes.promptfoo_judge with promptfoo's meaning, never compiled into aigate's smaller `expect`. An assertion
+type aigate cannot judge (`javascript`, `llm-rubric`, ...) refuses the suite with one line naming the test, the
+assertion and the file, unless `unsupported: skip`, which lists every skipped assertion in the report.
 
-Mapped: equals, contains, icontains, contains-any, contains-all, regex, is-json (with a schema as `value`),
-latency (`threshold` ms), and the `not-` form of each but is-json and latency. Text assertions become
-`contains`/`notContains` where they can and a regular expression otherwise (all of them must hold).
+The config is read as promptfoo's js-yaml reads it (YAML 1.2: `NO`, `Yes`, `1:30` stay strings).
 """
 
 from __future__ import annotations
 
+import datetime
 import json
 import re
 from typing import Any
 
+import yaml
 from pydantic import ValidationError
 
+from aigate import jsengine
 from aigate.api.errors import WorkloadError, format_validation_error
 from aigate.api.models import Case, Message, PromptfooImport
+from aigate.api.pftypes import PfAssertion, PfTest, js_string, schema_of
 
 WHERE = "spec.suite.import.promptfoo"
 FILE_URL = "file://"
+MAX_CASES = 1000
 _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 _TEMPLATE_SYNTAX = re.compile(r"\{\{|\{%")
-TEXT_TYPES = ("equals", "contains", "icontains", "contains-any", "contains-all", "regex")
-SUPPORTED = (*TEXT_TYPES, *(f"not-{t}" for t in TEXT_TYPES), "is-json", "latency")
-_ASSERT_KEYS = {"type", "value", "threshold", "metric", "description"}
+TEXT_TYPES = (
+    "equals",
+    "contains",
+    "icontains",
+    "contains-any",
+    "icontains-any",
+    "contains-all",
+    "icontains-all",
+    "regex",
+    "starts-with",
+    "is-json",
+)
+SUPPORTED = (*TEXT_TYPES, *(f"not-{t}" for t in TEXT_TYPES), "latency", "assert-set")
+_ASSERT_KEYS = {"type", "value", "threshold", "weight", "metric", "description", "transform"}
+_SET_KEYS = {"type", "assert", "threshold", "weight", "metric", "description"}
+
+
+class _Yaml12Loader(yaml.SafeLoader):
+    """PyYAML's safe loader with YAML 1.2 core scalars, as js-yaml's default schema resolves them: only
+    true/false are booleans, no sexagesimal or leading-zero octal numbers; `~`, `null` and empty are null."""
+
+
+_Yaml12Loader.yaml_implicit_resolvers = {
+    k: [
+        (tag, rx)
+        for tag, rx in v
+        if tag not in ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:int", "tag:yaml.org,2002:float")
+    ]
+    for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Yaml12Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+_Yaml12Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:int",
+    re.compile(r"^(?:[-+]?[0-9][0-9_]*|0o[0-7_]+|0x[0-9a-fA-F_]+|0b[0-1_]+)$"),
+    list("-+0123456789"),
+)
+_Yaml12Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"^(?:[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?(?:[eE][-+]?[0-9]+)?|\.[0-9_]+(?:[eE][-+]?[0-9]+)?"
+        r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
+    ),
+    list("-+0123456789."),
+)
+
+
+def _construct_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
+    text = str(loader.construct_scalar(node)).replace("_", "")
+    sign = -1 if text.startswith("-") else 1
+    text = text.lstrip("+-")
+    base = {"0o": 8, "0x": 16, "0b": 2}.get(text[:2], 10)
+    return sign * int(text[2:] if base != 10 else text, base)
+
+
+_Yaml12Loader.add_constructor("tag:yaml.org,2002:int", _construct_int)
+
+
+def load_config(text: str) -> list[Any]:
+    """The documents of a promptfoo config, as js-yaml reads them (yaml.YAMLError when it does not parse)."""
+    return [d for d in yaml.load_all(text, Loader=_Yaml12Loader) if d is not None]
 
 
 def _fail(message: str) -> WorkloadError:
@@ -42,7 +105,9 @@ def substitute(text: str, variables: dict[str, Any], where: str) -> str:
         if name not in variables:
             raise _fail(f"{where}: uses {{{{{name}}}}} but the test has no var {name!r}")
         value = variables[name]
-        return value if isinstance(value, str) else json.dumps(value)
+        if isinstance(value, dict | list):
+            return json.dumps(value)
+        return "" if value is None else js_string(value)
 
     out = _PLACEHOLDER.sub(one, text)
     if _TEMPLATE_SYNTAX.search(out):
@@ -74,97 +139,144 @@ def _prompt_messages(config: dict[str, Any]) -> list[Message]:
     return [Message(role="user", content=prompt)]
 
 
-def _values(a: dict[str, Any], where: str) -> list[str]:
-    v = a.get("value")
-    if isinstance(v, list) and v and all(isinstance(x, str) for x in v):
-        return list(v)
-    if isinstance(v, str) and v:
-        return [x.strip() for x in v.split(",")] if a["type"].endswith(("-any", "-all")) else [v]
-    raise _fail(f"{where}: {a['type']} needs a text value (or a list of them for -any/-all)")
+def _number(raw: dict[str, Any], key: str, at: str) -> float | None:
+    v = raw.get(key)
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        raise _fail(f"{at}: {key} must be a number (got {v!r})")
+    return float(v)
 
 
-def _text_pattern(kind: str, values: list[str]) -> tuple[str, bool]:
-    """(a pattern that matches where the assertion holds, whether it is to be found anywhere (vs anchored))."""
-    esc = [re.escape(v) for v in values]
-    if kind == "equals":
-        return rf"\A{esc[0]}\Z", False
-    if kind == "regex":
-        # a leading global flag, (?i), must become a scoped one to sit inside aigate's combined pattern
-        flags = re.match(r"\(\?([imsx]+)\)", values[0])
-        return (f"(?{flags.group(1)}:{values[0][flags.end() :]})" if flags else values[0]), True
-    if kind == "icontains":
-        return f"(?i:{esc[0]})", True
-    if kind == "contains-any":
-        return "(?:" + "|".join(esc) + ")", True
-    if kind == "contains":
-        return esc[0], True
-    # contains-all
-    return "".join(f"(?=[\\s\\S]*?{e})" for e in esc), False
+def _render(value: Any, variables: dict[str, Any], at: str) -> Any:
+    """promptfoo renders a string value, and each string of a list value, with the test's vars; other values
+    (an is-json schema, numbers) stay as they are."""
+    if isinstance(value, str):
+        if value.startswith(FILE_URL):
+            raise _fail(f"{at}: a file:// value ({value[:60]!r}) is not read by aigate: write the value inline")
+        return substitute(value, variables, at)
+    if isinstance(value, list):
+        return [_render(v, variables, at) if isinstance(v, str) else v for v in value]
+    return value
 
 
-def _expect(asserts: list[Any], variables: dict[str, Any], where: str) -> dict[str, Any]:
-    contains: list[str] = []
-    not_contains: list[str] = []
-    patterns: list[str] = []
-    expect: dict[str, Any] = {}
-    for i, raw in enumerate(asserts):
-        at = f"{where}.assert[{i}]"
-        if not isinstance(raw, dict) or not isinstance(raw.get("type"), str):
-            raise _fail(f"{at}: an assertion is a mapping with a type")
-        kind = raw["type"]
-        if kind not in SUPPORTED:
-            raise _fail(
-                f"{at}: assertion type {kind!r} cannot be judged by aigate (supported: {', '.join(SUPPORTED)}); "
-                "remove it or express it as one of these"
-            )
-        extra = sorted(set(raw) - _ASSERT_KEYS)
-        if extra:
-            raise _fail(f"{at}: {kind} with {', '.join(extra)} is not supported")
-        a = {k: substitute(v, variables, at) if isinstance(v, str) else v for k, v in raw.items()}
-        if kind == "latency":
-            threshold = a.get("threshold")
-            if isinstance(threshold, bool) or not isinstance(threshold, int | float) or threshold <= 0:
-                raise _fail(f"{at}: latency needs a threshold in milliseconds")
-            expect["maxLatencyMs"] = min(float(threshold), expect.get("maxLatencyMs", float("inf")))
-            continue
-        if kind == "is-json":
-            schema = a.get("value", {})
-            if isinstance(schema, str):
-                try:
-                    schema = json.loads(schema)
-                except ValueError:
-                    raise _fail(f"{at}: is-json's value must be a JSON schema") from None
-            if not isinstance(schema, dict) or "jsonSchema" in expect:
-                raise _fail(f"{at}: is-json's value must be one JSON schema (one is-json per test)")
-            expect["jsonSchema"] = schema
-            continue
-        negated = kind.startswith("not-")
-        base = kind.removeprefix("not-")
-        values = _values({**a, "type": base}, at)
-        if base == "contains":
-            (not_contains if negated else contains).append(values[0])
-            continue
-        if base == "contains-all" and not negated:
-            contains.extend(values)
-            continue
-        if base == "contains-any" and negated:
-            not_contains.extend(values)
-            continue
+def _check_value(kind: str, value: Any, at: str) -> None:
+    """Refuse at import what promptfoo would throw on at run time (its `invariant`s), with the assertion named."""
+    base = kind.removeprefix("not-")
+    if base in ("contains", "icontains", "starts-with", "regex", "equals"):
+        scalar = base in ("contains", "icontains") and isinstance(value, int | float) and not isinstance(value, bool)
+        if base == "equals" and value is not None and not (isinstance(value, str) and value == ""):
+            return
+        if not (isinstance(value, str) and value) and not (scalar and value):
+            raise _fail(f"{at}: {kind} needs a non-empty text value")
         if base == "regex":
-            try:
-                re.compile(values[0])
-            except re.error as e:
-                raise _fail(f"{at}: not a valid regular expression: {e}") from None
-        pattern, anywhere = _text_pattern(base, values)
-        body = f"[\\s\\S]*?(?:{pattern})" if anywhere else f"(?:{pattern})"
-        patterns.append(rf"\A(?!{body})" if negated else rf"\A(?={body})")
-    if contains:
-        expect["contains"] = contains
-    if not_contains:
-        expect["notContains"] = not_contains
-    if patterns:
-        expect["regex"] = "".join(patterns)
-    return expect
+            why = jsengine.regex_error(value)
+            if why is not None:
+                raise _fail(f"{at}: not a valid JavaScript regular expression: {why}")
+    elif base.endswith(("-any", "-all")):
+        if not (isinstance(value, str) and value) and not (isinstance(value, list) and value):
+            raise _fail(f"{at}: {kind} needs a list of values (or a comma-separated text)")
+    elif base == "is-json":
+        try:
+            schema_of(value)
+        except (ValueError, yaml.YAMLError):
+            raise _fail(f"{at}: is-json's value must be a JSON schema (an object)") from None
+    elif base == "latency":
+        pass
+
+
+def _assertion(
+    raw: Any, variables: dict[str, Any], at: str, unsupported: list[str], in_set: bool
+) -> PfAssertion | None:
+    """One assertion as promptfoo keeps it, or None when skipped (listed in `unsupported`)."""
+    if not isinstance(raw, dict) or not isinstance(raw.get("type"), str):
+        raise _fail(f"{at}: an assertion is a mapping with a type")
+    kind = raw["type"]
+    if kind == "assert-set" and not in_set:
+        extra = sorted(set(raw) - _SET_KEYS)
+        if extra:
+            raise _fail(f"{at}: assert-set with {', '.join(extra)} is not supported")
+        children = raw.get("assert")
+        if not isinstance(children, list) or not children:
+            raise _fail(f"{at}: assert-set needs a list of assertions under assert")
+        kept = [_assertion(c, variables, f"{at}.assert[{j}]", unsupported, True) for j, c in enumerate(children)]
+        return PfAssertion(
+            type=kind,
+            where=at,
+            threshold=_number(raw, "threshold", at),
+            weight=_weight(raw, at),
+            metric=raw.get("metric") if isinstance(raw.get("metric"), str) else None,
+            children=tuple(c for c in kept if c is not None),
+        )
+    if kind not in SUPPORTED:
+        unsupported.append(f"{at}: assertion type {kind!r}")
+        return None
+    extra = sorted(set(raw) - _ASSERT_KEYS)
+    if extra:
+        raise _fail(f"{at}: {kind} with {', '.join(extra)} is not supported")
+    transform = raw.get("transform")
+    if transform is not None and (not isinstance(transform, str) or transform.startswith(FILE_URL)):
+        raise _fail(f"{at}: transform must be inline JavaScript (a file:// transform is not read by aigate)")
+    value = _render(raw.get("value"), variables, at)
+    if kind.removeprefix("not-") == "latency" and _number(raw, "threshold", at) is None:
+        raise _fail(f"{at}: latency needs a threshold in milliseconds")
+    _check_value(kind, value, at)
+    return PfAssertion(
+        type=kind,
+        where=at,
+        value=value,
+        threshold=_number(raw, "threshold", at),
+        weight=_weight(raw, at),
+        metric=raw.get("metric") if isinstance(raw.get("metric"), str) else None,
+        transform=transform,
+    )
+
+
+def _weight(raw: dict[str, Any], at: str) -> float:
+    w = _number(raw, "weight", at)
+    if w is not None and w < 0:
+        raise _fail(f"{at}: weight must not be negative")
+    return 1.0 if w is None else w
+
+
+def _options_transform(test: dict[str, Any], default: dict[str, Any], where: str) -> str | None:
+    """The test's `options.transform` (promptfoo merges defaultTest's options under the test's)."""
+    options = {**(default.get("options") or {}), **(test.get("options") or {})}
+    code = options.get("transform", options.get("postprocess"))
+    if code is None:
+        return None
+    if not isinstance(code, str) or code.startswith(FILE_URL):
+        raise _fail(f"{where}: options.transform must be inline JavaScript (a file:// transform is not read by aigate)")
+    return code
+
+
+def _pf_test(test: dict[str, Any], default: dict[str, Any], variables: dict[str, Any], where: str, mode: str) -> PfTest:
+    unsupported: list[str] = []
+    asserts: list[PfAssertion] = []
+    own = test.get("assert") or []
+    inherited = default.get("assert") or []
+    for label, items in (("defaultTest", inherited), (where, own)):
+        if not isinstance(items, list):
+            raise _fail(f"{label}: assert must be a list of assertions")
+        for i, raw in enumerate(items):
+            a = _assertion(raw, variables, f"{label}.assert[{i}]", unsupported, False)
+            if a is not None:
+                asserts.append(a)
+    if unsupported and mode == "refuse":
+        raise _fail(
+            f"{unsupported[0]} cannot be judged by aigate "
+            f"(supported: {', '.join(SUPPORTED)}); remove it, or set import.promptfoo.unsupported: skip to run the rest"
+        )
+    threshold = test.get("threshold", default.get("threshold"))
+    if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, int | float)):
+        raise _fail(f"{where}: threshold must be a number")
+    return PfTest(
+        asserts=tuple(asserts),
+        threshold=None if threshold is None else float(threshold),
+        transform=_options_transform(test, default, where),
+        vars=variables,
+        skipped=tuple(unsupported),
+    )
 
 
 def _case_name(test: dict[str, Any], i: int, seen: set[str]) -> str:
@@ -197,6 +309,19 @@ def file_references(config: Any) -> list[tuple[str, str]]:
     return found
 
 
+def _check_vars(variables: dict[str, Any], where: str) -> None:
+    for name, value in variables.items():
+        if isinstance(value, datetime.date):
+            raise _fail(
+                f"{where}: var {name} is a date ({value.isoformat()}): promptfoo reads an unquoted date as a "
+                f"JavaScript Date; quote it ('{value.isoformat()}') to mean the text"
+            )
+        if isinstance(value, list):
+            raise _fail(f"{where}: var {name} is a list (one test per value): write one test per value")
+        if isinstance(value, str) and value.startswith(FILE_URL):
+            raise _fail(f"{where}: var {name} is a file:// value ({value[:60]!r}), not read by aigate: write it inline")
+
+
 def promptfoo_cases(config: Any, spec: PromptfooImport) -> list[Case]:
     """The cases a promptfoo config's tests make; WorkloadError naming the test and assertion aigate refuses."""
     if not isinstance(config, dict):
@@ -206,37 +331,37 @@ def promptfoo_cases(config: Any, spec: PromptfooImport) -> list[Case]:
         raise _fail(f"tests from {tests!r}: only inline tests are read; put them in the config")
     if not isinstance(tests, list) or not tests:
         raise _fail("the config has no tests")
+    if len(tests) > MAX_CASES:
+        raise _fail(f"the config has {len(tests)} tests, above the limit of {MAX_CASES} cases a suite may have")
     templates = spec.messages or _prompt_messages(config)
     default = config.get("defaultTest") or {}
     if not isinstance(default, dict):
-        raise _fail("defaultTest must be a mapping")
+        raise _fail("defaultTest must be a mapping (a file:// defaultTest is not read by aigate)")
     default_vars = default.get("vars") or {}
-    default_asserts = default.get("assert") or []
+    if not isinstance(default_vars, dict):
+        raise _fail("defaultTest.vars must be a mapping (a file:// vars is not read by aigate)")
     cases: list[Case] = []
     seen: set[str] = set()
     for i, test in enumerate(tests):
         where = f"tests[{i}]"
         if not isinstance(test, dict):
             raise _fail(f"{where}: a test is a mapping (vars, assert)")
-        variables = {**default_vars, **(test.get("vars") or {})}
-        listed = sorted(k for k, v in variables.items() if isinstance(v, list))
-        if listed:
-            raise _fail(f"{where}: var {listed[0]} is a list (one test per value): write one test per value")
+        own_vars = test.get("vars") or {}
+        if not isinstance(own_vars, dict):
+            raise _fail(f"{where}: vars must be a mapping (a file:// vars is not read by aigate)")
+        variables = {**default_vars, **own_vars}
+        _check_vars(variables, where)
         messages = [
             Message(role=m.role, content=substitute(m.content, variables, f"{where} message {j}"))
             for j, m in enumerate(templates)
         ]
-        expect = _expect([*default_asserts, *(test.get("assert") or [])], variables, where)
+        pf = _pf_test(test, default, variables, where, spec.unsupported)
         try:
-            cases.append(
-                Case.model_validate(
-                    {
-                        "name": _case_name(test, i, seen),
-                        "messages": [m.model_dump() for m in messages],
-                        "expect": expect,
-                    }
-                )
+            case = Case.model_validate(
+                {"name": _case_name(test, i, seen), "messages": [m.model_dump() for m in messages]}
             )
         except ValidationError as e:
             raise _fail(f"{where}: " + "; ".join(format_validation_error(e))) from None
+        case.expect.set_promptfoo(pf)
+        cases.append(case)
     return cases
