@@ -118,7 +118,8 @@ def test_an_assertion_aigate_cannot_judge_is_an_input_error_naming_it(
     config["tests"][1]["assert"].append(assertion)
     with pytest.raises(WorkloadError) as err:
         load_and_resolve(write_workload(tmp_path, config))
-    assert "spec.suite.import.promptfoo: tests[1].assert[2]: " in str(err.value) and named in str(err.value)
+    assert "spec.suite.import.promptfoo: promptfooconfig.yaml: tests[1].assert[2]: " in str(err.value)
+    assert named in str(err.value)
 
 
 def test_cli_exits_2_naming_the_unsupported_assertion(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

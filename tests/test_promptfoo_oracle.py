@@ -349,13 +349,17 @@ def _slug(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
 
 
-async def _compare(promptfoo: Path, tmp: Path, oracles: list[Oracle], text: str | None = None, **top: Any) -> None:
+async def _compare(
+    promptfoo: Path, tmp: Path, oracles: list[Oracle], files: dict[str, str] | None = None, **top: Any
+) -> None:
+    for name, body in (files or {}).items():
+        (tmp / name).write_text(body)
     answers = {}
     for i, o in enumerate(oracles):
         answers[o.test.get("vars", {}).get("key", f"K{i:03d}")] = o.answer
     with SimulatorServer(_profile(answers)) as sim:
         config = tmp / "promptfooconfig.yaml"
-        config.write_text(text if text is not None else yaml.safe_dump(_config(oracles, sim.url, **top)))
+        config.write_text(yaml.safe_dump(_config(oracles, sim.url, **top)))
         theirs = promptfoo_verdicts(promptfoo, config)
         ours = await aigate_verdicts(config, sim.url)
     expected = {o.name: o.passes for o in oracles}
@@ -396,6 +400,49 @@ async def test_default_test_applies_to_every_test(promptfoo: Path, tmp_path: Pat
         ),
     ]
     await _compare(promptfoo, tmp_path, oracles, defaultTest=default)
+
+
+FILES = {
+    "word.txt": "  travel\n",
+    "schema.json": json.dumps(SCHEMA),
+    "levels.yaml": "- low\n- medium\n",
+    "doc.txt": "Card used abroad.\n",
+    "data.yaml": "a: 1\nb: [x, NO]\n",
+}
+FILE_REFS: list[Oracle] = [
+    one("file-txt-value", a("contains", "file://word.txt"), "a travel notice", True),
+    one("file-txt-value-fail", a("contains", "file://word.txt"), "a trip", False),
+    one("file-json-schema", a("is-json", "file://schema.json"), JSON_ANSWER, True),
+    one("file-json-schema-fail", a("is-json", "file://schema.json"), '{"risk": "high"}', False),
+    one("file-yaml-list", a("contains-any", "file://levels.yaml"), "risk medium", True),
+    one("file-yaml-list-fail", a("contains-any", "file://levels.yaml"), "risk high", False),
+    one("file-in-list", a("contains-all", ["file://word.txt", "notice"]), "a travel notice", True),
+    one("file-in-list-fail", a("contains-all", ["file://word.txt", "notice"]), "a travel", False),
+    Oracle(
+        "file-var-txt",
+        {"vars": {"doc": "file://doc.txt"}, "assert": [a("contains", "{{doc}}")]},
+        "Card used abroad.",
+        True,
+    ),
+    Oracle(
+        "file-var-txt-fail",
+        {"vars": {"doc": "file://doc.txt"}, "assert": [a("equals", "{{doc}}")]},
+        "Card used abroad.\n",
+        False,
+    ),
+    Oracle(
+        "file-var-yaml",
+        {"vars": {"data": "file://data.yaml"}, "assert": [a("equals", "{{data}}")]},
+        '{"a":1,"b":["x","NO"]}',
+        True,
+    ),
+]
+
+
+async def test_file_references_read_as_promptfoo_reads_them(promptfoo: Path, tmp_path: Path) -> None:
+    """file:// in assertion values (.txt trimmed, .json/.yaml parsed; in a list too) and in vars (.yaml as compact
+    JSON, text trimmed), beside the config."""
+    await _compare(promptfoo, tmp_path, FILE_REFS, FILES)
 
 
 async def test_yaml_scalars_read_as_promptfoo_reads_them(promptfoo: Path, tmp_path: Path) -> None:

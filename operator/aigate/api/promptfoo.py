@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime
 import json
 import re
+from collections.abc import Callable
 from typing import Any
 
 import yaml
@@ -97,6 +98,70 @@ def _fail(message: str) -> WorkloadError:
     return WorkloadError(f"{WHERE}: {message}")
 
 
+Reader = Callable[[str, str], str]
+_CODE_FILES = (".js", ".cjs", ".mjs", ".ts", ".cts", ".mts", ".py", ".rb")
+_BINARY_FILES = (".pdf", ".png", ".jpg", ".jpeg", ".gif", ".webp", ".bmp", ".mp3", ".wav", ".ogg", ".mp4", ".webm")
+_JS_SPACE = (
+    " \t\n\v\f\r\u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a"
+    "\u2028\u2029\u202f\u205f\u3000\ufeff"
+)
+
+
+def js_trim(text: str) -> str:
+    """JavaScript's String.prototype.trim (its whitespace and line terminators, the BOM among them)."""
+    return text.strip(_JS_SPACE)
+
+
+class Files:
+    """The `file://` references of a config, read as promptfoo reads them, through `read(name, field)`: the
+    loader's reader, which confines each to the config's directory and counts it in the spec digest. None for a
+    config from a ConfigMap, which has no directory."""
+
+    def __init__(self, read: Reader | None) -> None:
+        self._read = read
+
+    def text(self, ref: str, at: str) -> str:
+        name = ref.removeprefix(FILE_URL)
+        if self._read is None:
+            raise _fail(f"{at}: {ref[:80]!r}: file:// is read only from a config in a file (import.promptfoo.file)")
+        return self._read(name, at)
+
+    @staticmethod
+    def _refuse_code(ref: str, at: str) -> None:
+        suffix = "." + ref.rsplit(".", 1)[-1].split(":", 1)[0].lower() if "." in ref else ""
+        if suffix in _CODE_FILES:
+            raise _fail(f"{at}: {ref[:80]!r} is code (promptfoo would run it): aigate does not run suite code yet")
+        if suffix in _BINARY_FILES:
+            raise _fail(f"{at}: {ref[:80]!r}: a {suffix} file is not read by aigate")
+
+    def value(self, ref: str, at: str) -> Any:
+        """An assertion value: .json/.yaml/.yml parsed, .txt trimmed, anything else refused (promptfoo's
+        processFileReference)."""
+        self._refuse_code(ref, at)
+        lower = ref.lower()
+        if lower.endswith((".json", ".yaml", ".yml")):
+            return self.document(ref, at)
+        if lower.endswith(".txt"):
+            return js_trim(self.text(ref, at))
+        raise _fail(f"{at}: {ref[:80]!r}: promptfoo reads an assertion value only from .json, .yaml, .yml or .txt")
+
+    def var(self, ref: str, at: str) -> str:
+        """A var's value: .yaml/.yml as compact JSON text, any other text file trimmed (promptfoo's renderPrompt)."""
+        self._refuse_code(ref, at)
+        if ref.lower().endswith((".yaml", ".yml")):
+            return json.dumps(self.document(ref, at), separators=(",", ":"), ensure_ascii=False)
+        return js_trim(self.text(ref, at))
+
+    def document(self, ref: str, at: str) -> Any:
+        try:
+            docs = load_config(self.text(ref, at))
+        except yaml.YAMLError as e:
+            raise _fail(f"{at}: {ref[:80]!r} is not YAML or JSON: {str(e).splitlines()[0]}") from None
+        if len(docs) > 1:
+            raise _fail(f"{at}: {ref[:80]!r} holds {len(docs)} YAML documents; promptfoo reads one")
+        return docs[0] if docs else None
+
+
 def substitute(text: str, variables: dict[str, Any], where: str) -> str:
     """`{{ name }}` -> the var's value; any other template syntax (filters, tags) is an error, not left as is."""
 
@@ -148,15 +213,15 @@ def _number(raw: dict[str, Any], key: str, at: str) -> float | None:
     return float(v)
 
 
-def _render(value: Any, variables: dict[str, Any], at: str) -> Any:
-    """promptfoo renders a string value, and each string of a list value, with the test's vars; other values
-    (an is-json schema, numbers) stay as they are."""
+def _render(value: Any, variables: dict[str, Any], at: str, files: Files, top: bool = True) -> Any:
+    """promptfoo renders a string value, and each string of a list value, with the test's vars, and reads a
+    file:// one (not rendered); other values (an is-json schema, numbers) stay as they are."""
     if isinstance(value, str):
         if value.startswith(FILE_URL):
-            raise _fail(f"{at}: a file:// value ({value[:60]!r}) is not read by aigate: write the value inline")
+            return files.value(value, at)
         return substitute(value, variables, at)
-    if isinstance(value, list):
-        return [_render(v, variables, at) if isinstance(v, str) else v for v in value]
+    if isinstance(value, list) and top:
+        return [_render(v, variables, at, files, top=False) if isinstance(v, str) else v for v in value]
     return value
 
 
@@ -186,7 +251,7 @@ def _check_value(kind: str, value: Any, at: str) -> None:
 
 
 def _assertion(
-    raw: Any, variables: dict[str, Any], at: str, unsupported: list[str], in_set: bool
+    raw: Any, variables: dict[str, Any], at: str, unsupported: list[str], in_set: bool, files: Files
 ) -> PfAssertion | None:
     """One assertion as promptfoo keeps it, or None when skipped (listed in `unsupported`)."""
     if not isinstance(raw, dict) or not isinstance(raw.get("type"), str):
@@ -199,7 +264,7 @@ def _assertion(
         children = raw.get("assert")
         if not isinstance(children, list) or not children:
             raise _fail(f"{at}: assert-set needs a list of assertions under assert")
-        kept = [_assertion(c, variables, f"{at}.assert[{j}]", unsupported, True) for j, c in enumerate(children)]
+        kept = [_assertion(c, variables, f"{at}.assert[{j}]", unsupported, True, files) for j, c in enumerate(children)]
         return PfAssertion(
             type=kind,
             where=at,
@@ -217,7 +282,7 @@ def _assertion(
     transform = raw.get("transform")
     if transform is not None and (not isinstance(transform, str) or transform.startswith(FILE_URL)):
         raise _fail(f"{at}: transform must be inline JavaScript (a file:// transform is not read by aigate)")
-    value = _render(raw.get("value"), variables, at)
+    value = _render(raw.get("value"), variables, at, files)
     if kind.removeprefix("not-") == "latency" and _number(raw, "threshold", at) is None:
         raise _fail(f"{at}: latency needs a threshold in milliseconds")
     _check_value(kind, value, at)
@@ -250,7 +315,9 @@ def _options_transform(test: dict[str, Any], default: dict[str, Any], where: str
     return code
 
 
-def _pf_test(test: dict[str, Any], default: dict[str, Any], variables: dict[str, Any], where: str, mode: str) -> PfTest:
+def _pf_test(
+    test: dict[str, Any], default: dict[str, Any], variables: dict[str, Any], where: str, mode: str, files: Files
+) -> PfTest:
     unsupported: list[str] = []
     asserts: list[PfAssertion] = []
     own = test.get("assert") or []
@@ -259,7 +326,7 @@ def _pf_test(test: dict[str, Any], default: dict[str, Any], variables: dict[str,
         if not isinstance(items, list):
             raise _fail(f"{label}: assert must be a list of assertions")
         for i, raw in enumerate(items):
-            a = _assertion(raw, variables, f"{label}.assert[{i}]", unsupported, False)
+            a = _assertion(raw, variables, f"{label}.assert[{i}]", unsupported, False, files)
             if a is not None:
                 asserts.append(a)
     if unsupported and mode == "refuse":
@@ -309,7 +376,9 @@ def file_references(config: Any) -> list[tuple[str, str]]:
     return found
 
 
-def _check_vars(variables: dict[str, Any], where: str) -> None:
+def _load_vars(variables: dict[str, Any], where: str, files: Files) -> dict[str, Any]:
+    """The test's vars with file:// ones read; a date, a list or another non-text var is one clear line."""
+    out = dict(variables)
     for name, value in variables.items():
         if isinstance(value, datetime.date):
             raise _fail(
@@ -319,10 +388,11 @@ def _check_vars(variables: dict[str, Any], where: str) -> None:
         if isinstance(value, list):
             raise _fail(f"{where}: var {name} is a list (one test per value): write one test per value")
         if isinstance(value, str) and value.startswith(FILE_URL):
-            raise _fail(f"{where}: var {name} is a file:// value ({value[:60]!r}), not read by aigate: write it inline")
+            out[name] = files.var(value, f"{where}.vars.{name}")
+    return out
 
 
-def promptfoo_cases(config: Any, spec: PromptfooImport) -> list[Case]:
+def promptfoo_cases(config: Any, spec: PromptfooImport, read: Reader | None = None) -> list[Case]:
     """The cases a promptfoo config's tests make; WorkloadError naming the test and assertion aigate refuses."""
     if not isinstance(config, dict):
         raise _fail("a promptfoo config is a YAML mapping with tests")
@@ -340,6 +410,7 @@ def promptfoo_cases(config: Any, spec: PromptfooImport) -> list[Case]:
     default_vars = default.get("vars") or {}
     if not isinstance(default_vars, dict):
         raise _fail("defaultTest.vars must be a mapping (a file:// vars is not read by aigate)")
+    files = Files(read)
     cases: list[Case] = []
     seen: set[str] = set()
     for i, test in enumerate(tests):
@@ -350,12 +421,12 @@ def promptfoo_cases(config: Any, spec: PromptfooImport) -> list[Case]:
         if not isinstance(own_vars, dict):
             raise _fail(f"{where}: vars must be a mapping (a file:// vars is not read by aigate)")
         variables = {**default_vars, **own_vars}
-        _check_vars(variables, where)
+        variables = _load_vars(variables, where, files)
         messages = [
             Message(role=m.role, content=substitute(m.content, variables, f"{where} message {j}"))
             for j, m in enumerate(templates)
         ]
-        pf = _pf_test(test, default, variables, where, spec.unsupported)
+        pf = _pf_test(test, default, variables, where, spec.unsupported, files)
         try:
             case = Case.model_validate(
                 {"name": _case_name(test, i, seen), "messages": [m.model_dump() for m in messages]}
