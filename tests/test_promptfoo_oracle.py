@@ -95,11 +95,14 @@ ASSERTIONS: list[Oracle] = [
     one("equals-number", a("equals", 42), "42", True),
     one("equals-object", a("equals", {"a": 1, "b": [True]}), '{"b": [true], "a": 1}', True),
     one("equals-object-fail", a("equals", {"a": 1}), '{"a": true}', False),
+    one("equals-object-not-json", a("equals", {"a": 1}), "a: 1", False),
+    one("not-equals-object-not-json", a("not-equals", {"a": 1}), "a: 1", True),
     one("not-equals-pass", a("not-equals", "high"), "low", True),
     one("not-equals-fail", a("not-equals", "high"), "high", False),
     one("contains-pass", a("contains", "travel"), "a travel notice", True),
     one("contains-fail", a("contains", "Travel"), "a travel notice", False),
     one("contains-number", a("contains", 1044), "case 1044 closed", True),
+    one("contains-zero", a("contains", 0), "case 1244 closed", False),
     one("not-contains-pass", a("not-contains", "freeze"), "no action", True),
     one("not-contains-fail", a("not-contains", "freeze"), "freeze the card", False),
     one("icontains-pass", a("icontains", "CARD"), "the card", True),
@@ -111,6 +114,10 @@ ASSERTIONS: list[Oracle] = [
     one("contains-any-text", a("contains-any", "low, medium"), "risk: medium", True),
     one("contains-any-quoted-csv", a("contains-any", '"a, b", c'), "say a, b here", True),
     one("contains-any-quoted-csv-fail", a("contains-any", '"a, b", c'), "say a here", False),
+    one("contains-any-escaped-quote", a("contains-any", '"say ""hi"", x"'), 'they say "hi", x', True),
+    # empty fields are dropped: "a,,b" and a trailing comma mean [a, b], not an empty string found everywhere
+    one("contains-all-empty-fields", a("contains-all", "a,, zz ,"), "a b", False),
+    one("not-contains-any-empty-fields", a("not-contains-any", "x, ,"), "abc", True),
     one("not-contains-any-pass", a("not-contains-any", ["x", "y"]), "abc", True),
     one("not-contains-any-fail", a("not-contains-any", ["x", "b"]), "abc", False),
     one("icontains-any-pass", a("icontains-any", ["LOW", "x"]), "risk low", True),
@@ -157,9 +164,13 @@ ASSERTIONS: list[Oracle] = [
     one("is-json-schema-yaml-text", a("is-json", "type: object\nrequired: [verdict]\n"), JSON_ANSWER, False),
     one("not-is-json-pass", a("not-is-json"), "plain words", True),
     one("not-is-json-fail", a("not-is-json"), JSON_ANSWER, False),
+    one("not-is-json-schema-pass", a("not-is-json", SCHEMA), '{"risk": "high"}', True),
+    one("not-is-json-schema-fail", a("not-is-json", SCHEMA), JSON_ANSWER, False),
     one("latency-pass", a("latency", threshold=60000), "ok", True),
     # the simulator answers after LATENCY_MS: a 1 ms threshold cannot hold
     one("latency-fail", a("latency", threshold=1), "ok", False),
+    one("not-latency-pass", a("not-latency", threshold=1), "ok", True),
+    one("not-latency-fail", a("not-latency", threshold=60000), "ok", False),
 ]
 
 # Config features: vars, thresholds, weights, sets, transforms.
@@ -202,6 +213,7 @@ FEATURES: list[Oracle] = [
         "abc",
         False,
     ),
+    Oracle("threshold-zero", {"threshold": 0, "assert": [a("contains", "zz")]}, "abc", True),
     Oracle("weight-zero", {"assert": [a("contains", "a"), a("contains", "zz", weight=0)]}, "abc", True),
     Oracle("metric", {"assert": [a("contains", "zz", metric="tone")]}, "abc", False),
     Oracle(

@@ -9,6 +9,12 @@ from typing import Any
 
 import yaml
 
+# JavaScript's \s and String.prototype.trim: its whitespace and line terminators, the BOM among them
+JS_SPACE = (
+    " \t\n\v\f\r\u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a"
+    "\u2028\u2029\u202f\u205f\u3000\ufeff"
+)
+
 
 @dataclass(frozen=True)
 class PfAssertion:
@@ -67,3 +73,50 @@ def js_string(value: Any) -> str:
     if isinstance(value, dict):
         return "[object Object]"
     return str(value)
+
+
+def js_trim(text: str) -> str:
+    """JavaScript's String.prototype.trim."""
+    return text.strip(JS_SPACE)
+
+
+def _is_space(ch: str) -> bool:
+    return ch in JS_SPACE
+
+
+def comma_separated(value: str) -> list[str]:
+    """promptfoo's parseCommaSeparatedValues: fields split at commas, trimmed, empty ones dropped; a field in
+    double quotes keeps its commas (\\" and "" escape a quote); a malformed quoted field is a ValueError."""
+    out: list[str] = []
+    i, n = 0, len(value)
+    while i < n:
+        while i < n and (_is_space(value[i]) or value[i] == ","):
+            i += 1
+        if i >= n:
+            break
+        if value[i] == '"':
+            i += 1
+            field, closed = "", False
+            while i < n:
+                if value[i] == "\\" and i + 1 < n and value[i + 1] in '"\\':
+                    field, i = field + value[i + 1], i + 2
+                elif value[i] == '"' and i + 1 < n and value[i + 1] == '"':
+                    field, i = field + '"', i + 2
+                elif value[i] == '"':
+                    i, closed = i + 1, True
+                    break
+                else:
+                    field, i = field + value[i], i + 1
+            if not closed:
+                raise ValueError("unterminated quoted field in the value")
+            while i < n and _is_space(value[i]):
+                i += 1
+            if i < n and value[i] != ",":
+                raise ValueError("expected a comma after a quoted field in the value")
+            out.append(field)
+        else:
+            start = i
+            while i < n and value[i] != ",":
+                i += 1
+            out.append(value[start:i].strip(JS_SPACE))
+    return out

@@ -23,7 +23,7 @@ from pydantic import ValidationError
 from aigate import jsengine
 from aigate.api.errors import WorkloadError, format_validation_error
 from aigate.api.models import Case, Message, PromptfooImport
-from aigate.api.pftypes import PfAssertion, PfTest, js_string, schema_of
+from aigate.api.pftypes import PfAssertion, PfTest, comma_separated, js_string, js_trim, schema_of
 
 WHERE = "spec.suite.import.promptfoo"
 FILE_URL = "file://"
@@ -42,7 +42,7 @@ TEXT_TYPES = (
     "starts-with",
     "is-json",
 )
-SUPPORTED = (*TEXT_TYPES, *(f"not-{t}" for t in TEXT_TYPES), "latency", "assert-set")
+SUPPORTED = (*TEXT_TYPES, *(f"not-{t}" for t in TEXT_TYPES), "latency", "not-latency", "assert-set")
 _ASSERT_KEYS = {"type", "value", "threshold", "weight", "metric", "description", "transform"}
 _SET_KEYS = {"type", "assert", "threshold", "weight", "metric", "description"}
 
@@ -101,15 +101,6 @@ def _fail(message: str) -> WorkloadError:
 Reader = Callable[[str, str], str]
 _CODE_FILES = (".js", ".cjs", ".mjs", ".ts", ".cts", ".mts", ".py", ".rb")
 _BINARY_FILES = (".pdf", ".png", ".jpg", ".jpeg", ".gif", ".webp", ".bmp", ".mp3", ".wav", ".ogg", ".mp4", ".webm")
-_JS_SPACE = (
-    " \t\n\v\f\r\u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a"
-    "\u2028\u2029\u202f\u205f\u3000\ufeff"
-)
-
-
-def js_trim(text: str) -> str:
-    """JavaScript's String.prototype.trim (its whitespace and line terminators, the BOM among them)."""
-    return text.strip(_JS_SPACE)
 
 
 class Files:
@@ -228,26 +219,34 @@ def _render(value: Any, variables: dict[str, Any], at: str, files: Files, top: b
 def _check_value(kind: str, value: Any, at: str) -> None:
     """Refuse at import what promptfoo would throw on at run time (its `invariant`s), with the assertion named."""
     base = kind.removeprefix("not-")
-    if base in ("contains", "icontains", "starts-with", "regex", "equals"):
-        scalar = base in ("contains", "icontains") and isinstance(value, int | float) and not isinstance(value, bool)
-        if base == "equals" and value is not None and not (isinstance(value, str) and value == ""):
-            return
-        if not (isinstance(value, str) and value) and not (scalar and value):
+    text = isinstance(value, str) and value != ""
+    if base in ("contains", "icontains"):
+        number = isinstance(value, int | float) and not isinstance(value, bool) and value == value
+        if not (text or number):
+            raise _fail(f"{at}: {kind} needs a non-empty text or a number as its value")
+    elif base in ("starts-with", "regex"):
+        if not text:
             raise _fail(f"{at}: {kind} needs a non-empty text value")
         if base == "regex":
             why = jsengine.regex_error(value)
             if why is not None:
                 raise _fail(f"{at}: not a valid JavaScript regular expression: {why}")
+    elif base == "equals":
+        if value is None:
+            raise _fail(f"{at}: {kind} needs a value")
     elif base.endswith(("-any", "-all")):
-        if not (isinstance(value, str) and value) and not (isinstance(value, list) and value):
+        if not (text or (isinstance(value, list) and value)):
             raise _fail(f"{at}: {kind} needs a list of values (or a comma-separated text)")
+        if text:
+            try:
+                comma_separated(value)
+            except ValueError as e:
+                raise _fail(f"{at}: {kind}: {e}") from None
     elif base == "is-json":
         try:
             schema_of(value)
         except (ValueError, yaml.YAMLError):
             raise _fail(f"{at}: is-json's value must be a JSON schema (an object)") from None
-    elif base == "latency":
-        pass
 
 
 def _assertion(

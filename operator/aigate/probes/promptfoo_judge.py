@@ -9,17 +9,15 @@ The result is one AssertionResult named `promptfoo`, whose detail names the firs
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
 from aigate import jsengine
-from aigate.api.pftypes import PfAssertion, PfTest, js_string, schema_of
+from aigate.api.pftypes import PfAssertion, PfTest, comma_separated, js_string, schema_of
 from aigate.measurements import AssertionResult
 
 _DETAIL_MAX = 200
-_ANY_SPLIT = re.compile(r'(".*?"|[^,]+)(?=\s*,|\s*\Z)')
 
 
 @dataclass(frozen=True)
@@ -68,11 +66,9 @@ def _validator(schema_json: str) -> Any:
     return cls(schema)
 
 
-def _list_value(value: Any, quoted: bool) -> list[Any]:
+def _list_value(value: Any) -> list[Any]:
     if isinstance(value, str):
-        if quoted:  # contains-any: "a, b", with "quoted, values" kept whole
-            return [m.strip().removeprefix('"').removesuffix('"') for m in _ANY_SPLIT.findall(value)]
-        return [v.strip() for v in value.split(",")]
+        return comma_separated(value)
     return list(value) if isinstance(value, list) else [value]
 
 
@@ -90,8 +86,8 @@ def grade(a: PfAssertion, output: str, latency_ms: float) -> Graded:
         if isinstance(v, dict | list):
             try:
                 same = _strict_equal(v, json_parse(output))
-            except ValueError:
-                return Graded(False, 0.0, "expected output to be JSON equal to the value")
+            except ValueError:  # promptfoo: an answer that is not JSON passes not-equals, fails equals
+                return result(False, f"be JSON equal to {coerce_string(v)[:60]!r}")
             return result(same, f"equal {coerce_string(v)[:60]!r}")
         return result(js_string(v) == output, f"equal {js_string(v)[:60]!r}")
     if base == "contains":
@@ -99,12 +95,12 @@ def grade(a: PfAssertion, output: str, latency_ms: float) -> Graded:
     if base == "icontains":
         return result(js_string(v).lower() in output.lower(), f"contain {js_string(v)[:60]!r} (any case)")
     if base in ("contains-any", "icontains-any"):
-        vals = [js_string(x) for x in _list_value(v, base == "contains-any")]
+        vals = [js_string(x) for x in _list_value(v)]
         fold = base.startswith("i")
         hay = output.lower() if fold else output
         return result(any((x.lower() if fold else x) in hay for x in vals), f"contain one of {vals}"[:100])
     if base in ("contains-all", "icontains-all"):
-        vals = [js_string(x) for x in _list_value(v, False)]
+        vals = [js_string(x) for x in _list_value(v)]
         fold = base.startswith("i")
         hay = output.lower() if fold else output
         missing = [x for x in vals if (x.lower() if fold else x) not in hay]
@@ -121,21 +117,19 @@ def grade(a: PfAssertion, output: str, latency_ms: float) -> Graded:
             doc = json_parse(output)
         except ValueError:
             return result(False, "be valid JSON")
-        if inverse:
-            return Graded(False, 0.0, "expected output to not be valid JSON")
         schema = schema_of(v)
         if schema is None:
-            return Graded(True, 1.0, "")
+            return result(True, "be valid JSON")
         import jsonschema.exceptions
 
         error = jsonschema.exceptions.best_match(_validator(json.dumps(schema, sort_keys=True)).iter_errors(doc))
         if error is None:
-            return Graded(True, 1.0, "")
+            return result(True, "be JSON that conforms to the schema")
         where = "/".join(str(p) for p in error.absolute_path) or "(root)"
-        return Graded(False, 0.0, f"JSON does not conform to the schema at {where}: {error.message}")
+        return result(False, f"be JSON that conforms to the schema (at {where}: {error.message})")
     if base == "latency":
-        ok = a.threshold is not None and latency_ms <= a.threshold
-        return Graded(ok, 1.0 if ok else 0.0, "" if ok else f"latency {latency_ms:,.0f} ms > {a.threshold:g} ms")
+        limit = a.threshold if a.threshold is not None else float("nan")
+        return result(latency_ms <= limit, f"take at most {limit:g} ms (took {latency_ms:,.0f} ms)")
     raise ValueError(f"{a.where}: assertion type {a.type!r} has no judge")  # the importer refuses these first
 
 
@@ -160,7 +154,7 @@ class _Scores:
 
     def result(self) -> Graded:
         score = self.total / self.weight if self.weight > 0 else 0.0
-        if self.threshold:  # promptfoo tests `if (this.threshold)`: 0 is no threshold
+        if self.threshold is not None:  # any number, 0 too, replaces the assertions' own verdicts
             ok = score >= self.threshold
             return Graded(ok, score, "" if ok else f"score {score:.2f} < threshold {self.threshold:g}")
         return Graded(self.failed is None, score, self.failed or "")
@@ -195,10 +189,7 @@ def judge(test: PfTest, text: str, latency_ms: float) -> AssertionResult:
         return AssertionResult(name="promptfoo", passed=True)
     scores = _Scores(test.threshold)
     for a in test.asserts:
-        if a.type == "assert-set":
-            scores.add(_run(a, output, test, latency_ms), a.weight)
-        else:
-            scores.add(_run(a, output, test, latency_ms), a.weight)
+        scores.add(_run(a, output, test, latency_ms), a.weight)
     g = scores.result()
     if g.passed:
         return AssertionResult(name="promptfoo", passed=True)
