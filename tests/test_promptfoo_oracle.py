@@ -303,7 +303,8 @@ def _config(oracles: list[Oracle], url: str, **top: Any) -> dict[str, Any]:
     tests = []
     for i, o in enumerate(oracles):
         body = dict(o.test)
-        body["vars"] = {**body.get("vars", {}), "key": f"K{i:03d}"}
+        if not isinstance(body.get("vars"), str):  # vars from a file hold their own key
+            body["vars"] = {**body.get("vars", {}), "key": f"K{i:03d}"}
         tests.append({"description": o.name, **body})
     return {
         "prompts": ["Answer [{{key}}]"],
@@ -368,7 +369,9 @@ async def _compare(
         (tmp / name).write_text(body)
     answers = {}
     for i, o in enumerate(oracles):
-        answers[o.test.get("vars", {}).get("key", f"K{i:03d}")] = o.answer
+        v = o.test.get("vars", {})
+        key = yaml.safe_load((tmp / v.removeprefix("file://")).read_text())["key"] if isinstance(v, str) else None
+        answers[key or v.get("key", f"K{i:03d}")] = o.answer
     with SimulatorServer(_profile(answers)) as sim:
         config = tmp / "promptfooconfig.yaml"
         config.write_text(yaml.safe_dump(_config(oracles, sim.url, **top)))
@@ -420,6 +423,8 @@ FILES = {
     "levels.yaml": "- low\n- medium\n",
     "doc.txt": "Card used abroad.\n",
     "data.yaml": "a: 1\nb: [x, NO]\n",
+    "vars-pass.yaml": "key: KV1\nw: world\nn: 7\n",
+    "vars-fail.yaml": "key: KV2\nw: world\nn: 7\n",
 }
 FILE_REFS: list[Oracle] = [
     one("file-txt-value", a("contains", "file://word.txt"), "a travel notice", True),

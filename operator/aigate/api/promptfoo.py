@@ -375,6 +375,27 @@ def file_references(config: Any) -> list[tuple[str, str]]:
     return found
 
 
+def _vars_of(test: dict[str, Any], where: str, files: Files) -> dict[str, Any]:
+    """A test's `vars`: a mapping, or file:// YAML/JSON mappings merged in order (promptfoo's readTestFiles)."""
+    raw = test.get("vars")
+    if raw is None:
+        return {}
+    if isinstance(raw, dict):
+        return raw
+    refs = [raw] if isinstance(raw, str) else raw
+    if not isinstance(refs, list) or not all(isinstance(r, str) for r in refs):
+        raise _fail(f"{where}: vars must be a mapping or file:// references to YAML files of them")
+    out: dict[str, Any] = {}
+    for ref in refs:
+        if any(c in ref for c in "*?["):
+            raise _fail(f"{where}.vars: {ref[:80]!r}: globs are not read by aigate; name each file")
+        doc = files.document(ref if ref.startswith(FILE_URL) else FILE_URL + ref, f"{where}.vars")
+        if not isinstance(doc, dict):
+            raise _fail(f"{where}.vars: {ref[:80]!r} does not hold a mapping of vars")
+        out.update(doc)
+    return out
+
+
 def _load_vars(variables: dict[str, Any], where: str, files: Files) -> dict[str, Any]:
     """The test's vars with file:// ones read; a date, a list or another non-text var is one clear line."""
     out = dict(variables)
@@ -403,23 +424,18 @@ def promptfoo_cases(config: Any, spec: PromptfooImport, read: Reader | None = No
     if len(tests) > MAX_CASES:
         raise _fail(f"the config has {len(tests)} tests, above the limit of {MAX_CASES} cases a suite may have")
     templates = spec.messages or _prompt_messages(config)
+    files = Files(read)
     default = config.get("defaultTest") or {}
     if not isinstance(default, dict):
         raise _fail("defaultTest must be a mapping (a file:// defaultTest is not read by aigate)")
-    default_vars = default.get("vars") or {}
-    if not isinstance(default_vars, dict):
-        raise _fail("defaultTest.vars must be a mapping (a file:// vars is not read by aigate)")
-    files = Files(read)
+    default_vars = _vars_of(default, "defaultTest", files)
     cases: list[Case] = []
     seen: set[str] = set()
     for i, test in enumerate(tests):
         where = f"tests[{i}]"
         if not isinstance(test, dict):
             raise _fail(f"{where}: a test is a mapping (vars, assert)")
-        own_vars = test.get("vars") or {}
-        if not isinstance(own_vars, dict):
-            raise _fail(f"{where}: vars must be a mapping (a file:// vars is not read by aigate)")
-        variables = {**default_vars, **own_vars}
+        variables = {**default_vars, **_vars_of(test, where, files)}
         variables = _load_vars(variables, where, files)
         messages = [
             Message(role=m.role, content=substitute(m.content, variables, f"{where} message {j}"))
