@@ -345,7 +345,12 @@ def promptfoo_verdicts(promptfoo: Path, config: Path) -> dict[str, bool]:
     results = json.loads(out.read_text())["results"]["results"]
     errors = {r["testCase"]["description"]: r["error"] for r in results if r.get("failureReason") == 2}
     assert not errors, f"promptfoo errored (not a verdict) on: {errors}"
-    return {r["testCase"]["description"]: bool(r["success"]) for r in results}
+    several = len({r["promptIdx"] for r in results}) > 1  # one result per test and prompt: named as aigate's cases
+    return {
+        (r["testCase"].get("description") or f"test-{r['testIdx'] + 1}")
+        + (f" prompt {r['promptIdx'] + 1}" if several else ""): bool(r["success"])
+        for r in results
+    }
 
 
 async def aigate_verdicts(config: Path, url: str) -> dict[str, bool]:
@@ -479,6 +484,106 @@ async def test_yaml_scalars_read_as_promptfoo_reads_them(promptfoo: Path, tmp_pa
         theirs = promptfoo_verdicts(promptfoo, config)
         ours = await aigate_verdicts(config, sim.url)
     assert theirs == {o.name: o.passes for o in oracles}
+    assert ours == {_slug(k): v for k, v in theirs.items()}
+
+
+async def _compare_files(
+    promptfoo: Path, tmp: Path, config: dict[str, Any], files: dict[str, str], answers: dict[str, str]
+) -> tuple[dict[str, bool], dict[str, bool]]:
+    for name, body in files.items():
+        (tmp / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp / name).write_text(body)
+    with SimulatorServer(_profile(answers)) as sim:
+        (tmp / "promptfooconfig.yaml").write_text(
+            yaml.safe_dump({"prompts": ["Answer [{{key}}]"], **config, "providers": _providers(sim.url)})
+        )
+        theirs = promptfoo_verdicts(promptfoo, tmp / "promptfooconfig.yaml")
+        ours = await aigate_verdicts(tmp / "promptfooconfig.yaml", sim.url)
+    return theirs, ours
+
+
+def _providers(url: str) -> list[dict[str, Any]]:
+    return [{"id": "openai:chat:sim-gpt", "config": {"apiBaseUrl": url + "/v1", "apiKey": "sim-key"}}]
+
+
+CSV = (
+    "key,team,__expected1,__expected2,__description,__metric,__threshold\n"
+    'C1,fraud,contains: {{team}},"not-icontains-any: ""as an ai"", sorry",csv-pass,tone,\n'
+    "C2,fraud,starts-with: fraud,icontains-all: TEAM,csv-fail,,\n"
+    'C3,risk,"contains-any: low, ""a, b""",risk team,csv-equals,,\n'
+    "C4,risk,regex: ^r\\w+$,contains: zz,csv-threshold,,0.5\n"
+    "C5,risk,is-json,,,,\n"
+    "C6,risk,latency(60000),not-starts-with: x,,,\n"
+)
+
+
+async def test_tests_from_files_read_as_promptfoo_reads_them(promptfoo: Path, tmp_path: Path) -> None:
+    """CSV (__expected columns as text assertions, __description, __metric, __threshold; unnamed rows `Row #N`),
+    YAML, JSON and JSONL test files, mixed with inline tests, with a defaultTest from a file."""
+    files = {
+        "tests.csv": CSV,
+        "more/tests.yaml": yaml.safe_dump(
+            [
+                {"description": "yaml-pass", "vars": "vars.yaml", "assert": [a("contains", "{{team}}")]},
+                {"description": "yaml-fail", "vars": {"key": "Y2", "team": "x"}, "assert": [a("equals", "x")]},
+            ]
+        ),
+        "more/vars.yaml": "key: Y1\nteam: ops\n",
+        "tests.json": json.dumps([{"description": "json-pass", "vars": {"key": "J1"}, "assert": [a("is-json")]}]),
+        "tests.jsonl": json.dumps({"vars": {"key": "L1"}, "assert": [a("contains", "ok")]}) + "\n",
+        "default.yaml": yaml.safe_dump({"assert": [a("not-contains", "forbidden")]}),
+    }
+    answers = {
+        "C1": "fraud team",
+        "C2": "Fraud team",
+        "C3": "say a, b",
+        "C4": "risky",
+        "C5": "not json",
+        "C6": "ok",
+        "Y1": "ops team",
+        "Y2": "y",
+        "J1": "[1] forbidden",
+        "L1": "ok",
+        "I1": "fine",
+    }
+    config = {
+        "defaultTest": "file://default.yaml",
+        "tests": [
+            "file://tests.csv",
+            "file://more/tests.yaml",
+            "file://tests.json",
+            "file://tests.jsonl",
+            {"description": "inline", "vars": {"key": "I1"}, "assert": [a("equals", "fine")]},
+        ],
+    }
+    theirs, ours = await _compare_files(promptfoo, tmp_path, config, files, answers)
+    assert theirs == {
+        "csv-pass": True,
+        "csv-fail": False,
+        "csv-equals": False,
+        "csv-threshold": True,
+        "Row #5": False,
+        "Row #6": True,
+        "yaml-pass": True,
+        "yaml-fail": False,
+        "json-pass": False,
+        "test-10": True,
+        "inline": True,
+    }
+    assert ours == {_slug(k): v for k, v in theirs.items()}
+
+
+async def test_each_test_runs_against_each_prompt(promptfoo: Path, tmp_path: Path) -> None:
+    answers = {"P1a": "alpha", "P1b": "beta", "P2a": "alpha", "P2b": "alpha"}
+    config = {
+        "prompts": ["Answer [P{{n}}a]", "Answer [P{{n}}b]"],
+        "tests": [
+            {"description": "one", "vars": {"n": 1}, "assert": [a("equals", "alpha")]},
+            {"description": "two", "vars": {"n": 2}, "assert": [a("equals", "alpha")]},
+        ],
+    }
+    theirs, ours = await _compare_files(promptfoo, tmp_path, config, {}, answers)
+    assert theirs == {"one prompt 1": True, "one prompt 2": False, "two prompt 1": True, "two prompt 2": True}
     assert ours == {_slug(k): v for k, v in theirs.items()}
 
 

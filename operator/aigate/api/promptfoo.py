@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import posixpath
 import re
 from collections.abc import Callable
 from typing import Any
@@ -24,6 +25,7 @@ from aigate import jsengine
 from aigate.api.errors import WorkloadError, format_validation_error
 from aigate.api.models import Case, Message, PromptfooImport
 from aigate.api.pftypes import PfAssertion, PfTest, comma_separated, js_string, js_trim, schema_of
+from aigate.api.promptfoo_csv import tests_from_csv
 
 WHERE = "spec.suite.import.promptfoo"
 FILE_URL = "file://"
@@ -171,18 +173,30 @@ def substitute(text: str, variables: dict[str, Any], where: str) -> str:
     return out
 
 
-def _prompt_messages(config: dict[str, Any]) -> list[Message]:
+def _prompts(config: dict[str, Any]) -> list[tuple[str | None, list[Message]]]:
+    """The config's prompts as messages, each with the label its cases are named by (None when there is one)."""
     prompts = config.get("prompts")
     if isinstance(prompts, str):
         prompts = [prompts]
-    if not isinstance(prompts, list) or len(prompts) != 1:
-        found = "none" if not prompts else f"{len(prompts) if isinstance(prompts, list) else 'a non-list'}"
-        raise _fail(f"the config has {found} prompts: declare the messages in {WHERE}.messages, or keep one prompt")
-    prompt = prompts[0]
-    if isinstance(prompt, dict):
-        prompt = prompt.get("raw")
-    if not isinstance(prompt, str) or prompt.startswith(FILE_URL):
-        raise _fail(f"prompt {str(prompts[0])[:60]!r} is not inline text: declare the messages in {WHERE}.messages")
+    if not isinstance(prompts, list) or not prompts:
+        raise _fail(f"the config has no prompts (a list of them): declare the messages in {WHERE}.messages")
+    out: list[tuple[str | None, list[Message]]] = []
+    for k, item in enumerate(prompts):
+        prompt, label = item, None
+        if isinstance(item, dict):
+            prompt, label = item.get("raw"), item.get("label") or item.get("id")
+        if not isinstance(prompt, str) or prompt.startswith(FILE_URL):
+            raise _fail(
+                f"prompts[{k}]: {str(item)[:60]!r} is not inline text: declare the messages in {WHERE}.messages"
+            )
+        name = re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")[:30] if isinstance(label, str) else ""
+        out.append((name or f"prompt-{k + 1}", _messages(prompt, k)))
+    if len(out) == 1:
+        return [(None, out[0][1])]
+    return out
+
+
+def _messages(prompt: str, k: int) -> list[Message]:
     try:
         chat = json.loads(prompt)
     except ValueError:
@@ -191,7 +205,7 @@ def _prompt_messages(config: dict[str, Any]) -> list[Message]:
         try:
             return [Message.model_validate(m) for m in chat]
         except ValidationError as e:
-            raise _fail("the prompt's chat messages: " + "; ".join(format_validation_error(e))) from None
+            raise _fail(f"prompts[{k}]: its chat messages: " + "; ".join(format_validation_error(e))) from None
     return [Message(role="user", content=prompt)]
 
 
@@ -345,10 +359,10 @@ def _pf_test(
     )
 
 
-def _case_name(test: dict[str, Any], i: int, seen: set[str]) -> str:
+def _case_name(test: dict[str, Any], i: int, seen: set[str], prompt: str | None = None) -> str:
     desc = test.get("description")
     base = re.sub(r"[^a-z0-9]+", "-", desc.lower()).strip("-")[:60] if isinstance(desc, str) else ""
-    name = base or f"test-{i + 1}"
+    name = (base or f"test-{i + 1}") + (f"-{prompt}" if prompt else "")
     if name in seen:
         name = f"{name}-{i + 1}"
     seen.add(name)
@@ -412,42 +426,121 @@ def _load_vars(variables: dict[str, Any], where: str, files: Files) -> dict[str,
     return out
 
 
-def promptfoo_cases(config: Any, spec: PromptfooImport, read: Reader | None = None) -> list[Case]:
-    """The cases a promptfoo config's tests make; WorkloadError naming the test and assertion aigate refuses."""
-    if not isinstance(config, dict):
-        raise _fail("a promptfoo config is a YAML mapping with tests")
+def _dataset(ref: str, at: str, files: Files, standalone: bool) -> list[tuple[str, Any]]:
+    """The tests of one tests file, each with where it is named: promptfoo's readStandaloneTestsFile for a
+    `tests:` string (JSON rows described `Row #N`) and its glob loader for a string in the `tests` list."""
+    name = ref.removeprefix(FILE_URL)
+    if any(c in name for c in "*?[") or name.startswith(("http://", "https://", "huggingface://", "az://")):
+        raise _fail(f"{at}: {ref[:80]!r}: aigate reads tests only from a named file beside the config")
+    Files._refuse_code(ref, at)
+    lower = name.lower()
+    if lower.endswith(".csv"):
+        try:
+            tests: list[Any] = tests_from_csv(files.text(ref, at), name)
+        except ValueError as e:
+            raise _fail(f"{at}: {e}") from None
+    elif lower.endswith((".yaml", ".yml")):
+        doc = files.document(ref, at)
+        tests = doc if isinstance(doc, list) else [doc]
+    elif lower.endswith(".jsonl"):
+        tests = []
+        for n, line in enumerate(files.text(ref, at).split("\n"), start=1):
+            if line.strip():
+                try:
+                    tests.append(json_parse_line(line))
+                except ValueError:
+                    raise _fail(f"{at}: {name} line {n} is not JSON") from None
+        if standalone:
+            tests = [{**t, "description": t.get("description") or f"Row #{j + 1}"} for j, t in enumerate(tests)]
+    elif lower.endswith(".json"):
+        doc = files.document(ref, at)
+        tests = doc if isinstance(doc, list) else [doc]
+        if standalone and all(isinstance(t, dict) for t in tests):
+            tests = [{**t, "description": t.get("description") or f"Row #{j + 1}"} for j, t in enumerate(tests)]
+    else:
+        raise _fail(f"{at}: {ref[:80]!r}: aigate reads tests from .csv, .yaml, .yml, .json or .jsonl files")
+    base = posixpath.dirname(name)
+    out = []
+    for j, t in enumerate(tests):
+        at_j = f"{name}[{j}]"
+        # a tests file's own `vars: name.yaml` resolve beside that file (promptfoo's readTest); promptfoo finds no
+        # file for a file:// one there and runs the test with no vars: refused rather than imported so
+        if isinstance(t, dict) and isinstance(t.get("vars"), str | list):
+            refs = [t["vars"]] if isinstance(t["vars"], str) else t["vars"]
+            if any(str(r).startswith(FILE_URL) for r in refs):
+                raise _fail(
+                    f"{at_j}.vars: promptfoo reads no file:// vars inside a tests file (it runs the test with no "
+                    "vars): name the file without file://, relative to the tests file"
+                )
+            t = {**t, "vars": [FILE_URL + posixpath.join(base, str(r)) for r in refs]}
+        out.append((at_j, t))
+    return out
+
+
+def json_parse_line(line: str) -> Any:
+    return json.loads(line, parse_constant=lambda c: (_ for _ in ()).throw(ValueError(c)))
+
+
+def _tests(config: dict[str, Any], files: Files) -> list[tuple[str, Any]]:
+    """Every test of the config, inline or from files, with where it is named."""
     tests = config.get("tests")
     if isinstance(tests, str):
-        raise _fail(f"tests from {tests!r}: only inline tests are read; put them in the config")
-    if not isinstance(tests, list) or not tests:
-        raise _fail("the config has no tests")
-    if len(tests) > MAX_CASES:
-        raise _fail(f"the config has {len(tests)} tests, above the limit of {MAX_CASES} cases a suite may have")
-    templates = spec.messages or _prompt_messages(config)
-    files = Files(read)
+        return _dataset(tests, "tests", files, standalone=not tests.endswith(("yaml", "yml")))
+    if not isinstance(tests, list):
+        return []
+    out: list[tuple[str, Any]] = []
+    for i, t in enumerate(tests):
+        if isinstance(t, str):
+            out += _dataset(t, f"tests[{i}]", files, standalone=False)
+        else:
+            out.append((f"tests[{i}]", t))
+    return out
+
+
+def _default_test(config: dict[str, Any], files: Files) -> dict[str, Any]:
     default = config.get("defaultTest") or {}
+    if isinstance(default, str) and default.startswith(FILE_URL):
+        default = files.document(default, "defaultTest") or {}
     if not isinstance(default, dict):
-        raise _fail("defaultTest must be a mapping (a file:// defaultTest is not read by aigate)")
+        raise _fail("defaultTest must be a mapping (or a file:// YAML/JSON file of one)")
+    return default
+
+
+def promptfoo_cases(config: Any, spec: PromptfooImport, read: Reader | None = None) -> list[Case]:
+    """The cases a promptfoo config's tests make (each test once per prompt); WorkloadError naming the test, the
+    assertion and the field aigate refuses."""
+    if not isinstance(config, dict):
+        raise _fail("a promptfoo config is a YAML mapping with tests")
+    files = Files(read)
+    prompts: list[tuple[str | None, list[Message]]] = [(None, spec.messages)] if spec.messages else _prompts(config)
+    tests = _tests(config, files)
+    if not tests:
+        raise _fail("the config has no tests")
+    if len(tests) * len(prompts) > MAX_CASES:
+        raise _fail(
+            f"the config has {len(tests)} tests{f' x {len(prompts)} prompts' if len(prompts) > 1 else ''}, above "
+            f"the limit of {MAX_CASES} cases a suite may have"
+        )
+    default = _default_test(config, files)
     default_vars = _vars_of(default, "defaultTest", files)
     cases: list[Case] = []
     seen: set[str] = set()
-    for i, test in enumerate(tests):
-        where = f"tests[{i}]"
+    for i, (where, test) in enumerate(tests):
         if not isinstance(test, dict):
             raise _fail(f"{where}: a test is a mapping (vars, assert)")
         variables = {**default_vars, **_vars_of(test, where, files)}
         variables = _load_vars(variables, where, files)
-        messages = [
-            Message(role=m.role, content=substitute(m.content, variables, f"{where} message {j}"))
-            for j, m in enumerate(templates)
-        ]
         pf = _pf_test(test, default, variables, where, spec.unsupported, files)
-        try:
-            case = Case.model_validate(
-                {"name": _case_name(test, i, seen), "messages": [m.model_dump() for m in messages]}
-            )
-        except ValidationError as e:
-            raise _fail(f"{where}: " + "; ".join(format_validation_error(e))) from None
-        case.expect.set_promptfoo(pf)
-        cases.append(case)
+        for label, templates in prompts:
+            messages = [
+                Message(role=m.role, content=substitute(m.content, variables, f"{where} message {j}"))
+                for j, m in enumerate(templates)
+            ]
+            name = _case_name(test, i, seen, label)
+            try:
+                case = Case.model_validate({"name": name, "messages": [m.model_dump() for m in messages]})
+            except ValidationError as e:
+                raise _fail(f"{where}: " + "; ".join(format_validation_error(e))) from None
+            case.expect.set_promptfoo(pf)
+            cases.append(case)
     return cases
