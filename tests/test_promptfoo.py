@@ -252,6 +252,27 @@ async def test_unsupported_skip_runs_the_rest_and_lists_every_skipped_assertion(
             "tests[0].assert[0]: not a valid JavaScript regular expression: "
             "Invalid regular expression: /(?i)high/: Invalid group",
         ),
+        (  # valid in the embedded V8, not in Node 22's, where promptfoo runs: judged as Node 22 judges it
+            "prompts: ['p']\ntests:\n  - assert: [{type: regex, value: '(?i:high)'}]\n",
+            {},
+            "tests[0].assert[0]: not a valid JavaScript regular expression: Invalid regular expression: "
+            "/(?i:high)/: Invalid group (modifiers need a newer Node than 22)",
+        ),
+        (
+            "prompts: ['p']\nscenarios: [{config: [{vars: {a: 1}}], tests: [{vars: {b: 2}}]}]\ntests: [{vars: {}}]\n",
+            {},
+            "scenarios are not supported: write their tests out under tests",
+        ),
+        (
+            "prompts: ['p']\ntests:\n  - {provider: 'openai:gpt-4', assert: [{type: contains, value: x}]}\n",
+            {},
+            "tests[0]: a test with provider is not supported (aigate runs the workload's models)",
+        ),
+        (
+            "prompts: ['p']\ntests:\n  - {options: {prefix: 'Q: '}, assert: [{type: contains, value: x}]}\n",
+            {},
+            "tests[0]: options.prefix is not supported (it changes what promptfoo sends or keeps)",
+        ),
     ],
 )
 def test_inputs_that_crashed_give_one_clear_line_naming_the_file(
@@ -293,3 +314,26 @@ def test_the_config_is_read_with_yaml_1_2_scalars_as_js_yaml_reads_them() -> Non
     assert doc["a"][:9] == ["NO", "Yes", "off", "y", True, False, "1:30", None, None]
     assert doc["a"][9:15] == [15, 17, 31, 1000, 1000.0, float("inf")]
     assert isinstance(doc["a"][15], date) and doc["a"][16] == "2024-01-01"
+
+
+def test_an_assertion_transform_that_throws_fails_the_test_whatever_the_threshold() -> None:
+    """promptfoo reports such a test as an error: no threshold or weight turns it into a pass."""
+    [case] = promptfoo_cases(
+        {
+            "prompts": ["p"],
+            "tests": [
+                {
+                    "threshold": 0.1,
+                    "assert": [
+                        {"type": "contains", "value": "a"},
+                        {"type": "contains", "value": "b", "weight": 0, "transform": "output.no.such"},
+                    ],
+                }
+            ],
+        },
+        PromptfooImport(file="x"),
+    )
+    [result] = evaluate(case.expect, "a", [], 1.0)
+    assert not result.passed
+    assert result.detail is not None and result.detail.startswith("error: tests[0].assert[1] contains: ")
+    assert "Cannot read properties of undefined" in result.detail

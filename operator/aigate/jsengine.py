@@ -8,10 +8,13 @@ and the isolate a heap limit. One isolate per process, created on first use (abo
 from __future__ import annotations
 
 import json
+import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+_MODIFIERS = re.compile(r"\(\?(?:[ims]+(?:-[ims]*)?|-[ims]+):")
+_NAMED = re.compile(r"\(\?<([^>=!][^>]*)>")
 TIMEOUT_S = 1.0
 MAX_HEAP_BYTES = 64 * 1024 * 1024
 MAX_JSON_BYTES = 1024 * 1024
@@ -94,11 +97,41 @@ def regex_test(pattern: str, text: str) -> bool:
 
 
 def regex_error(pattern: str) -> str | None:
-    """Why `new RegExp(pattern)` throws in JavaScript, or None when it compiles."""
+    """Why `new RegExp(pattern)` throws on Node 22 (promptfoo's engine), or None when it compiles there. The embedded
+    V8 is newer: what it accepts and Node 22's V8 (12.4) does not, modifier groups `(?i:...)` and a group name used
+    twice, is reported here as Node 22 would."""
+    newer = _newer_syntax(pattern)
+    if newer is not None:
+        return newer
     try:
         regex_test(pattern, "")
     except JsError as e:
         return str(e)
+    return None
+
+
+def _newer_syntax(pattern: str) -> str | None:
+    names: set[str] = set()
+    i, n, in_class = 0, len(pattern), False
+    while i < n:
+        c = pattern[i]
+        if c == "\\":
+            i += 2
+            continue
+        if in_class:
+            in_class = c != "]"
+        elif c == "[":
+            in_class = True
+        elif pattern.startswith("(?", i):
+            m = _MODIFIERS.match(pattern, i)
+            if m is not None:
+                return f"Invalid regular expression: /{pattern}/: Invalid group (modifiers need a newer Node than 22)"
+            m = _NAMED.match(pattern, i)
+            if m is not None:
+                if m.group(1) in names:
+                    return f"Invalid regular expression: /{pattern}/: Duplicate capture group name"
+                names.add(m.group(1))
+        i += 1
     return None
 
 

@@ -46,6 +46,7 @@ TEXT_TYPES = (
 )
 SUPPORTED = (*TEXT_TYPES, *(f"not-{t}" for t in TEXT_TYPES), "latency", "not-latency", "assert-set")
 _ASSERT_KEYS = {"type", "value", "threshold", "weight", "metric", "description", "transform"}
+_TEST_KEYS = {"description", "vars", "assert", "threshold", "options", "metadata"}
 _SET_KEYS = {"type", "assert", "threshold", "weight", "metric", "description"}
 
 
@@ -320,6 +321,9 @@ def _weight(raw: dict[str, Any], at: str) -> float:
 def _options_transform(test: dict[str, Any], default: dict[str, Any], where: str) -> str | None:
     """The test's `options.transform` (promptfoo merges defaultTest's options under the test's)."""
     options = {**(default.get("options") or {}), **(test.get("options") or {})}
+    changing = sorted(k for k in ("prefix", "suffix", "transformVars", "storeOutputAs") if options.get(k))
+    if changing:
+        raise _fail(f"{where}: options.{changing[0]} is not supported (it changes what promptfoo sends or keeps)")
     code = options.get("transform", options.get("postprocess"))
     if code is None:
         return None
@@ -331,6 +335,9 @@ def _options_transform(test: dict[str, Any], default: dict[str, Any], where: str
 def _pf_test(
     test: dict[str, Any], default: dict[str, Any], variables: dict[str, Any], where: str, mode: str, files: Files
 ) -> PfTest:
+    extra = sorted(set(test) - _TEST_KEYS)
+    if extra:
+        raise _fail(f"{where}: a test with {', '.join(extra)} is not supported (aigate runs the workload's models)")
     unsupported: list[str] = []
     asserts: list[PfAssertion] = []
     own = test.get("assert") or []
@@ -511,6 +518,8 @@ def promptfoo_cases(config: Any, spec: PromptfooImport, read: Reader | None = No
     assertion and the field aigate refuses."""
     if not isinstance(config, dict):
         raise _fail("a promptfoo config is a YAML mapping with tests")
+    if config.get("scenarios"):
+        raise _fail("scenarios are not supported: write their tests out under tests")
     files = Files(read)
     prompts: list[tuple[str | None, list[Message]]] = [(None, spec.messages)] if spec.messages else _prompts(config)
     tests = _tests(config, files)

@@ -137,6 +137,10 @@ def _transformed(code: str, output: Any, test: PfTest) -> Any:
     return jsengine.transform(code, output, {"vars": test.vars, "prompt": {"label": test.prompt_label}})
 
 
+class _TestError(Exception):
+    """An assertion that could not be evaluated (its transform threw): promptfoo reports the test as an error."""
+
+
 class _Scores:
     """promptfoo's AssertionsResult: weighted score, first failure, threshold over the score when set."""
 
@@ -170,8 +174,8 @@ def _run(a: PfAssertion, output: Any, test: PfTest, latency_ms: float) -> Graded
     try:
         out = _transformed(a.transform, output, test) if a.transform else output
         g = grade(a, coerce_string(out), latency_ms)
-    except (jsengine.JsError, ValueError) as e:
-        g = Graded(False, 0.0, f"error: {e}")
+    except (jsengine.JsError, ValueError) as e:  # promptfoo: the test errors, whatever the threshold or weight
+        raise _TestError(f"{a.where} {a.type}: {e}") from None
     if a.weight == 0:  # promptfoo: a metric-only assertion cannot fail
         return Graded(True, g.score, "")
     return Graded(g.passed, g.score, f"{a.where} {a.type}: {g.reason}" if not g.passed else "")
@@ -188,8 +192,11 @@ def judge(test: PfTest, text: str, latency_ms: float) -> AssertionResult:
     if not test.asserts:
         return AssertionResult(name="promptfoo", passed=True)
     scores = _Scores(test.threshold)
-    for a in test.asserts:
-        scores.add(_run(a, output, test, latency_ms), a.weight)
+    try:
+        for a in test.asserts:
+            scores.add(_run(a, output, test, latency_ms), a.weight)
+    except _TestError as e:
+        return AssertionResult(name="promptfoo", passed=False, detail=f"error: {e}"[:_DETAIL_MAX])
     g = scores.result()
     if g.passed:
         return AssertionResult(name="promptfoo", passed=True)
