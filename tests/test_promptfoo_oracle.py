@@ -587,6 +587,22 @@ async def test_each_test_runs_against_each_prompt(promptfoo: Path, tmp_path: Pat
     assert ours == {_slug(k): v for k, v in theirs.items()}
 
 
+async def test_prompts_from_files_read_as_promptfoo_reads_them(promptfoo: Path, tmp_path: Path) -> None:
+    """A .txt file of two prompts split at `---`, a JSON chat message list, and an inline prompt."""
+    files = {
+        "prompts.txt": "Answer [T{{n}}a]\n---\n  Answer [T{{n}}b]  \n",
+        "chat.json": json.dumps([{"role": "system", "content": "Be brief."}, {"role": "user", "content": "[T{{n}}c]"}]),
+    }
+    answers = {"T1a": "alpha", "T1b": "beta", "T1c": "alpha", "T1d": "alpha"}
+    config = {
+        "prompts": ["file://prompts.txt", "file://chat.json", "Answer [T{{n}}d]"],
+        "tests": [{"description": "one", "vars": {"n": 1}, "assert": [a("equals", "alpha")]}],
+    }
+    theirs, ours = await _compare_files(promptfoo, tmp_path, config, files, answers)
+    assert theirs == {"one prompt 1": True, "one prompt 2": False, "one prompt 3": True, "one prompt 4": True}
+    assert ours == {_slug(k): v for k, v in theirs.items()}
+
+
 def test_every_supported_type_is_covered_passing_and_failing() -> None:
     """Each type aigate imports has a case promptfoo passes and one it fails in the tables above."""
     seen: dict[str, set[bool]] = {}

@@ -174,27 +174,60 @@ def substitute(text: str, variables: dict[str, Any], where: str) -> str:
     return out
 
 
-def _prompts(config: dict[str, Any]) -> list[tuple[str | None, list[Message]]]:
+def _prompts(config: dict[str, Any], files: Files) -> list[tuple[str | None, list[Message]]]:
     """The config's prompts as messages, each with the label its cases are named by (None when there is one)."""
     prompts = config.get("prompts")
     if isinstance(prompts, str):
         prompts = [prompts]
+    if isinstance(prompts, dict):  # {file://prompt.txt: label}
+        prompts = [{"id": k, "label": v} for k, v in prompts.items()]
     if not isinstance(prompts, list) or not prompts:
         raise _fail(f"the config has no prompts (a list of them): declare the messages in {WHERE}.messages")
     out: list[tuple[str | None, list[Message]]] = []
     for k, item in enumerate(prompts):
-        prompt, label = item, None
-        if isinstance(item, dict):
-            prompt, label = item.get("raw"), item.get("label") or item.get("id")
-        if not isinstance(prompt, str) or prompt.startswith(FILE_URL):
+        at = f"prompts[{k}]"
+        label = item.get("label") if isinstance(item, dict) else None
+        source = (item.get("raw") or item.get("id")) if isinstance(item, dict) else item
+        if not isinstance(source, str):
             raise _fail(
-                f"prompts[{k}]: {str(item)[:60]!r} is not inline text: declare the messages in {WHERE}.messages"
+                f"{at}: {str(item)[:60]!r} is neither text nor a file://: declare the messages in {WHERE}.messages"
             )
-        name = re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")[:30] if isinstance(label, str) else ""
-        out.append((name or f"prompt-{k + 1}", _messages(prompt, k)))
+        texts = _prompt_file(source, at, files) if source.startswith(FILE_URL) else [source]
+        for n, text in enumerate(texts):
+            name = re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")[:30] if isinstance(label, str) else ""
+            name = name + (f"-{n + 1}" if len(texts) > 1 else "") if name else f"prompt-{len(out) + 1}"
+            out.append((name, _messages(text, k)))
     if len(out) == 1:
         return [(None, out[0][1])]
     return out
+
+
+def _prompt_file(ref: str, at: str, files: Files) -> list[str]:
+    """The prompts of a prompt file, as promptfoo reads them: .txt split at lines of `---` (each trimmed), .md as
+    is, .json and .yaml/.yml as their JSON (a chat message list, or text)."""
+    name = ref.removeprefix(FILE_URL)
+    if any(c in name for c in "*?["):
+        raise _fail(f"{at}: {ref[:80]!r}: globs are not read by aigate; name each file")
+    Files._refuse_code(ref, at)
+    lower = name.lower()
+    if lower.endswith(".txt"):
+        chunks: list[str] = []
+        buffer: list[str] = []
+        for line in [*re.split(r"\r?\n", files.text(ref, at)), "---"]:
+            if js_trim(line) == "---":
+                if js_trim("\n".join(buffer)):
+                    chunks.append(js_trim("\n".join(buffer)))
+                buffer = []
+            else:
+                buffer.append(line)
+        if not chunks:
+            raise _fail(f"{at}: {ref[:80]!r} holds no prompt")
+        return chunks
+    if lower.endswith(".md"):
+        return [files.text(ref, at)]
+    if lower.endswith((".json", ".yaml", ".yml")):
+        return [json.dumps(files.document(ref, at), separators=(",", ":"), ensure_ascii=False)]
+    raise _fail(f"{at}: {ref[:80]!r}: aigate reads prompts from .txt, .md, .json, .yaml or .yml files")
 
 
 def _messages(prompt: str, k: int) -> list[Message]:
@@ -521,7 +554,9 @@ def promptfoo_cases(config: Any, spec: PromptfooImport, read: Reader | None = No
     if config.get("scenarios"):
         raise _fail("scenarios are not supported: write their tests out under tests")
     files = Files(read)
-    prompts: list[tuple[str | None, list[Message]]] = [(None, spec.messages)] if spec.messages else _prompts(config)
+    prompts: list[tuple[str | None, list[Message]]] = (
+        [(None, spec.messages)] if spec.messages else _prompts(config, files)
+    )
     tests = _tests(config, files)
     if not tests:
         raise _fail("the config has no tests")
