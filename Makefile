@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: upstream-crds floor-webhook argocd-lua screenshots helm promtool chart install uninstall venv demo test lint typecheck unit control-plane node image lock cosign cluster cluster-down cluster-demo crd docs bench clean
+.PHONY: upstream-crds floor-webhook argocd-lua screenshots helm promtool promptfoo chart install uninstall venv demo test lint typecheck unit control-plane node image lock cosign cluster cluster-down cluster-demo crd docs bench clean
 
 venv: $(STAMP)
 
@@ -19,7 +19,7 @@ demo: venv
 	$(BIN)/aigate demo
 
 ## test: lint and type-check (seconds), then build or reuse the cluster's parts, the image and the tools, then every test
-test: venv lint typecheck control-plane node image cosign argocd-lua helm promtool upstream-crds
+test: venv lint typecheck control-plane node image cosign argocd-lua helm promtool upstream-crds promptfoo
 	$(BIN)/pytest
 
 lint: venv
@@ -79,6 +79,10 @@ ON_LOCAL_CLUSTER = kc="$$(hack/control-plane env)" && eval "$$kc"
 ## helm: build (or reuse from the cache) helm, pinned in hack/build-helm.sh
 helm:
 	bash hack/build-helm.sh
+
+## promptfoo: install (or reuse from the cache) promptfoo and Node 22 from the npm registry, the oracle of tests/test_promptfoo_oracle.py
+promptfoo:
+	bash hack/install-promptfoo.sh
 
 ## promtool: build (or reuse from the cache) promtool for the chart's alert tests, pinned in hack/build-promtool.sh
 promtool:

@@ -4,6 +4,7 @@ assertion aigate cannot judge refused by name (exit 2), never skipped."""
 from __future__ import annotations
 
 import copy
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +15,11 @@ from aigate.api.digest import spec_digest
 from aigate.api.errors import WorkloadError
 from aigate.api.load import load_and_resolve
 from aigate.api.models import PromptfooImport
-from aigate.api.promptfoo import file_references, promptfoo_cases
+from aigate.api.promptfoo import file_references, load_config, promptfoo_cases
 from aigate.cli import main
-from aigate.pipeline import CheckOptions, run_check
+from aigate.pipeline import CheckOptions, judge, measure, run_check
 from aigate.probes.assertions import evaluate
+from aigate.report.text import render_text
 from aigate.simulator.profile import SimProfile
 from aigate.simulator.server import SimulatorServer
 from factories import one_path_workload
@@ -40,7 +42,7 @@ PROMPTFOO: dict[str, Any] = {
                 {"type": "contains-all", "value": ["risk", "summary"]},
                 {"type": "regex", "value": '"risk":\\s*"(low|medium)"'},
                 {"type": "not-contains", "value": "freeze"},
-                {"type": "not-regex", "value": "(?i)high"},
+                {"type": "not-regex", "value": "[Hh][Ii][Gg][Hh]"},
                 {"type": "not-equals", "value": "{{case_id}}"},
                 {"type": "latency", "threshold": 5000},
             ],
@@ -69,16 +71,19 @@ def test_tests_become_cases_with_vars_substituted_and_assertions_mapped(tmp_path
         "Review fraud case 1044: purchase abroad, travel notice on file. Answer in JSON."
     ]
     e = first.expect
-    assert e.json_schema == {"type": "object", "required": ["risk", "summary"]}
-    assert e.contains == ["travel", "risk", "summary"] and e.not_contains == ["freeze"]
-    assert e.max_latency_ms == 5000
+    assert e.promptfoo is not None
+    assert [(a.type, a.where) for a in e.promptfoo.asserts][:2] == [
+        ("not-icontains", "defaultTest.assert[0]"),
+        ("is-json", "tests[0].assert[0]"),
+    ]
+    assert e.promptfoo.asserts[-2].value == "1044"  # {{case_id}} rendered
 
     def holds(expect: Any, text: str) -> bool:
         return all(a.passed for a in evaluate(expect, text, [], 100.0))
 
     assert holds(e, ANSWER)
     for broken in (
-        ANSWER.replace("low", "high"),  # not-regex (?i)high, contains-any, regex
+        ANSWER.replace("low", "high"),  # not-regex, contains-any, regex
         ANSWER.replace("Card", "Account"),  # icontains CARD
         ANSWER.replace("abroad", "abroad. As an AI"),  # defaultTest's not-icontains
         ANSWER + " freeze",  # not-contains
@@ -105,8 +110,7 @@ def test_tests_become_cases_with_vars_substituted_and_assertions_mapped(tmp_path
     [
         ({"type": "javascript", "value": "output.length < 100"}, "'javascript'"),
         ({"type": "llm-rubric", "value": "is polite"}, "'llm-rubric'"),
-        ({"type": "not-is-json"}, "'not-is-json'"),
-        ({"type": "contains", "value": "x", "transform": "output.trim()"}, "contains with transform"),
+        ({"type": "contains", "value": "x", "provider": "openai:gpt-4"}, "contains with provider"),
     ],
 )
 def test_an_assertion_aigate_cannot_judge_is_an_input_error_naming_it(
@@ -116,7 +120,8 @@ def test_an_assertion_aigate_cannot_judge_is_an_input_error_naming_it(
     config["tests"][1]["assert"].append(assertion)
     with pytest.raises(WorkloadError) as err:
         load_and_resolve(write_workload(tmp_path, config))
-    assert "spec.suite.import.promptfoo: tests[1].assert[3]: " in str(err.value) and named in str(err.value)
+    assert "spec.suite.import.promptfoo: promptfooconfig.yaml: tests[1].assert[2]: " in str(err.value)
+    assert named in str(err.value)
 
 
 def test_cli_exits_2_naming_the_unsupported_assertion(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -127,7 +132,7 @@ def test_cli_exits_2_naming_the_unsupported_assertion(tmp_path: Path, capsys: py
         main(["check", str(path), "--quiet"])
     assert done.value.code == 2
     err = capsys.readouterr().err
-    assert "tests[0].assert[1]: assertion type 'javascript' cannot be judged by aigate" in err
+    assert "tests[0].assert[0]: assertion type 'javascript' cannot be judged by aigate" in err
     assert "Traceback" not in err
 
 
@@ -160,7 +165,8 @@ async def test_a_promptfoo_suite_runs_against_the_simulator(tmp_path: Path) -> N
     by_case = {c.case: c for c in a.cases}
     assert by_case["traveller-abroad"].runs == 30 and by_case["traveller-abroad"].passed == 30
     assert by_case["test-2"].runs == 30 and by_case["test-2"].passed == 0
-    assert all("regex" in f for f in by_case["test-2"].failures)
+    # promptfoo reports the last failed assertion of a test: its not-contains-all (equals failed too)
+    assert all("tests[1].assert[1] not-contains-all" in f for f in by_case["test-2"].failures)
     assert a.gate("reliability").metrics["passRate"] == 0.5
 
 
@@ -178,3 +184,156 @@ def test_every_file_url_is_found_in_document_order_keys_included() -> None:
         ("tests[1]", "more.yaml"),
     ]
     assert file_references("file://x") == [("(top level)", "x")]
+
+
+async def test_unsupported_skip_runs_the_rest_and_lists_every_skipped_assertion(tmp_path: Path) -> None:
+    """`unsupported: skip`: the llm-rubric and javascript assertions are not judged, the rest is; each skipped one is
+    named in the report and in the signed predicate's case record, never dropped silently."""
+    config = copy.deepcopy(PROMPTFOO)
+    config["tests"][0]["assert"].insert(0, {"type": "llm-rubric", "value": "is polite"})
+    config["tests"][1]["assert"].append({"type": "javascript", "value": "output.length > 3"})
+    path = write_workload(tmp_path, config)
+    with pytest.raises(WorkloadError, match=r"tests\[0\]\.assert\[0\]: assertion type 'llm-rubric' cannot be judged"):
+        load_and_resolve(path)
+    doc = yaml.safe_load(path.read_text())
+    doc["spec"]["suite"]["import"]["promptfoo"]["unsupported"] = "skip"
+    profile = {
+        "seed": 1,
+        "models": {"sim-gpt": {"provider": "openai", "latency": {"fixedMs": 5}, "responses": [{"content": ANSWER}]}},
+    }
+    with SimulatorServer(SimProfile.model_validate(profile)) as sim:
+        doc["spec"]["models"][0]["endpoint"] = sim.url + "/v1"
+        doc["spec"]["suite"]["repeats"] = 1
+        path.write_text(yaml.safe_dump(doc, sort_keys=False))
+        resolved = load_and_resolve(path)
+        m = await measure(resolved, CheckOptions(environ={"SIM_KEY": "sim-key"}))
+    _, predicate, _ = judge(resolved, m, now=datetime.now(UTC), key_id=None)
+    skipped = {c.case: c.skipped for c in predicate.cases}
+    assert skipped == {
+        "traveller-abroad": ["tests[0].assert[0]: assertion type 'llm-rubric'"],
+        "test-2": ["tests[1].assert[2]: assertion type 'javascript'"],
+    }
+    # the rest is judged: the traveller passes, the refund test's equals fails
+    assert {c.case: c.passed for c in predicate.cases} == {"traveller-abroad": 1, "test-2": 0}
+    a = await run_check(resolved, CheckOptions(environ={"SIM_KEY": "sim-key"}))
+    assert (
+        "Not judged (promptfoo import, unsupported: skip): 2 assertion(s): traveller-abroad: tests[0].assert[0]: "
+        "assertion type 'llm-rubric'; test-2: tests[1].assert[2]: assertion type 'javascript'"
+    ) in render_text(a).splitlines()
+
+
+@pytest.mark.parametrize(
+    ("config_text", "files", "message"),
+    [
+        (
+            "prompts: ['{{day}}']\ntests:\n  - vars: {day: 2024-01-01}\n",
+            {},
+            "tests[0]: var day is a date (2024-01-01): promptfoo reads an unquoted date as a JavaScript Date; "
+            "quote it ('2024-01-01') to mean the text",
+        ),
+        (
+            "prompts: ['{{doc}}']\ntests:\n  - vars: {doc: file://doc.txt}\n",
+            {"doc.txt": "caf\xe9".encode("latin-1")},
+            "tests[0].vars.doc: cannot read doc.txt: not UTF-8 text",
+        ),
+        (
+            "prompts: ['{{x}}']\ntests:\n  - vars: file://missing.yaml\n",
+            {},
+            "tests[0].vars: cannot read missing.yaml: No such file or directory",
+        ),
+        (
+            "prompts: ['p']\ntests:\n  - assert: [{type: contains, value: file://run.py}]\n",
+            {"run.py": b"print(1)"},
+            "tests[0].assert[0]: 'file://run.py' is code (promptfoo would run it): aigate does not run suite code yet",
+        ),
+        (
+            "prompts: ['p']\ntests:\n  - assert: [{type: regex, value: '(?i)high'}]\n",
+            {},
+            "tests[0].assert[0]: not a valid JavaScript regular expression: "
+            "Invalid regular expression: /(?i)high/: Invalid group",
+        ),
+        (  # valid in the embedded V8, not in Node 22's, where promptfoo runs: judged as Node 22 judges it
+            "prompts: ['p']\ntests:\n  - assert: [{type: regex, value: '(?i:high)'}]\n",
+            {},
+            "tests[0].assert[0]: not a valid JavaScript regular expression: Invalid regular expression: "
+            "/(?i:high)/: Invalid group (modifiers need a newer Node than 22)",
+        ),
+        (
+            "prompts: ['p']\nscenarios: [{config: [{vars: {a: 1}}], tests: [{vars: {b: 2}}]}]\ntests: [{vars: {}}]\n",
+            {},
+            "scenarios are not supported: write their tests out under tests",
+        ),
+        (
+            "prompts: ['p']\ntests:\n  - {provider: 'openai:gpt-4', assert: [{type: contains, value: x}]}\n",
+            {},
+            "tests[0]: a test with provider is not supported (aigate runs the workload's models)",
+        ),
+        (
+            "prompts: ['p']\ntests:\n  - {options: {prefix: 'Q: '}, assert: [{type: contains, value: x}]}\n",
+            {},
+            "tests[0]: options.prefix is not supported (it changes what promptfoo sends or keeps)",
+        ),
+    ],
+)
+def test_inputs_that_crashed_give_one_clear_line_naming_the_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], config_text: str, files: dict[str, bytes], message: str
+) -> None:
+    path = write_workload(tmp_path, {})
+    (tmp_path / "promptfooconfig.yaml").write_text(config_text)
+    for name, body in files.items():
+        (tmp_path / name).write_bytes(body)
+    with pytest.raises(SystemExit) as done:
+        main(["check", str(path), "--quiet"])
+    assert done.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err and len(err.splitlines()) == 1, err
+    assert f"spec.suite.import.promptfoo: promptfooconfig.yaml: {message}" in err
+
+
+def test_a_ten_thousand_test_config_is_held_to_the_limits(tmp_path: Path) -> None:
+    """Small tests: under the size limit, over the case limit; long ones: over the size limit first."""
+    small = {"prompts": ["p {{n}}"], "tests": [{"vars": {"n": i}} for i in range(10_000)]}
+    with pytest.raises(WorkloadError, match=r"the config has 10000 tests, above the limit of 1000 cases"):
+        load_and_resolve(write_workload(tmp_path, small))
+    big = {"prompts": ["p"], "tests": [{"assert": [{"type": "contains", "value": f"{i:040}"}]} for i in range(10_000)]}
+    with pytest.raises(WorkloadError, match=r"bytes, above the limit of 262144 bytes"):
+        load_and_resolve(write_workload(tmp_path, big))
+    deep: Any = "x"
+    for _ in range(70):
+        deep = [deep]
+    with pytest.raises(WorkloadError, match=r"nested deeper than 64 levels"):
+        load_and_resolve(write_workload(tmp_path, {"prompts": ["p"], "tests": [{"vars": {"v": deep}}]}))
+
+
+def test_the_config_is_read_with_yaml_1_2_scalars_as_js_yaml_reads_them() -> None:
+    """What promptfoo's js-yaml makes of each (checked against promptfoo by the oracle tests): only true/false are
+    booleans, no sexagesimal numbers, 0o octal and leading-zero decimals; ~ and null are null; dates stay dates."""
+    [doc] = load_config(
+        "a: [NO, Yes, off, y, True, FALSE, 1:30, ~, null, 0o17, 017, 0x1F, 1_000, 1e3, .inf, 2024-01-01, '2024-01-01']"
+    )
+    assert doc["a"][:9] == ["NO", "Yes", "off", "y", True, False, "1:30", None, None]
+    assert doc["a"][9:15] == [15, 17, 31, 1000, 1000.0, float("inf")]
+    assert isinstance(doc["a"][15], date) and doc["a"][16] == "2024-01-01"
+
+
+def test_an_assertion_transform_that_throws_fails_the_test_whatever_the_threshold() -> None:
+    """promptfoo reports such a test as an error: no threshold or weight turns it into a pass."""
+    [case] = promptfoo_cases(
+        {
+            "prompts": ["p"],
+            "tests": [
+                {
+                    "threshold": 0.1,
+                    "assert": [
+                        {"type": "contains", "value": "a"},
+                        {"type": "contains", "value": "b", "weight": 0, "transform": "output.no.such"},
+                    ],
+                }
+            ],
+        },
+        PromptfooImport(file="x"),
+    )
+    [result] = evaluate(case.expect, "a", [], 1.0)
+    assert not result.passed
+    assert result.detail is not None and result.detail.startswith("error: tests[0].assert[1] contains: ")
+    assert "Cannot read properties of undefined" in result.detail

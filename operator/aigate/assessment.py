@@ -50,6 +50,8 @@ class CaseSummary(BaseModel):
     passed: int
     p95_latency_ms: float | None
     failures: list[str] = Field(default_factory=list)
+    skipped: list[str] = Field(default_factory=list)
+    """Assertions of an imported promptfoo test not judged (import.promptfoo.unsupported: skip), each named."""
 
 
 class EvidenceInfo(BaseModel):
@@ -89,6 +91,7 @@ def paths_of(resolved: ResolvedWorkload) -> list[PathInfo]:
 
 def case_summaries(resolved: ResolvedWorkload, m: Measurements) -> list[CaseSummary]:
     adversarial = {c.name: c.adversarial for c in resolved.cases}
+    skipped = {c.name: list(c.expect.promptfoo.skipped) for c in resolved.cases if c.expect.promptfoo is not None}
     out = []
     for mm in m.models.values():
         by_case: dict[str, list[Any]] = defaultdict(list)
@@ -110,6 +113,7 @@ def case_summaries(resolved: ResolvedWorkload, m: Measurements) -> list[CaseSumm
                     passed=sum(1 for r in runs if r.passed),
                     p95_latency_ms=percentile([r.latency_ms for r in runs], 95),
                     failures=failures,
+                    skipped=skipped.get(case, []),
                 )
             )
     return out
@@ -166,6 +170,7 @@ def build_predicate(
             passed=c.passed,
             p95_latency_ms=c.p95_latency_ms,
             failures=c.failures[:10],
+            skipped=c.skipped,
         )
         for c in case_summaries(resolved, m)
     ]

@@ -66,7 +66,9 @@ def sim_url(cluster: Cluster) -> Iterator[str]:
         server.stop()
 
 
-def workload_doc(name: str, namespace: str, url: str, *, prompt_cm: str = "prompts") -> dict[str, Any]:
+def workload_doc(
+    name: str, namespace: str, url: str, *, prompt_cm: str = "prompts", suite: dict[str, Any] | None = None
+) -> dict[str, Any]:
     return aiworkload(
         namespace,
         name,
@@ -96,7 +98,8 @@ def workload_doc(name: str, namespace: str, url: str, *, prompt_cm: str = "promp
             "slo": {"p95LatencyMs": 2000, "timeoutMs": 500},
             "fallback": {"safeStop": {"message": "Routed to an analyst."}},
             "prompts": [{"configMapRef": {"name": prompt_cm, "key": "system.md"}}],
-            "suite": {
+            "suite": suite
+            or {
                 "cases": [
                     {
                         "name": "summarize",
@@ -304,3 +307,49 @@ def test_missing_input_is_an_error_result_naming_it(cluster: Cluster, namespace:
     assert result.error is not None and where in result.error
     log = pod_log(cluster, gates, run.job)
     assert where in log and "Traceback" not in log
+
+
+PROMPTFOO_CONFIG = """\
+prompts: ["Review case {{n}}. Answer in JSON."]
+tests:
+  - description: js-regex
+    vars: {n: 1}
+    assert:
+      - {type: regex, value: '"risk":\\s*"low"'}
+      - {type: not-regex, value: '^\\w+$'}
+  - description: transform
+    vars: {n: 2}
+    options: {transform: JSON.parse(output).risk}
+    assert: [{type: equals, value: low}]
+  - description: fails
+    vars: {n: 3}
+    assert: [{type: regex, value: '(?<level>high)'}]
+"""
+
+
+@pytest.mark.usefixtures("crd")
+def test_gate_job_judges_an_imported_promptfoo_suite_in_its_javascript_sandbox(
+    cluster: Cluster, namespace: str, gates: str, sim_url: str
+) -> None:
+    """The promptfoo import's regex and transform run in the embedded V8 inside the gate pod (the image carries
+    mini-racer; the pod's security context lets it run): JavaScript's verdicts come back in the result."""
+    cluster.kubectl(
+        "create", "configmap", "pf", "-n", namespace, f"--from-literal=promptfooconfig.yaml={PROMPTFOO_CONFIG}"
+    )
+    suite = {"import": {"promptfoo": {"configMapRef": {"name": "pf", "key": "promptfooconfig.yaml"}}}}
+    wl, digest = setup_workload(cluster, namespace, sim_url, suite=suite)
+    assert digest is not None
+    run = start_gate_job(cluster, wl, digest, "r1", gates)
+    cluster.wait_for_condition("job", run.job, gates, "Complete", timeout=300)
+    result, _ = result_of(cluster, run, run_id="r1", spec_digest=digest)
+    assert result.outcome == "measured", result.error
+    m = result.measurements
+    assert m is not None
+    for name in ("primary", "backup"):
+        verdicts = {r.case: r.passed for r in m.models[name].runs}
+        assert verdicts == {"js-regex": True, "transform": True, "fails": False}, m.models[name].runs
+        [failed] = [r for r in m.models[name].runs if r.case == "fails"]
+        assert [a.detail for a in failed.assertions] == [
+            "tests[2].assert[0] regex: expected output to match /(?<level>high)/"
+        ]
+    assert "Traceback" not in pod_log(cluster, gates, run.job)

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from aigate.api.errors import WorkloadError, format_validation_error
 from aigate.api.models import AIWorkload, Case, ConfigMapKeyRef, PromptfooImport, Source
-from aigate.api.promptfoo import file_references, promptfoo_cases
+from aigate.api.promptfoo import file_references, load_config, promptfoo_cases
 
 MAX_REFERENCED_BYTES = 256 * 1024
 """A referenced prompt, suite or tool manifest larger than this is refused before it is parsed: a gate run needs no
@@ -356,16 +356,63 @@ def _import_promptfoo(
         path = _file_path(pf.file or "", where, base_dir)
         text = _read_path(path, pf.file or "", where)
     referenced[where] = text
-    docs = _yaml_documents(text, where)
+    _bounded(text, where)
+    try:
+        docs = load_config(text)
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark
+        at = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"
+        raise WorkloadError(f"YAML syntax error at {at}: {e.problem or e}", source=where) from None
+    except yaml.YAMLError as e:
+        raise WorkloadError(f"YAML syntax error: {e}", source=where) from None
+    except RecursionError:
+        raise WorkloadError(f"nested deeper than {MAX_DEPTH} levels", source=where) from None
     config = docs[0] if len(docs) == 1 else docs
+    check_depth(config, where)
+    ref = pf.config_map_ref
+    source = pf.file if ref is None else f"ConfigMap {ref.name} key {ref.key}"
+    read = None
     if path is not None:  # promptfoo reads `file://` relative to its config: none may lead out of its directory
         for at, name in file_references(config):
             confined(path.parent, name, f"{where}: {pf.file}: {at}", "the config's")
-    cases = promptfoo_cases(config, pf)
+        read = _config_reader(path, pf.file or "", text, referenced)
+    try:
+        cases = promptfoo_cases(config, pf, read)
+    except WorkloadError as e:  # name the config file in every message about it
+        if e.message.startswith(f"{where}: ") and not e.message.startswith(f"{where}: {source}: "):
+            raise WorkloadError(e.message.replace(f"{where}: ", f"{where}: {source}: ", 1), source=e.source) from None
+        raise
     names = [c.name for c in cases]
     if len(set(names)) != len(names):
         raise WorkloadError(f"{where}: duplicate case names")
     return cases
+
+
+def _config_reader(config: Path, name: str, text: str, referenced: dict[str, str]) -> Callable[[str, str], str]:
+    """Reads a promptfoo config's `file://` references: confined to its directory, UTF-8, the config and every
+    file it reads together within the native size limit, each in the spec digest like the config."""
+    where = "spec.suite.import.promptfoo"
+    total = [len(text.encode("utf-8"))]
+
+    def read(ref: str, at: str) -> str:
+        field = f"{where}: {name}: {at}"
+        path = confined(config.parent, ref, field, "the config's")
+        try:
+            body = path.read_text(encoding="utf-8")
+        except OSError as e:
+            raise WorkloadError(f"{field}: cannot read {ref}: {e.strerror or e}") from None
+        except UnicodeDecodeError:
+            raise WorkloadError(f"{field}: cannot read {ref}: not UTF-8 text") from None
+        total[0] += len(body.encode("utf-8"))
+        if total[0] > MAX_REFERENCED_BYTES:
+            raise WorkloadError(
+                f"{field}: the config and the files it reads are {total[0]} bytes, above the limit of "
+                f"{MAX_REFERENCED_BYTES} bytes"
+            )
+        referenced[f"{where}: {ref}"] = body
+        return body
+
+    return read
 
 
 def _parse_manifest(text: str, where: str) -> dict[str, Any]:

@@ -15,10 +15,13 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     field_validator,
     model_validator,
 )
 from pydantic.alias_generators import to_camel
+
+from aigate.api.pftypes import PfTest
 
 API_GROUP = "aigate.dev"
 API_VERSION = "v1alpha1"
@@ -371,6 +374,16 @@ class Expect(_Model):
     """Tools the answer may and may not call."""
     max_latency_ms: float | None = Field(default=None, gt=0)
     """The case's own latency ceiling, in milliseconds."""
+    _promptfoo: PfTest | None = PrivateAttr(default=None)
+
+    def set_promptfoo(self, test: PfTest) -> None:
+        """An imported promptfoo test, judged with promptfoo's meaning (not part of the resource: the importer
+        sets it from the config, whose text the spec digest covers)."""
+        self._promptfoo = test
+
+    @property
+    def promptfoo(self) -> PfTest | None:
+        return self._promptfoo
 
     @field_validator("regex")
     @classmethod
@@ -407,7 +420,8 @@ class Case(_Model):
 
 class PromptfooImport(_Model):
     """A promptfoo config whose `tests` become cases: each test's vars substituted into the messages, its
-    assertions mapped to aigate's (an assertion type aigate cannot judge is an input error, never skipped)."""
+    assertions judged with promptfoo's meaning (a type aigate cannot judge refuses the suite, or with
+    `unsupported: skip` is listed as skipped, never silently)."""
 
     model_config = ConfigDict(
         json_schema_extra=cel(
@@ -423,6 +437,9 @@ class PromptfooImport(_Model):
     messages: list[Message] | None = None
     """The messages each test sends, with {{var}} placeholders; default: the config's one prompt, as a user
     message (or its chat messages when the prompt is a JSON list of them)."""
+    unsupported: Literal["refuse", "skip"] = "refuse"
+    """An assertion type aigate cannot judge: `refuse` the suite (naming the test, the assertion and the file), or
+    `skip` it and run the rest, every skipped assertion listed in the report and the evidence."""
 
     @model_validator(mode="after")
     def _one_source(self) -> PromptfooImport:

@@ -35,6 +35,8 @@ class CaseRecord(_P):
     passed: int = 0
     p95_latency_ms: float | None = None
     failures: list[str] = Field(default_factory=list)
+    skipped: list[str] = Field(default_factory=list)
+    """Assertions of an imported promptfoo test not judged (import.promptfoo.unsupported: skip), each named."""
 
 
 class AnsweredModel(_P):

@@ -133,4 +133,8 @@ def evaluate(expect: Expect, text: str, tool_calls: Sequence[ToolCall], latency_
         out.append(check_tool_calls(tool_calls, expect.tool_calls))
     if expect.max_latency_ms is not None:
         out.append(check_max_latency(latency_ms, expect.max_latency_ms))
+    if expect.promptfoo is not None:
+        from aigate.probes.promptfoo_judge import judge
+
+        out.append(judge(expect.promptfoo, text, latency_ms))
     return out

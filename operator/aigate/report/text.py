@@ -39,6 +39,21 @@ def _has(g: GateResult, code: FindingCode) -> bool:
     return any(f.code == code for f in g.findings if f.severity == "fail")
 
 
+def skipped_lines(a: Assessment) -> list[str]:
+    """The imported promptfoo assertions not judged (unsupported: skip): never silent, each one named."""
+    seen: dict[str, None] = {}
+    for c in a.cases:
+        for s in c.skipped:
+            seen.setdefault(f"{c.case}: {s}", None)
+    if not seen:
+        return []
+    names = list(seen)
+    more = f" and {len(names) - 20} more" if len(names) > 20 else ""
+    return [
+        f"Not judged (promptfoo import, unsupported: skip): {len(names)} assertion(s): {'; '.join(names[:20])}{more}"
+    ]
+
+
 def summary_lines(a: Assessment) -> list[str]:
     """The headline lines, in the order a reviewer asks: what runs, what it costs, how fast, what it may do."""
     primary = next(p for p in a.paths if p.role == "primary")
@@ -81,6 +96,7 @@ def summary_lines(a: Assessment) -> list[str]:
     lines += _fails(tool)
     lines.append(dep.reason)
     lines += _fails(rel, "reliability.timeoutUndefined")
+    lines += skipped_lines(a)
     lines.append(ev.reason)
     for g in a.gates:
         if g.status == "ACCEPTED" and g.acceptance:
