@@ -591,6 +591,17 @@ class Unreadable(Fetches):
         raise TimeoutError("read timed out after 2.5s")
 
 
+class Forbidden(Fetches):
+    """The API server refusing the GET (RBAC), as the Kubernetes client raises it."""
+
+    def __call__(self, namespace: str, name: str) -> dict[str, Any] | None:
+        from kubernetes.client.exceptions import ApiException
+
+        e = ApiException(status=403, reason="Forbidden")
+        e.headers, e.body = {"Audit-Id": "0a1b"}, '{"kind":"Status","message":"deployments is forbidden"}'
+        raise e
+
+
 def deployment(label: str | None) -> dict[str, Any]:
     labels = {"app": "fraud"} | ({names.WORKLOAD_LABEL: label} if label is not None else {})
     return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "fraud-app", "namespace": NS,
@@ -677,6 +688,11 @@ async def test_a_deployment_that_cannot_be_read_is_a_503_to_retry(setup: Setup) 
             "names, could not be read (read timed out after 2.5s); retry",
         }
     assert len(unreadable.asked) == 2
+    setup.index.fetch_deployment = Forbidden()  # the API's refusal: its status line, not its headers and body
+    forbidden = await answer_of(setup, ref_rollout())
+    assert forbidden["status"]["code"] == 503
+    assert "could not be read (HTTP 403 Forbidden); retry" in forbidden["status"]["message"]
+    assert "Audit-Id" not in forbidden["status"]["message"]
     setup.index.fetch_deployment = None  # no API client at all: the same, never admitted unjudged
     assert (await answer_of(setup, ref_rollout()))["status"]["code"] == 503
 
@@ -688,8 +704,9 @@ async def test_a_deployment_that_cannot_be_read_is_a_503_to_retry(setup: Setup) 
         {"apiVersion": "v1", "kind": "PodTemplate", "name": "fraud-app"},
         {"apiVersion": "apps/v1beta1", "kind": "Deployment", "name": "fraud-app"},
         {"apiVersion": "apps/v1", "kind": "Deployment"},
+        {"apiVersion": "apps/v1", "kind": "Deployment", "name": "../../../api/v1/namespaces/fraud/secrets/keys"},
     ],
-    ids=["replicaset", "podtemplate", "another-version", "no-name"],
+    ids=["replicaset", "podtemplate", "another-version", "no-name", "not-a-name"],
 )
 async def test_only_an_apps_v1_deployment_is_read(setup: Setup, ref: dict[str, Any]) -> None:
     """What the webhook may read (its RBAC: get deployments): a workloadRef naming anything else is not followed

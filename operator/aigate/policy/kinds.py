@@ -10,6 +10,7 @@ tests/test_upstream_crds.py checks every path below against the kind's upstream 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -165,6 +166,7 @@ def at(obj: Mapping[str, Any], path: str) -> Any:
     return node
 
 
+_DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 REFERENCED = ("apps/v1", "Deployment")
 """The only (apiVersion, kind) a `workload_ref` is followed to: what the webhook may read (the chart's RBAC)."""
 
@@ -177,7 +179,8 @@ def referenced_deployment(gated: GatedKind, obj: Mapping[str, Any]) -> str | Non
     if not isinstance(ref, Mapping) or (ref.get("apiVersion"), ref.get("kind")) != REFERENCED:
         return None
     name = ref.get("name")
-    return name if isinstance(name, str) and name else None
+    # no Deployment has any other name, and only such a name goes into the GET's path
+    return name if isinstance(name, str) and len(name) <= 253 and _DNS_SUBDOMAIN.fullmatch(name) else None
 
 
 def gated_kind_of(obj: Mapping[str, Any]) -> GatedKind | None:

@@ -205,7 +205,9 @@ class Reviewer:
         try:
             found = await asyncio.to_thread(fetch, namespace, name)
         except Exception as e:  # any failure to read: refused with a 503, never admitted unjudged
-            raise DeploymentUnread(one_line(str(e) or type(e).__name__, MAX_REASON)) from e
+            status = getattr(e, "status", None)  # an ApiException: its status line, not its headers and body
+            said = f"HTTP {status} {getattr(e, 'reason', '') or ''}".strip() if status else str(e) or type(e).__name__
+            raise DeploymentUnread(one_line(said, MAX_REASON)) from e
         meta = (found or {}).get("metadata")
         got = meta.get("labels") if isinstance(meta, Mapping) else None
         value = got.get(WORKLOAD_LABEL) if isinstance(got, Mapping) else None
