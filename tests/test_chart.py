@@ -267,7 +267,10 @@ def test_webhook_deployment(helm: Path) -> None:
         ("", "namespaces"): {"list", "watch"},
         ("", "configmaps"): {"get", "list", "watch"},
         ("authorization.k8s.io", "subjectaccessreviews"): {"create"},
+        ("apps", "deployments"): {"get"},  # the one a Rollout's spec.workloadRef names
     }
+    [deployments] = [rule for rule in role["rules"] if rule["resources"] == ["deployments"]]
+    assert "resourceNames" not in deployments and deployments["apiGroups"] == ["apps"]
 
 
 PENDING_SETTINGS: set[str] = set()
@@ -377,6 +380,7 @@ def test_namespace_selector_excludes_system_release_gate_and_ignored_namespaces(
     common = ["ai-gates", "kube-node-lease", "kube-public", "kube-system", "sandbox"]
     expected = {
         "rollouts.aigate.dev": sorted([*common, "platform-aigate"]),
+        "workloadrefs.aigate.dev": sorted([*common, "platform-aigate"]),
         "acceptances.aigate.dev": common,
         "aiworkloads.aigate.dev": common,
     }
@@ -444,11 +448,44 @@ def test_failure_policy_timeout_and_match_conditions_apply_to_rollouts_only(helm
     assert rollouts["failurePolicy"] == "Ignore" and rollouts["timeoutSeconds"] == 10
     assert [c["name"] for c in rollouts["matchConditions"]] == ["not-the-release-bot"]
     assert rollouts["objectSelector"] == {"matchExpressions": [{"key": "aigate.dev/workload", "operator": "Exists"}]}
+    # the unlabelled Rollouts with a workloadRef: the same failure policy, the same conditions and its own
+    refs = hooks.pop("workloadrefs.aigate.dev")
+    assert refs["failurePolicy"] == "Ignore" and refs["timeoutSeconds"] == 10
+    assert refs["matchConditions"] == [
+        *rollouts["matchConditions"],
+        {"name": "has-workload-ref", "expression": "has(object.spec) && has(object.spec.workloadRef)"},
+    ]
     for name, w in hooks.items():
         assert w["failurePolicy"] == "Fail", f"{name} records and checks who accepted a risk: it never fails open"
         assert "matchConditions" not in w and w["timeoutSeconds"] == 10 and w["sideEffects"] == "None"
     default = _webhooks(render(helm))["rollouts.aigate.dev"]
     assert default["failurePolicy"] == "Fail" and default["timeoutSeconds"] == 5 and "matchConditions" not in default
+    refs = _webhooks(render(helm))["workloadrefs.aigate.dev"]
+    assert refs["failurePolicy"] == "Fail" and [c["name"] for c in refs["matchConditions"]] == ["has-workload-ref"]
+
+
+def test_the_workload_ref_webhook_sees_unlabelled_rollouts_and_goes_with_the_argo_rollouts_toggle(helm: Path) -> None:
+    """An unlabelled Rollout naming a labelled Deployment in spec.workloadRef reaches the webhook (its own entry:
+    no label to select on); webhook.gatedKinds.argoRollouts=false drops both Rollout entries and the Deployment read."""
+    objs = render(helm)
+    refs = _webhooks(objs)["workloadrefs.aigate.dev"]
+    assert refs["clientConfig"]["service"]["path"] == "/workloadrefs.aigate.dev"
+    assert refs["rules"] == [
+        {
+            "apiGroups": ["argoproj.io"],
+            "apiVersions": ["v1alpha1"],
+            "operations": ["CREATE", "UPDATE"],
+            "resources": ["rollouts"],
+            "scope": "Namespaced",
+        }
+    ]
+    # a labelled Rollout goes to the rollout webhook (which reads the Deployment too), never to both
+    assert refs["objectSelector"] == {"matchExpressions": [{"key": "aigate.dev/workload", "operator": "DoesNotExist"}]}
+    assert refs["namespaceSelector"] == _webhooks(objs)["rollouts.aigate.dev"]["namespaceSelector"]
+    off = render(helm, sets=("webhook.gatedKinds.argoRollouts=false",))
+    assert "workloadrefs.aigate.dev" not in _webhooks(off)
+    role = one(off, "ClusterRole", "aigate-webhook")
+    assert not [rule for rule in role["rules"] if "deployments" in rule["resources"]]
 
 
 # -- TLS three ways ---------------------------------------------------------------------------------------------------

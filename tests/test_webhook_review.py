@@ -8,20 +8,24 @@ import base64
 import copy
 import json
 import uuid
+from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
 from admission_support import NAME, NS, PUB, World, evidence_cm, sign
 from aigate.kube import names
 from aigate.kube.metrics import Metrics
-from aigate.kube.names import ACCEPTANCES_WEBHOOK, AIWORKLOADS_WEBHOOK, ROLLOUTS_WEBHOOK
+from aigate.kube.names import ACCEPTANCES_WEBHOOK, AIWORKLOADS_WEBHOOK, ROLLOUTS_WEBHOOK, WORKLOADREFS_WEBHOOK
 from aigate.policy.governance import PlatformDefault
 from aigate.policy.kinds import GATED_KINDS, GatedKind
 from aigate.webhook.admission import VerifyCache, current_spec_digest
 from aigate.webhook.index import Index, Watch, Watcher
 from aigate.webhook.review import Reviewer
+from aigate.webhook.server import App
 from gatedexamples import CUSTOM, MCP_IMAGE, gated_object
+from webhook_tls import serving, serving_certs
 
 OPERATOR_NS = "aigate-system"
 UID = "wl-uid-1"
@@ -66,12 +70,15 @@ class Setup:
     def __init__(self, *, ready: bool = True, fetch: Fetches | None = None, default: PlatformDefault = DEFAULT) -> None:
         self.world = versioned(World())
         self.fetch = fetch if fetch is not None else Fetches({(NS, n): cm for n, cm in self.world.configmaps.items()})
+        self.deployments = Fetches()
+        """The API's Deployments: the one GET a Rollout's spec.workloadRef costs (index.api_fetcher in a cluster)."""
         self.index = Index(
             operator_namespace=OPERATOR_NS,
             public_key=PUB,
             verify_cache=VerifyCache(),
             platform_default=default,
             fetch_configmap=self.fetch,
+            fetch_deployment=self.deployments,
         )
         self.metrics = Metrics()
         self.is_ready = ready
@@ -565,3 +572,191 @@ async def test_an_mcpserver_declared_by_its_url_is_admitted(setup: Setup, url: s
     moved = gated_object(MCP, NS, "casetools", NAME)
     moved["spec"]["proxyPort"] = 9090  # another port: the declared URL does not reach it
     assert (await setup.reviewer.review(ROLLOUTS_WEBHOOK, kind_review(MCP, moved)))["response"]["allowed"] is False
+
+
+# ---- an Argo Rollout's spec.workloadRef: judged by the label of the Deployment it names too ------------------------
+
+ROLLOUT = next(k for k in GATED_KINDS if k.workload_ref is not None)
+FROM_REF = (
+    f"(the {names.WORKLOAD_LABEL} label came from Deployment {NS}/fraud-app, which this Rollout's spec.workloadRef "
+    "names)"
+)
+
+
+class Unreadable(Fetches):
+    """The API failing the Deployment GET (a timeout, a 500, RBAC): the review must not admit unjudged."""
+
+    def __call__(self, namespace: str, name: str) -> dict[str, Any] | None:
+        self.asked.append((namespace, name))
+        raise TimeoutError("read timed out after 2.5s")
+
+
+class Forbidden(Fetches):
+    """The API server refusing the GET (RBAC), as the Kubernetes client raises it."""
+
+    def __call__(self, namespace: str, name: str) -> dict[str, Any] | None:
+        from kubernetes.client.exceptions import ApiException
+
+        e = ApiException(status=403, reason="Forbidden")
+        e.headers, e.body = {"Audit-Id": "0a1b"}, '{"kind":"Status","message":"deployments is forbidden"}'
+        raise e
+
+
+def deployment(label: str | None) -> dict[str, Any]:
+    labels = {"app": "fraud"} | ({names.WORKLOAD_LABEL: label} if label is not None else {})
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "fraud-app", "namespace": NS,
+            "labels": labels}, "spec": {"replicas": 0}}  # fmt: skip
+
+
+def ref_rollout(label: str | None = None, ref: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A Rollout with no template, running the Deployment's through spec.workloadRef."""
+    meta: dict[str, Any] = {"name": "fraud-rollout", "namespace": NS}
+    if label is not None:
+        meta["labels"] = {names.WORKLOAD_LABEL: label}
+    ref = ref if ref is not None else {"apiVersion": "apps/v1", "kind": "Deployment", "name": "fraud-app"}
+    spec = {"replicas": 2, "workloadRef": ref, "strategy": {"canary": {"steps": [{"setWeight": 20}]}}}
+    obj = {"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout", "metadata": meta, "spec": spec}
+    return kind_review(ROLLOUT, obj)
+
+
+async def answer_of(setup: Setup, r: dict[str, Any], webhook: str = WORKLOADREFS_WEBHOOK) -> dict[str, Any]:
+    response: dict[str, Any] = (await setup.reviewer.review(webhook, r))["response"]
+    return response
+
+
+async def test_an_unlabelled_rollout_is_judged_by_the_label_of_the_deployment_it_names(setup: Setup) -> None:
+    """The bypass issue 25 closes: label only the Deployment, let an unlabelled Rollout run its template."""
+    setup.deployments.held[(NS, "fraud-app")] = deployment(NAME)
+    admitted = await answer_of(setup, ref_rollout())
+    assert admitted == {"uid": admitted["uid"], "allowed": True}
+    assert setup.deployments.asked == [(NS, "fraud-app")], "one GET, by name, in the Rollout's namespace"
+
+    stale(setup, "enforce")
+    refused = await answer_of(setup, ref_rollout())
+    assert refused["allowed"] is False and refused["status"]["code"] == 403
+    message = refused["status"]["message"]
+    # the same decision and words as for the labelled Deployment itself, and where the label came from
+    own = (await setup.reviewer.review(ROLLOUTS_WEBHOOK, rollout_review()))["response"]["status"]["message"]
+    assert message == f"{own} {FROM_REF}"
+    assert own.startswith(f"AIWorkload {NS}/{NAME} is not cleared for rollout: ")
+    counted = {"result": "denied", "kind": "Rollout", "enforcement": "enforce"}
+    assert setup.metrics.registry.get_sample_value("aigate_admission_decisions_total", counted) == 1
+
+
+async def test_under_warn_the_warning_says_where_the_label_came_from(setup: Setup) -> None:
+    govern(setup, enforcement="warn")
+    stale(setup, "warn")
+    setup.deployments.held[(NS, "fraud-app")] = deployment(NAME)
+    warned = await answer_of(setup, ref_rollout())
+    assert warned["allowed"] is True
+    [warning] = warned["warnings"]
+    assert warning.startswith(f"AIWorkload {NS}/{NAME} is not cleared for rollout: ") and warning.endswith(FROM_REF)
+
+
+async def test_a_deployment_labelled_for_no_workload_refuses_the_rollout_naming_it(setup: Setup) -> None:
+    setup.deployments.held[(NS, "fraud-app")] = deployment("nope")
+    refused = await answer_of(setup, ref_rollout())
+    assert refused["status"] == {
+        "code": 403,
+        "message": f"AIWorkload {NS}/nope not found (named by the {names.WORKLOAD_LABEL} label of Deployment "
+        f"{NS}/fraud-app, which this Rollout's spec.workloadRef names)",
+    }
+
+
+@pytest.mark.parametrize("held", [None, deployment(None)], ids=["absent", "unlabelled"])
+async def test_a_deployment_absent_or_unlabelled_admits_the_rollout_even_while_indexing(
+    setup: Setup, held: dict[str, Any] | None
+) -> None:
+    """Nothing to judge it by: the Deployment is judged itself when it is written with the label."""
+    stale(setup, "enforce")
+    setup.is_ready = False
+    if held is not None:
+        setup.deployments.held[(NS, "fraud-app")] = held
+    admitted = await answer_of(setup, ref_rollout())
+    assert admitted == {"uid": admitted["uid"], "allowed": True}
+    assert setup.deployments.asked == [(NS, "fraud-app")]
+
+
+async def test_a_deployment_that_cannot_be_read_is_a_503_to_retry(setup: Setup) -> None:
+    setup.index.fetch_deployment = unreadable = Unreadable()
+    for r, webhook in ((ref_rollout(), WORKLOADREFS_WEBHOOK), (ref_rollout(NAME), ROLLOUTS_WEBHOOK)):
+        refused = await answer_of(setup, r, webhook)
+        assert refused["allowed"] is False
+        assert refused["status"] == {
+            "code": 503,
+            "message": f"aigate cannot decide now: Deployment {NS}/fraud-app, which this Rollout's spec.workloadRef "
+            "names, could not be read (read timed out after 2.5s); retry",
+        }
+    assert len(unreadable.asked) == 2
+    setup.index.fetch_deployment = Forbidden()  # the API's refusal: its status line, not its headers and body
+    forbidden = await answer_of(setup, ref_rollout())
+    assert forbidden["status"]["code"] == 503
+    assert "could not be read (HTTP 403 Forbidden); retry" in forbidden["status"]["message"]
+    assert "Audit-Id" not in forbidden["status"]["message"]
+    setup.index.fetch_deployment = None  # no API client at all: the same, never admitted unjudged
+    assert (await answer_of(setup, ref_rollout()))["status"]["code"] == 503
+
+
+@pytest.mark.parametrize(
+    "ref",
+    [
+        {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "fraud-app"},
+        {"apiVersion": "v1", "kind": "PodTemplate", "name": "fraud-app"},
+        {"apiVersion": "apps/v1beta1", "kind": "Deployment", "name": "fraud-app"},
+        {"apiVersion": "apps/v1", "kind": "Deployment"},
+        {"apiVersion": "apps/v1", "kind": "Deployment", "name": "../../../api/v1/namespaces/fraud/secrets/keys"},
+    ],
+    ids=["replicaset", "podtemplate", "another-version", "no-name", "not-a-name"],
+)
+async def test_only_an_apps_v1_deployment_is_read(setup: Setup, ref: dict[str, Any]) -> None:
+    """What the webhook may read (its RBAC: get deployments): a workloadRef naming anything else is not followed
+    (docs/gated-kinds.md says what that leaves)."""
+    setup.deployments.held[(NS, "fraud-app")] = deployment("nope")
+    admitted = await answer_of(setup, ref_rollout(ref=ref))
+    assert admitted["allowed"] is True and setup.deployments.asked == []
+
+
+async def test_a_labelled_rollout_must_satisfy_its_own_label_and_its_deployments(setup: Setup) -> None:
+    """Both labelled for one workload: judged once, in the usual words. For two: both must pass."""
+    setup.deployments.held[(NS, "fraud-app")] = deployment(NAME)
+    same = await answer_of(setup, ref_rollout(NAME), ROLLOUTS_WEBHOOK)
+    assert same == {"uid": same["uid"], "allowed": True}
+    setup.deployments.held[(NS, "fraud-app")] = deployment("nope")
+    other = await answer_of(setup, ref_rollout(NAME), ROLLOUTS_WEBHOOK)
+    assert other["status"]["message"].startswith(f"AIWorkload {NS}/nope not found (named by the ")
+    assert other["status"]["message"].endswith(f"label of Deployment {NS}/fraud-app, which this Rollout's "
+                                               "spec.workloadRef names)")  # fmt: skip
+    # its own workload failing: refused in its own words, whatever the Deployment's says
+    stale(setup, "enforce")
+    setup.deployments.held[(NS, "fraud-app")] = deployment(None)
+    own = await answer_of(setup, ref_rollout(NAME), ROLLOUTS_WEBHOOK)
+    assert own["status"]["message"].startswith(f"AIWorkload {NS}/{NAME} is not cleared for rollout: ")
+    assert "workloadRef" not in own["status"]["message"]
+
+
+async def test_the_workload_ref_webhook_judges_rollouts_only(setup: Setup) -> None:
+    answer = await answer_of(setup, rollout_review(), WORKLOADREFS_WEBHOOK)
+    assert answer["status"] == {"code": 400, "message": "aigate has no admission handler for apps/v1/deployments"}
+    # a Rollout with a template of its own and no label: not aigate's (its matchCondition does not even send it)
+    r = ref_rollout()
+    del r["request"]["object"]["spec"]["workloadRef"]
+    assert (await answer_of(setup, r))["allowed"] is True and setup.deployments.asked == []
+
+
+async def test_the_workload_ref_webhook_is_served_at_its_path(setup: Setup, tmp_path: Path) -> None:
+    """Through the real front door (App under Granian, TLS on loopback) to the real reviewer: the path the webhook
+    configurations register answers, and refuses the bypass."""
+    setup.deployments.held[(NS, "fraud-app")] = deployment(NAME)
+    stale(setup, "enforce")
+    certs = serving_certs(tmp_path)
+    app = App(setup.reviewer, setup.metrics, ready=lambda: True)
+    r = ref_rollout()
+    async with (
+        serving(app, certs.cert, certs.key) as base,
+        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session,
+        session.post(f"{base}/{WORKLOADREFS_WEBHOOK}", json=r, ssl=certs.client_context()) as resp,
+    ):
+        assert resp.status == 200
+        answer = await resp.json()
+    assert answer["response"]["uid"] == r["request"]["uid"] and answer["response"]["allowed"] is False
+    assert answer["response"]["status"]["message"].endswith(FROM_REF)

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from aigate.kube.names import ACCEPTANCES_WEBHOOK, AIWORKLOADS_WEBHOOK, ROLLOUTS_WEBHOOK
+from aigate.kube.names import ACCEPTANCES_WEBHOOK, AIWORKLOADS_WEBHOOK, ROLLOUTS_WEBHOOK, WORKLOADREFS_WEBHOOK
 from aigate.webhook.configurations import client_config_for, mutating_configuration, validating_configuration
 
 LOCAL = {"url": "https://127.0.0.1:9443/", "caBundle": "Q0E="}
@@ -59,6 +59,31 @@ def test_rollout_webhook() -> None:
     }
     assert (hook["failurePolicy"], hook["timeoutSeconds"], hook["sideEffects"]) == ("Fail", 5, "None")
     assert (hook["admissionReviewVersions"], hook["matchPolicy"]) == (["v1"], "Equivalent")
+
+
+def test_workload_ref_webhook() -> None:
+    """Unlabelled Argo Rollouts that carry spec.workloadRef (a CEL condition: the label cannot select them), in the
+    rollout webhook's namespaces, failing closed like it; labelled ones are the rollout webhook's."""
+    config = validating_configuration(LOCAL, operator_namespace="aigate-system", watch_namespaces=["a"])
+    hooks = by_name(config)
+    assert [w["name"] for w in config["webhooks"]] == [ROLLOUTS_WEBHOOK, WORKLOADREFS_WEBHOOK, AIWORKLOADS_WEBHOOK]
+    hook = hooks[WORKLOADREFS_WEBHOOK]
+    assert hook["clientConfig"]["url"] == "https://127.0.0.1:9443/workloadrefs.aigate.dev"
+    assert hook["rules"] == [
+        {
+            "apiGroups": ["argoproj.io"],
+            "apiVersions": ["v1alpha1"],
+            "operations": ["CREATE", "UPDATE"],
+            "resources": ["rollouts"],
+            "scope": "Namespaced",
+        }
+    ]
+    assert hook["objectSelector"] == {"matchExpressions": [{"key": "aigate.dev/workload", "operator": "DoesNotExist"}]}
+    assert hook["matchConditions"] == [
+        {"name": "has-workload-ref", "expression": "has(object.spec) && has(object.spec.workloadRef)"}
+    ]
+    assert hook["namespaceSelector"] == hooks[ROLLOUTS_WEBHOOK]["namespaceSelector"]
+    assert (hook["failurePolicy"], hook["timeoutSeconds"]) == ("Fail", 5)
 
 
 def test_aiworkload_webhooks() -> None:

@@ -7,12 +7,14 @@ patches their failing workload to `enforcement: audit`, or writes a labelled Rep
 Pod "owned" by a ConfigMap instead of a Deployment, is refused all the same; with the upstream CRDs of the custom
 gated kinds installed (KServe, LeaderWorkerSet, Knative, ToolHive, Argo Rollouts; no controller), an object of each
 labelled for the failing workload is refused, for the passing one admitted, unlabelled untouched, as the admin and
-as the editor, and `kubectl aigate why -f` explains each refusal; a `helm upgrade` to changed values
-(the webhook pods roll) keeps refusing and admitting throughout; the serving certificate the operator issues (a
-short validity here) is renewed and served by every webhook pod without a restart; after launch, canaries (every
-15 s here) notice a primary answering under a new model identity or failing a case that passed, refuse rollouts
-until the re-gate passes, stop at their daily cap and tell an unreachable endpoint from a drift; `helm uninstall`
-leaves no webhook configuration, gate Job or per-run Secret, and keeps the CRDs and AIWorkloads (`crds.keep`).
+as the editor, and `kubectl aigate why -f` explains each refusal; an unlabelled Rollout whose spec.workloadRef names
+a Deployment admitted while its workload passed is admitted, and refused once that workload fails; a `helm upgrade`
+to changed values (the webhook pods roll) keeps refusing and admitting throughout; the serving certificate the
+operator issues (a short validity here) is renewed and served by every webhook pod without a restart; after launch,
+canaries (every 15 s here) notice a primary answering under a new model identity or failing a case that passed,
+refuse rollouts until the re-gate passes, stop at their daily cap and tell an unreachable endpoint from a drift;
+`helm uninstall` leaves no webhook configuration, gate Job or per-run Secret, and keeps the CRDs and AIWorkloads
+(`crds.keep`).
 
 One install for the module (the tests run in order and share it). The workloads and the simulator are those of
 test_operator.py (flows.py, conftest.py), where the operator runs as a process on this machine."""
@@ -409,6 +411,87 @@ def test_each_custom_kind_is_judged_at_its_top_level_object(
         said = passing.stderr
         assert f"AIWorkload {team}/fraud-review is not cleared for rollout: MCPServer {team}/casetools" in said, said
         assert "is not one of the MCP servers the workload declares in spec.mcpServers (none)" in said, said
+
+
+REF_TARGET, REF_APP = "ref-target", "ref-app"
+"""The workload whose Deployment is admitted while it passes and outlives its passing, and that Deployment."""
+REF_DENIED = 'admission webhook "workloadrefs.aigate.dev" denied the request'
+
+
+def ref_rollout(ns: str, name: str, deployment: str) -> dict[str, Any]:
+    """An unlabelled Argo Rollout with no template, running the named Deployment's through spec.workloadRef."""
+    return {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Rollout",
+        "metadata": {"name": name, "namespace": ns, "labels": {"app": name}},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"app": deployment}},
+            "workloadRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": deployment},
+            "strategy": {"canary": {"steps": [{"setWeight": 20}]}},
+        },
+    }
+
+
+def test_an_unlabelled_rollout_is_judged_by_the_label_of_the_deployment_its_workload_ref_names(
+    cluster: Cluster, installed: Install, editors: str, upstream_crds: Path, simulator: Any
+) -> None:
+    """Issue 25's bypass: label only the Deployment, and let an unlabelled Rollout run its template (Argo scales the
+    Deployment to zero and runs the template in ReplicaSets the Rollout owns).
+
+    A labelled Deployment of a failing workload cannot be stored (it is refused; so is labelling one afterwards, an
+    UPDATE the rollout webhook judges), so the real way to hold one is a Deployment admitted while its workload
+    passed, whose workload failed since. The cheapest such path: a workload of its own here (two gate runs, PASS
+    then FAIL, against the module's simulator; fraud-review and the editors' workload are left as the later tests
+    expect them), its Deployment created for real (replicas 0) while it passes, then its spec changed so that it
+    fails. The Rollouts are server-side dry-runs, as the admin and as the namespace editor (no Argo controller)."""
+    ns = editors
+    flows.setup_namespace(cluster, ns, REF_TARGET)
+    flows.apply(cluster, flows.workload(ns, REF_TARGET, simulator, approval=True))
+    first_job = flows.wait_decision(cluster, ns, REF_TARGET, "PASS")["status"]["lastRun"]["job"]
+    stored = flows.apply(cluster, flows.deployment(ns, REF_APP, REF_TARGET), check=False)
+    assert stored.returncode == 0, stored.stderr
+    try:
+        for create in (functools.partial(as_admin, cluster), functools.partial(as_editor, cluster)):
+            # (a) the Deployment is labelled for a passing workload: the Rollout is admitted
+            passing = create(ref_rollout(ns, "ref-rollout", REF_APP))
+            assert passing.returncode == 0, passing.stderr
+            # no such Deployment (yet): nothing to judge it by; it is judged when written labelled
+            absent = create(ref_rollout(ns, "ref-rollout-absent", "no-such-deployment"))
+            assert absent.returncode == 0, absent.stderr
+
+        flows.apply(cluster, flows.workload(ns, REF_TARGET, simulator, approval=False))
+        flows.wait_decision(cluster, ns, REF_TARGET, "FAIL", after_job=first_job)
+        assert cluster.get_json("deployment", REF_APP, "-n", ns)["metadata"]["labels"]["aigate.dev/workload"] == (
+            REF_TARGET
+        ), "the Deployment admitted while its workload passed is still stored"
+        for create in (functools.partial(as_admin, cluster), functools.partial(as_editor, cluster)):
+            # (b) the same unlabelled Rollout, its Deployment's workload failing now: refused, in the usual words,
+            # saying where the label came from
+            refused = create(ref_rollout(ns, "ref-rollout", REF_APP))
+            assert refused.returncode != 0, "an unlabelled Rollout ran a failing workload's Deployment template"
+            said = refused.stderr
+            assert REF_DENIED in said, said
+            assert f"AIWorkload {ns}/{REF_TARGET} is not cleared for rollout: decision FAIL" in said, said
+            assert (
+                f"(the aigate.dev/workload label came from Deployment {ns}/{REF_APP}, which this Rollout's "
+                "spec.workloadRef names)"
+            ) in said, said
+            # labelled itself for the same failing workload: the rollout webhook's usual refusal
+            own = ref_rollout(ns, "ref-rollout-labelled", REF_APP)
+            own["metadata"]["labels"]["aigate.dev/workload"] = REF_TARGET
+            labelled_too = create(own)
+            assert labelled_too.returncode != 0 and DENIED in labelled_too.stderr, labelled_too.stderr
+            # an unlabelled Rollout with a template of its own is not aigate's: admitted untouched
+            plain = ref_rollout(ns, "ref-rollout-templated", REF_APP)
+            del plain["spec"]["workloadRef"]
+            pod = {"containers": [{"name": "app", "image": "registry.example/fraud-app:1.0"}]}
+            plain["spec"]["template"] = {"metadata": {"labels": {"app": REF_APP}}, "spec": pod}
+            admitted = create(plain)
+            assert admitted.returncode == 0, admitted.stderr
+    finally:
+        cluster.kubectl("delete", "deployment", REF_APP, "-n", ns, "--ignore-not-found", check=False)
+        cluster.kubectl("delete", "aiworkload", REF_TARGET, "-n", ns, "--ignore-not-found", check=False)
 
 
 @pytest.mark.parametrize("kind", CUSTOM, ids=lambda k: k.kind)

@@ -37,11 +37,13 @@ FINALIZER = "aigate.dev/gate-runs"
 # them, the chart installs them, `aigate webhook` serves them, `kubectl aigate` checks them).
 ROLLOUTS_WEBHOOK = "rollouts.aigate.dev"
 """Validating: Deployments and kin labelled aigate.dev/workload."""
+WORKLOADREFS_WEBHOOK = "workloadrefs.aigate.dev"
+"""Validating: unlabelled Argo Rollouts with spec.workloadRef, judged by the label of the Deployment they name."""
 ACCEPTANCES_WEBHOOK = "acceptances.aigate.dev"
 """Mutating: records the authenticated user as acceptedBy of new or changed risk acceptances."""
 AIWORKLOADS_WEBHOOK = "aiworkloads.aigate.dev"
 """Validating: AIWorkloads as they will be stored (acceptedBy as the mutation wrote it)."""
-WEBHOOK_IDS: tuple[str, ...] = (ROLLOUTS_WEBHOOK, ACCEPTANCES_WEBHOOK, AIWORKLOADS_WEBHOOK)
+WEBHOOK_IDS: tuple[str, ...] = (ROLLOUTS_WEBHOOK, WORKLOADREFS_WEBHOOK, ACCEPTANCES_WEBHOOK, AIWORKLOADS_WEBHOOK)
 
 INPUT_KEY = "input.json"
 """The key of the run's input ConfigMap that holds the resolved spec (`controller.jobs.run_input`)."""

@@ -10,6 +10,7 @@ tests/test_upstream_crds.py checks every path below against the kind's upstream 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -58,6 +59,10 @@ class GatedKind:
     """The chart value `webhook.gatedKinds.<value>` that turns this kind off; None: always judged."""
     mcp: McpServing | None = None
     """Set for a kind that serves MCP: it must be one of the MCP servers the workload declares."""
+    workload_ref: str | None = None
+    """Dotted path to an {apiVersion, kind, name} naming, in the object's namespace, an apps/v1 Deployment whose pod
+    template it runs: the object is then judged by that Deployment's label too, carrying one itself or not (its own
+    webhook entry sends the unlabelled ones: webhook/configurations.py)."""
 
 
 def _template(path: str) -> str:
@@ -85,7 +90,7 @@ GATED_KINDS: tuple[GatedKind, ...] = (
         ),
     ),
     # spec.template, or spec.workloadRef naming a Deployment whose template it runs: that Deployment is judged by
-    # its own label when it is written (docs/gated-kinds.md)
+    # its own label when it is written, and the Rollout by its own label and the Deployment's (docs/gated-kinds.md)
     GatedKind(
         "argoproj.io",
         "v1alpha1",
@@ -94,6 +99,7 @@ GATED_KINDS: tuple[GatedKind, ...] = (
         frozenset({"ReplicaSet"}),
         (_template("spec.template"),),
         value="argoRollouts",
+        workload_ref="spec.workloadRef",
     ),
     # KServe: raw deployments make Deployments; serverless ones a Knative Service (judged again if it carries the
     # label: it names the same workload)
@@ -158,6 +164,23 @@ def at(obj: Mapping[str, Any], path: str) -> Any:
             return None
         node = node.get(step)
     return node
+
+
+_DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+REFERENCED = ("apps/v1", "Deployment")
+"""The only (apiVersion, kind) a `workload_ref` is followed to: what the webhook may read (the chart's RBAC)."""
+
+
+def referenced_deployment(gated: GatedKind, obj: Mapping[str, Any]) -> str | None:
+    """The name of the Deployment an object's `workload_ref` names (in its own namespace); None without one, or when
+    it names another kind or version (Argo Rollouts also takes a ReplicaSet or a PodTemplate: docs/gated-kinds.md
+    says what that gets)."""
+    ref = at(obj, gated.workload_ref) if gated.workload_ref is not None else None
+    if not isinstance(ref, Mapping) or (ref.get("apiVersion"), ref.get("kind")) != REFERENCED:
+        return None
+    name = ref.get("name")
+    # no Deployment has any other name, and only such a name goes into the GET's path
+    return name if isinstance(name, str) and len(name) <= 253 and _DNS_SUBDOMAIN.fullmatch(name) else None
 
 
 def gated_kind_of(obj: Mapping[str, Any]) -> GatedKind | None:

@@ -9,7 +9,7 @@ words the refusal when there is no signed answer to quote.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from aigate.api.models import GATE_NAMES, WORKLOAD_LABEL
@@ -107,22 +107,57 @@ def shape_problem(gated: GatedKind, obj: Mapping[str, Any], labels: Mapping[str,
     return None
 
 
-def label_decision(kind: str, namespace: str, labels: Mapping[str, str], found: bool) -> RolloutDecision | None:
-    """The decision when the label alone settles it (no label, empty label, no such AIWorkload); else None."""
+def label_decision(
+    kind: str, namespace: str, labels: Mapping[str, str], found: bool, whose: str | None = None
+) -> RolloutDecision | None:
+    """The decision when the label alone settles it (no label, empty label, no such AIWorkload); else None.
+    `whose`: the object carrying the label, when it is not the one judged (a Deployment a workloadRef names)."""
     if WORKLOAD_LABEL not in labels:
         return RolloutDecision(True, f"{kind} has no {WORKLOAD_LABEL} label: not gated by aigate", result="allowed")
     name = labels[WORKLOAD_LABEL]
     if not name:
-        return RolloutDecision(False, f"{kind} has an empty {WORKLOAD_LABEL} label", result="denied")
+        return RolloutDecision(False, f"{whose or kind} has an empty {WORKLOAD_LABEL} label", result="denied")
     if not found:
         ref = f"{namespace}/{name}"
         return RolloutDecision(
             False,
-            f"AIWorkload {ref} not found (named by the {WORKLOAD_LABEL} label of this {kind})",
+            f"AIWorkload {ref} not found (named by the {WORKLOAD_LABEL} label of {whose or f'this {kind}'})",
             result="denied",
             workload=ref,
         )
     return None
+
+
+def referenced_by(kind: str, deployment: str) -> str:
+    """Who carries the label a `workload_ref` brought: named in the refusal, so that the team knows where to look."""
+    return f"Deployment {deployment}, which this {kind}'s spec.workloadRef names"
+
+
+def through_workload_ref(decision: RolloutDecision, kind: str, deployment: str) -> RolloutDecision:
+    """A decision made with the label of the Deployment an object's workloadRef names, saying so (a message the
+    label decision already words that way is left as it is)."""
+    whose = referenced_by(kind, deployment)
+    if whose in decision.message:
+        return decision
+    tail = f" (the {WORKLOAD_LABEL} label came from {whose})"
+    message = decision.message + tail
+    warnings = [w + tail if w == decision.message else w for w in decision.warnings]
+    return replace(decision, message=message, warnings=warnings)
+
+
+_STRICTER: dict[Result, int] = {"allowed": 0, "audited": 1, "warned": 2, "denied": 3}
+
+
+def all_of(decisions: list[RolloutDecision]) -> RolloutDecision:
+    """One object judged for two workloads (a labelled Rollout whose workloadRef names a Deployment labelled for
+    another): it must satisfy both. The first refusal decides; else every warning is kept, and the strictest result
+    and its message stand."""
+    refused = next((d for d in decisions if not d.allowed), None)
+    if refused is not None:
+        return refused
+    first = max(decisions, key=lambda d: _STRICTER[d.result])
+    warnings = [w for d in decisions for w in d.warnings]
+    return replace(first, warnings=list(dict.fromkeys(warnings)))
 
 
 def decide_rollout(

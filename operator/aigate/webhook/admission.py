@@ -253,8 +253,11 @@ def rollout_decision(
     enforcement_floor: Floor | None = None,
     object_problem: str | None = None,
     on_drift: OnDrift = "refuse",
+    label_of: str | None = None,
 ) -> RolloutDecision:
     """Whether a Deployment (or kin) labelled `aigate.dev/workload` may be created or updated.
+
+    `label_of`: who carries `labels` when it is not the object judged (policy.rollout.referenced_by).
 
     `object_problem`: why the object itself does not fit the workload (an MCPServer it does not declare:
     policy/mcpservers.py); judged, like an unreadable spec, under the workload's enforcement.
@@ -262,7 +265,7 @@ def rollout_decision(
     `workload` is the AIWorkload the label names (None when it does not exist), `evidence_cm` its trusted evidence
     ConfigMap (`evidence_name` names it in messages), `configmaps` every ConfigMap of the namespace by name.
     Gathers, then `aigate.policy.rollout` decides."""
-    settled = label_decision(kind, namespace, labels, workload is not None)
+    settled = label_decision(kind, namespace, labels, workload is not None, label_of)
     if settled is not None or workload is None:
         assert settled is not None
         return settled

@@ -1,10 +1,11 @@
 """The admission webhook configurations aigate installs: which requests the API server sends to `aigate webhook`.
 
 The rollout webhook selects Deployments and kin by the `aigate.dev/workload` label, excludes kube-system and the
-operator's own namespace (a broken operator must not block its own repair), and fails closed. Each webhook's path is
-its name. The chart installs the same webhooks (tests/test_chart.py compares all but clientConfig and the
-namespaces); hack/ and the benches install these. `aigate webhook` (aigate.webhook.server) serves them, and
-webhook/envelope.py checks what they send.
+operator's own namespace (a broken operator must not block its own repair), and fails closed. The workloadRef
+webhook selects the unlabelled Argo Rollouts that carry spec.workloadRef (a CEL matchCondition), the same way
+otherwise. Each webhook's path is its name. The chart installs the same webhooks (tests/test_chart.py compares all
+but clientConfig and the namespaces); hack/ and the benches install these. `aigate webhook` (aigate.webhook.server)
+serves them, and webhook/envelope.py checks what they send.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections.abc import Collection, Mapping
 from typing import Any
 
 from aigate.api.models import API_GROUP, API_VERSION, PLURAL, WORKLOAD_LABEL
-from aigate.kube.names import ACCEPTANCES_WEBHOOK, AIWORKLOADS_WEBHOOK, ROLLOUTS_WEBHOOK
+from aigate.kube.names import ACCEPTANCES_WEBHOOK, AIWORKLOADS_WEBHOOK, ROLLOUTS_WEBHOOK, WORKLOADREFS_WEBHOOK
 from aigate.policy.kinds import GATED_KINDS
 
 logger = logging.getLogger(__name__)
@@ -25,6 +26,17 @@ ROLLOUT_RULES: tuple[tuple[str, str, tuple[str, ...]], ...] = tuple(
 )
 """(group, version, plural resources) the rollout webhook sees, from policy.kinds.GATED_KINDS; subresources
 (scale, status) are not rollouts."""
+
+WORKLOADREF_RULES: tuple[tuple[str, str, tuple[str, ...]], ...] = tuple(
+    (k.group, k.version, (k.resource,)) for k in GATED_KINDS if k.workload_ref is not None
+)
+"""(group, version, plural resources) the workloadRef webhook sees: the kinds that name a Deployment to run."""
+
+WORKLOADREF_CONDITIONS: list[dict[str, str]] = [
+    {"name": "has-workload-ref", "expression": "has(object.spec) && has(object.spec.workloadRef)"}
+]
+"""Only the objects that carry a workloadRef reach the workloadRef webhook (CEL, Kubernetes 1.30+, the chart's
+floor); an unlabelled Rollout with a template of its own is not aigate's."""
 
 TIMEOUT_SECONDS = 5
 
@@ -91,13 +103,24 @@ def validating_configuration(
     gate_namespace: str = "aigate-gates",
     watch_namespaces: Collection[str] = (),
 ) -> dict[str, Any]:
-    """The rollout webhook (labelled Deployments and kin) and the AIWorkload validation webhook."""
+    """The rollout webhook (labelled Deployments and kin), the workloadRef webhook (unlabelled Rollouts naming a
+    Deployment) and the AIWorkload validation webhook."""
     rollouts = _webhook(
         ROLLOUTS_WEBHOOK,
         client_config,
         [_rule(g, v, r) for g, v, r in ROLLOUT_RULES],
         objectSelector={"matchExpressions": [{"key": WORKLOAD_LABEL, "operator": "Exists"}]},
         namespaceSelector=_excluded_namespaces(operator_namespace, gate_namespace, watch_namespaces),
+    )
+    # unlabelled objects naming a Deployment to run (an Argo Rollout's spec.workloadRef): judged by that Deployment's
+    # label; a labelled one goes to the rollout webhook, which reads the Deployment's label as well
+    workloadrefs = _webhook(
+        WORKLOADREFS_WEBHOOK,
+        client_config,
+        [_rule(g, v, r) for g, v, r in WORKLOADREF_RULES],
+        objectSelector={"matchExpressions": [{"key": WORKLOAD_LABEL, "operator": "DoesNotExist"}]},
+        namespaceSelector=_excluded_namespaces(operator_namespace, gate_namespace, watch_namespaces),
+        matchConditions=WORKLOADREF_CONDITIONS,
     )
     aiworkloads = _webhook(
         AIWORKLOADS_WEBHOOK,
@@ -109,7 +132,7 @@ def validating_configuration(
         "apiVersion": "admissionregistration.k8s.io/v1",
         "kind": "ValidatingWebhookConfiguration",
         "metadata": {"name": name, "labels": {"app.kubernetes.io/name": "aigate"}},
-        "webhooks": [rollouts, aiworkloads],
+        "webhooks": [rollouts, workloadrefs, aiworkloads],
     }
 
 

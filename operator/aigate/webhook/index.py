@@ -74,12 +74,16 @@ class Index:
         verify_cache: VerifyCache,
         platform_default: PlatformDefault,
         fetch_configmap: Callable[[str, str], JSON | None] | None = None,
+        fetch_deployment: Callable[[str, str], JSON | None] | None = None,
     ) -> None:
         self.operator_namespace = operator_namespace
         self.platform_default = platform_default
         self.public_key = public_key
         self.verify_cache = verify_cache
         self.fetch_configmap = fetch_configmap
+        self.fetch_deployment = fetch_deployment
+        """(namespace, name) -> the Deployment, None when it does not exist; raises when it cannot be read. Not
+        indexed: read once per review of a Rollout with spec.workloadRef (webhook/review.py), never watched."""
         self.workloads: dict[Key, JSON] = {}
         self.configmaps: dict[str, dict[str, JSON]] = {}
         """namespace -> name -> ConfigMap, only those some workload references"""
@@ -461,12 +465,19 @@ def get(api: k8s.ApiClient, path: str, query: list[tuple[str, Any]], *, timeout:
     return resp
 
 
-def api_fetcher(api: k8s.ApiClient) -> Callable[[str, str], JSON | None]:
-    """A ConfigMap read from the API as plain JSON (None when it does not exist)."""
+CONFIGMAP_PATH = "/api/v1/namespaces/{namespace}/configmaps/{name}"
+DEPLOYMENT_PATH = "/apis/apps/v1/namespaces/{namespace}/deployments/{name}"
+
+
+def api_fetcher(
+    api: k8s.ApiClient, path: str = CONFIGMAP_PATH, timeout: float = 10
+) -> Callable[[str, str], JSON | None]:
+    """An object read from the API as plain JSON (None when it does not exist), a ConfigMap unless `path` says
+    otherwise; ApiException (or the client's own) for any other failure."""
 
     def fetch(namespace: str, name: str) -> JSON | None:
         try:
-            resp = get(api, f"/api/v1/namespaces/{namespace}/configmaps/{name}", [], timeout=10)
+            resp = get(api, path.format(namespace=namespace, name=name), [], timeout=timeout)
         except ApiException as e:
             if e.status == 404:
                 return None

@@ -3,9 +3,11 @@ operator used when kopf served them (policy.rollout, policy.acceptance, policy.g
 the same messages, warnings, codes and JSONPatch.
 
 The rollout webhook decides from the index alone (no API call, no parsing or hashing when the index warmed the
-workload's digest, which it does whenever the workload or what it reads changes). The AIWorkload webhooks are
-rare (a create or edit of an AIWorkload) and may call the API (SubjectAccessReviews, a ConfigMap not indexed yet):
-they run in a worker thread.
+workload's digest, which it does whenever the workload or what it reads changes), but for one GET: the Deployment an
+Argo Rollout's spec.workloadRef names, whose label judges the Rollout too (docs/gated-kinds.md).
+
+The AIWorkload webhooks are rare (a create or edit of an AIWorkload) and may call the API (SubjectAccessReviews, a
+ConfigMap not indexed yet): they run in a worker thread.
 """
 
 from __future__ import annotations
@@ -28,14 +30,23 @@ from aigate.api.models import WORKLOAD_LABEL
 from aigate.evidence import PublicKey
 from aigate.kube import names
 from aigate.kube.metrics import Metrics
-from aigate.kube.names import ACCEPTANCES_WEBHOOK, AIWORKLOADS_WEBHOOK, ROLLOUTS_WEBHOOK
+from aigate.kube.names import ACCEPTANCES_WEBHOOK, AIWORKLOADS_WEBHOOK, ROLLOUTS_WEBHOOK, WORKLOADREFS_WEBHOOK
 from aigate.policy.acceptance import AcceptanceDecision, acceptance_patch
 from aigate.policy.governance import governed_by, raised, violations
-from aigate.policy.kinds import BY_RESOURCE, GatedKind
+from aigate.policy.kinds import BY_RESOURCE, GatedKind, referenced_deployment
 from aigate.policy.mcpservers import mcp_problem
 from aigate.policy.references import added
 from aigate.policy.references import refusal as reference_refusal
-from aigate.policy.rollout import enforcement_of, not_judged, shape_problem
+from aigate.policy.rollout import (
+    RolloutDecision,
+    all_of,
+    enforcement_of,
+    not_judged,
+    referenced_by,
+    shape_problem,
+    through_workload_ref,
+)
+from aigate.policy.text import MAX_REASON, one_line
 from aigate.webhook.admission import rollout_decision
 from aigate.webhook.configurations import TIMEOUT_SECONDS
 from aigate.webhook.envelope import refusal
@@ -44,6 +55,14 @@ from aigate.webhook.lanes import DigestLanes, TooLate
 
 ROLLOUT_KINDS = BY_RESOURCE
 """(group, resource) the rollout webhook judges, and its registry entry (policy/kinds.py)."""
+WORKLOADREF_KINDS = {key: k for key, k in BY_RESOURCE.items() if k.workload_ref is not None}
+"""(group, resource) the workloadRef webhook sends (unlabelled objects with a workloadRef), judged the same way."""
+
+
+class DeploymentUnread(Exception):
+    """The Deployment a workloadRef names could not be read (API error, timeout, no client): fail closed."""
+
+
 AIWORKLOAD_RESOURCE = ("aigate.dev", "aiworkloads")
 
 MayRead = Callable[[Mapping[str, Any], str, str, str, str], bool]
@@ -111,6 +130,8 @@ class Reviewer:
         group, plural = resource.get("group") or "", resource.get("resource") or ""
         if webhook == ROLLOUTS_WEBHOOK and (group, plural) in ROLLOUT_KINDS:
             return respond(review, await self.rollout(request, ROLLOUT_KINDS[(group, plural)]))
+        if webhook == WORKLOADREFS_WEBHOOK and (group, plural) in WORKLOADREF_KINDS:
+            return respond(review, await self.rollout(request, WORKLOADREF_KINDS[(group, plural)]))
         if webhook in (ACCEPTANCES_WEBHOOK, AIWORKLOADS_WEBHOOK) and (group, plural) == AIWORKLOAD_RESOURCE:
             judge = self.acceptances if webhook == ACCEPTANCES_WEBHOOK else self.aiworkload
             return respond(review, await asyncio.to_thread(judge, request))
@@ -124,24 +145,86 @@ class Reviewer:
         body = _body(request)
         meta = body.get("metadata") if isinstance(body.get("metadata"), Mapping) else {}
         labels = dict((meta or {}).get("labels") or {})
-        if WORKLOAD_LABEL not in labels:
+        deployment = referenced_deployment(gated, body)
+        if WORKLOAD_LABEL not in labels and deployment is None:
             return ALLOW  # what kopf's label filter let through without calling the handler
         kind = str(body.get("kind") or (request.get("kind") or {}).get("kind") or gated.kind)
         # before readiness: removing a finalizer, or a ReplicaSet scaling an admitted Deployment, never waits
         if not_judged(kind, body):
             return ALLOW
-        if not self.ready():
-            self.metrics.admitted("not-ready", kind, "", time.perf_counter() - started, ROLLOUTS_WEBHOOK)
-            return Answer(False, "aigate is starting: its index of workloads is not complete yet; retry", 503)
         ns = str((meta or {}).get("namespace") or request.get("namespace") or "")
         if self.watch_namespaces and ns not in self.watch_namespaces:
             return ALLOW  # not a namespace this operator gates: its webhook configuration should not send it here
+        judged: list[tuple[dict[str, str], str | None]] = []
+        if WORKLOAD_LABEL in labels:
+            judged.append((labels, None))
+        if deployment is not None:
+            try:
+                found = await self._referenced_label(ns, deployment)
+            except DeploymentUnread as e:
+                self.metrics.admitted("error", kind, "", time.perf_counter() - started, ROLLOUTS_WEBHOOK)
+                return Answer(
+                    False,
+                    f"aigate cannot decide now: Deployment {ns}/{deployment}, which this {kind}'s spec.workloadRef "
+                    f"names, could not be read ({e}); retry",
+                    503,
+                )
+            # unlabelled or absent: nothing to judge it by (a Deployment is judged itself when it is written
+            # labelled); labelled like the object: judged once
+            if found is not None and found != labels.get(WORKLOAD_LABEL):
+                judged.append(({WORKLOAD_LABEL: found}, f"{ns}/{deployment}"))
+        if not judged:
+            return ALLOW
+        if not self.ready():
+            self.metrics.admitted("not-ready", kind, "", time.perf_counter() - started, ROLLOUTS_WEBHOOK)
+            return Answer(False, "aigate is starting: its index of workloads is not complete yet; retry", 503)
         shape = shape_problem(gated, body, labels)
-        governing = self.index.governing(ns)
-        floor = governing.floor
         if shape is not None:
             self.metrics.admitted("denied", kind, "", time.perf_counter() - started, ROLLOUTS_WEBHOOK)
             return Answer(False, shape, 403)
+        decisions = []
+        try:
+            for by, via in judged:
+                decision = await self._decide(gated, body, kind, ns, by, via, started)
+                decisions.append(decision if via is None else through_workload_ref(decision, kind, via))
+        except TooLate as e:
+            self.metrics.admitted("error", kind, "", time.perf_counter() - started, ROLLOUTS_WEBHOOK)
+            return Answer(False, f"aigate cannot decide now: {e}; retry", 503)
+        decision = all_of(decisions)  # labelled for two workloads (its own, its Deployment's): it must satisfy both
+        elapsed = time.perf_counter() - started
+        self.metrics.admitted(decision.result, kind, decision.enforcement or "", elapsed, ROLLOUTS_WEBHOOK)
+        return Answer(decision.allowed, decision.message, 403, list(decision.warnings))
+
+    async def _referenced_label(self, namespace: str, name: str) -> str | None:
+        """The `aigate.dev/workload` label of the Deployment a workloadRef names: one GET, in a worker thread (the
+        only API call of the rollout webhook, for a Rollout with spec.workloadRef only); None when the Deployment does
+        not exist or carries no label. DeploymentUnread when it cannot be read: the review fails closed."""
+        fetch = self.index.fetch_deployment
+        if fetch is None:
+            raise DeploymentUnread("the webhook has no API client to read it with")
+        try:
+            found = await asyncio.to_thread(fetch, namespace, name)
+        except Exception as e:  # any failure to read: refused with a 503, never admitted unjudged
+            status = getattr(e, "status", None)  # an ApiException: its status line, not its headers and body
+            said = f"HTTP {status} {getattr(e, 'reason', '') or ''}".strip() if status else str(e) or type(e).__name__
+            raise DeploymentUnread(one_line(said, MAX_REASON)) from e
+        meta = (found or {}).get("metadata")
+        got = meta.get("labels") if isinstance(meta, Mapping) else None
+        value = got.get(WORKLOAD_LABEL) if isinstance(got, Mapping) else None
+        return value if isinstance(value, str) else None
+
+    async def _decide(
+        self,
+        gated: GatedKind,
+        body: JSON,
+        kind: str,
+        ns: str,
+        labels: Mapping[str, str],
+        label_of: str | None,
+        started: float,
+    ) -> RolloutDecision:
+        """The decision for one `aigate.dev/workload` value, from the index (policy.rollout decides)."""
+        governing = self.index.governing(ns)
         workload = self.index.workload(ns, labels.get(WORKLOAD_LABEL, ""))
         # only the copy in the operator's namespace counts: the one beside the workload is the tenant's to write
         uid = str(((workload or {}).get("metadata") or {}).get("uid") or "")
@@ -158,9 +241,10 @@ class Reviewer:
             now=datetime.now(UTC),
             verify_cache=self.index.verify_cache,
             evidence_name=f"{self.index.operator_namespace}/{names.trusted_evidence(uid)}",
-            enforcement_floor=floor,
+            enforcement_floor=governing.floor,
             object_problem=mcp_problem(gated, body, ns, workload) if workload is not None else None,
             on_drift=governing.on_drift,
+            label_of=referenced_by(kind, label_of) if label_of is not None else None,
         )
 
         # the index warmed the digest when the workload changed; should a review still come first, the parsing and
@@ -169,14 +253,7 @@ class Reviewer:
         def fresh() -> bool:
             return workload is None or self.index.verify_cache.fresh(workload, configmaps)
 
-        try:
-            decision = decide() if fresh() else await self.lanes.decide(ns, decide, fresh, started)
-        except TooLate as e:
-            self.metrics.admitted("error", kind, "", time.perf_counter() - started, ROLLOUTS_WEBHOOK)
-            return Answer(False, f"aigate cannot decide now: {e}; retry", 503)
-        elapsed = time.perf_counter() - started
-        self.metrics.admitted(decision.result, kind, decision.enforcement or "", elapsed, ROLLOUTS_WEBHOOK)
-        return Answer(decision.allowed, decision.message, 403, list(decision.warnings))
+        return decide() if fresh() else await self.lanes.decide(ns, decide, fresh, started)
 
     # ---- AIWorkloads (worker thread) ------------------------------------------------------------------------------
 

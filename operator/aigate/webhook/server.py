@@ -30,6 +30,7 @@ from aigate.kube.config import OperatorConfig, from_env
 from aigate.kube.metrics import Metrics
 from aigate.kube.names import WEBHOOK_IDS
 from aigate.webhook.admission import VerifyCache
+from aigate.webhook.configurations import TIMEOUT_SECONDS
 from aigate.webhook.envelope import (
     MAX_BODY_BYTES,
     READ_TIMEOUT_SECONDS,
@@ -38,7 +39,7 @@ from aigate.webhook.envelope import (
     refusal,
     review_problem,
 )
-from aigate.webhook.index import Index, Watcher, api_fetcher, watches
+from aigate.webhook.index import DEPLOYMENT_PATH, Index, Watcher, api_fetcher, watches
 from aigate.webhook.review import Reviewer
 
 log = logging.getLogger("aigate.webhook")
@@ -311,6 +312,8 @@ async def serve(config: OperatorConfig, *, stop: asyncio.Event | None = None) ->
         verify_cache=cache,
         platform_default=config.platform_default,
         fetch_configmap=api_fetcher(api),
+        # well inside the API server's timeout for the webhook, so that a slow read is answered with a 503 to retry
+        fetch_deployment=api_fetcher(api, DEPLOYMENT_PATH, timeout=TIMEOUT_SECONDS / 2),
     )
     watcher = Watcher(api, watches(index, config.watch_namespaces))
     files = CertificateFiles(config.webhook_cert, config.webhook_key)
