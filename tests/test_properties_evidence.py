@@ -122,6 +122,7 @@ def test_the_envelope_as_signed_is_accepted_by_both() -> None:
 
 @given(change=mutated())
 @example(change=("keyid", {**SIGNED, "signatures": [{**SIGNED["signatures"][0], "keyid": "another-key"}]}))
+@example(change=("keyid", {**SIGNED, "signatures": [{**SIGNED["signatures"][0], "keyid": "\n"}]}))  # under deep
 def test_any_change_without_the_key_is_refused_by_verify_and_by_the_webhook(change: tuple[str, Any]) -> None:
     what, env = change
     text = json.dumps(env)

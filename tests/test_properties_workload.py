@@ -146,20 +146,30 @@ def _shuffled(value: Any, rnd: random.Random) -> Any:
 
 
 @st.composite
-def _formatted(draw: st.DrawFn, value: Any) -> str:
-    """`value` as YAML or JSON text in one of the ways people write it."""
+def _formatted(draw: st.DrawFn, value: Any, one_of_many: bool = False) -> str:
+    """`value` as YAML or JSON text in one of the ways people write it. `one_of_many`: a document of a multi-document
+    file, which is YAML whatever each document looks like, so a JSON one escapes what YAML forbids raw (a control
+    character: refused in one line, as test_a_character_yaml_does_not_allow_is_one_line_naming_where shows)."""
     style = draw(st.sampled_from(["block", "flow", "json", "json-indented", "wide"]))
     if style == "json":
         return json.dumps(value)
     if style == "json-indented":
-        return json.dumps(value, indent=draw(st.integers(1, 8)), ensure_ascii=draw(st.booleans()))
+        raw = False if one_of_many else draw(st.booleans())
+        return json.dumps(value, indent=draw(st.integers(1, 8)), ensure_ascii=not raw)
     return yaml.safe_dump(
         value,
         sort_keys=False,
         default_flow_style=style == "flow",
-        indent=draw(st.integers(2, 9)),
-        width=draw(st.sampled_from([20, 80, 4096])),
-        allow_unicode=draw(st.booleans()),
+        # PyYAML's emitter does not round-trip a folded double-quoted string in flow style at indent 7 to 9 (found by
+        # the digest property under `deep`: the text read back has stray backslashes); not aigate's to fix
+        indent=draw(st.integers(2, 6)),
+        # folded at a narrow width, PyYAML's emitter does not round-trip a double-quoted string with an escape
+        # before a space (found under `ci`); lines are as long as the value
+        width=4096,
+        # raw, PyYAML's emitter writes NEL (U+0085) inside a quoted scalar, where its reader folds it as a line break
+        # (found under `ci`: the text read back differs); escaped, every character round-trips. Raw non-ASCII is
+        # JSON's `ensure_ascii=False` above.
+        allow_unicode=False,
         explicit_start=draw(st.booleans()),
     )
 
@@ -209,7 +219,7 @@ def test_valid_workloads_digest_stably_whatever_the_key_order_and_formatting(
         digest = out.strip()
         assert re.fullmatch(r"sha256:[0-9a-f]{64}", digest)
         rnd = random.Random(data.draw(st.integers(0, 2**32), label="shuffle seed"))
-        again = [data.draw(_formatted(_shuffled(x, rnd)), label="reformatted") for x in reversed(docs)]
+        again = [data.draw(_formatted(_shuffled(x, rnd), len(docs) > 1), label="reformatted") for x in reversed(docs)]
         (d / "w.yaml").write_text("\n---\n".join(again), encoding="utf-8")
         assert cli("digest", str(d / "w.yaml")) == (0, f"{digest}\n", "")
 

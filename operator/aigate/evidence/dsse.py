@@ -114,7 +114,7 @@ def verify_envelope(
             raise EvidenceInputError(f"envelope signature {i} is not valid base64") from None
         sid = entry.get("keyid")
         if sid not in (None, "", kid):
-            other_ids.append(str(sid)[:64])
+            other_ids.append("".join(c if c.isprintable() else "?" for c in str(sid)[:64]))  # quoted in one line
             continue
         if verify_signature(public_key, sig, message):
             return payload
