@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: upstream-crds floor-webhook argocd-lua screenshots helm promtool promptfoo chart install uninstall venv demo test lint typecheck unit control-plane node image lock cosign cluster cluster-down cluster-demo crd docs bench clean
+.PHONY: fuzz upstream-crds floor-webhook argocd-lua screenshots helm promtool promptfoo chart install uninstall venv demo test lint typecheck unit control-plane node image lock cosign cluster cluster-down cluster-demo crd docs bench clean
 
 venv: $(STAMP)
 
@@ -35,6 +35,11 @@ typecheck: venv
 ## unit: the tests that need no cluster
 unit: venv
 	$(BIN)/pytest -m 'not cluster'
+
+## fuzz: the property tests (tests/test_properties_*.py) under Hypothesis's `deep` profile, 10,000 examples each
+## (tests/README.md has the figures of the last run); `make test` runs them under `ci`
+fuzz: venv
+	HYPOTHESIS_PROFILE=deep $(BIN)/pytest -m 'not cluster' -p no:cacheprovider --hypothesis-show-statistics tests/test_properties_*.py
 
 ## control-plane: build (or reuse from the cache) etcd, kube-apiserver, kube-controller-manager
 control-plane:

@@ -91,15 +91,70 @@ class ResolvedWorkload:
         return self.workload.metadata.name
 
 
-def _yaml_documents(text: str, source: str) -> list[Any]:
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _joined(text: str) -> str:
+    """A string with JSON's surrogate-pair escapes (`"\\ud83d\\ude00"`, what `json.dumps` writes for any character
+    beyond the BMP) read as the one character they stand for: PyYAML reads each half alone, leaving two lone
+    surrogates no field accepts. A lone half stays as it is, for the field's own check to name."""
     try:
-        return [d for d in yaml.safe_load_all(text) if d is not None]
+        return text.encode("utf-16", "surrogatepass").decode("utf-16")
+    except UnicodeDecodeError:
+        return text
+
+
+def join_surrogates(doc: Any) -> Any:
+    """`_joined` over every string and key of a loaded YAML document, in place (iterative: any depth)."""
+    if isinstance(doc, str):
+        return _joined(doc) if _SURROGATE.search(doc) else doc
+    stack = [doc]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            items = list(node.items())
+            node.clear()
+            for k, v in items:
+                node[join_surrogates(k) if isinstance(k, str) else k] = join_surrogates(v) if isinstance(v, str) else v
+            stack.extend(v for v in node.values() if isinstance(v, dict | list))
+        elif isinstance(node, list):
+            for i, v in enumerate(node):
+                if isinstance(v, str):
+                    node[i] = join_surrogates(v)
+                elif isinstance(v, dict | list):
+                    stack.append(v)
+    return doc
+
+
+def _unreadable_character(text: str, e: yaml.reader.ReaderError, source: str) -> list[Any]:
+    """A character YAML does not allow unescaped (a control character, DEL): JSON allows most of them in its strings,
+    and a JSON document is read as JSON; anything else is one line naming the character and where it is."""
+    try:
+        return [join_surrogates(json.loads(text))]
+    except (ValueError, RecursionError):
+        pass
+    before = text[: e.position]
+    line, column = before.count("\n") + 1, e.position - (before.rfind("\n") + 1) + 1
+    char = e.character if isinstance(e.character, str) else chr(e.character)
+    raise WorkloadError(
+        f"YAML syntax error at line {line}, column {column}: character U+{ord(char):04X} is not allowed in YAML "
+        "(write it as an escape in a double-quoted string)",
+        source=source,
+    ) from None
+
+
+def yaml_documents(text: str, source: str) -> list[Any]:
+    """The non-empty documents of a YAML (or JSON) text; WorkloadError in one line saying where it breaks."""
+    try:
+        return [join_surrogates(d) for d in yaml.safe_load_all(text) if d is not None]
+    except yaml.reader.ReaderError as e:
+        return _unreadable_character(text, e, source)
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"
         raise WorkloadError(f"YAML syntax error at {where}: {e.problem or e}", source=source) from None
     except yaml.YAMLError as e:
-        raise WorkloadError(f"YAML syntax error: {e}", source=source) from None
+        raise WorkloadError(f"YAML syntax error: {' '.join(str(e).split())}", source=source) from None
     except RecursionError:
         raise WorkloadError(f"nested deeper than {MAX_DEPTH} levels", source=source) from None
 
@@ -206,7 +261,7 @@ def load_workload_file(path: str | Path) -> WorkloadFile:
         raise WorkloadError(f"cannot read: {e.strerror or e}", source=source) from None
     except UnicodeDecodeError as e:
         raise WorkloadError(f"cannot read: {e}", source=source) from None
-    docs = _yaml_documents(text, source)
+    docs = yaml_documents(text, source)
     workloads = [d for d in docs if isinstance(d, dict) and d.get("kind") == "AIWorkload"]
     if not docs:
         raise WorkloadError(f"the file is empty: {ONE_WORKLOAD}", source=source)
@@ -284,7 +339,7 @@ def _read_file(name: str, where: str, base_dir: Path | None) -> str:
 
 
 def _parse_cases(text: str, where: str) -> list[Case]:
-    docs = _yaml_documents(text, where)
+    docs = yaml_documents(text, where)
     doc = docs[0] if len(docs) == 1 else docs
     check_depth(doc, where)
     try:
@@ -419,7 +474,7 @@ def _parse_manifest(text: str, where: str) -> dict[str, Any]:
     try:
         doc = json.loads(text)
     except json.JSONDecodeError:
-        docs = _yaml_documents(text, where)
+        docs = yaml_documents(text, where)
         doc = docs[0] if docs else None
     except RecursionError:
         raise WorkloadError(f"{where}: nested deeper than {MAX_DEPTH} levels") from None

@@ -8,11 +8,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Final, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic.alias_generators import to_camel
 
 from aigate.api.errors import WorkloadError, format_validation_error
+from aigate.api.load import yaml_documents
 from aigate.api.models import DURATION_PATTERN, GateName, parse_duration
 
 POLICY_KIND: Final = "AIGatePolicy"
@@ -134,11 +134,12 @@ def load_policies(paths: Sequence[str | Path], *, any_namespace: bool = False) -
     for path in paths:
         source = str(path)
         try:
-            docs = list(yaml.safe_load_all(Path(path).read_text(encoding="utf-8")))
+            text = Path(path).read_text(encoding="utf-8")
         except OSError as e:
             raise WorkloadError(f"cannot read: {e.strerror or e}", source=source) from None
-        except yaml.YAMLError as e:
-            raise WorkloadError(f"YAML syntax error: {e}", source=source) from None
+        except UnicodeDecodeError as e:
+            raise WorkloadError(f"cannot read: {e}", source=source) from None
+        docs = yaml_documents(text, source)
         for doc in docs:
             if not isinstance(doc, dict) or doc.get("kind") != POLICY_KIND:
                 continue

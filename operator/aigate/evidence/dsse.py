@@ -4,7 +4,9 @@ attestations and cosign use.
 The signature covers PAE(payloadType, payload) = "DSSEv1" SP len(type) SP type SP len(body) SP body (lengths in
 ASCII decimal, bytes), never the JSON of the envelope, so the envelope's own serialization does not matter.
 ECDSA P-256 signs with SHA-256 and writes the ASN.1 DER signature, as cosign does; Ed25519 signs PAE directly.
-`keyid` is an unauthenticated hint: verification tries the given key on every signature.
+`keyid` is an unauthenticated hint, but one that must not lie: verification tries the given key on every signature
+that names no keyid or the key's own, and a signature naming another key's is not this key's (as sigstore-go skips
+it), so an envelope whose keyid was rewritten is refused like one signed with another key.
 """
 
 from __future__ import annotations
@@ -110,11 +112,12 @@ def verify_envelope(
             sig = b64decode_any(entry["sig"])
         except (binascii.Error, ValueError):
             raise EvidenceInputError(f"envelope signature {i} is not valid base64") from None
+        sid = entry.get("keyid")
+        if sid not in (None, "", kid):
+            other_ids.append("".join(c if c.isprintable() else "?" for c in str(sid)[:64]))  # quoted in one line
+            continue
         if verify_signature(public_key, sig, message):
             return payload
-        sid = entry.get("keyid")
-        if isinstance(sid, str) and sid and sid != kid:
-            other_ids.append(sid)
     who = f"key {key_name}" if key_name else "the given public key"
     reason = f"signature does not verify with {who} (keyid {kid[:16]}…)"
     if other_ids:

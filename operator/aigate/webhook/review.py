@@ -133,6 +133,9 @@ class Reviewer:
         if webhook == WORKLOADREFS_WEBHOOK and (group, plural) in WORKLOADREF_KINDS:
             return respond(review, await self.rollout(request, WORKLOADREF_KINDS[(group, plural)]))
         if webhook in (ACCEPTANCES_WEBHOOK, AIWORKLOADS_WEBHOOK) and (group, plural) == AIWORKLOAD_RESOURCE:
+            problem = aiworkload_shape_problem(request)
+            if problem is not None:
+                return refusal(review, problem, 400)
             judge = self.acceptances if webhook == ACCEPTANCES_WEBHOOK else self.aiworkload
             return respond(review, await asyncio.to_thread(judge, request))
         what = f"{group or 'core'}/{resource.get('version')}/{plural}"
@@ -144,7 +147,12 @@ class Reviewer:
         started = time.perf_counter()
         body = _body(request)
         meta = body.get("metadata") if isinstance(body.get("metadata"), Mapping) else {}
-        labels = dict((meta or {}).get("labels") or {})
+        raw_labels = (meta or {}).get("labels") or {}
+        if not isinstance(raw_labels, Mapping):  # the API server decodes labels as a map first; a review may not
+            return Answer(False, f"metadata.labels must be a map (got {type(raw_labels).__name__})", 400)
+        labels = dict(raw_labels)
+        if not isinstance(labels.get(WORKLOAD_LABEL, ""), str):
+            return Answer(False, f"metadata.labels[{WORKLOAD_LABEL!r}] must be a string", 400)
         deployment = referenced_deployment(gated, body)
         if WORKLOAD_LABEL not in labels and deployment is None:
             return ALLOW  # what kopf's label filter let through without calling the handler
@@ -359,6 +367,19 @@ class Reviewer:
         userinfo = dict(request.get("userInfo") or {})
         denied = [r for r in added(new, old) if not self.may(userinfo, "get", r.resource, ns, r.name)]
         return reference_refusal(str(userinfo.get("username") or ""), ns, denied)
+
+
+def aiworkload_shape_problem(request: Mapping[str, Any]) -> str | None:
+    """An AIWorkload whose metadata or spec is not an object: the mutating (acceptances) webhook sees it before the
+    API server checks the CRD's schema, so it is refused here in words, not left to fail on the first lookup."""
+    for where in ("object", "oldObject"):
+        obj = request.get(where)
+        if not isinstance(obj, Mapping):
+            continue
+        for part in ("metadata", "spec"):
+            if part in obj and not isinstance(obj[part], Mapping):
+                return f"AIWorkload {part} must be an object (request.{where}.{part} is {type(obj[part]).__name__})"
+    return None
 
 
 def _body(request: Mapping[str, Any]) -> JSON:

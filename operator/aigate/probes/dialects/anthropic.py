@@ -104,7 +104,7 @@ class Messages:
             out.input_tokens = input_tokens(usage)
             out.output_tokens = usage.get("output_tokens")
             cache_details(usage, out)
-        return out
+        return out.checked()
 
     def stream(self, start: float) -> MessagesReader:
         return MessagesReader(start)

@@ -75,6 +75,27 @@ class Parsed:
         self.token_times: list[float] = []
         """Streaming: ms from the request to each chunk that carried output (the first is the ttft)."""
 
+    def checked(self) -> Parsed:
+        """This answer, once what the runner computes with is of its type: text a string, each token count a
+        whole number >= 0 (the SDKs type counts as int, negatives included; a count aigate bills must be one).
+        Raises `Malformed` naming the field, so that the client counts a malformed answer instead of failing later
+        on `int()` or a text that is a list."""
+        if not isinstance(self.text, str):
+            raise Malformed(f"the answer's text is a {type(self.text).__name__}, not a string")
+        if self.model is not None and not isinstance(self.model, str):
+            raise Malformed(f"the answer's model is a {type(self.model).__name__}, not a string")
+        counts = {
+            "input tokens": self.input_tokens,
+            "output tokens": self.output_tokens,
+            "cache read tokens": self.cache_read_tokens,
+            "cache write tokens": self.cache_write_tokens,
+            "reasoning tokens": self.reasoning_tokens,
+        }
+        for what, count in counts.items():
+            if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 0):
+                raise Malformed(f"the answer's usage gives {what} {str(count)[:20]!r}, not a token count")
+        return self
+
     def details(self, cache_read: Any = None, cache_write: Any = None, reasoning: Any = None, tier: Any = None) -> None:
         """Token details a usage document gave (ints; anything else is not a count and is ignored), and the
         service tier the answer was billed at."""
@@ -218,4 +239,4 @@ class Reader:
         self.out.text = "".join(self.parts)
         for _, (name, frags) in sorted(self.tools.items()):
             self.out.tool_calls.append(ToolCall(name=str(name), arguments=arguments("".join(frags))))
-        return self.out
+        return self.out.checked()

@@ -118,7 +118,7 @@ class ChatCompletions:
         out.fingerprint = doc.get("system_fingerprint")
         out.details(tier=doc.get("service_tier"))
         chat_usage(doc.get("usage"), out)
-        return out
+        return out.checked()
 
     def stream(self, start: float) -> ChatCompletionsReader:
         return ChatCompletionsReader(start)

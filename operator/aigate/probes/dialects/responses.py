@@ -85,7 +85,7 @@ class Responses:
         out = Parsed()
         read_output(doc["output"], out)
         read_response(doc, out)
-        return out
+        return out.checked()
 
     def stream(self, start: float) -> ResponsesReader:
         return ResponsesReader(start)
