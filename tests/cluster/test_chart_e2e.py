@@ -7,9 +7,11 @@ patches their failing workload to `enforcement: audit`, or writes a labelled Rep
 Pod "owned" by a ConfigMap instead of a Deployment, is refused all the same; with the upstream CRDs of the custom
 gated kinds installed (KServe, LeaderWorkerSet, Knative, ToolHive, Argo Rollouts; no controller), an object of each
 labelled for the failing workload is refused, for the passing one admitted, unlabelled untouched, as the admin and
-as the editor, and `kubectl aigate why -f` explains each refusal; an unlabelled Rollout whose spec.workloadRef names
-a Deployment admitted while its workload passed is admitted, and refused once that workload fails; a `helm upgrade`
-to changed values (the webhook pods roll) keeps refusing and admitting throughout; the serving certificate the
+as the editor, and `kubectl aigate why -f` explains each refusal; a passing workload that declares an MCP server
+(a real one its gate Job's pod lists the tools of) has a labelled MCPServer running the declared image admitted, and
+one running another image refused naming both; an unlabelled Rollout whose spec.workloadRef names a Deployment
+admitted while its workload passed is admitted, and refused once that workload fails; a `helm upgrade` to changed
+values (the webhook pods roll) keeps refusing and admitting throughout; the serving certificate the
 operator issues (a short validity here) is renewed and served by every webhook pod without a restart; after launch,
 canaries (every 15 s here) notice a primary answering under a new model identity or failing a case that passed,
 refuse rollouts until the re-gate passes, stop at their daily cap and tell an unreachable endpoint from a drift;
@@ -45,8 +47,9 @@ from release import CRDS, GATES, KINDS, NS, RELEASE, helm, helm_args, pods
 
 import upstreamcrds
 from aigate.policy.kinds import GatedKind
-from gatedexamples import CUSTOM, gated_object
+from gatedexamples import CUSTOM, MCP_IMAGE, gated_object
 from localcluster.testing import Cluster, cluster_image
+from mcp_servers.casetools import serve_casetools
 
 CERT_VALIDITY_S = 120
 """Renewed with a third left (80 s in): the old one stays valid 40 s more, ample for the kubelet (syncFrequency
@@ -411,6 +414,72 @@ def test_each_custom_kind_is_judged_at_its_top_level_object(
         said = passing.stderr
         assert f"AIWorkload {team}/fraud-review is not cleared for rollout: MCPServer {team}/casetools" in said, said
         assert "is not one of the MCP servers the workload declares in spec.mcpServers (none)" in said, said
+
+
+MCP_DECLARING = "mcp-declaring"
+"""A passing workload of the team's that declares the casetools MCP server, with the image its MCPServer runs."""
+OTHER_MCP_IMAGE = "ghcr.io/example/shell-tools:6"
+
+
+def declaring_casetools(ns: str, name: str, sim: Any, url: str) -> dict[str, Any]:
+    """The flows' passing workload declaring the casetools MCP server at `url` (its image MCP_IMAGE) and every tool
+    that server exposes, with the access its annotations state (a write or destructive one needing approval): the
+    toolControl gate lists them there and passes."""
+    doc = flows.workload(ns, name, sim, approval=True)
+    doc["spec"]["tools"] += [
+        {"name": "delete_case", "access": "destructive", "approval": "required"},
+        {"name": "export_cases", "access": "write", "approval": "required"},
+        {"name": "get_case", "access": "read"},
+    ]
+    doc["spec"]["mcpServers"] = [{"name": "casetools", "url": url, "image": MCP_IMAGE}]
+    return doc
+
+
+def test_an_mcpserver_running_the_image_its_passing_workload_declares_is_admitted(
+    cluster: Cluster, installed: Install, team: str, upstream_crds: Path, simulator: Any
+) -> None:
+    """The other side of the MCPServer case above: a workload declaring the casetools MCP server (a real one, served
+    from this machine on the pod bridge's gateway, where its gate Job's pod lists the server's tools) passes; an
+    MCPServer labelled for it and running the declared image is admitted, one running another image refused naming
+    both images, as the admin and as the namespace editor (server-side dry-runs, nothing kept)."""
+    if cluster.host_address is None:
+        pytest.skip("serves the MCP server from this machine to the gate Job's pods")
+    [kind] = [k for k in CUSTOM if k.mcp is not None]
+    ns = team
+    flows.setup_namespace(cluster, ns, MCP_DECLARING)
+    try:
+        with serve_casetools(host=cluster.host_address) as casetools:
+            flows.apply(cluster, declaring_casetools(ns, MCP_DECLARING, simulator, casetools.url))
+
+            def finished() -> dict[str, Any] | None:
+                wl = flows.get_workload(cluster, ns, MCP_DECLARING)
+                st = wl.get("status") or {}
+                ended = st.get("phase") == "Error" or (st.get("lastRun") or {}).get("finishedAt")
+                return wl if ended and st.get("phase") in ("Passed", "Failed", "Error") else None
+
+            wl = cluster.wait_for(finished, timeout=240, what=f"{ns}/{MCP_DECLARING} gate run finished")
+            assert wl["status"].get("decision") == "PASS", json.dumps(wl["status"])[:3000]
+            assert flows.conditions(wl)["ToolControlGate"]["status"] == "True"
+            assert casetools.authorizations, "the gate run never reached the declared MCP server"
+
+        served = f"served at http://mcp-casetools-proxy.{ns}.svc.cluster.local:8080"
+        for create in (functools.partial(as_admin, cluster), functools.partial(as_editor, cluster)):
+            declared = create(gated_object(kind, ns, "casetools", MCP_DECLARING))
+            assert declared.returncode == 0, declared.stderr
+
+            other = create(gated_object(kind, ns, "casetools", MCP_DECLARING, image=OTHER_MCP_IMAGE))
+            assert other.returncode != 0, "an MCPServer running an image its workload does not declare was admitted"
+            said = other.stderr
+            assert DENIED in said, said
+            assert (
+                f"AIWorkload {ns}/{MCP_DECLARING} is not cleared for rollout: MCPServer {ns}/casetools (image "
+                f"{OTHER_MCP_IMAGE}, {served}) runs image {OTHER_MCP_IMAGE}, not {MCP_IMAGE}, the image the workload "
+                "declares for MCP server casetools"
+            ) in said, said
+    finally:
+        # gone before the uninstall test, which finds only fraud-review and still-failing in the team's namespace
+        gone = cluster.kubectl("delete", "aiworkload", MCP_DECLARING, "-n", ns, "--wait", "--timeout=60s", check=False)
+    assert gone.returncode == 0, gone.stderr
 
 
 REF_TARGET, REF_APP = "ref-target", "ref-app"

@@ -1,7 +1,8 @@
 """A real MCP server for the tests: the fraud workload's `casetools`, built with the official SDK.
 
-It serves Streamable HTTP on 127.0.0.1 from a thread, pages `tools/list` two tools at a time so that the
-probe must follow `nextCursor`, and, when given a token, refuses any request without that bearer token.
+It serves Streamable HTTP on 127.0.0.1 (or a given address: the pod bridge's gateway, for a gate Job's pods) from a
+thread, pages `tools/list` two tools at a time so that the probe must follow `nextCursor`, and, when given a token,
+refuses any request without that bearer token.
 Its tools are chosen to exercise the toolControl comparison:
 
 - lookup_policy     readOnlyHint true                   (declared read: fine)
@@ -112,14 +113,17 @@ def _bearer_guard(app: Asgi, token: str | None, seen: list[str]) -> Asgi:
 
 
 @contextmanager
-def serve_casetools(token: str | None = None) -> Iterator[Running]:
-    """Run the server on a free loopback port in a thread for the duration of the block."""
+def serve_casetools(token: str | None = None, host: str = "127.0.0.1") -> Iterator[Running]:
+    """Run the server on a free port of `host` (loopback unless told) in a thread for the duration of the block.
+
+    `host` goes to the SDK too: on loopback it refuses any other Host header (DNS rebinding protection), which would
+    refuse a client reaching it at another address."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
+    sock.bind((host, 0))
     port = sock.getsockname()[1]
-    running = Running(url=f"http://127.0.0.1:{port}/mcp")
-    app = _bearer_guard(build_server().streamable_http_app(), token, running.authorizations)
+    running = Running(url=f"http://{host}:{port}/mcp")
+    app = _bearer_guard(build_server().streamable_http_app(host=host), token, running.authorizations)
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
