@@ -463,6 +463,12 @@ def test_an_mcpserver_running_the_image_its_passing_workload_declares_is_admitte
             assert casetools.authorizations, "the gate run never reached the declared MCP server"
 
         served = f"served at http://mcp-casetools-proxy.{ns}.svc.cluster.local:8080"
+        # the webhook learns the new evidence from its watch, a moment after the status says PASS
+        cluster.wait_for(
+            lambda: as_admin(cluster, gated_object(kind, ns, "casetools", MCP_DECLARING)).returncode == 0,
+            timeout=30,
+            what="the webhook admitting the declared MCPServer once the evidence is indexed",
+        )
         for create in (functools.partial(as_admin, cluster), functools.partial(as_editor, cluster)):
             declared = create(gated_object(kind, ns, "casetools", MCP_DECLARING))
             assert declared.returncode == 0, declared.stderr
