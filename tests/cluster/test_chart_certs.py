@@ -23,6 +23,7 @@ from kubernetes.client import CoreV1Api
 from aigate.controller.certs import CA_CERT, TLS_CERT, CertRotator, RotatorSettings, hosts_for, next_renewal
 from aigate.controller.signingkey import SigningKeyError, ensure_signing_key
 from aigate.evidence.keys import load_private_key
+from aigate.kube.names import WEBHOOK_IDS
 from aigate.webhook.configurations import mutating_configuration, validating_configuration
 from localcluster.aigate_operator import OperatorProcess, install_crd, prepare_operator
 from localcluster.testing import Cluster
@@ -99,13 +100,14 @@ def test_rotator_keeps_secret_bundle_and_files_in_step(
     )
     with cluster.api_client() as api:
         rotator = CertRotator(api, settings, clock)
-        assert bundles(cluster, name) == [None, None, None]
+        assert bundles(cluster, name) == [None] * len(WEBHOOK_IDS)
 
         first = rotator.ensure()
         s1 = secret(cluster, namespace, "aigate-webhook-tls")
         bundle = base64.b64encode(first.bundle).decode()
         assert s1["data"][CA_CERT] == bundle
-        assert bundles(cluster, name) == [bundle] * 3, "caBundle injected into every webhook of both configurations"
+        every = [bundle] * len(WEBHOOK_IDS)
+        assert bundles(cluster, name) == every, "caBundle injected into every webhook of both configurations"
         assert (files / "tls.crt").read_bytes() == first.serving.cert
         assert s1["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "aigate-operator"
         versions = [
@@ -132,19 +134,19 @@ def test_rotator_keeps_secret_bundle_and_files_in_step(
         assert serial(s2["data"][TLS_CERT]) != serial(s1["data"][TLS_CERT])
         assert serial(s2["data"][TLS_CERT]) == x509.load_pem_x509_certificate(second.serving.cert).serial_number
         assert (files / "tls.crt").read_bytes() == second.serving.cert
-        assert bundles(cluster, name) == [bundle] * 3
+        assert bundles(cluster, name) == [bundle] * len(WEBHOOK_IDS)
 
         # a configuration re-applied without caBundle (as a `kubectl replace` or a fresh install would) is repaired
         cluster.kubectl("replace", "-f", "-", input=json.dumps(docs[0]))
         assert bundles(cluster, name)[:2] == [None, None]
         rotator.ensure()
-        assert bundles(cluster, name) == [bundle] * 3
+        assert bundles(cluster, name) == [bundle] * len(WEBHOOK_IDS)
 
         # a deleted Secret: a new CA, injected
         cluster.kubectl("delete", "secret", "aigate-webhook-tls", "-n", namespace)
         third = rotator.ensure()
         assert third.ca != first.ca
-        assert bundles(cluster, name) == [base64.b64encode(third.bundle).decode()] * 3
+        assert bundles(cluster, name) == [base64.b64encode(third.bundle).decode()] * len(WEBHOOK_IDS)
 
 
 def test_signing_key_is_generated_once_and_never_replaced(cluster: Cluster, namespace: str, tmp_path: Path) -> None:
@@ -241,7 +243,7 @@ def test_operator_renews_its_certificate_and_keeps_answering_without_a_restart(
     pid = op.proc.pid
     stored = secret(cluster, namespace, "aigate-webhook-tls")
     bundle = stored["data"][CA_CERT]
-    assert bundles(cluster, name) == [bundle] * 3, "the operator injected its CA at start-up"
+    assert bundles(cluster, name) == [bundle] * len(WEBHOOK_IDS), "the operator injected its CA at start-up"
     first = serial(stored["data"][TLS_CERT])
     assert served_serial(op.webhook_port, base64.b64decode(bundle)) == first
 

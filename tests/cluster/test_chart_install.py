@@ -21,6 +21,7 @@ import pytest
 
 from aigate.controller.certs import CertRotator, RotatorSettings, hosts_for
 from aigate.controller.signingkey import ensure_signing_key
+from aigate.kube.names import WEBHOOK_IDS
 from localcluster.aigate_operator import install_crd
 from localcluster.testing import Cluster
 
@@ -66,7 +67,7 @@ def test_install_upgrade_uninstall_keep_the_injected_ca_bundle_and_leave_no_webh
     args += [a for s in sets for a in ("--set", s)]
     done = run_helm(helm, *args, kubeconfig=cluster.kubeconfig, timeout=300)
     assert done.returncode == 0, done.stderr
-    assert bundles(cluster, name) == [None, None, None], "the chart renders no caBundle"
+    assert bundles(cluster, name) == [None] * len(WEBHOOK_IDS), "the chart renders no caBundle"
 
     # what the operator does at start-up with the chart's settings (AIGATE_WEBHOOK_TLS_SECRET, _CONFIGURATION, _HOST)
     env = {
@@ -93,7 +94,7 @@ def test_install_upgrade_uninstall_keep_the_injected_ca_bundle_and_leave_no_webh
         tls = CertRotator(api, settings).ensure()
         assert ensure_signing_key(api, namespace, str(env["AIGATE_SIGNING_KEY_SECRET"]), tmp_path / "key" / "k")
     injected = base64.b64encode(tls.bundle).decode()
-    assert bundles(cluster, name) == [injected] * 3
+    assert bundles(cluster, name) == [injected] * len(WEBHOOK_IDS)
 
     def can(verb: str, what: str, ns: str | None = namespace, sub: str = "", user: str = account) -> bool:
         args = ["auth", "can-i", verb, what, *(["-n", ns] if ns else []), *([f"--subresource={sub}"] if sub else [])]
@@ -120,8 +121,9 @@ def test_install_upgrade_uninstall_keep_the_injected_ca_bundle_and_leave_no_webh
     done = run_helm(helm, *args, "--set", "webhook.timeoutSeconds=7", kubeconfig=cluster.kubeconfig, timeout=300)
     assert done.returncode == 0, done.stderr
     hooks = [w for k in KINDS for w in cluster.get_json(k, name)["webhooks"]]
-    assert [w["timeoutSeconds"] for w in hooks] == [7, 7, 7]
-    assert bundles(cluster, name) == [injected] * 3, "helm upgrade must not take the operator's caBundle back"
+    assert [w["timeoutSeconds"] for w in hooks] == [7] * len(WEBHOOK_IDS)
+    kept = [injected] * len(WEBHOOK_IDS)
+    assert bundles(cluster, name) == kept, "helm upgrade must not take the operator's caBundle back"
     history = run_helm(helm, "history", "aigate", "-n", namespace, "-o", "json", kubeconfig=cluster.kubeconfig)
     assert [r["status"] for r in json.loads(history.stdout)] == ["superseded", "deployed"]
 
