@@ -149,14 +149,19 @@ def yaml_documents(text: str, source: str) -> list[Any]:
         return [join_surrogates(d) for d in yaml.safe_load_all(text) if d is not None]
     except yaml.reader.ReaderError as e:
         return _unreadable_character(text, e, source)
-    except yaml.MarkedYAMLError as e:
+    except (yaml.YAMLError, RecursionError) as e:
+        raise unreadable(e, source) from None
+
+
+def unreadable(e: yaml.YAMLError | RecursionError, source: str) -> WorkloadError:
+    """One line saying where a YAML text breaks: the workload's files and promptfoo's configs alike."""
+    if isinstance(e, RecursionError):
+        return WorkloadError(f"nested deeper than {MAX_DEPTH} levels", source=source)
+    if isinstance(e, yaml.MarkedYAMLError):
         mark = e.problem_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"
-        raise WorkloadError(f"YAML syntax error at {where}: {e.problem or e}", source=source) from None
-    except yaml.YAMLError as e:
-        raise WorkloadError(f"YAML syntax error: {' '.join(str(e).split())}", source=source) from None
-    except RecursionError:
-        raise WorkloadError(f"nested deeper than {MAX_DEPTH} levels", source=source) from None
+        return WorkloadError(f"YAML syntax error at {where}: {e.problem or e}", source=source)
+    return WorkloadError(f"YAML syntax error: {' '.join(str(e).split())}", source=source)
 
 
 def check_depth(value: Any, where: str, limit: int = MAX_DEPTH) -> None:
@@ -414,14 +419,8 @@ def _import_promptfoo(
     _bounded(text, where)
     try:
         docs = load_config(text)
-    except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark
-        at = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"
-        raise WorkloadError(f"YAML syntax error at {at}: {e.problem or e}", source=where) from None
-    except yaml.YAMLError as e:
-        raise WorkloadError(f"YAML syntax error: {e}", source=where) from None
-    except RecursionError:
-        raise WorkloadError(f"nested deeper than {MAX_DEPTH} levels", source=where) from None
+    except (yaml.YAMLError, RecursionError) as e:
+        raise unreadable(e, where) from None
     config = docs[0] if len(docs) == 1 else docs
     check_depth(config, where)
     ref = pf.config_map_ref
